@@ -1,0 +1,1 @@
+"""kgr HTTP API (FastAPI)."""

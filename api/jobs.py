@@ -1,0 +1,93 @@
+"""Background jobs (training, evaluation, loads) run in threads, one per (kind, domain) at a time."""
+
+from __future__ import annotations
+
+import threading
+import traceback
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from graph.exceptions import ConflictError, KgrError, NotFoundError
+
+JobStatus = Literal["queued", "running", "succeeded", "failed"]
+ProgressFn = Callable[[float, str], None]
+JobFn = Callable[[ProgressFn], dict[str, Any]]
+
+
+class Job(BaseModel):
+    """A background job's state, as the API shows it."""
+
+    id: str
+    kind: str
+    domain: str
+    status: JobStatus = "queued"
+    progress: float = Field(default=0.0, ge=0.0, le=1.0)
+    message: str = ""
+    created_at: datetime
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    result: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class JobManager:
+    """Runs job functions in daemon threads; refuses a second live job of the same kind+domain."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+        self._lock = threading.Lock()
+
+    def submit(self, kind: str, domain: str, fn: JobFn) -> Job:
+        with self._lock:
+            for job in self._jobs.values():
+                if job.kind == kind and job.domain == domain and job.status in ("queued", "running"):
+                    raise ConflictError(
+                        f"a {kind} job for domain {domain!r} is already running (job {job.id})"
+                    )
+            job = Job(id=uuid.uuid4().hex[:12], kind=kind, domain=domain,
+                      created_at=datetime.now(UTC))
+            self._jobs[job.id] = job
+        thread = threading.Thread(target=self._run, args=(job.id, fn), daemon=True,
+                                  name=f"kgr-job-{job.id}")
+        thread.start()
+        return job.model_copy()
+
+    def _update(self, job_id: str, **changes: Any) -> None:
+        with self._lock:
+            job = self._jobs[job_id]
+            self._jobs[job_id] = job.model_copy(update=changes)
+
+    def _run(self, job_id: str, fn: JobFn) -> None:
+        self._update(job_id, status="running", started_at=datetime.now(UTC))
+
+        def progress(fraction: float, message: str = "") -> None:
+            self._update(job_id, progress=max(0.0, min(1.0, fraction)), message=message)
+
+        try:
+            result = fn(progress)
+        except KgrError as exc:
+            self._update(job_id, status="failed", error=exc.message, finished_at=datetime.now(UTC))
+        except Exception as exc:  # a job must never take the server down; keep the trace
+            self._update(
+                job_id, status="failed", finished_at=datetime.now(UTC),
+                error=f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=5)}",
+            )
+        else:
+            self._update(job_id, status="succeeded", progress=1.0, result=result,
+                         finished_at=datetime.now(UTC))
+
+    def get(self, job_id: str) -> Job:
+        with self._lock:
+            job = self._jobs.get(job_id)
+        if job is None:
+            raise NotFoundError(f"no job {job_id!r}")
+        return job.model_copy()
+
+    def list(self) -> list[Job]:
+        with self._lock:
+            return sorted((j.model_copy() for j in self._jobs.values()),
+                          key=lambda j: j.created_at, reverse=True)

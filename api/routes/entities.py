@@ -1,0 +1,46 @@
+"""/v1/entities: search, one entity, its neighbours."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query
+
+from api.deps import ReaderDep, StoreDep
+from graph.models import Entity, EntityPage, Neighbor
+
+router = APIRouter(prefix="/v1/entities", tags=["entities"])
+
+Uid = Annotated[str, Path(min_length=1, max_length=512, description="'<domain>:<source id>'")]
+
+
+@router.get("", response_model=EntityPage, summary="Search or list entities")
+def search_entities(
+    store: StoreDep,
+    _: ReaderDep,
+    q: Annotated[str | None, Query(max_length=500, description="Free text (fuzzy)")] = None,
+    type: Annotated[list[str] | None, Query(description="Entity type label(s)")] = None,
+    domain: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    fuzzy: bool = True,
+) -> EntityPage:
+    return store.search_entities(q, types=type, domain=domain, limit=limit, cursor=cursor,
+                                 fuzzy=fuzzy)
+
+
+@router.get("/{uid}", response_model=Entity, summary="One entity by uid")
+def get_entity(uid: Uid, store: StoreDep, _: ReaderDep) -> Entity:
+    return store.get_entity(uid)
+
+
+@router.get("/{uid}/neighbors", response_model=list[Neighbor], summary="Neighbours of an entity")
+def get_neighbors(
+    uid: Uid,
+    store: StoreDep,
+    _: ReaderDep,
+    relation_type: Annotated[list[str] | None, Query(description="Relationship type(s)")] = None,
+    direction: Literal["out", "in", "both"] = "both",
+    limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> list[Neighbor]:
+    return store.neighbors(uid, relation_types=relation_type, direction=direction, limit=limit)

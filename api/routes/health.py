@@ -1,0 +1,33 @@
+"""/healthz (the process), /readyz (Neo4j reachable) and /metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from api.deps import DriverDep, SettingsDep
+from graph.driver import translate_errors
+
+router = APIRouter(tags=["health"])
+
+READY_QUERY = "RETURN 1 AS ok"
+
+
+@router.get("/healthz", summary="The process is up")
+def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/readyz", summary="Neo4j answers")
+def readyz(driver: DriverDep, settings: SettingsDep) -> dict[str, str]:
+    from neo4j import RoutingControl
+
+    with translate_errors():
+        driver.execute_query(READY_QUERY, database_=settings.neo4j_database,
+                             routing_=RoutingControl.READ)
+    return {"status": "ready", "neo4j": settings.resolved_uri}
+
+
+@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
+def metrics(request: Request) -> str:
+    return request.app.state.metrics.render()  # type: ignore[no-any-return]

@@ -1,0 +1,1 @@
+"""The ``kgr`` command line."""

@@ -1,0 +1,1 @@
+"""kgr graph layer: the Neo4j store, its local server launcher, schema and artifacts."""

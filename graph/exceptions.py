@@ -1,0 +1,38 @@
+"""Errors of the graph layer. The API maps each class to one HTTP status in api/errors.py."""
+
+
+class KgrError(Exception):
+    """Root of every error kgr raises on purpose."""
+
+    def __init__(self, message: str, *, details: object | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+
+
+class NotFoundError(KgrError):
+    """A requested entity, domain, migration, job or artifact does not exist."""
+
+
+class InvalidInputError(KgrError):
+    """Input failed validation: a bad label, relationship type, parameter or file."""
+
+
+class ConflictError(KgrError):
+    """The request conflicts with the current state: a held lock, a running job, a duplicate."""
+
+
+class PayloadTooLargeError(KgrError):
+    """An uploaded file or request body is over the configured size limit."""
+
+
+class DatabaseUnavailableError(KgrError):
+    """Neo4j cannot be reached or did not answer in time."""
+
+
+class ServerLaunchError(KgrError):
+    """The local Neo4j server could not be built, started or stopped."""
+
+
+class ModelNotReadyError(KgrError):
+    """No trained model (artifact) is active for the requested domain yet."""

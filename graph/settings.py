@@ -1,0 +1,96 @@
+"""The one configuration class of kgr, read from the environment (prefix ``KGR_``) and ``.env``.
+
+``NEO4J_URI``, ``NEO4J_USER``, ``NEO4J_PASSWORD`` and ``NEO4J_DATABASE`` point kgr at an existing
+server (a cluster, Aura, a container); without ``NEO4J_URI`` kgr starts and uses its own local
+server under ``$KGR_HOME/neo4j``.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class Settings(BaseSettings):
+    """Everything configurable in kgr; one instance per process (see ``get_settings``)."""
+
+    model_config = SettingsConfigDict(env_prefix="KGR_", env_file=".env", extra="ignore")
+
+    home: Path = Field(default=Path(".kgr"), description="State directory (outside git).")
+
+    # Neo4j connection. Without neo4j_uri, the local server is used.
+    neo4j_uri: str | None = Field(
+        default=None, validation_alias=AliasChoices("NEO4J_URI", "KGR_NEO4J_URI")
+    )
+    neo4j_user: str = Field(
+        default="neo4j", validation_alias=AliasChoices("NEO4J_USER", "NEO4J_USERNAME", "KGR_NEO4J_USER")
+    )
+    neo4j_password: str | None = Field(
+        default=None, validation_alias=AliasChoices("NEO4J_PASSWORD", "KGR_NEO4J_PASSWORD")
+    )
+    neo4j_database: str = Field(
+        default="neo4j", validation_alias=AliasChoices("NEO4J_DATABASE", "KGR_NEO4J_DATABASE")
+    )
+
+    # Local server (only used without neo4j_uri).
+    bolt_port: int = 7687
+    neo4j_heap: str = "2g"
+    neo4j_pagecache: str = "1g"
+    neo4j_start_timeout_s: float = 180.0
+
+    # Driver behaviour: short timeouts so that a dead database gives 503 fast, not a hang.
+    connect_timeout_s: float = 1.0
+    retry_time_s: float = 0.5
+    query_timeout_s: float = 30.0
+
+    # Data and artifacts.
+    data_dir: Path = Field(default=PROJECT_ROOT.parent / "shared" / "data")
+    batch_size: int = 10_000
+    max_upload_bytes: int = 200 * 1024 * 1024
+
+    # API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_keys: str | None = Field(
+        default=None, description="Comma-separated role:key pairs, e.g. 'admin:abc,reader:def'."
+    )
+    api_keys_file: Path | None = None
+
+    @property
+    def neo4j_home(self) -> Path:
+        return self.home / "neo4j"
+
+    @property
+    def artifacts_dir(self) -> Path:
+        return self.home / "artifacts"
+
+    @property
+    def keys_file(self) -> Path:
+        return self.api_keys_file or (self.home / "api_keys.json")
+
+    @property
+    def uses_local_server(self) -> bool:
+        return not self.neo4j_uri
+
+    @property
+    def resolved_uri(self) -> str:
+        return self.neo4j_uri or f"neo4j://127.0.0.1:{self.bolt_port}"
+
+    def resolved_password(self) -> str:
+        """The password to connect with: configured, or the one generated for the local server."""
+        if self.neo4j_password:
+            return self.neo4j_password
+        password_file = self.neo4j_home / "password"
+        if password_file.exists():
+            return password_file.read_text().strip()
+        return ""
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

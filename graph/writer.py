@@ -1,0 +1,114 @@
+"""Batched, parameterized writes of entities and relationships (``UNWIND`` over row batches).
+
+Labels and relationship types are written with Neo4j 5.26 dynamic labels (``$(...)``), so they
+stay parameters too; callers validate them as identifiers first (``graph.schema.is_identifier``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import Any, TypeVar
+
+from neo4j import Driver
+
+from graph.driver import translate_errors
+from graph.exceptions import InvalidInputError
+from graph.schema import is_identifier
+
+T = TypeVar("T")
+
+UPSERT_ENTITIES_QUERY = """
+UNWIND $rows AS row
+MERGE (n:Entity {uid: row.uid})
+SET n += row.props
+SET n:$(row.labels)
+"""
+
+UPSERT_RELATIONS_QUERY = """
+UNWIND $rows AS row
+MATCH (a:Entity {uid: row.source})
+MATCH (b:Entity {uid: row.target})
+MERGE (a)-[r:$(row.type)]->(b)
+SET r += row.props
+"""
+
+DELETE_DOMAIN_BATCH_QUERY = """
+MATCH (n:Entity {domain: $domain})
+WITH n LIMIT $batch_size
+DETACH DELETE n
+RETURN count(*) AS deleted
+"""
+
+
+def batched(rows: Iterable[T], size: int) -> Iterator[list[T]]:
+    iterator = iter(rows)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def entity_row(
+    uid: str, name: str, domain: str, types: list[str], **props: Any
+) -> dict[str, Any]:
+    """One row for ``write_entities``; ``props`` become node properties (None values dropped)."""
+    for label in types:
+        if not is_identifier(label):
+            raise InvalidInputError(f"entity type {label!r} is not a valid label")
+    properties = {"uid": uid, "name": name, "domain": domain}
+    properties.update({k: v for k, v in props.items() if v is not None})
+    return {"uid": uid, "labels": list(types), "props": properties}
+
+
+def relation_row(source: str, rel_type: str, target: str, **props: Any) -> dict[str, Any]:
+    """One row for ``write_relations``."""
+    if not is_identifier(rel_type):
+        raise InvalidInputError(f"relationship type {rel_type!r} is not a valid identifier")
+    return {
+        "source": source, "target": target, "type": rel_type,
+        "props": {k: v for k, v in props.items() if v is not None},
+    }
+
+
+def write_entities(
+    driver: Driver, database: str, rows: Iterable[dict[str, Any]], batch_size: int = 10_000,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """MERGE entities by uid in batches; returns the number of rows written."""
+    total = 0
+    with translate_errors():
+        for batch in batched(rows, batch_size):
+            driver.execute_query(UPSERT_ENTITIES_QUERY, {"rows": batch}, database_=database)
+            total += len(batch)
+            if on_batch:
+                on_batch(len(batch))
+    return total
+
+
+def write_relations(
+    driver: Driver, database: str, rows: Iterable[dict[str, Any]], batch_size: int = 10_000,
+    on_batch: Callable[[int], None] | None = None,
+) -> int:
+    """MERGE relationships between existing entities in batches; returns rows written."""
+    total = 0
+    with translate_errors():
+        for batch in batched(rows, batch_size):
+            driver.execute_query(UPSERT_RELATIONS_QUERY, {"rows": batch}, database_=database)
+            total += len(batch)
+            if on_batch:
+                on_batch(len(batch))
+    return total
+
+
+def delete_domain(driver: Driver, database: str, domain: str, batch_size: int = 10_000) -> int:
+    """Remove every entity of ``domain`` (and its relationships) in bounded transactions."""
+    deleted = 0
+    with translate_errors():
+        while True:
+            records, _, _ = driver.execute_query(
+                DELETE_DOMAIN_BATCH_QUERY, {"domain": domain, "batch_size": batch_size},
+                database_=database,
+            )
+            count = records[0]["deleted"]
+            deleted += count
+            if count == 0:
+                return deleted
