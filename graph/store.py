@@ -66,7 +66,7 @@ GET_ENTITIES_QUERY = "UNWIND $uids AS uid MATCH (node:Entity {uid: uid}) RETURN 
 NEIGHBORS_OUT_QUERY = """
 MATCH (n:Entity {uid: $uid})-[r]->(m:Entity)
 WHERE $types IS NULL OR type(r) IN $types
-RETURN r, m, 'out' AS direction
+RETURN type(r) AS rel_type, properties(r) AS rel_props, startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'out' AS direction
 ORDER BY type(r), m.uid
 LIMIT $limit
 """
@@ -74,7 +74,7 @@ LIMIT $limit
 NEIGHBORS_IN_QUERY = """
 MATCH (n:Entity {uid: $uid})<-[r]-(m:Entity)
 WHERE $types IS NULL OR type(r) IN $types
-RETURN r, m, 'in' AS direction
+RETURN type(r) AS rel_type, properties(r) AS rel_props, startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'in' AS direction
 ORDER BY type(r), m.uid
 LIMIT $limit
 """
@@ -82,7 +82,8 @@ LIMIT $limit
 NEIGHBORS_BOTH_QUERY = """
 MATCH (n:Entity {uid: $uid})-[r]-(m:Entity)
 WHERE $types IS NULL OR type(r) IN $types
-RETURN r, m, CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS direction
+RETURN type(r) AS rel_type, properties(r) AS rel_props, startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m,
+       CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS direction
 ORDER BY type(r), m.uid
 LIMIT $limit
 """
@@ -111,7 +112,7 @@ EXPAND_FRONTIER_QUERY = """
 UNWIND $frontier AS seed_uid
 MATCH (n:Entity {uid: seed_uid})-[r]-(m:Entity)
 WHERE $types IS NULL OR type(r) IN $types
-RETURN r, m
+RETURN type(r) AS rel_type, properties(r) AS rel_props, startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m
 LIMIT $limit
 """
 
@@ -197,6 +198,16 @@ def entity_from_node(node: Node) -> Entity:
         aliases=list(props.get("aliases") or []),
         description=props.get("description"),
         properties=_public_properties(props, CORE_PROPERTIES),
+    )
+
+
+def relation_from_record(record: Any) -> Relation:
+    """A Relation from the ``rel_type, rel_props, rel_source, rel_target`` columns of a record."""
+    return Relation(
+        type=record["rel_type"],
+        source=record["rel_source"],
+        target=record["rel_target"],
+        properties=_public_properties(record["rel_props"], set()),
     )
 
 
@@ -309,7 +320,7 @@ class GraphStore:
         return [
             Neighbor(
                 direction=r["direction"],
-                relation=relation_from_relationship(r["r"]),
+                relation=relation_from_record(r),
                 entity=entity_from_node(r["m"]),
             )
             for r in records
@@ -389,7 +400,7 @@ class GraphStore:
                 truncated = True
             next_frontier: list[str] = []
             for record in records:
-                relation = relation_from_relationship(record["r"])
+                relation = relation_from_record(record)
                 key = (relation.source, relation.type, relation.target)
                 if key in edges:
                     continue

@@ -59,12 +59,12 @@ def entity_row(
     return {"uid": uid, "labels": list(types), "props": properties}
 
 
-def relation_row(source: str, rel_type: str, target: str, **props: Any) -> dict[str, Any]:
+def relation_row(head: str, rel_type: str, tail: str, **props: Any) -> dict[str, Any]:
     """One row for ``write_relations``."""
     if not is_identifier(rel_type):
         raise InvalidInputError(f"relationship type {rel_type!r} is not a valid identifier")
     return {
-        "source": source, "target": target, "type": rel_type,
+        "source": head, "target": tail, "type": rel_type,
         "props": {k: v for k, v in props.items() if v is not None},
     }
 
