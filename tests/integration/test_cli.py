@@ -1,0 +1,78 @@
+"""The kgr CLI against the real Neo4j: tables for people, --json for scripts, exit codes."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from typer.testing import CliRunner
+
+from cli.main import app
+from graph.settings import Settings, get_settings
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliRunner]:
+    monkeypatch.setenv("KGR_HOME", str(settings.home))
+    monkeypatch.setenv("KGR_BOLT_PORT", str(settings.bolt_port))
+    if settings.neo4j_uri:
+        monkeypatch.setenv("NEO4J_URI", settings.neo4j_uri)
+    get_settings.cache_clear()
+    yield CliRunner()
+    get_settings.cache_clear()
+
+
+def test_every_command_has_help(runner: CliRunner) -> None:
+    for args in (["--help"], ["neo4j", "--help"], ["entity", "search", "--help"],
+                 ["paths", "--help"], ["serve", "--help"], ["keys", "create", "--help"]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, (args, result.output)
+        assert "Usage" in result.output
+
+
+def test_entity_show_json_and_table(runner: CliRunner, toy_graph: dict[str, str]) -> None:
+    uid = toy_graph["OMIM:154700"]
+    result = runner.invoke(app, ["entity", "show", uid, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["name"] == "Marfan syndrome"
+    table = runner.invoke(app, ["entity", "show", uid])
+    assert "Marfan syndrome" in table.output and "Disease" in table.output
+
+
+def test_search_neighbors_and_paths(runner: CliRunner, toy_graph: dict[str, str],
+                                    domain: str) -> None:
+    found = runner.invoke(app, ["entity", "search", "arachnodactyly", "-d", domain, "--json"])
+    assert json.loads(found.stdout)["items"][0]["uid"] == toy_graph["HP:0001166"]
+    neighbours = runner.invoke(app, ["entity", "neighbors", toy_graph["NCBIGene:2200"],
+                                     "--direction", "out", "--json"])
+    assert {n["entity"]["name"] for n in json.loads(neighbours.stdout)} == {
+        "Marfan syndrome", "Arachnodactyly"}
+    paths = runner.invoke(app, ["paths", toy_graph["NCBIGene:2200"], toy_graph["HP:0000098"]])
+    assert paths.exit_code == 0
+    assert "FBN1 -ASSOCIATED_WITH-> Marfan syndrome -HAS_PHENOTYPE-> Tall stature" in " ".join(
+        paths.output.split())
+
+
+def test_errors_have_exit_codes_and_messages(runner: CliRunner,
+                                             toy_graph: dict[str, str]) -> None:
+    missing = runner.invoke(app, ["entity", "show", "nope:missing"])
+    assert missing.exit_code == 3 and "no entity" in missing.output
+    bad = runner.invoke(app, ["entity", "neighbors", toy_graph["OMIM:154700"], "-r",
+                              "X`) DETACH DELETE n //"])
+    assert bad.exit_code == 4 and "unknown relationship type" in bad.output
+
+
+def test_keys_are_stored_hashed(runner: CliRunner, settings: Settings, tmp_path,  # type: ignore[no-untyped-def]
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    keys_file = tmp_path / "keys.json"
+    monkeypatch.setenv("KGR_API_KEYS_FILE", str(keys_file))
+    get_settings.cache_clear()
+    result = runner.invoke(app, ["keys", "create", "--role", "reader", "--name", "ci"])
+    assert result.exit_code == 0, result.output
+    key = result.stdout.strip()
+    assert key.startswith("kgr_") and key not in keys_file.read_text()
+    listing = runner.invoke(app, ["keys", "list"])
+    assert "ci" in listing.output and "reader" in listing.output
