@@ -1,0 +1,122 @@
+"""Fast unit tests of the pieces that need no database."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from api.errors import kgr_error_response
+from api.exceptions import AuthenticationError, PermissionDeniedError
+from api.jobs import JobManager
+from api.security import KeyRing, StoredKey, hash_key
+from graph.artifacts import ArtifactStore
+from graph.exceptions import (
+    ConflictError,
+    DatabaseUnavailableError,
+    InvalidInputError,
+    ModelNotReadyError,
+    NotFoundError,
+)
+from graph.schema import check_allowed, quote_identifier
+from graph.store import decode_cursor, encode_cursor, lucene_query
+
+
+def test_lucene_query_escapes_syntax_and_adds_fuzzy_terms() -> None:
+    query = lucene_query('marfan) OR name:"x" AND *')
+    assert "marfan~1" in query and "name" in query
+    # every token is wrapped, no raw field syntax or quotes survive
+    assert ":" not in query and '"' not in query
+    with pytest.raises(InvalidInputError):
+        lucene_query("  !!! ")
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    assert decode_cursor(encode_cursor({"offset": 40})) == {"offset": 40}
+    with pytest.raises(InvalidInputError):
+        decode_cursor("not-base64!!")
+
+
+def test_identifiers_are_checked_before_quoting() -> None:
+    assert quote_identifier("HAS_PHENOTYPE") == "`HAS_PHENOTYPE`"
+    for bad in ["X`) DETACH DELETE n //", "a b", "1abc", "", "x" * 65]:
+        with pytest.raises(InvalidInputError):
+            quote_identifier(bad)
+    assert check_allowed(["A"], ["A", "B"], "label") == ["A"]
+    with pytest.raises(InvalidInputError) as info:
+        check_allowed(["A", "Z"], ["A", "B"], "label")
+    assert "'Z'" in info.value.message
+
+
+def test_keyring_roles() -> None:
+    ring = KeyRing([StoredKey("a", "admin", hash_key("adm")), StoredKey("r", "reader",
+                                                                       hash_key("rd"))])
+    assert ring.authenticate("adm").role == "admin"
+    reader = ring.authenticate("rd")
+    assert ring.authorize(reader, "reader") == reader
+    with pytest.raises(PermissionDeniedError):
+        ring.authorize(reader, "admin")
+    with pytest.raises(AuthenticationError):
+        ring.authenticate(None)
+    with pytest.raises(AuthenticationError):
+        ring.authenticate("adm ")
+
+
+@pytest.mark.parametrize(("error", "status"), [
+    (NotFoundError("x"), 404), (InvalidInputError("x"), 422), (ConflictError("x"), 409),
+    (DatabaseUnavailableError("x"), 503), (AuthenticationError("x"), 401),
+    (PermissionDeniedError("x"), 403), (ModelNotReadyError("x"), 409),
+])
+def test_every_error_class_has_one_status(error: Exception, status: int) -> None:
+    response = kgr_error_response(error)  # type: ignore[arg-type]
+    assert response.status_code == status
+    if status == 503:
+        assert response.headers["Retry-After"]
+
+
+def test_job_manager_runs_reports_and_refuses_duplicates() -> None:
+    jobs = JobManager()
+    release = threading.Event()
+
+    def work(progress):  # type: ignore[no-untyped-def]
+        progress(0.5, "half")
+        release.wait(5)
+        return {"answer": 42}
+
+    job = jobs.submit("train", "d1", work)
+    with pytest.raises(ConflictError):
+        jobs.submit("train", "d1", work)
+    other = jobs.submit("train", "d2", lambda p: {"ok": True})
+    release.set()
+    deadline = time.monotonic() + 5
+    while jobs.get(job.id).status != "succeeded" and time.monotonic() < deadline:
+        time.sleep(0.01)
+    done = jobs.get(job.id)
+    assert done.status == "succeeded" and done.result == {"answer": 42} and done.progress == 1.0
+    failing = jobs.submit("train", "d3", lambda p: 1 / 0)
+    while jobs.get(failing.id).status == "running" or jobs.get(failing.id).status == "queued":
+        time.sleep(0.01)
+    assert jobs.get(failing.id).status == "failed"
+    assert "ZeroDivisionError" in (jobs.get(failing.id).error or "")
+    assert {j.id for j in jobs.list()} == {job.id, other.id, failing.id}
+    with pytest.raises(NotFoundError):
+        jobs.get("nope")
+
+
+def test_artifact_versions_publish_and_activate(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path, "encoder")
+    with pytest.raises(ModelNotReadyError):
+        store.active_path("medical")
+    staging = store.staging_dir("medical", "v1")
+    (staging / "config.json").write_text("{}")
+    store.publish("medical", "v1", staging)
+    assert store.active_version("medical") == "v1"
+    staging2 = store.staging_dir("medical", "v2")
+    store.publish("medical", "v2", staging2, activate=False)
+    assert store.versions("medical") == ["v1", "v2"] and store.active_version("medical") == "v1"
+    store.activate("medical", "v2")
+    assert store.active_path("medical").name == "v2"
+    with pytest.raises(InvalidInputError):
+        store.domain_dir("../etc")
