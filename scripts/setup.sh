@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Prepares a fresh machine for kgr: Java + Maven (for Neo4j), a virtual environment with kgr and
+# its dependencies, and the Neo4j jars. Safe to run again; later runs only check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
+  echo "[setup] installing OpenJDK 17 and Maven (Neo4j needs them)"
+  if [ "$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq openjdk-17-jdk-headless maven
+  else sudo apt-get update -qq && sudo apt-get install -y -qq openjdk-17-jdk-headless maven; fi
+fi
+
+PYTHON=${PYTHON:-python3.11}
+command -v "$PYTHON" >/dev/null || PYTHON=python3
+if [ ! -x .venv/bin/python ]; then
+  echo "[setup] creating .venv with $($PYTHON --version)"
+  "$PYTHON" -m venv .venv
+fi
+stamp=.venv/.kgr-installed
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  echo "[setup] installing kgr and its dependencies (torch is large: a few minutes the first time)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".[dev,bench]"
+  touch "$stamp"
+fi
+echo "[setup] fetching the Neo4j jars (first time only)"
+.venv/bin/kgr neo4j build
