@@ -18,23 +18,23 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
 
 
 def get_settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+    return request.app.state.settings
 
 
 def get_driver(request: Request) -> Driver:
-    return request.app.state.driver  # type: ignore[no-any-return]
+    return request.app.state.driver
 
 
 def get_store(request: Request) -> GraphStore:
-    return request.app.state.store  # type: ignore[no-any-return]
+    return request.app.state.store
 
 
 def get_jobs(request: Request) -> JobManager:
-    return request.app.state.jobs  # type: ignore[no-any-return]
+    return request.app.state.jobs
 
 
 def get_keyring(request: Request) -> KeyRing:
-    return request.app.state.keyring  # type: ignore[no-any-return]
+    return request.app.state.keyring
 
 
 def require_reader(

@@ -1,4 +1,4 @@
-"""Background jobs (training, evaluation, loads) run in threads, one per (kind, domain) at a time."""
+"""Background jobs (training, evaluation, loads) in threads; one per (kind, domain) at a time."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ class JobManager:
     def submit(self, kind: str, domain: str, fn: JobFn) -> Job:
         with self._lock:
             for job in self._jobs.values():
-                if job.kind == kind and job.domain == domain and job.status in ("queued", "running"):
+                live = job.status in ("queued", "running")
+                if live and job.kind == kind and job.domain == domain:
                     raise ConflictError(
                         f"a {kind} job for domain {domain!r} is already running (job {job.id})"
                     )

@@ -37,7 +37,8 @@ class Metrics:
         with self._lock:
             for (method, route, status), count in sorted(self.requests.items()):
                 lines.append(
-                    f'kgr_requests_total{{method="{method}",route="{route}",status="{status}"}} {count}'
+                    f'kgr_requests_total{{method="{method}",route="{route}",'
+                    f'status="{status}"}} {count}'
                 )
             lines += ["# HELP kgr_request_seconds Request latency.",
                       "# TYPE kgr_request_seconds histogram"]
@@ -47,8 +48,9 @@ class Metrics:
                                  f"{self.latency_buckets[(route, bound)]}")
                 lines.append(f'kgr_request_seconds_bucket{{route="{route}",le="+Inf"}} '
                              f"{self.latency_count[route]}")
-                lines.append(f'kgr_request_seconds_sum{{route="{route}"}} {self.latency_sum[route]:.6f}')
-                lines.append(f'kgr_request_seconds_count{{route="{route}"}} {self.latency_count[route]}')
+                labels = f'{{route="{route}"}}'
+                lines.append(f"kgr_request_seconds_sum{labels} {self.latency_sum[route]:.6f}")
+                lines.append(f"kgr_request_seconds_count{labels} {self.latency_count[route]}")
         return "\n".join(lines) + "\n"
 
     async def middleware(

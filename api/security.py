@@ -50,7 +50,7 @@ def load_keys(settings: Settings) -> list[StoredKey]:
             role, _, key = pair.partition(":")
             if role not in ROLES or not key:
                 raise InvalidInputError("KGR_API_KEYS must be comma-separated role:key pairs")
-            keys.append(StoredKey(name=f"env-{index}", role=role, sha256=hash_key(key)))  # type: ignore[arg-type]
+            keys.append(StoredKey(name=f"env-{index}", role=role, sha256=hash_key(key)))
     path = settings.keys_file
     if path.exists():
         data = json.loads(path.read_text())
@@ -97,5 +97,7 @@ class KeyRing:
     @staticmethod
     def authorize(principal: Principal, needed: Role) -> Principal:
         if ROLE_RANK[principal.role] < ROLE_RANK[needed]:
-            raise PermissionDeniedError(f"this needs the {needed!r} role; the key has {principal.role!r}")
+            raise PermissionDeniedError(
+                f"this needs the {needed!r} role; the key has {principal.role!r}"
+            )
         return principal

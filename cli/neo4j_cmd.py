@@ -15,7 +15,9 @@ app = typer.Typer(help="Run the local Neo4j server (not used when NEO4J_URI is s
 def _local() -> LocalNeo4j:
     cfg = settings()
     if not cfg.uses_local_server:
-        raise InvalidInputError(f"NEO4J_URI is set ({cfg.neo4j_uri}); kgr does not manage that server")
+        raise InvalidInputError(
+            f"NEO4J_URI is set ({cfg.neo4j_uri}); kgr does not manage that server"
+        )
     return LocalNeo4j(cfg)
 
 

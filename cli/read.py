@@ -12,7 +12,7 @@ entity_app = typer.Typer(help="Search and inspect entities.", no_args_is_help=Tr
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
 
 
-def _store_call(fn):  # type: ignore[no-untyped-def]
+def _store_call(fn):
     cfg = settings()
     with open_driver(cfg) as driver:
         return fn(GraphStore(driver, cfg.neo4j_database))
@@ -68,7 +68,7 @@ def entity_neighbors(
 ) -> None:
     """Neighbours of an entity."""
     rows = _store_call(lambda s: s.neighbors(uid, relation_types=relation_type or None,
-                                             direction=direction, limit=limit))  # type: ignore[arg-type]
+                                             direction=direction, limit=limit))
     if json_out:
         print_json(rows)
         return

@@ -11,8 +11,8 @@ from graph.server import LocalNeo4j
 
 @handle_errors
 def serve(
-    host: str = typer.Option(None, "--host", help="Default: KGR_API_HOST (127.0.0.1)"),
-    port: int = typer.Option(None, "--port", help="Default: KGR_API_PORT (8000)"),
+    host: str | None = typer.Option(None, "--host", help="Default: KGR_API_HOST (127.0.0.1)"),
+    port: int | None = typer.Option(None, "--port", help="Default: KGR_API_PORT (8000)"),
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn

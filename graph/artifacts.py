@@ -93,4 +93,4 @@ class ArtifactStore:
 
     @staticmethod
     def read_json(path: Path) -> dict[str, Any]:
-        return json.loads(path.read_text())  # type: ignore[no-any-return]
+        return json.loads(path.read_text())

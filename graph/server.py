@@ -240,12 +240,15 @@ class LocalNeo4j:
                         driver.execute_query("RETURN 1", database_=self.settings.neo4j_database)
                     return
                 except AuthError as exc:
-                    raise ServerLaunchError(f"Neo4j rejected the generated password: {exc}") from exc
+                    raise ServerLaunchError(
+                        f"Neo4j rejected the generated password: {exc}"
+                    ) from exc
                 except (ServiceUnavailable, Neo4jError, OSError) as exc:
                     last_error = str(exc)
             time.sleep(0.5)
         raise ServerLaunchError(
-            f"Neo4j did not answer on Bolt within {timeout_s:.0f}s ({last_error}).\n{self.log_tail()}"
+            f"Neo4j did not answer on Bolt within {timeout_s:.0f}s ({last_error}).\n"
+            + self.log_tail()
         )
 
     def log_tail(self, lines: int = 40) -> str:

@@ -28,7 +28,8 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("NEO4J_URI", "KGR_NEO4J_URI")
     )
     neo4j_user: str = Field(
-        default="neo4j", validation_alias=AliasChoices("NEO4J_USER", "NEO4J_USERNAME", "KGR_NEO4J_USER")
+        default="neo4j",
+        validation_alias=AliasChoices("NEO4J_USER", "NEO4J_USERNAME", "KGR_NEO4J_USER"),
     )
     neo4j_password: str | None = Field(
         default=None, validation_alias=AliasChoices("NEO4J_PASSWORD", "KGR_NEO4J_PASSWORD")

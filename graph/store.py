@@ -66,7 +66,8 @@ GET_ENTITIES_QUERY = "UNWIND $uids AS uid MATCH (node:Entity {uid: uid}) RETURN 
 NEIGHBORS_OUT_QUERY = """
 MATCH (n:Entity {uid: $uid})-[r]->(m:Entity)
 WHERE $types IS NULL OR type(r) IN $types
-RETURN type(r) AS rel_type, properties(r) AS rel_props, startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'out' AS direction
+RETURN type(r) AS rel_type, properties(r) AS rel_props,
+       startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'out' AS direction
 ORDER BY type(r), m.uid
 LIMIT $limit
 """
@@ -74,7 +75,8 @@ LIMIT $limit
 NEIGHBORS_IN_QUERY = """
 MATCH (n:Entity {uid: $uid})<-[r]-(m:Entity)
 WHERE $types IS NULL OR type(r) IN $types
-RETURN type(r) AS rel_type, properties(r) AS rel_props, startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'in' AS direction
+RETURN type(r) AS rel_type, properties(r) AS rel_props,
+       startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'in' AS direction
 ORDER BY type(r), m.uid
 LIMIT $limit
 """
@@ -82,7 +84,8 @@ LIMIT $limit
 NEIGHBORS_BOTH_QUERY = """
 MATCH (n:Entity {uid: $uid})-[r]-(m:Entity)
 WHERE $types IS NULL OR type(r) IN $types
-RETURN type(r) AS rel_type, properties(r) AS rel_props, startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m,
+RETURN type(r) AS rel_type, properties(r) AS rel_props,
+       startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m,
        CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS direction
 ORDER BY type(r), m.uid
 LIMIT $limit
@@ -112,7 +115,8 @@ EXPAND_FRONTIER_QUERY = """
 UNWIND $frontier AS seed_uid
 MATCH (n:Entity {uid: seed_uid})-[r]-(m:Entity)
 WHERE $types IS NULL OR type(r) IN $types
-RETURN type(r) AS rel_type, properties(r) AS rel_props, startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m
+RETURN type(r) AS rel_type, properties(r) AS rel_props,
+       startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m
 LIMIT $limit
 """
 
@@ -275,7 +279,8 @@ class GraphStore:
                 SEARCH_ENTITIES_QUERY, lucene=lucene_query(text, fuzzy), types=checked_types,
                 domain=domain, offset=offset, limit=limit + 1,
             )
-            next_cursor = encode_cursor({"offset": offset + limit}) if len(records) > limit else None
+            has_more = len(records) > limit
+            next_cursor = encode_cursor({"offset": offset + limit}) if has_more else None
         else:
             records = self._read(
                 LIST_ENTITIES_QUERY, types=checked_types, domain=domain,

@@ -30,4 +30,4 @@ def readyz(driver: DriverDep, settings: SettingsDep) -> dict[str, str]:
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
 def metrics(request: Request) -> str:
-    return request.app.state.metrics.render()  # type: ignore[no-any-return]
+    return request.app.state.metrics.render()
