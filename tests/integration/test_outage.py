@@ -70,3 +70,12 @@ def test_dead_database_gives_503_fast_then_recovers(private_server: LocalNeo4j) 
         assert response.json()["name"] == "Survivor"  # data survived stop and start
         assert client.get("/readyz").status_code == 200
     driver.close()
+
+
+def test_start_is_idempotent_and_status_reports(private_server: LocalNeo4j) -> None:
+    first = private_server.start()
+    again = private_server.start()
+    assert first.running and again.running and first.pid == again.pid
+    password_file = private_server.password_file
+    assert password_file.stat().st_mode & 0o077 == 0  # the generated password is private
+    assert len(password_file.read_text().strip()) >= 24
