@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=PROJECT_ROOT.parent / "shared" / "data")
     batch_size: int = 10_000
     max_upload_bytes: int = 200 * 1024 * 1024
+    migrate_lock_timeout_s: float = 30.0  # how long `kgr migrate` waits for another run's lock
 
     # API.
     api_host: str = "127.0.0.1"

@@ -1,0 +1,55 @@
+"""Errors of the migration system; each subclasses a graph.exceptions class the API maps."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from graph.exceptions import ConflictError, InvalidInputError, KgrError
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in a migration file: where (file, line) and why."""
+
+    file: str
+    line: int | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.message}"
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+class MigrationError(KgrError):
+    """Root of the migration system's errors."""
+
+
+class MigrationValidationError(InvalidInputError):
+    """Migration files (or the set of migrations) failed validation; ``problems`` lists all."""
+
+    def __init__(self, message: str, problems: list[Problem]) -> None:
+        super().__init__(message, details=[p.as_dict() for p in problems])
+        self.problems = problems
+
+
+class MigrationFailedError(InvalidInputError):
+    """A migration failed while applying; the graph was rolled back to before it."""
+
+
+class MigrationLockedError(ConflictError):
+    """Another process holds the migration lock (or a stale lock must be released first)."""
+
+
+class MigrationChecksumError(ConflictError):
+    """An applied migration's file changed since it was applied, or applied files are missing."""
+
+
+def summarize(problems: list[Problem], limit: int = 20) -> str:
+    """Problems as text, one per line, at most ``limit`` lines plus a count of the rest."""
+    lines = [str(p) for p in problems[:limit]]
+    if len(problems) > limit:
+        lines.append(f"... and {len(problems) - limit} more problem(s)")
+    return "\n".join(lines)

@@ -1,0 +1,184 @@
+"""Writing a migration's data, tagged so that a failed migration can be removed without trace.
+
+Everything a migration creates carries the property ``_mig`` = its tag
+(``"<namespace>:<version>"``). Loads only *create* (entities that exist already are refused by
+validation and by the ``uid`` constraint), so rolling back is deleting what carries the tag.
+Writes are batched ``UNWIND`` statements with parameters; relationship types and labels are
+Neo4j 5.26 dynamic types (``$(...)``), checked as identifiers before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from neo4j import Driver, Record
+
+from graph.driver import translate_errors
+from graph.migrate.exceptions import MigrationFailedError
+from graph.schema import ENTITY_LABEL, is_identifier
+from graph.settings import Settings
+from graph.writer import batched
+
+# (task description, completed, total or None)
+ProgressFn = Callable[[str, int, int | None], None]
+
+CREATE_ENTITIES_QUERY = """
+UNWIND $rows AS row
+CREATE (n:Entity)
+SET n = row.props, n._mig = $tag
+SET n:$(row.labels)
+RETURN count(n) AS created
+"""
+
+CREATE_RELATIONS_QUERY = """
+UNWIND $rows AS row
+MATCH (a:Entity {uid: row.s})
+MATCH (b:Entity {uid: row.t})
+CREATE (a)-[r:$($type)]->(b)
+SET r = row.p, r._mig = $tag
+RETURN count(r) AS created
+"""
+
+MISSING_ENDS_QUERY = """
+UNWIND $uids AS uid
+OPTIONAL MATCH (n:Entity {uid: uid})
+WITH uid, n WHERE n IS NULL
+RETURN uid
+"""
+
+# Auto-commit statements (CALL ... IN TRANSACTIONS) so a rollback of a big load stays bounded.
+ROLLBACK_ENTITIES_QUERY = """
+MATCH (n:Entity {_mig: $tag})
+CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF $batch_size ROWS
+"""
+ROLLBACK_OTHER_NODES_QUERY = """
+MATCH (n) WHERE n._mig = $tag
+CALL (n) { DETACH DELETE n } IN TRANSACTIONS OF $batch_size ROWS
+"""
+ROLLBACK_RELATIONS_QUERY = """
+MATCH ()-[r]->() WHERE r._mig = $tag
+CALL (r) { DELETE r } IN TRANSACTIONS OF $batch_size ROWS
+"""
+COUNT_TAGGED_QUERY = """
+CALL () { MATCH (n) WHERE n._mig = $tag RETURN count(n) AS nodes }
+CALL () { MATCH ()-[r]->() WHERE r._mig = $tag RETURN count(r) AS rels }
+RETURN nodes, rels
+"""
+
+
+def rollback(driver: Driver, database: str, tag: str, batch_size: int = 10_000) -> None:
+    """Delete every node and relationship carrying ``_mig = tag``, in bounded transactions."""
+    with translate_errors(), driver.session(database=database) as session:
+        for query in (ROLLBACK_ENTITIES_QUERY, ROLLBACK_OTHER_NODES_QUERY,
+                      ROLLBACK_RELATIONS_QUERY):
+            session.run(query, {"tag": tag, "batch_size": batch_size}).consume()
+
+
+def count_tagged(driver: Driver, database: str, tag: str) -> tuple[int, int]:
+    """(nodes, relationships) carrying ``_mig = tag`` (used by tests and checks)."""
+    with translate_errors():
+        records, _, _ = driver.execute_query(COUNT_TAGGED_QUERY, {"tag": tag}, database_=database)
+    return records[0]["nodes"], records[0]["rels"]
+
+
+def entity(uid: str, name: str, domain: str, types: Sequence[str], **props: Any
+           ) -> dict[str, Any]:
+    """One entity row for ``MigrationContext.create_entities`` (None properties dropped)."""
+    for label in types:
+        if not is_identifier(label) or label == ENTITY_LABEL:
+            raise MigrationFailedError(f"entity type {label!r} of {uid!r} is not a valid label")
+    properties = {k: v for k, v in props.items() if v is not None and v != []}
+    properties.update({"uid": uid, "name": name, "domain": domain})
+    return {"labels": list(types), "props": properties}
+
+
+@dataclass
+class MigrationContext:
+    """What a migration writes through: tagged, batched, counted, with progress.
+
+    Python migrations get one as ``apply(ctx)``; declarative loads use it too.
+    """
+
+    driver: Driver
+    database: str
+    settings: Settings
+    tag: str
+    version: int
+    script: str
+    batch_size: int = 10_000
+    progress: ProgressFn | None = None
+    nodes_created: int = 0
+    relationships_created: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def _progress(self, task: str, done: int, total: int | None) -> None:
+        if self.progress is not None:
+            self.progress(task, done, total)
+
+    def create_entities(self, rows: Iterable[dict[str, Any]], total: int | None = None,
+                        task: str = "entities") -> int:
+        """CREATE entity rows (from ``entity()``) in batches; returns how many were created."""
+        created = 0
+        self._progress(task, 0, total)
+        with translate_errors():
+            for batch in batched(rows, self.batch_size):
+                records, _, _ = self.driver.execute_query(
+                    CREATE_ENTITIES_QUERY, {"rows": batch, "tag": self.tag},
+                    database_=self.database)
+                created += records[0]["created"]
+                self.nodes_created += records[0]["created"]
+                self._progress(task, created, total)
+        return created
+
+    def create_relations(self, rel_type: str, rows: Iterable[dict[str, Any]],
+                         total: int | None = None, task: str | None = None) -> int:
+        """CREATE ``rel_type`` relationships from rows ``{"s": uid, "t": uid, "p": {...}}``.
+
+        Both ends must exist; a row whose end is missing fails the migration (named by the
+        row's optional ``"line"`` key).
+        """
+        if not is_identifier(rel_type):
+            raise MigrationFailedError(f"relationship type {rel_type!r} is not an identifier")
+        task = task or rel_type
+        created = 0
+        self._progress(task, 0, total)
+        with translate_errors():
+            for batch in batched(rows, self.batch_size):
+                payload = [{"s": r["s"], "t": r["t"], "p": r.get("p") or {}} for r in batch]
+                records, _, _ = self.driver.execute_query(
+                    CREATE_RELATIONS_QUERY, {"rows": payload, "tag": self.tag, "type": rel_type},
+                    database_=self.database)
+                count = records[0]["created"]
+                if count != len(batch):
+                    self._missing_ends(rel_type, batch)
+                created += count
+                self.relationships_created += count
+                self._progress(task, created, total)
+        return created
+
+    def _missing_ends(self, rel_type: str, batch: list[dict[str, Any]]) -> None:
+        uids = sorted({r["s"] for r in batch} | {r["t"] for r in batch})
+        records, _, _ = self.driver.execute_query(MISSING_ENDS_QUERY, {"uids": uids},
+                                                  database_=self.database)
+        missing = {r["uid"] for r in records}
+        for row in batch:
+            if row["s"] in missing or row["t"] in missing:
+                where = f" ({row['line']})" if row.get("line") else ""
+                end = row["s"] if row["s"] in missing else row["t"]
+                raise MigrationFailedError(
+                    f"{self.script}{where}: {rel_type} relationship {row['s']} -> {row['t']}: "
+                    f"entity {end!r} does not exist")
+        raise MigrationFailedError(f"{self.script}: some {rel_type} relationships were not "
+                                   "created (duplicate uids?)")
+
+    def run(self, query: str, params: dict[str, Any] | None = None) -> list[Record]:
+        """Run one Cypher statement (``$tag`` is passed too: tag what you create with it)."""
+        with translate_errors():
+            records, _, _ = self.driver.execute_query(
+                query, {**(params or {}), "tag": self.tag}, database_=self.database)
+        return list(records)
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
