@@ -28,6 +28,7 @@ KIND_BY_EXT: dict[str, MigrationKind] = {
     ".cypher": "cypher", ".yaml": "manifest", ".yml": "manifest", ".json": "manifest",
     ".py": "python",
 }
+DATA_EXTENSIONS = (".tsv", ".csv", ".txt", ".md")  # data files next to the manifests: skipped
 PACKAGE_MANIFESTS = ("manifest.yaml", "manifest.yml", "manifest.json")
 
 
@@ -85,6 +86,8 @@ def discover(locations: Iterable[Path]) -> tuple[list[Migration], list[Problem]]
         for path in sorted(location.iterdir()):
             name = path.name
             if name.startswith((".", "_")) or not LOOKS_LIKE_MIGRATION_RE.match(name):
+                continue
+            if path.is_file() and path.suffix.lower() in DATA_EXTENSIONS:
                 continue
             match = NAME_RE.match(name)
             if match is None:

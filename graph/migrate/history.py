@@ -67,7 +67,7 @@ class AppliedMigration:
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> AppliedMigration:
-        applied_at = data.get("applied_at")
+        applied_at: Any = data.get("applied_at")
         return cls(
             namespace=data["namespace"], version=int(data["version"]),
             description=data.get("description", ""), script=data.get("script", ""),

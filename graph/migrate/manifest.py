@@ -130,7 +130,8 @@ def read_manifest(path: Path) -> tuple[Manifest | None, list[Problem]]:
                                                 "the migration's folder"))
         elif not target.is_file():
             problems.append(Problem(name, None, f"file {rel!r} does not exist"))
-    for spec in (*manifest.nodes, *manifest.relationships):
+    specs: list[NodeFileSpec | RelationFileSpec] = [*manifest.nodes, *manifest.relationships]
+    for spec in specs:
         for prop in spec.properties:
             if not is_identifier(prop):
                 problems.append(Problem(name, None, f"property name {prop!r} is not an identifier"))
@@ -271,7 +272,7 @@ def parse_load(manifest_path: Path, manifest: Manifest) -> ParsedLoad:
         label = spec.file
         delimiter = _delimiter(spec)
         lines = _lines(base / spec.file, label, load, delimiter)
-        required = ("id",) if spec.type else ("id", "type")
+        required: tuple[str, ...] = ("id",) if spec.type else ("id", "type")
         header = _header(lines, label, load, NODE_COLUMNS, spec.properties, required)
         if header is None:
             continue
@@ -414,6 +415,6 @@ def prepare_load(driver: Driver | None, database: str, manifest_path: Path
     if manifest is None or problems:
         return None, problems
     load = parse_load(manifest_path, manifest)
-    if not load.problems and driver is not None:
+    if driver is not None:  # even with problems: report every one, not just the first kind
         check_against_graph(driver, database, load)
     return load, load.problems

@@ -1,0 +1,442 @@
+"""The migration runner against the real Neo4j: apply, status, validate, checksums, locks,
+all-or-nothing failures (including a killed process), invalid files and triples domains.
+
+Every test uses its own migrations folder (tmp_path), its own history namespace and a fresh
+domain, so it never touches the built-in history or other tests' data.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from neo4j import Driver
+
+from graph.migrate.exceptions import (
+    MigrationFailedError,
+    MigrationLockedError,
+    MigrationValidationError,
+)
+from graph.migrate.loader import count_tagged
+from graph.migrate.lock import MigrationLock
+from graph.migrate.runner import MigrationRunner
+from graph.settings import PROJECT_ROOT, Settings
+from graph.store import GraphStore
+
+pytestmark = pytest.mark.integration
+
+CLEANUP_NAMESPACE_QUERY = """
+MATCH (m) WHERE (m:_Migration OR m:_MigrationAttempt OR m:_MigrationLock)
+  AND m.namespace = $namespace
+DELETE m
+"""
+DOMAIN_COUNTS_QUERY = """
+MATCH (n:Entity {domain: $domain})
+OPTIONAL MATCH (n)-[r]->()
+RETURN count(DISTINCT n) AS nodes, count(r) AS rels
+"""
+
+
+@pytest.fixture
+def namespace(driver: Driver, settings: Settings) -> Iterator[str]:
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    yield name
+    driver.execute_query(CLEANUP_NAMESPACE_QUERY, {"namespace": name},
+                         database_=settings.neo4j_database)
+
+
+@pytest.fixture
+def mig_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    return folder
+
+
+def make_runner(driver: Driver, settings: Settings, mig_dir: Path, namespace: str,
+                **kwargs: object) -> MigrationRunner:
+    return MigrationRunner(driver, settings, locations=[mig_dir],
+                           upload_dir=mig_dir.parent / "uploads", namespace=namespace,
+                           **kwargs)  # type: ignore[arg-type]
+
+
+def counts(driver: Driver, settings: Settings, domain: str) -> tuple[int, int]:
+    records, _, _ = driver.execute_query(DOMAIN_COUNTS_QUERY, {"domain": domain},
+                                         database_=settings.neo4j_database)
+    return records[0]["nodes"], records[0]["rels"]
+
+
+def write_package(folder: Path, name: str, domain: str, nodes: str, rels: str,
+                  extra: str = "") -> None:
+    """A manifest ``name`` plus its node and relationship files (tab-separated text)."""
+    stem = name.split(".")[0]
+    (folder / f"{stem}_nodes.tsv").write_text(nodes)
+    (folder / f"{stem}_rels.tsv").write_text(rels)
+    (folder / name).write_text(textwrap.dedent(f"""\
+        domain: {domain}
+        nodes:
+          - file: {stem}_nodes.tsv
+            properties: {{weight: float}}
+        relationships:
+          - file: {stem}_rels.tsv
+            properties: {{score: int}}
+        {extra}"""))
+
+
+GOOD_NODES = (
+    "id\tname\ttype\taliases\tweight\n"
+    "D1\tMarfan syndrome\tDisease\tMFS|Marfan's\t0.5\n"
+    "P1\tArachnodactyly\tPhenotype\t\t\n"
+    "P2\tTall stature\tPhenotype\t\t1.5\n"
+)
+GOOD_RELS = (
+    "source\ttarget\ttype\tscore\n"
+    "D1\tP1\tHAS_PHENOTYPE\t3\n"
+    "D1\tP2\tHAS_PHENOTYPE\t\n"
+    "P1\tP2\tIS_A\t\n"
+)
+
+PYTHON_MIGRATION = """\
+from graph.migrate.loader import entity
+
+
+def apply(ctx):
+    domain = "{domain}"
+    rows = [entity(f"{{domain}}:g{{i}}", f"gene {{i}}", domain, ["Gene"]) for i in range(5)]
+    ctx.create_entities(rows)
+    ctx.create_relations("ASSOCIATED_WITH", [
+        {{"s": f"{{domain}}:g{{i}}", "t": f"{{domain}}:D1", "p": {{"rank": i}}}} for i in range(5)
+    ])
+"""
+
+
+def test_apply_status_rerun_and_dry_run(driver: Driver, settings: Settings, mig_dir: Path,
+                                        namespace: str, domain: str) -> None:
+    (mig_dir / "V1__data.cypher").write_text(
+        "// a data migration in one transaction\n"
+        f"CREATE (:Entity:Thing {{uid: '{domain}:x', name: 'X', domain: '{domain}', "
+        "_mig: $tag});\n")
+    write_package(mig_dir, "V2__load.yaml", domain, GOOD_NODES, GOOD_RELS)
+    (mig_dir / "V3__genes.py").write_text(PYTHON_MIGRATION.format(domain=domain))
+    runner = make_runner(driver, settings, mig_dir, namespace)
+
+    plan = runner.plan()
+    assert [(p.version, p.kind) for p in plan] == [(1, "cypher"), (2, "manifest"), (3, "python")]
+    assert (plan[1].nodes, plan[1].relationships) == (3, 3)
+    assert runner.migrate(dry_run=True) == []
+    assert counts(driver, settings, domain) == (0, 0)
+    assert [r.state for r in runner.status()] == ["pending"] * 3
+
+    seen: list[tuple[str, int, int | None]] = []
+    applied = runner.migrate(progress=lambda task, done, total: seen.append((task, done, total)))
+    assert [(a.version, a.nodes_created, a.relationships_created) for a in applied] == [
+        (1, 0, 0), (2, 3, 3), (3, 5, 5)]
+    assert all(a.duration_s >= 0 and a.applied_at and len(a.checksum) == 64 for a in applied)
+    assert (f"{domain} entities", 3, 3) in seen
+    assert counts(driver, settings, domain) == (9, 8)
+    assert [r.state for r in runner.status()] == ["applied"] * 3
+    assert runner.validate() == []
+    history = runner.history()
+    assert [(h.version, h.description) for h in history] == [
+        (1, "data"), (2, "load"), (3, "genes")]
+
+    # Loaded data is what the store reads: aliases searchable, typed properties converted.
+    store = GraphStore(driver, settings.neo4j_database)
+    marfan = store.get_entity(f"{domain}:D1")
+    assert marfan.types == ["Disease"] and marfan.aliases == ["MFS", "Marfan's"]
+    assert marfan.properties["weight"] == 0.5
+    neighbors = store.neighbors(f"{domain}:D1", direction="out")
+    assert {n.entity.name for n in neighbors} == {"Arachnodactyly", "Tall stature"}
+
+    # A second run applies nothing.
+    assert make_runner(driver, settings, mig_dir, namespace).migrate() == []
+    assert counts(driver, settings, domain) == (9, 8)
+
+
+def test_changed_checksum_and_gap_fail_validation(driver: Driver, settings: Settings,
+                                                  mig_dir: Path, namespace: str,
+                                                  domain: str) -> None:
+    write_package(mig_dir, "V1__load.yaml", domain, GOOD_NODES, GOOD_RELS)
+    runner = make_runner(driver, settings, mig_dir, namespace)
+    runner.migrate()
+
+    # Edit a data file of the applied load: modified, and migrate refuses.
+    (mig_dir / "V1__load_rels.tsv").write_text(GOOD_RELS + "P2\tP1\tIS_A\t\n")
+    (mig_dir / "V3__more.cypher").write_text("MATCH (n:Entity {uid: 'nothing'}) RETURN n;\n")
+    states = {r.version: r.state for r in runner.status()}
+    assert states == {1: "modified", 3: "pending"}
+    problems = runner.validate()
+    messages = " | ".join(p.message for p in problems)
+    assert "changed after it was applied" in messages
+    assert "gap in the version numbers: V2 missing" in messages
+    with pytest.raises(MigrationValidationError) as excinfo:
+        runner.migrate()
+    assert len(excinfo.value.problems) == 2
+    assert counts(driver, settings, domain) == (3, 3)
+
+
+def test_lock_contention_waits_then_times_out(driver: Driver, settings: Settings,
+                                               mig_dir: Path, namespace: str,
+                                               domain: str) -> None:
+    write_package(mig_dir, "V1__load.yaml", domain, GOOD_NODES, GOOD_RELS)
+    holder = MigrationLock(driver, settings.neo4j_database, namespace, timeout_s=1)
+    holder.acquire()
+    try:
+        runner = make_runner(driver, settings, mig_dir, namespace, lock_timeout_s=0.5)
+        with pytest.raises(MigrationLockedError, match=f"pid {os.getpid()}"):
+            runner.migrate()
+        assert counts(driver, settings, domain) == (0, 0)
+        assert runner.lock_holder() is not None
+        # A waiting run proceeds once the holder releases.
+        timer = threading.Timer(0.7, holder.release)
+        timer.start()
+        waiting = make_runner(driver, settings, mig_dir, namespace, lock_timeout_s=20)
+        started = time.monotonic()
+        assert [a.version for a in waiting.migrate()] == [1]
+        assert time.monotonic() - started >= 0.6
+        timer.join()
+    finally:
+        holder.release()
+    assert make_runner(driver, settings, mig_dir, namespace).lock_holder() is None
+
+
+STALE_LOCK_QUERY = """
+CREATE (:_MigrationLock {namespace: $namespace, owner: 'someone', pid: $pid, host: $host,
+        acquired_at: datetime() - duration('PT10M'), heartbeat: datetime() - duration('PT10M')})
+"""
+
+
+def test_stale_locks_are_detected_and_released(driver: Driver, settings: Settings,
+                                                mig_dir: Path, namespace: str,
+                                                domain: str) -> None:
+    write_package(mig_dir, "V1__load.yaml", domain, GOOD_NODES, GOOD_RELS)
+    # A lock of a dead process on this host is broken automatically.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    import socket
+
+    driver.execute_query(STALE_LOCK_QUERY, {"namespace": namespace, "pid": dead.pid,
+                                            "host": socket.gethostname()},
+                         database_=settings.neo4j_database)
+    runner = make_runner(driver, settings, mig_dir, namespace, lock_timeout_s=0.5)
+    assert [a.version for a in runner.migrate()] == [1]
+
+    # One from another host with an old heartbeat: reported as stale, released by unlock.
+    (mig_dir / "V2__more.cypher").write_text(
+        f"CREATE (:Entity:Thing {{uid: '{domain}:y', name: 'Y', domain: '{domain}'}});\n")
+    driver.execute_query(STALE_LOCK_QUERY, {"namespace": namespace, "pid": 1,
+                                            "host": "elsewhere"},
+                         database_=settings.neo4j_database)
+    with pytest.raises(MigrationLockedError, match="kgr migrate unlock"):
+        runner.migrate()
+    assert runner.unlock() is True
+    assert [a.version for a in runner.migrate()] == [2]
+
+
+FAILING_MIGRATION = """\
+from graph.migrate.loader import entity
+
+
+def apply(ctx):
+    domain = "{domain}"
+    ctx.create_entities(entity(f"{{domain}}:n{{i}}", f"n{{i}}", domain, ["Thing"])
+                        for i in range(25))
+    ctx.create_relations("LINKS", ({{"s": f"{{domain}}:n{{i}}", "t": f"{{domain}}:n{{i + 1}}"}}
+                                   for i in range(24)))
+    {failure}
+"""
+
+
+def test_failing_migration_leaves_no_trace_then_rerun(driver: Driver, settings: Settings,
+                                                      mig_dir: Path, namespace: str,
+                                                      domain: str) -> None:
+    write_package(mig_dir, "V1__load.yaml", domain, GOOD_NODES, GOOD_RELS)
+    runner = make_runner(driver, settings, mig_dir, namespace, batch_size=4)
+    runner.migrate()
+    before = counts(driver, settings, domain)
+
+    script = mig_dir / "V2__broken.py"
+    script.write_text(FAILING_MIGRATION.format(
+        domain=domain, failure="raise ValueError('bad row 17: weight is not a number')"))
+    with pytest.raises(MigrationFailedError) as excinfo:
+        runner.migrate()
+    message = excinfo.value.message
+    assert f"{script}:10" in message and "bad row 17" in message and "rolled back" in message
+    assert counts(driver, settings, domain) == before
+    assert count_tagged(driver, settings.neo4j_database, f"{namespace}:2") == (0, 0)
+    assert [h.version for h in runner.history()] == [1] and runner.attempts() == []
+
+    # A relationship to a missing entity, in the third batch of a load: rolled back too.
+    script.write_text(FAILING_MIGRATION.format(
+        domain=domain, failure=f"ctx.create_relations('LINKS', [{{'s': '{domain}:n1', "
+        f"'t': '{domain}:missing'}}])"))
+    with pytest.raises(MigrationFailedError, match="'.*:missing' does not exist"):
+        runner.migrate()
+    assert counts(driver, settings, domain) == before
+
+    # A Neo4j type error inside a Cypher data migration: one transaction, nothing stays.
+    script.unlink()
+    (mig_dir / "V2__broken.cypher").write_text(
+        f"CREATE (:Entity:Thing {{uid: '{domain}:c1', name: 'c', domain: '{domain}'}});\n"
+        "RETURN 1 / 0 AS boom;\n")
+    with pytest.raises(Exception, match="V2__broken.cypher"):
+        runner.migrate()
+    assert counts(driver, settings, domain) == before
+
+    # Fixed: the rerun completes.
+    (mig_dir / "V2__broken.cypher").unlink()
+    script.write_text(FAILING_MIGRATION.format(domain=domain, failure="pass"))
+    assert [a.relationships_created for a in runner.migrate()] == [24]
+    assert counts(driver, settings, domain) == (before[0] + 25, before[1] + 24)
+
+
+KILLABLE_MIGRATION = """\
+import os
+import time
+from pathlib import Path
+
+from graph.migrate.loader import entity
+
+
+def rows(domain, marker):
+    for i in range(400):
+        if i == 200 and os.environ.get("KGR_TEST_HANG"):
+            Path(marker).write_text("half")
+            time.sleep(120)
+        yield entity(f"{{domain}}:k{{i}}", f"k{{i}}", domain, ["Thing"])
+
+
+def apply(ctx):
+    ctx.create_entities(rows("{domain}", "{marker}"))
+    ctx.create_relations("NEXT", ({{"s": f"{domain}:k{{i}}", "t": f"{domain}:k{{i + 1}}"}}
+                                  for i in range(399)))
+"""
+
+CHILD = """\
+import sys
+from pathlib import Path
+from graph.driver import make_driver
+from graph.migrate.runner import MigrationRunner
+from graph.settings import Settings
+
+settings = Settings(home=Path(sys.argv[1]), bolt_port=int(sys.argv[2]))
+driver = make_driver(settings)
+MigrationRunner(driver, settings, locations=[Path(sys.argv[3])],
+                upload_dir=Path(sys.argv[3]).parent / "uploads", namespace=sys.argv[4],
+                batch_size=50).migrate()
+"""
+
+
+def test_killed_process_midway_is_rolled_back_on_rerun(driver: Driver, settings: Settings,
+                                                       mig_dir: Path, namespace: str,
+                                                       domain: str, tmp_path: Path) -> None:
+    marker = tmp_path / "half-done"
+    (mig_dir / "V1__killable.py").write_text(
+        KILLABLE_MIGRATION.format(domain=domain, marker=marker))
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(settings.home), str(settings.bolt_port), str(mig_dir),
+         namespace],
+        cwd=PROJECT_ROOT, env={**os.environ, "KGR_TEST_HANG": "1",
+                               "PYTHONPATH": str(PROJECT_ROOT)})
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert child.poll() is None, "the child migration exited early"
+            assert time.monotonic() < deadline, "the child never reached the middle"
+            time.sleep(0.1)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    # Half a load is in the graph, tagged, with an open attempt and a dead holder's lock.
+    assert counts(driver, settings, domain) == (200, 0)
+    runner = make_runner(driver, settings, mig_dir, namespace, lock_timeout_s=2)
+    assert [r.state for r in runner.status()] == ["interrupted"]
+    assert runner.lock_holder() is not None
+
+    applied = runner.migrate()
+    assert [(a.nodes_created, a.relationships_created) for a in applied] == [(400, 399)]
+    assert counts(driver, settings, domain) == (400, 399)
+    assert runner.attempts() == [] and runner.lock_holder() is None
+
+
+BAD_NODES = (
+    "id\tname\ttype\tcolour\tweight\n"                 # line 1: unknown column 'colour'
+)
+BAD_NODES_2 = (
+    "id\tname\ttype\tweight\n"
+    "A\tAlpha\tThing\t1.0\n"
+    "\tNo id\tThing\t\n"                                # line 3: missing id
+    "A\tAlpha again\tThing\t\n"                         # line 4: duplicate id
+    "B\tBeta\tnot a label\t\n"                          # line 5: bad label
+    "C\tGamma\tThing\theavy\n"                          # line 6: not a float
+    "D\tDelta\tThing\n"                                 # line 7: wrong field count
+)
+BAD_RELS = (
+    "source\ttarget\ttype\tscore\n"
+    "A\tZ\tLINKS\t\n"                                   # line 2: Z does not exist
+    "A\tC\thas-part\t\n"                                # line 3: bad relationship type
+    "A\tC\tLINKS\tmany\n"                               # line 4: not an int
+)
+
+
+def test_invalid_files_report_every_problem_with_lines(driver: Driver, settings: Settings,
+                                                        mig_dir: Path, namespace: str,
+                                                        domain: str) -> None:
+    write_package(mig_dir, "V1__bad.yaml", domain, BAD_NODES_2, BAD_RELS)
+    with (mig_dir / "V1__bad_rels.tsv").open("ab") as handle:
+        handle.write(b"A\t\xff\xfeC\tLINKS\t\n")      # line 5: not UTF-8
+    runner = make_runner(driver, settings, mig_dir, namespace)
+    problems = runner.validate()
+    found = {(Path(p.file).name, p.line) for p in problems}
+    expected = {("V1__bad_nodes.tsv", line) for line in (3, 4, 5, 6, 7)} | {
+        ("V1__bad_rels.tsv", line) for line in (2, 3, 4, 5)}
+    assert expected <= found, problems
+    by_line = {(Path(p.file).name, p.line): p.message for p in problems}
+    assert "duplicate id 'A'" in by_line[("V1__bad_nodes.tsv", 4)]
+    assert "not a valid float" in by_line[("V1__bad_nodes.tsv", 6)]
+    assert "neither in the node files nor in the graph" in by_line[("V1__bad_rels.tsv", 2)]
+    assert "UTF-8" in by_line[("V1__bad_rels.tsv", 5)]
+
+    with pytest.raises(MigrationValidationError) as excinfo:
+        runner.migrate()
+    assert len(excinfo.value.problems) == len(problems)
+    assert counts(driver, settings, domain) == (0, 0)
+    assert runner.history() == [] and runner.attempts() == []
+
+    # Unknown columns in a header, and a dry run, report too.
+    write_package(mig_dir, "V1__bad.yaml", domain, BAD_NODES, "source\ttarget\ttype\n")
+    with pytest.raises(MigrationValidationError, match="unknown column 'colour'"):
+        runner.plan()
+    assert counts(driver, settings, domain) == (0, 0)
+
+
+def test_triples_file_loads_as_a_new_domain(driver: Driver, settings: Settings, mig_dir: Path,
+                                            namespace: str, domain: str) -> None:
+    (mig_dir / "kinship.tsv").write_text(
+        "# head\trelation\ttail\n"
+        "alice\tparent_of\tbob\n"
+        "bob\tparent_of\tcarol\n"
+        "alice\tmarried_to\tdave\n"
+        "alice\tparent_of\tbob\n")                      # duplicate triple: one relationship
+    (mig_dir / "people.tsv").write_text(
+        "id\tname\ttype\nalice\tAlice\tPerson\nbob\tBob\tPerson\n")
+    (mig_dir / "V1__kinship.yaml").write_text(
+        f"domain: {domain}\nnodes:\n  - file: people.tsv\ntriples:\n  - file: kinship.tsv\n")
+    [applied] = make_runner(driver, settings, mig_dir, namespace).migrate()
+    assert (applied.nodes_created, applied.relationships_created) == (4, 3)
+    store = GraphStore(driver, settings.neo4j_database)
+    assert store.get_entity(f"{domain}:alice").name == "Alice"
+    assert store.get_entity(f"{domain}:carol").types == ["Thing"]
+    rel_types = {n.relation.type for n in store.neighbors(f"{domain}:alice", direction="out")}
+    assert rel_types == {"PARENT_OF", "MARRIED_TO"}
