@@ -1,0 +1,69 @@
+"""``train_domain``: export a domain from Neo4j, train, save a versioned checkpoint, write the
+embeddings back and switch the served version (artifact ACTIVE pointer + Neo4j slot flip)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from typing import Any
+
+from neo4j import Driver
+
+from graph.encoder.checkpoint import encoder_artifacts, load_checkpoint, save_checkpoint
+from graph.encoder.config import EncoderConfig
+from graph.encoder.data import export_domains
+from graph.encoder.serve import write_embeddings
+from graph.encoder.train import train_encoder
+from graph.settings import Settings
+
+# progress(fraction 0..1, message); the signature of api.jobs' progress callback.
+Progress = Callable[[float, str], None]
+
+
+def train_domain(
+    settings: Settings, driver: Driver, domain: str, config: EncoderConfig | None = None,
+    progress: Progress | None = None, write_back: bool = True,
+    epoch_callback: Callable[[int, int, dict[str, Any]], None] | None = None,
+) -> str:
+    """Train an encoder for ``domain`` and make it the served version; returns the version.
+
+    Raises ``NotFoundError`` for a domain without entities. Nothing is switched unless every
+    step succeeded: a failed run leaves the previous version served."""
+    config = config or EncoderConfig()
+
+    def report(fraction: float, message: str) -> None:
+        if progress:
+            progress(fraction, message)
+
+    report(0.0, "exporting the graph")
+    data = export_domains(driver, settings.neo4j_database, [domain], settings.batch_size)
+    report(0.05, f"exported {data.num_nodes} entities, {data.num_edges} relationships")
+
+    def on_epoch(epoch: int, total: int, info: dict[str, Any]) -> None:
+        mrr = f", valid MRR {info['valid_mrr']:.3f}" if "valid_mrr" in info else ""
+        report(0.05 + 0.8 * epoch / total, f"epoch {epoch}/{total}, loss {info['loss']:.4f}{mrr}")
+        if epoch_callback:
+            epoch_callback(epoch, total, info)
+
+    result = train_encoder(data, config, progress=on_epoch)
+    artifacts = encoder_artifacts(settings)
+    version = artifacts.new_version_name()
+    staging = artifacts.staging_dir(domain, version)
+    try:
+        save_checkpoint(staging, result.model, config, data, result.graph, result.summary())
+        final = artifacts.publish(domain, version, staging, activate=False)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    report(0.88, "checkpoint saved")
+    if write_back:
+        bundle = load_checkpoint(final, domain, version)
+
+        def on_write(done: int, total: int) -> None:
+            report(0.88 + 0.1 * done / max(total, 1), f"wrote {done}/{total} embeddings")
+
+        write_embeddings(driver, settings.neo4j_database, domain, version, bundle.uids,
+                         bundle.entity_embeddings, progress=on_write)
+    artifacts.activate(domain, version)
+    report(1.0, f"version {version} active")
+    return version
