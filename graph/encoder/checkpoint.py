@@ -44,8 +44,8 @@ def save_checkpoint(folder: Path, model: KGEncoder, config: EncoderConfig, data:
     x = model.encode(*(graph if graph is not None else (None, None))).detach().float().cpu()
     save_file({
         "entity": x.contiguous(),
-        "relation_raw": model.relation.weight.detach().float().cpu().contiguous(),
-        "relation": model.relation_embeddings().detach().float().cpu().contiguous(),
+        "relation_raw": model.relation.weight.detach().float().cpu().clone().contiguous(),
+        "relation": model.relation_embeddings().detach().float().cpu().clone().contiguous(),
     }, str(folder / EMBEDDINGS_FILE))
     ArtifactStore.write_json(folder / CONFIG_FILE, {
         "config": config.model_dump(),

@@ -61,6 +61,8 @@ SET v.slot = $slot, v.version = $version, v.dim = $dim, v.updated_at = datetime(
 RETURN v.version AS version
 """
 
+DROP_POINTER_QUERY = "MATCH (v:_EmbeddingVersion {domain: $domain}) DELETE v"
+
 ENTITY_DOMAIN_QUERY = "MATCH (n:Entity {uid: $uid}) RETURN n.domain AS domain"
 
 SIMILAR_QUERY = """
@@ -167,6 +169,12 @@ def write_embeddings(
             database_=database,
         )
     return ActiveEmbedding(slot=slot, version=version, dim=int(vectors.shape[1]))
+
+
+def drop_embeddings(driver: Driver, database: str, domain: str) -> None:
+    """Stop serving embeddings for ``domain`` (the vectors go with the domain's entities)."""
+    with translate_errors():
+        driver.execute_query(DROP_POINTER_QUERY, {"domain": domain}, database_=database)
 
 
 def entity_domain(driver: Driver, database: str, uid: str) -> str:
