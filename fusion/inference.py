@@ -1,0 +1,159 @@
+"""Question encoding and the two path scorers used by the beam search.
+
+- ``ModelScorer``: the fine-tuned fusion model (``fusion.model``).
+- ``ZeroShotScorer``: no training at all; each action's text is compared with the question
+  (cosine of MiniLM vectors), and the complete paths are re-ranked by the similarity of their
+  verbalisation ("phenotypes of the diseases associated with ...") to the question.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+
+from fusion.model import FusionModel
+from fusion.retrieval import BeamItem, Expander, PathResult, Scorer
+from fusion.space import ActionSpace, GraphFeatures
+from fusion.text import get_text_encoder, pool
+from fusion.verbalize import Action, noun_phrase
+
+MASK = "[MASK]"
+ZERO_SHOT_TEMPERATURE = 0.05
+
+
+@dataclass
+class QuestionContext:
+    """One encoded question: ``tokens: [L, 384]``, ``mask: [L]``, ``pooled: [384]``."""
+
+    text: str
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    pooled: torch.Tensor
+
+
+def encode_questions(texts: list[str], batch_size: int = 64) -> list[QuestionContext]:
+    encoder = get_text_encoder()
+    out: list[QuestionContext] = []
+    for start in range(0, len(texts), batch_size):
+        chunk = texts[start:start + batch_size]
+        states, mask = encoder.encode_tokens(chunk)
+        pooled = pool(states, mask)
+        for i, text in enumerate(chunk):
+            length = int(mask[i].sum())
+            out.append(QuestionContext(text, states[i, :length].clone(), mask[i, :length].clone(),
+                                       pooled[i].clone()))
+    return out
+
+
+class ModelScorer:
+    """Scores candidate actions with a trained ``FusionModel``."""
+
+    def __init__(self, model: FusionModel, space: ActionSpace,
+                 features: GraphFeatures | None) -> None:
+        self.model = model.eval()
+        self.space = space
+        self.features = features if model.use_graph else None
+        with torch.no_grad():
+            self.actions = model.action_vectors(space.text, space.kind,
+                                                space.graph_vectors(self.features))
+
+    @torch.no_grad()
+    def for_question(self, ctx: QuestionContext, expander: Expander) -> Scorer:
+        keys, values = self.model.encode_question(ctx.tokens.unsqueeze(0))
+        mask = ctx.mask.unsqueeze(0)
+        cache: dict[str, torch.Tensor] = {}
+
+        def base_state(topic: str) -> torch.Tensor:
+            if topic not in cache:
+                topic_type = self.space.topic_type_text([expander.node(topic)[1]])
+                graph = self.features.entity([topic]) if self.features is not None else None
+                cache[topic] = self.model.initial_state(ctx.pooled.unsqueeze(0), topic_type,
+                                                        graph)[0]
+            return cache[topic]
+
+        @torch.no_grad()
+        def score(items: list[BeamItem], candidates: list[list[Action]]) -> list[list[float]]:
+            if not items:
+                return []
+            base = torch.stack([base_state(item.topic) for item in items])
+            prefixes = [[self.space.index[a] for a in item.steps] for item in items]
+            state = self.model.prefix_states(base, prefixes, self.actions)
+            step = len(items[0].steps)
+            n = len(items)
+            logits = self.model.step_scores(state, step, keys.expand(n, -1, -1),
+                                            values.expand(n, -1, -1), mask.expand(n, -1),
+                                            self.actions)
+            out = []
+            for row, cands in zip(logits, candidates, strict=True):
+                ids = [self.space.index.get(a, -1) for a in cands]
+                known = torch.tensor([i for i in ids if i >= 0], dtype=torch.long)
+                values_ = torch.full((len(ids),), float("-inf"))
+                if len(known):
+                    lp = torch.log_softmax(row[known], dim=0)
+                    values_[torch.tensor([k for k, i in enumerate(ids) if i >= 0])] = lp
+                out.append(values_.tolist())
+            return out
+
+        return score
+
+
+_VECTORS: dict[str, torch.Tensor] = {}
+_VECTORS_MAX = 50_000
+
+
+def phrase_vectors(texts: list[str]) -> torch.Tensor:
+    """``[n, 384]`` with a per-process cache (path verbalisations recur across questions)."""
+    missing = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
+    if missing:
+        if len(_VECTORS) + len(missing) > _VECTORS_MAX:
+            _VECTORS.clear()
+        vectors = get_text_encoder().encode(missing)
+        for text, vec in zip(missing, vectors, strict=True):
+            _VECTORS[text] = vec
+    return torch.stack([_VECTORS[t] for t in texts])
+
+
+class ZeroShotScorer:
+    """Text similarity only; no trained parameters."""
+
+    def __init__(self, space: ActionSpace, temperature: float = ZERO_SHOT_TEMPERATURE) -> None:
+        self.space = space
+        self.temperature = temperature
+
+    def for_question(self, ctx: QuestionContext, expander: Expander) -> Scorer:
+        def score(items: list[BeamItem], candidates: list[list[Action]]) -> list[list[float]]:
+            out = []
+            for cands in candidates:
+                ids = [self.space.index.get(a, -1) for a in cands]
+                sims = torch.full((len(ids),), -1.0)
+                known = [k for k, i in enumerate(ids) if i >= 0]
+                if known:
+                    sims[known] = self.space.text[[ids[k] for k in known]] @ ctx.pooled
+                out.append(torch.log_softmax(sims / self.temperature, dim=0).tolist())
+            return out
+
+        return score
+
+    def rerank(self, ctx: QuestionContext, finals: list[PathResult], expander: Expander,
+               top: int = 24) -> list[PathResult]:
+        """Re-score the best ``top`` complete paths by their verbalisation's similarity."""
+        head = [f for f in finals[:top] if f.answers]
+        if not head:
+            return finals
+        texts = [verbalize_path(f, expander) for f in head]
+        sims = phrase_vectors(texts) @ ctx.pooled
+        logp = torch.log_softmax(sims / self.temperature, dim=0).tolist()
+        for final, lp in zip(head, logp, strict=True):
+            final.logp = lp
+        head.sort(key=lambda f: (-f.logp, f.hops))
+        return head
+
+
+def verbalize_path(final: PathResult, expander: Expander) -> str:
+    mids = []
+    for hop in range(len(final.steps)):
+        counts = Counter(expander.node(u)[1] for u in final.back[hop])
+        mids.append(counts.most_common(1)[0][0] if counts else "Entity")
+    return noun_phrase(final.steps, mids, final.answer_type, MASK)

@@ -1,0 +1,228 @@
+"""Entity linking: which entities does a question mention, where, and how surely.
+
+1. An in-memory index of every name and alias of the domain (normalised), matched against the
+   question's word n-grams, longest first (exact name 1.0, alias 0.9). One index per domain and
+   process, built with one query.
+2. Without an exact match: Neo4j full-text (fuzzy) search over names and aliases
+   (``GraphStore.search_entities``), each hit aligned to its best-matching span of the question
+   and re-scored by string similarity plus MiniLM embedding similarity (paraphrases, typos).
+
+An ambiguous mention (one name, several entities) keeps all its candidates.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from neo4j import Driver, RoutingControl
+
+from fusion.graphdata import DOMAIN_ENTITIES_QUERY, entity_type
+from fusion.verbalize import FRAMES, NOUNS, PHRASINGS
+from graph.driver import translate_errors
+from graph.exceptions import InvalidInputError
+from graph.store import GraphStore
+
+WORD_RE = re.compile(r"[A-Za-z0-9]+")
+MAX_NGRAM = 12
+MAX_CANDIDATES = 5
+FUZZY_MIN_SCORE = 0.72
+
+_ENGLISH = """a an the of in on at to for from by with and or is are was were be been do does
+did has have had what which who whom whose where when why how list name tell me can could you
+please show give find all any some that this these those it its their there than as into about
+are many much kind type types entity entities thing things""".split()
+
+
+def _vocabulary_words() -> set[str]:
+    words = set(_ENGLISH)
+    texts = list(FRAMES) + list(NOUNS.values())
+    for forwards, backwards in PHRASINGS.values():
+        texts += forwards + backwards
+    for text in texts:
+        plain = text.replace("{x}", "").replace("{np}", "")
+        words.update(w.lower() for w in WORD_RE.findall(plain))
+    return words
+
+
+STOP_WORDS = frozenset(_vocabulary_words())
+
+
+def normalize(text: str) -> str:
+    return " ".join(w.lower() for w in WORD_RE.findall(text))
+
+
+@dataclass
+class Candidate:
+    """One entity a mention may refer to."""
+
+    uid: str
+    name: str
+    type: str
+    score: float
+
+
+@dataclass
+class Mention:
+    """A span of the question and the entities it may mean, best first."""
+
+    text: str
+    start: int
+    end: int
+    method: str  # "name", "alias", "fuzzy"
+    candidates: list[Candidate] = field(default_factory=list)
+
+    @property
+    def score(self) -> float:
+        return self.candidates[0].score if self.candidates else 0.0
+
+
+@dataclass
+class AliasIndex:
+    """Normalised names and aliases of one domain -> (uid, exact name?)."""
+
+    keys: dict[str, list[tuple[str, bool]]]
+    names: dict[str, str]
+    types: dict[str, str]
+
+    @classmethod
+    def load(cls, driver: Driver, database: str, domain: str) -> AliasIndex:
+        with translate_errors():
+            records, _, _ = driver.execute_query(
+                DOMAIN_ENTITIES_QUERY, {"domain": domain}, database_=database,
+                routing_=RoutingControl.READ,
+            )
+        keys: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+        names, types = {}, {}
+        for r in records:
+            uid = r["uid"]
+            names[uid] = r["name"] or uid
+            types[uid] = entity_type(r["labels"])
+            seen = set()
+            for text, exact in [(r["name"] or "", True)] + [(a, False) for a in r["aliases"]]:
+                key = normalize(str(text))
+                if key and key not in seen:
+                    seen.add(key)
+                    keys[key].append((uid, exact))
+        return cls(dict(keys), names, types)
+
+
+class EntityLinker:
+    """Links questions of one domain; keeps the alias index in memory."""
+
+    def __init__(self, store: GraphStore | None, domain: str,
+                 index: AliasIndex | None = None) -> None:
+        self.store = store
+        self.domain = domain
+        if index is None:
+            if store is None:
+                raise ValueError("an EntityLinker needs a store or an alias index")
+            index = AliasIndex.load(store.driver, store.database, domain)
+        self.index = index
+
+    def _tokens(self, question: str) -> list[tuple[str, int, int]]:
+        return [(m.group().lower(), m.start(), m.end()) for m in WORD_RE.finditer(question)]
+
+    def exact(self, question: str) -> list[Mention]:
+        tokens = self._tokens(question)
+        found: list[Mention] = []
+        taken = [False] * len(tokens)
+        for n in range(min(MAX_NGRAM, len(tokens)), 0, -1):
+            for i in range(len(tokens) - n + 1):
+                if any(taken[i:i + n]):
+                    continue
+                words = [t[0] for t in tokens[i:i + n]]
+                if all(w in STOP_WORDS for w in words) or (n == 1 and len(words[0]) < 3):
+                    continue
+                hits = self.index.keys.get(" ".join(words))
+                if not hits:
+                    continue
+                start, end = tokens[i][1], tokens[i + n - 1][2]
+                coverage = min(1.0, 0.6 + 0.1 * n)
+                candidates = sorted(
+                    (Candidate(uid, self.index.names[uid], self.index.types[uid],
+                               round((1.0 if exact else 0.9) * coverage, 4))
+                     for uid, exact in hits),
+                    key=lambda c: (-c.score, c.uid),
+                )
+                method = "name" if any(exact for _, exact in hits) else "alias"
+                found.append(Mention(question[start:end], start, end, method,
+                                     candidates[:MAX_CANDIDATES]))
+                for k in range(i, i + n):
+                    taken[k] = True
+        return found
+
+    def fuzzy(self, question: str) -> list[Mention]:
+        """Full-text fuzzy hits, aligned to a span and re-scored (string + embedding)."""
+        tokens = self._tokens(question)
+        content = [t for t in tokens if t[0] not in STOP_WORDS]
+        if not content or self.store is None:
+            return []
+        try:
+            page = self.store.search_entities(" ".join(t[0] for t in content), domain=self.domain,
+                                              limit=10, fuzzy=True)
+        except InvalidInputError:
+            return []
+        if not page.items:
+            return []
+        spans = []
+        for i in range(len(tokens)):
+            for j in range(i, min(len(tokens), i + MAX_NGRAM)):
+                words = [t[0] for t in tokens[i:j + 1]]
+                if not all(w in STOP_WORDS for w in words):
+                    spans.append((" ".join(words), tokens[i][1], tokens[j][2]))
+        scored: list[tuple[float, Candidate, tuple[str, int, int]]] = []
+        for hit in page.items:
+            best = (0.0, spans[0])
+            for text in [hit.name, *hit.aliases]:
+                key = normalize(text)
+                for span in spans:
+                    ratio = difflib.SequenceMatcher(None, key, span[0]).ratio()
+                    if ratio > best[0]:
+                        best = (ratio, span)
+            etype = next(iter(hit.types), "Entity")
+            scored.append((best[0], Candidate(hit.uid, hit.name, etype, best[0]), best[1]))
+        scored = self._embedding_rescore(scored)
+        scored = [s for s in scored if s[0] >= FUZZY_MIN_SCORE]
+        if not scored:
+            return []
+        scored.sort(key=lambda s: (-s[0], s[1].uid))
+        top_span = scored[0][2]
+        candidates = [c for score, c, span in scored if span == top_span][:MAX_CANDIDATES]
+        for c in candidates:
+            c.score = round(0.8 * c.score, 4)  # below any exact match
+        return [Mention(question[top_span[1]:top_span[2]], top_span[1], top_span[2], "fuzzy",
+                        candidates)]
+
+    @staticmethod
+    def _embedding_rescore(
+        scored: list[tuple[float, Candidate, tuple[str, int, int]]],
+    ) -> list[tuple[float, Candidate, tuple[str, int, int]]]:
+        """Average the string ratio with MiniLM cosine(name, span) (catches paraphrases)."""
+        if not scored:
+            return scored
+        from fusion.text import get_text_encoder
+
+        encoder = get_text_encoder()
+        names = encoder.encode([c.name for _, c, _ in scored])
+        spans = encoder.encode([s[0] for _, _, s in scored])
+        cosine = (names * spans).sum(-1).tolist()
+        return [(0.5 * ratio + 0.5 * max(0.0, cos), c, s)
+                for (ratio, c, s), cos in zip(scored, cosine, strict=True)]
+
+    def link(self, question: str) -> list[Mention]:
+        """Mentions, best first: exact name/alias matches, else fuzzy full-text ones."""
+        mentions = self.exact(question)
+        if not mentions:
+            mentions = self.fuzzy(question)
+        mentions.sort(key=lambda m: (-(m.end - m.start), -m.score, m.start))
+        return mentions
+
+
+def mask_question(question: str, mention: Mention | None, mask: str) -> str:
+    """The question with the topic mention replaced by ``mask`` (the model reads relations)."""
+    if mention is None:
+        return question
+    return f"{question[:mention.start]}{mask}{question[mention.end:]}"

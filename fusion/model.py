@@ -1,0 +1,112 @@
+"""The fusion model: scores the next action of a relation path from the question and the graph.
+
+Inputs (one question):
+- question token states from MiniLM (frozen) ``tokens: [L, 384]``, mask ``[L]``, pooled ``[384]``;
+  the topic mention is masked out, so the question text speaks of relations and types only;
+- the topic entity: its type's text embedding ``[384]`` and, with graph embeddings on, its
+  graph-encoder embedding ``[d]`` (projected and fused into the initial state);
+- the actions of the domain (a hop ``(relation, direction)`` or a stop on an answer type), each
+  embedded from its text (MiniLM) plus, with graph embeddings on, the projected relation
+  embedding of the graph encoder.
+
+A GRU carries the path prefix; at every step the state attends over the question tokens
+(cross-attention) and scores the candidate actions by a dot product. Trained with cross-entropy
+over the candidate actions that exist in the graph at that step (teacher forcing).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from fusion.text import TEXT_DIM
+
+KIND_OUT, KIND_IN, KIND_STOP = 0, 1, 2
+
+
+class FusionModel(nn.Module):
+    """Path-step scorer. ``graph_dim = 0`` (or ``use_graph=False``) is the text-only ablation."""
+
+    def __init__(self, hidden: int = 192, graph_dim: int = 0, use_graph: bool = True,
+                 dropout: float = 0.1, text_dim: int = TEXT_DIM) -> None:
+        super().__init__()
+        self.hidden = hidden
+        self.graph_dim = graph_dim
+        self.use_graph = bool(use_graph and graph_dim > 0)
+        self.q_proj = nn.Linear(text_dim, hidden)
+        self.topic_type_proj = nn.Linear(text_dim, hidden)
+        self.init = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.Tanh())
+        self.action_text_proj = nn.Linear(text_dim, hidden)
+        self.kind = nn.Embedding(3, hidden)
+        self.step = nn.Embedding(4, hidden)
+        self.gru = nn.GRUCell(hidden, hidden)
+        self.key = nn.Linear(text_dim, hidden)
+        self.value = nn.Linear(text_dim, hidden)
+        self.query = nn.Linear(hidden, hidden)
+        self.out = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Dropout(dropout),
+                                 nn.Linear(hidden, hidden))
+        if self.use_graph:
+            self.graph_rel_proj = nn.Linear(graph_dim, hidden)
+            self.graph_ent_proj = nn.Linear(graph_dim, hidden)
+            self.graph_gate = nn.Parameter(torch.tensor(0.5))
+
+    def action_vectors(self, action_text: torch.Tensor, action_kind: torch.Tensor,
+                       action_graph: torch.Tensor | None) -> torch.Tensor:
+        """``action_text: [A, 384]``, ``action_kind: [A]``, ``action_graph: [A, d]``
+        -> ``[A, H]``."""
+        vectors = self.action_text_proj(action_text) + self.kind(action_kind)
+        if self.use_graph and action_graph is not None:
+            vectors = vectors + self.graph_gate * self.graph_rel_proj(action_graph)
+        return vectors
+
+    def initial_state(self, pooled: torch.Tensor, topic_type_text: torch.Tensor,
+                      topic_graph: torch.Tensor | None) -> torch.Tensor:
+        """``pooled: [B, 384]``, ``topic_type_text: [B, 384]``, ``topic_graph: [B, d]``
+        -> ``[B, H]``."""
+        topic = self.topic_type_proj(topic_type_text)
+        if self.use_graph and topic_graph is not None:
+            topic = topic + self.graph_gate * self.graph_ent_proj(topic_graph)
+        return self.init(torch.cat([self.q_proj(pooled), topic], dim=-1))
+
+    def step_scores(self, state: torch.Tensor, step: int, keys: torch.Tensor,
+                    values: torch.Tensor, mask: torch.Tensor,
+                    actions: torch.Tensor) -> torch.Tensor:
+        """Scores of every action: state ``[B, H]``, keys/values ``[B, L, H]``, mask ``[B, L]``,
+        actions ``[A, H]`` -> ``[B, A]``."""
+        query = self.query(state + self.step.weight[min(step, 3)])
+        attn = torch.einsum("bh,blh->bl", query, keys) / math.sqrt(self.hidden)
+        attn = attn.masked_fill(~mask, float("-inf")).softmax(-1)
+        context = torch.einsum("bl,blh->bh", attn, values)
+        summary = self.out(torch.cat([state, context], dim=-1))
+        return summary @ actions.T / math.sqrt(self.hidden)
+
+    def encode_question(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens ``[B, L, 384]`` -> keys, values ``[B, L, H]``."""
+        return self.key(tokens), self.value(tokens)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor, pooled: torch.Tensor,
+                topic_type_text: torch.Tensor, topic_graph: torch.Tensor | None,
+                actions: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced scores ``[B, T, A]`` for gold action ids ``gold: [B, T]`` (-1 = pad)."""
+        keys, values = self.encode_question(tokens)
+        state = self.initial_state(pooled, topic_type_text, topic_graph)
+        scores = []
+        for t in range(gold.shape[1]):
+            scores.append(self.step_scores(state, t, keys, values, mask, actions))
+            taken = actions[gold[:, t].clamp(min=0)]
+            state = self.gru(taken, state)
+        return torch.stack(scores, dim=1)
+
+    def prefix_states(self, base: torch.Tensor, prefixes: list[list[int]],
+                      actions: torch.Tensor) -> torch.Tensor:
+        """States after each prefix: base ``[B, H]`` (one per prefix), prefixes of action ids."""
+        state = base
+        longest = max((len(p) for p in prefixes), default=0)
+        for t in range(longest):
+            active = torch.tensor([len(p) > t for p in prefixes])
+            ids = torch.tensor([p[t] if len(p) > t else 0 for p in prefixes])
+            moved = self.gru(actions[ids], state)
+            state = torch.where(active.unsqueeze(-1), moved, state)
+        return state

@@ -1,0 +1,285 @@
+"""The ask pipeline: link -> encode the question once -> beam search over relation paths with
+bounded Neo4j expansion -> ranked answers with evidence paths and an explanation.
+
+``QAService`` lives once per process (the API keeps it on ``app.state``); it caches per domain
+the alias index, the loaded checkpoint and the graph features, keyed by their versions, and
+one expander (with its bounded neighbour cache) per database.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from neo4j import Driver, RoutingControl
+
+from fusion.exceptions import QAModelNotReadyError, QuestionError
+from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
+from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
+from fusion.retrieval import Caps, Expander, Neo4jExpander, PathResult, beam_search, rank_answers
+from fusion.schemas import (
+    MAX_QUESTION_CHARS,
+    Answer,
+    AskResponse,
+    EvidenceHop,
+    EvidencePath,
+    LinkedCandidate,
+    LinkedEntity,
+    Mode,
+)
+from fusion.space import ActionSpace, GraphFeatures, load_graph_features
+from fusion.train import Checkpoint, load_checkpoint, qa_artifacts
+from fusion.verbalize import words
+from graph.driver import translate_errors
+from graph.exceptions import NotFoundError
+from graph.settings import Settings
+from graph.store import GraphStore
+
+log = logging.getLogger("kgr.fusion")
+
+DOMAIN_RELATION_TYPES_QUERY = """
+MATCH (n:Entity {domain: $domain})-[r]->()
+WHERE NOT type(r) STARTS WITH '_'
+RETURN DISTINCT type(r) AS type
+"""
+TEXT_MODEL = "all-MiniLM-L6-v2"
+
+
+def check_question(question: str) -> str:
+    text = (question or "").strip()
+    if not text:
+        raise QuestionError("the question is empty")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise QuestionError(f"the question is longer than {MAX_QUESTION_CHARS} characters")
+    return text
+
+
+def relation_label(step: tuple[str, str]) -> str:
+    return step[0] if step[1] == "out" else f"^{step[0]}"
+
+
+@dataclass
+class Prepared:
+    """A linked and encoded question."""
+
+    question: str
+    mentions: list[Mention]
+    ctx: QuestionContext | None
+
+
+class DomainQA:
+    """Answers questions about one domain with one (optional) checkpoint."""
+
+    def __init__(self, settings: Settings, store: GraphStore, domain: str, expander: Expander,
+                 index: AliasIndex, checkpoint: Checkpoint | None,
+                 features: GraphFeatures | None, caps: Caps | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.domain = domain
+        self.expander = expander
+        self.linker = EntityLinker(store, domain, index)
+        self.checkpoint = checkpoint
+        self.features = features
+        self.caps = caps or Caps()
+        if checkpoint is not None:
+            self.space = checkpoint.space
+        else:
+            self.space = ActionSpace.build(self._relation_types(),
+                                           sorted(set(index.types.values())))
+        self.zero_shot = ZeroShotScorer(self.space)
+        self.scorers: dict[str, ModelScorer] = {}
+        if checkpoint is not None:
+            for name, model in checkpoint.heads.items():
+                if model.use_graph and (features is None or features.dim != model.graph_dim):
+                    log.warning("QA head %r of %s needs graph features of width %s; skipped",
+                                name, domain, model.graph_dim)
+                    continue
+                self.scorers[name] = ModelScorer(model, self.space, features)
+
+    def _relation_types(self) -> list[str]:
+        with translate_errors():
+            records, _, _ = self.store.driver.execute_query(
+                DOMAIN_RELATION_TYPES_QUERY, {"domain": self.domain},
+                database_=self.store.database, routing_=RoutingControl.READ)
+        return sorted(r["type"] for r in records)
+
+    # ------------------------------------------------------------------ steps
+    def prepare(self, questions: list[str]) -> list[Prepared]:
+        """Link every question and encode the linked ones (one MiniLM batch)."""
+        linked = [(q, self.linker.link(q)) for q in questions]
+        for _, mentions in linked:
+            for m in mentions:
+                for c in m.candidates:
+                    if isinstance(self.expander, Neo4jExpander):
+                        self.expander.remember(c.uid, c.name, c.type)
+        texts = [mask_question(q, ms[0], MASK) for q, ms in linked if ms]
+        contexts = iter(encode_questions(texts))
+        return [Prepared(q, ms, next(contexts) if ms else None) for q, ms in linked]
+
+    def default_mode(self) -> Mode:
+        return "fine-tuned" if self.scorers else "zero-shot"
+
+    def search(self, prepared: Prepared, max_hops: int, mode: Mode,
+               use_graph: bool = True) -> tuple[list[PathResult], dict[str, Any]]:
+        """The complete paths, best first, and which models scored them."""
+        assert prepared.ctx is not None
+        mention = prepared.mentions[0]
+        topics = [(c.uid, math.log(max(c.score, 1e-6))) for c in mention.candidates]
+        models: dict[str, Any] = {"text_encoder": TEXT_MODEL, "qa": None, "encoder": None,
+                                  "graph_embeddings": False}
+        if mode == "zero-shot":
+            scorer = self.zero_shot.for_question(prepared.ctx, self.expander)
+            finals = beam_search(self.expander, scorer, topics, max_hops, self.caps)
+            return self.zero_shot.rerank(prepared.ctx, finals, self.expander), models
+        head = "graph" if use_graph and "graph" in self.scorers else "text"
+        if head not in self.scorers:
+            raise QAModelNotReadyError(
+                f"no fine-tuned QA model for domain {self.domain!r}"
+                + ("" if self.scorers else "; train one with `kgr train qa`"))
+        assert self.checkpoint is not None
+        models.update(qa=self.checkpoint.version, graph_embeddings=head == "graph",
+                      encoder=self.features.version if head == "graph" and self.features else None)
+        scorer = self.scorers[head].for_question(prepared.ctx, self.expander)
+        return beam_search(self.expander, scorer, topics, max_hops, self.caps), models
+
+    def answer(self, question: str, top_k: int = 10, max_hops: int = 3,
+               mode: Mode | None = None, use_graph: bool = True,
+               prepared: Prepared | None = None) -> AskResponse:
+        started = time.perf_counter()
+        question = check_question(question)
+        mode = mode or self.default_mode()
+        if mode == "fine-tuned" and not self.scorers:
+            raise QAModelNotReadyError(
+                f"no fine-tuned QA model for domain {self.domain!r}; train one with "
+                f"`kgr train qa --domain {self.domain}` or ask with mode 'zero-shot'")
+        prepared = prepared or self.prepare([question])[0]
+        linked_at = time.perf_counter()
+        linked = [
+            LinkedEntity(mention=m.text, start=m.start, end=m.end, method=m.method,
+                         candidates=[LinkedCandidate(uid=c.uid, name=c.name, type=c.type,
+                                                     score=c.score) for c in m.candidates])
+            for m in prepared.mentions
+        ]
+        models: dict[str, Any] = {"text_encoder": TEXT_MODEL}
+        answers: list[Answer] = []
+        reason = None
+        if not prepared.mentions:
+            reason = f"no entity of domain {self.domain!r} was found in the question"
+        else:
+            finals, models = self.search(prepared, max_hops, mode, use_graph)
+            ranked = rank_answers(finals, self.expander, top_k)
+            answers = [self._answer(uid, prob, final, finals) for uid, prob, final in ranked]
+            if not answers:
+                reason = (f"no path of at most {max_hops} hops from "
+                          f"{prepared.mentions[0].candidates[0].name!r} leads to an answer")
+        done = time.perf_counter()
+        return AskResponse(
+            question=question, domain=self.domain, mode=mode, answers=answers,
+            linked_entities=linked, reason=reason, models=models,
+            timings_ms={"link_encode": round(1000 * (linked_at - started), 2),
+                        "retrieve_score": round(1000 * (done - linked_at), 2),
+                        "total": round(1000 * (done - started), 2)},
+        )
+
+    def _evidence(self, final: PathResult, uid: str) -> EvidencePath:
+        name = lambda u: self.expander.node(u)[0]  # noqa: E731
+        hops = [EvidenceHop(source=h, source_name=name(h), type=r, target=t, target_name=name(t))
+                for h, r, t in final.evidence(uid)]
+        text = "; ".join(f"{e.source_name} -{words(e.type)}-> {e.target_name}" for e in hops)
+        return EvidencePath(relations=hops, text=text)
+
+    def _answer(self, uid: str, prob: float, final: PathResult,
+                finals: list[PathResult]) -> Answer:
+        evidence = [self._evidence(final, uid)]
+        for other in finals[:20]:
+            if len(evidence) >= 3:
+                break
+            if other is not final and uid in other.back[-1] and other.answer_type == \
+                    final.answer_type:
+                path = self._evidence(other, uid)
+                if path.text not in {e.text for e in evidence}:
+                    evidence.append(path)
+        name, etype = self.expander.node(uid)
+        topic = self.expander.node(final.topic)[0]
+        steps = " then ".join(
+            (f"'{words(r)}'" if d == "out" else f"'{words(r)}' (reversed)") for r, d in final.steps)
+        support = final.support.get(uid, 1)
+        explanation = (f"{name} ({etype}) is reached from {topic} by {steps}"
+                       f" (path probability {prob:.2f}); e.g. {evidence[0].text}"
+                       + (f"; {support} links lead to it" if support > 1 else ""))
+        return Answer(uid=uid, name=name, type=etype, score=round(prob, 6),
+                      relation_path=[relation_label(s) for s in final.steps],
+                      evidence=evidence, explanation=explanation)
+
+
+class QAService:
+    """Per-process cache of ``DomainQA`` objects; reloads when an active version changes."""
+
+    def __init__(self, settings: Settings, driver: Driver, caps: Caps | None = None) -> None:
+        self.settings = settings
+        self.store = GraphStore(driver, settings.neo4j_database)
+        self.expander = Neo4jExpander(driver, settings.neo4j_database)
+        self.caps = caps
+        self._domains: dict[str, tuple[tuple[str | None, str | None], DomainQA]] = {}
+        self._indexes: dict[str, AliasIndex] = {}
+        self._lock = threading.Lock()
+
+    def _versions(self, domain: str) -> tuple[str | None, str | None]:
+        from graph.artifacts import ArtifactStore
+
+        encoder = ArtifactStore(self.settings.artifacts_dir, "encoder").active_version(domain)
+        return qa_artifacts(self.settings).active_version(domain), encoder
+
+    def domain(self, domain: str) -> DomainQA:
+        versions = self._versions(domain)
+        with self._lock:
+            cached = self._domains.get(domain)
+            if cached is not None and cached[0] == versions:
+                return cached[1]
+            index = self._indexes.get(domain)
+            if index is None:
+                index = AliasIndex.load(self.store.driver, self.store.database, domain)
+                if not index.names:
+                    raise NotFoundError(f"unknown domain {domain!r}")
+                self._indexes[domain] = index
+            checkpoint = None
+            if versions[0] is not None:
+                checkpoint = load_checkpoint(qa_artifacts(self.settings).path(domain, versions[0]))
+            features = load_graph_features(self.settings, domain)
+            qa = DomainQA(self.settings, self.store, domain, self.expander, index, checkpoint,
+                          features, self.caps)
+            self._domains[domain] = (versions, qa)
+            return qa
+
+    def invalidate(self, domain: str) -> None:
+        with self._lock:
+            self._domains.pop(domain, None)
+            self._indexes.pop(domain, None)
+
+    def pick_domain(self, question: str) -> str:
+        """The domain whose entity names the question mentions best."""
+        best: tuple[int, float, str] | None = None
+        for name in self.store.domains():
+            mentions = self.domain(name).linker.exact(question)
+            if mentions:
+                top = max(mentions, key=lambda m: (m.end - m.start, m.score))
+                key = (top.end - top.start, top.score, name)
+                if best is None or key[:2] > best[:2]:
+                    best = key
+        if best is None:
+            raise NotFoundError("no domain has an entity that the question mentions; "
+                                "pass a domain")
+        return best[2]
+
+    def ask(self, question: str, domain: str | None = None, top_k: int = 10, max_hops: int = 3,
+            mode: Mode | None = None, use_graph: bool = True) -> AskResponse:
+        question = check_question(question)
+        if domain is None:
+            domain = self.pick_domain(question)
+        else:
+            self.store.check_domain(domain)
+        return self.domain(domain).answer(question, top_k, max_hops, mode, use_graph)

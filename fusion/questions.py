@@ -1,0 +1,183 @@
+"""Multi-hop question generation from relation-path templates, with answers from the graph.
+
+A random walk of 1..3 hops from a topic entity fixes a path (relation, direction per hop) and an
+answer type; the answers are *all* entities of that type that the path reaches from the topic
+(from every entity that shares the topic's name, since the question cannot tell them apart).
+The question is a frame ("Which {np}?") around the path's noun phrase, with one phrasing per
+hop. Training questions use the training phrasings and frames only; evaluation questions use the
+held-out ones (``fusion.verbalize``), so no evaluation template is seen in training.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from fusion.exceptions import TrainingDataError
+from fusion.graphdata import DomainGraph
+from fusion.linking import STOP_WORDS, AliasIndex, EntityLinker, normalize
+from fusion.verbalize import (
+    FRAMES,
+    HELD_OUT_FRAMES,
+    HELD_OUT_PHRASINGS,
+    Action,
+    noun_phrase,
+    phrasings,
+    split_variants,
+)
+
+MAX_ANSWERS = 20
+MAX_TOPIC_DEGREE = 400
+
+
+def alias_index_of(graph: DomainGraph) -> AliasIndex:
+    keys: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    for uid, name in graph.names.items():
+        seen = set()
+        for text, exact in [(name, True)] + [(a, False) for a in graph.aliases.get(uid, [])]:
+            key = normalize(text)
+            if key and key not in seen:
+                seen.add(key)
+                keys[key].append((uid, exact))
+    return AliasIndex(dict(keys), dict(graph.names), dict(graph.types))
+
+
+def _usable_topic(name: str) -> bool:
+    words = normalize(name).split()
+    return bool(words) and len(name) >= 3 and not all(w in STOP_WORDS for w in words) \
+        and len(words) <= 10
+
+
+def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
+                       seed: int = 0,
+                       exclude: set[tuple[str, tuple[Action, ...], str]] | None = None,
+                       max_answers: int = MAX_ANSWERS) -> list[dict[str, Any]]:
+    """``per_hop[k]`` questions of k hops with ``split`` 'train' or 'eval' templates."""
+    if split not in ("train", "eval"):
+        raise ValueError("split must be 'train' or 'eval'")
+    rng = random.Random(seed)
+    index = alias_index_of(graph)
+    linker = EntityLinker(None, graph.domain, index)
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for uid, name in graph.names.items():
+        by_name[normalize(name)].append(uid)
+    topics = sorted(
+        uid for uid, rels in graph.adj.items()
+        if _usable_topic(graph.names.get(uid, ""))
+        and sum(len(v) for v in rels.values()) <= MAX_TOPIC_DEGREE
+    )
+    if not topics:
+        raise TrainingDataError(f"domain {graph.domain!r} has no usable topic entity")
+    frames = split_variants(FRAMES, HELD_OUT_FRAMES, split)
+    seen = set(exclude or ())
+    out: list[dict[str, Any]] = []
+    for hops, wanted in sorted(per_hop.items()):
+        made, attempts = 0, 0
+        while made < wanted and attempts < 60 * wanted + 200:
+            attempts += 1
+            topic = rng.choice(topics)
+            steps: list[Action] = []
+            mid_types: list[str] = []
+            current = topic
+            for _ in range(hops):
+                options = sorted(graph.adj.get(current, {}))
+                if not options:
+                    break
+                step = rng.choice(options)
+                current = rng.choice(graph.adj[current][step])
+                steps.append(step)
+                mid_types.append(graph.types[current])
+            if len(steps) < hops:
+                continue
+            answer_type = mid_types[-1]
+            key = (topic, tuple(steps), answer_type)
+            if key in seen:
+                continue
+            same_name = by_name[normalize(graph.names[topic])]
+            answers = graph.answers(set(same_name), steps, answer_type, cap=20 * max_answers)
+            if not 1 <= len(answers) <= max_answers:
+                continue
+            # name the intermediate nodes by their most common type on the path
+            reached = set(same_name)
+            for hop, step in enumerate(steps[:-1]):
+                reached = graph.follow(reached, step)
+                counts = Counter(graph.types[u] for u in reached)
+                mid_types[hop] = counts.most_common(1)[0][0] if counts else mid_types[hop]
+            choice = [rng.choice(range(len(split_variants(phrasings(*s), HELD_OUT_PHRASINGS,
+                                                           split))))
+                      for s in steps]
+            if split == "eval":
+                choice = [len(phrasings(*s)) - HELD_OUT_PHRASINGS + c
+                          for s, c in zip(steps, choice, strict=True)]
+            name = graph.names[topic]
+            text = noun_phrase(steps, mid_types, answer_type, name, choice)
+            question = rng.choice(frames).format(np=text)
+            mentions = linker.exact(question)
+            mentions.sort(key=lambda m: (-(m.end - m.start), -m.score, m.start))
+            if not mentions or topic not in {c.uid for c in mentions[0].candidates}:
+                continue
+            seen.add(key)
+            made += 1
+            out.append({
+                "question": question,
+                "answers": sorted(answers),
+                "answer_names": sorted({graph.names[a] for a in answers}),
+                "topic_entities": sorted(same_name),
+                "topic_name": name,
+                "path": [list(s) for s in steps],
+                "answer_type": answer_type,
+                "hops": hops,
+                "split": split,
+            })
+    return out
+
+
+def generate_splits(graph: DomainGraph, train_per_hop: int, eval_per_hop: int, seed: int = 0,
+                    hops: Iterable[int] = (1, 2, 3),
+                    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Training questions (training templates) and evaluation questions (held-out templates,
+    and no (topic, path) shared with training)."""
+    hops = list(hops)
+    train = generate_questions(graph, {h: train_per_hop for h in hops}, "train", seed)
+    used = {(q["topic_entities"][0], tuple(tuple(s) for s in q["path"]), q["answer_type"])
+            for q in train}
+    used |= {(t, tuple(tuple(s) for s in q["path"]), q["answer_type"])
+             for q in train for t in q["topic_entities"]}
+    evaluation = generate_questions(graph, {h: eval_per_hop for h in hops}, "eval", seed + 1,
+                                    exclude=used)  # type: ignore[arg-type]
+    return train, evaluation
+
+
+def write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    with path.open("w") as fh:
+        for row in rows:
+            fh.write(json.dumps(row) + "\n")
+            count += 1
+    return count
+
+
+def read_jsonl(path: Path, max_bytes: int = 200 * 1024 * 1024) -> Iterator[dict[str, Any]]:
+    """Rows of a QA file; each needs "question" and "answers" (names or uids)."""
+    if not path.exists():
+        raise TrainingDataError(f"no such file: {path}")
+    if path.stat().st_size > max_bytes:
+        raise TrainingDataError(f"{path} is larger than {max_bytes} bytes")
+    with path.open() as fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TrainingDataError(f"{path}:{number}: not JSON ({exc.msg})") from exc
+            if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
+                    or not isinstance(row.get("answers"), list) or not row["answers"]:
+                raise TrainingDataError(
+                    f"{path}:{number}: each line needs a \"question\" string and a non-empty "
+                    "\"answers\" list")
+            yield row

@@ -1,0 +1,276 @@
+"""Bounded retrieval and the beam search over relation paths.
+
+From the linked topic entities the search expands one hop at a time; only the frontiers of the
+``beam`` best path prefixes (scored by the model against the question) are expanded next, with
+caps per (node, relation, direction), per frontier and per query. So the work per question is
+bounded whatever the degree of the nodes, and the graph is never read whole.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from neo4j import Driver, RoutingControl
+
+from fusion.graphdata import DomainGraph, entity_type
+from fusion.verbalize import STOP, Action
+from graph.driver import translate_errors
+from graph.exceptions import InvalidInputError
+
+MAX_HOPS = 3
+
+# Neighbours of a frontier, at most $per_type per (node, relation type, direction), at most
+# $limit rows in all; internal relationship types ('_...') and other domains are left out.
+EXPAND_CAPPED_QUERY = """
+UNWIND $frontier AS uid
+MATCH (n:Entity {uid: uid})
+CALL (n) {
+  MATCH (n)-[r]-(m:Entity)
+  WHERE m.domain = n.domain AND NOT type(r) STARTS WITH '_'
+  WITH type(r) AS rel, CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS dir, m
+  ORDER BY m.uid
+  WITH rel, dir, collect(m)[..$per_type] AS ms
+  UNWIND ms AS m
+  RETURN rel, dir, m.uid AS dst, m.name AS name, labels(m) AS labels
+}
+RETURN n.uid AS src, rel, dir, dst, name, labels
+LIMIT $limit
+"""
+
+Row = tuple[str, str, str]  # (relation type, direction, neighbour uid)
+
+
+@dataclass(frozen=True)
+class Caps:
+    """Bounds of one retrieval: per (node, relation, direction), per frontier, per query."""
+
+    per_type: int = 30
+    frontier: int = 60
+    rows: int = 4000
+    beam: int = 8
+
+    def check(self) -> None:
+        if not (1 <= self.per_type <= 1000 and 1 <= self.frontier <= 1000
+                and 1 <= self.rows <= 50_000 and 1 <= self.beam <= 256):
+            raise InvalidInputError("retrieval caps out of range")
+
+
+class Expander(Protocol):
+    """Gives the capped neighbours of frontier nodes and what it knows of each node."""
+
+    def expand(self, uids: Sequence[str], caps: Caps) -> dict[str, list[Row]]: ...
+
+    def node(self, uid: str) -> tuple[str, str]: ...  # (name, type)
+
+
+class Neo4jExpander:
+    """Expansion with ``EXPAND_CAPPED_QUERY``; results per node are kept in a bounded LRU."""
+
+    def __init__(self, driver: Driver, database: str, cache_size: int = 50_000) -> None:
+        self.driver = driver
+        self.database = database
+        self.cache_size = cache_size
+        self._rows: OrderedDict[tuple[str, int], list[Row]] = OrderedDict()
+        self._nodes: dict[str, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+        self.queries = 0
+
+    def remember(self, uid: str, name: str, etype: str) -> None:
+        with self._lock:
+            self._nodes[uid] = (name, etype)
+
+    def node(self, uid: str) -> tuple[str, str]:
+        return self._nodes.get(uid, (uid, "Entity"))
+
+    def expand(self, uids: Sequence[str], caps: Caps) -> dict[str, list[Row]]:
+        out: dict[str, list[Row]] = {}
+        missing: list[str] = []
+        with self._lock:
+            for uid in uids:
+                key = (uid, caps.per_type)
+                if key in self._rows:
+                    self._rows.move_to_end(key)
+                    out[uid] = self._rows[key]
+                else:
+                    missing.append(uid)
+        if not missing:
+            return out
+        with translate_errors():
+            records, _, _ = self.driver.execute_query(
+                EXPAND_CAPPED_QUERY,
+                {"frontier": missing, "per_type": caps.per_type, "limit": caps.rows},
+                database_=self.database, routing_=RoutingControl.READ,
+            )
+        self.queries += 1
+        fetched: dict[str, list[Row]] = {uid: [] for uid in missing}
+        truncated = len(records) >= caps.rows
+        nodes = {}
+        for r in records:
+            fetched[r["src"]].append((r["rel"], r["dir"], r["dst"]))
+            nodes[r["dst"]] = (r["name"] or r["dst"], entity_type(r["labels"]))
+        with self._lock:
+            self._nodes.update(nodes)
+            if len(self._nodes) > 4 * self.cache_size:
+                self._nodes.clear()
+                self._nodes.update(nodes)
+            for uid, rows in fetched.items():
+                out[uid] = rows
+                if not truncated:  # a truncated answer is not complete for its last nodes
+                    self._rows[(uid, caps.per_type)] = rows
+            while len(self._rows) > self.cache_size:
+                self._rows.popitem(last=False)
+        return out
+
+
+class MemoryExpander:
+    """The same capped expansion over an in-memory ``DomainGraph`` (training, generation)."""
+
+    def __init__(self, graph: DomainGraph) -> None:
+        self.graph = graph
+
+    def node(self, uid: str) -> tuple[str, str]:
+        return self.graph.names.get(uid, uid), self.graph.types.get(uid, "Entity")
+
+    def expand(self, uids: Sequence[str], caps: Caps) -> dict[str, list[Row]]:
+        out: dict[str, list[Row]] = {}
+        total = 0
+        for uid in uids:
+            rows: list[Row] = []
+            for (rel, direction), targets in sorted(self.graph.adj.get(uid, {}).items()):
+                rows.extend((rel, direction, t) for t in targets[:caps.per_type])
+            rows = rows[: max(0, caps.rows - total)]
+            total += len(rows)
+            out[uid] = rows
+        return out
+
+
+@dataclass
+class BeamItem:
+    """A path prefix from a topic: its actions, log-probability and current frontier."""
+
+    topic: str
+    steps: tuple[Action, ...]
+    logp: float
+    frontier: list[str]
+    back: list[dict[str, tuple[str, str, str]]] = field(default_factory=list)
+    support: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class PathResult:
+    """A complete path (relation hops then the answer type) and the entities it reaches."""
+
+    topic: str
+    steps: tuple[Action, ...]
+    answer_type: str
+    logp: float
+    answers: list[str]
+    back: list[dict[str, tuple[str, str, str]]]
+    support: dict[str, int]
+
+    @property
+    def hops(self) -> int:
+        return len(self.steps)
+
+    def evidence(self, uid: str) -> list[tuple[str, str, str]]:
+        """The (head, relation, tail) triples from the topic to ``uid`` along this path."""
+        triples: list[tuple[str, str, str]] = []
+        current = uid
+        for hop in range(len(self.back) - 1, -1, -1):
+            prev, rel, direction = self.back[hop][current]
+            triples.append((prev, rel, current) if direction == "out" else (current, rel, prev))
+            current = prev
+        return triples[::-1]
+
+
+# scorer(items, candidate actions per item) -> log-probabilities per item (same order)
+Scorer = Callable[[list[BeamItem], list[list[Action]]], list[list[float]]]
+
+
+def candidate_actions(item: BeamItem, adjacency: dict[str, list[Row]] | None,
+                      type_of: Callable[[str], str]) -> list[Action]:
+    """What may follow a prefix: answer types of its frontier (after one hop) and hops."""
+    actions: set[Action] = set()
+    if item.steps:
+        actions.update((type_of(u), STOP) for u in item.frontier if u != item.topic)
+    if adjacency is not None:
+        for uid in item.frontier:
+            actions.update((rel, direction) for rel, direction, _ in adjacency.get(uid, ()))
+    return sorted(actions)
+
+
+def advance(item: BeamItem, action: Action, logp: float, adjacency: dict[str, list[Row]],
+            caps: Caps) -> BeamItem:
+    """The prefix extended by one hop; its frontier is capped at ``caps.frontier`` nodes."""
+    back: dict[str, tuple[str, str, str]] = {}
+    support: dict[str, int] = {}
+    for uid in item.frontier:
+        for rel, direction, target in adjacency.get(uid, ()):
+            if (rel, direction) != action:
+                continue
+            if target not in back:
+                if len(back) >= caps.frontier:
+                    continue
+                back[target] = (uid, rel, direction)
+            support[target] = support.get(target, 0) + 1
+    return BeamItem(item.topic, item.steps + (action,), logp, list(back),
+                    item.back + [back], support)
+
+
+def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, float]],
+                max_hops: int, caps: Caps, min_hops: int = 1) -> list[PathResult]:
+    """Best complete paths of 1..max_hops hops from the topics, best first."""
+    if not 1 <= max_hops <= MAX_HOPS:
+        raise InvalidInputError(f"max_hops must be between 1 and {MAX_HOPS}")
+    caps.check()
+    items = [BeamItem(uid, (), prior, [uid]) for uid, prior in topics]
+    finals: list[PathResult] = []
+    type_of = lambda uid: expander.node(uid)[1]  # noqa: E731
+    for hop in range(max_hops + 1):
+        if not items:
+            break
+        adjacency = None
+        if hop < max_hops:
+            frontier = list(dict.fromkeys(u for item in items for u in item.frontier))
+            adjacency = expander.expand(frontier, caps)
+        candidates = [candidate_actions(item, adjacency, type_of) for item in items]
+        if hop < min_hops:
+            candidates = [[a for a in c if a[1] != STOP] for c in candidates]
+        scores = scorer(items, candidates) if any(candidates) else [[] for _ in items]
+        extended: list[tuple[float, BeamItem, Action]] = []
+        for item, actions, logps in zip(items, candidates, scores, strict=True):
+            for action, lp in zip(actions, logps, strict=True):
+                total = item.logp + lp
+                if action[1] == STOP:
+                    answers = [u for u in item.frontier
+                               if u != item.topic and type_of(u) == action[0]]
+                    finals.append(PathResult(item.topic, item.steps, action[0], total, answers,
+                                             item.back, item.support))
+                elif adjacency is not None and math.isfinite(total):
+                    extended.append((total, item, action))
+        extended.sort(key=lambda e: (-e[0], e[2]))
+        items = [advance(item, action, total, adjacency or {}, caps)
+                 for total, item, action in extended[:caps.beam]]
+        items = [item for item in items if item.frontier]
+    finals.sort(key=lambda f: (-f.logp, f.hops, f.steps, f.answer_type))
+    return finals
+
+
+def rank_answers(finals: Sequence[PathResult], expander: Expander,
+                 limit: int) -> list[tuple[str, float, PathResult]]:
+    """Entities by the probability of the best path reaching them (ties: more support, name)."""
+    best: dict[str, tuple[float, int, PathResult]] = {}
+    for final in finals:
+        prob = math.exp(final.logp)
+        for uid in final.answers:
+            support = final.support.get(uid, 1)
+            if uid not in best or (prob, support) > best[uid][:2]:
+                best[uid] = (prob, support, final)
+    ordered = sorted(best.items(),
+                     key=lambda kv: (-kv[1][0], -kv[1][1], expander.node(kv[0])[0], kv[0]))
+    return [(uid, prob, final) for uid, (prob, _, final) in ordered[:limit]]

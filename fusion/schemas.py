@@ -1,0 +1,98 @@
+"""Pydantic models of the ask API (shared by the API, the CLI and the benchmarks)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Mode = Literal["zero-shot", "fine-tuned"]
+MAX_QUESTION_CHARS = 500
+
+
+class AskRequest(BaseModel):
+    """A natural-language question about one domain's graph."""
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
+                          description="e.g. 'Which genes are associated with Marfan syndrome?'")
+    domain: str | None = Field(default=None, max_length=100,
+                               description="Domain to ask; default: the one whose entities the "
+                               "question mentions")
+    top_k: int = Field(default=10, ge=1, le=100)
+    max_hops: int = Field(default=3, ge=1, le=3)
+    mode: Mode | None = Field(default=None, description="default: fine-tuned when a model is "
+                              "trained for the domain, else zero-shot")
+
+
+class EvidenceHop(BaseModel):
+    """One relationship of an evidence path, in its stored direction."""
+
+    source: str
+    source_name: str
+    type: str
+    target: str
+    target_name: str
+
+
+class EvidencePath(BaseModel):
+    """A path in the graph from the topic entity to the answer."""
+
+    relations: list[EvidenceHop]
+    text: str
+
+
+class Answer(BaseModel):
+    uid: str
+    name: str
+    type: str
+    score: float = Field(description="probability of the best relation path reaching it")
+    relation_path: list[str] = Field(description="e.g. ['HAS_PHENOTYPE', '^IS_A'] (^ = reversed)")
+    evidence: list[EvidencePath]
+    explanation: str
+
+
+class LinkedCandidate(BaseModel):
+    uid: str
+    name: str
+    type: str
+    score: float
+
+
+class LinkedEntity(BaseModel):
+    mention: str
+    start: int
+    end: int
+    method: str
+    candidates: list[LinkedCandidate]
+
+
+class AskResponse(BaseModel):
+    question: str
+    domain: str
+    mode: Mode
+    answers: list[Answer]
+    linked_entities: list[LinkedEntity]
+    reason: str | None = Field(default=None, description="why there is no answer, if none")
+    models: dict[str, str | bool | None]
+    timings_ms: dict[str, float]
+
+
+class TrainQARequest(BaseModel):
+    """Train a QA model: on generated questions, or on uploaded-before rows, or both."""
+
+    domain: str = Field(max_length=100)
+    data: list[dict[str, object]] | None = Field(
+        default=None, description='rows {"question", "answers", "topic_entities"?}')
+    generate_per_hop: int = Field(default=600, ge=0, le=20_000,
+                                  description="generated training questions per hop count")
+    epochs: int = Field(default=30, ge=1, le=500)
+    graph_embeddings: bool = True
+    init_from_active: bool = False
+
+
+class EvalQARequest(BaseModel):
+    domain: str = Field(max_length=100)
+    data: list[dict[str, object]] | None = None
+    generate_per_hop: int = Field(default=100, ge=0, le=5000)
+    modes: list[Literal["zero-shot", "fine-tuned", "fine-tuned-no-graph"]] = Field(
+        default_factory=lambda: ["zero-shot", "fine-tuned", "fine-tuned-no-graph"])

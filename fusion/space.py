@@ -1,0 +1,110 @@
+"""The action space of one domain (hops and answer types) with its text and graph features."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from fusion.model import KIND_IN, KIND_OUT, KIND_STOP
+from fusion.verbalize import IN, OUT, STOP, Action, action_text, noun
+from graph.exceptions import ModelNotReadyError
+from graph.settings import Settings
+
+log = logging.getLogger("kgr.fusion")
+
+
+@dataclass
+class GraphFeatures:
+    """The graph encoder's vectors used by the fusion model (see ``graph.encoder``).
+
+    ``entity_embeddings: [N, d]``, ``relation_embeddings: [R, d]``."""
+
+    version: str
+    entity_embeddings: torch.Tensor
+    relation_embeddings: torch.Tensor
+    uid_to_index: dict[str, int]
+    relation_types: list[str]
+
+    @property
+    def dim(self) -> int:
+        return int(self.entity_embeddings.shape[1])
+
+    def entity(self, uids: list[str]) -> torch.Tensor:
+        """``[len(uids), d]``; zeros for uids the encoder has not seen."""
+        out = torch.zeros(len(uids), self.dim)
+        for i, uid in enumerate(uids):
+            idx = self.uid_to_index.get(uid)
+            if idx is not None:
+                out[i] = self.entity_embeddings[idx]
+        return out
+
+
+def load_graph_features(settings: Settings, domain: str) -> GraphFeatures | None:
+    """The active encoder's vectors for ``domain``, or None when no encoder is trained."""
+    try:
+        from graph.encoder import load_active_encoder  # type: ignore[attr-defined]
+    except ImportError:
+        try:
+            from graph.encoder.checkpoint import load_active_encoder
+        except ImportError:
+            return None
+    try:
+        bundle: Any = load_active_encoder(settings, domain)
+    except ModelNotReadyError:
+        return None
+    relation = bundle.relation_embeddings.float()
+    entity = bundle.entity_embeddings.float()
+    if relation.shape[1] != entity.shape[1]:  # e.g. a complex view: bring both to one width
+        width = min(relation.shape[1], entity.shape[1])
+        relation, entity = relation[:, :width], entity[:, :width]
+    return GraphFeatures(bundle.version, entity, relation, dict(bundle.uid_to_index),
+                         list(bundle.relation_types))
+
+
+@dataclass
+class ActionSpace:
+    """Every action of a domain; ``text: [A, 384]``, ``kind: [A]``, ``types`` for the topic."""
+
+    actions: list[Action]
+    types: list[str]
+    text: torch.Tensor
+    type_text: torch.Tensor
+
+    @classmethod
+    def build(cls, relation_types: list[str], entity_types: list[str]) -> ActionSpace:
+        from fusion.text import get_text_encoder
+
+        actions: list[Action] = [(r, d) for r in sorted(relation_types) for d in (OUT, IN)]
+        actions += [(t, STOP) for t in sorted(entity_types)]
+        encoder = get_text_encoder()
+        text = encoder.encode([action_text(a) for a in actions])
+        type_text = encoder.encode([noun(t) for t in sorted(entity_types)])
+        return cls(actions, sorted(entity_types), text, type_text)
+
+    def __post_init__(self) -> None:
+        self.index = {a: i for i, a in enumerate(self.actions)}
+        self.type_index = {t: i for i, t in enumerate(self.types)}
+        self.kind = torch.tensor([
+            KIND_STOP if k == STOP else (KIND_OUT if k == OUT else KIND_IN) for _, k in self.actions
+        ])
+
+    def graph_vectors(self, features: GraphFeatures | None) -> torch.Tensor | None:
+        """``[A, d]``: each hop's relation embedding (zeros for stops and unknown relations)."""
+        if features is None:
+            return None
+        out = torch.zeros(len(self.actions), features.dim)
+        for i, (name, kind) in enumerate(self.actions):
+            if kind != STOP and name in features.relation_types:
+                out[i] = features.relation_embeddings[features.relation_types.index(name)]
+        return out
+
+    def topic_type_text(self, types: list[str]) -> torch.Tensor:
+        """``[len(types), 384]`` (zeros for a type the space does not know)."""
+        out = torch.zeros(len(types), self.type_text.shape[1])
+        for i, t in enumerate(types):
+            if t in self.type_index:
+                out[i] = self.type_text[self.type_index[t]]
+        return out

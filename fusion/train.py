@@ -1,0 +1,428 @@
+"""Fine-tuning the fusion model on question/answer pairs; versioned checkpoints.
+
+Each example becomes a gold relation path: given (generated questions), or inferred as the path
+from the topic whose reached entities best match the answers (F1; weak supervision). The model
+is trained with teacher forcing on the candidate actions that the capped retrieval offers at each
+step, with early stopping on validation Hits@1. A checkpoint holds two heads trained on the same
+data: with graph-encoder embeddings and without them (the ablation), as safetensors + config.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import BaseModel
+from safetensors.torch import load_file, save_file
+
+from fusion.exceptions import QAModelNotReadyError, TrainingDataError
+from fusion.graphdata import DomainGraph
+from fusion.inference import MASK, ModelScorer, QuestionContext, encode_questions
+from fusion.linking import AliasIndex, EntityLinker, mask_question, normalize
+from fusion.model import FusionModel
+from fusion.questions import alias_index_of
+from fusion.retrieval import (
+    BeamItem,
+    Caps,
+    MemoryExpander,
+    advance,
+    beam_search,
+    candidate_actions,
+    rank_answers,
+)
+from fusion.space import ActionSpace, GraphFeatures
+from fusion.verbalize import STOP, Action
+from graph.artifacts import ArtifactStore
+from graph.settings import Settings
+
+ARTIFACT_KIND = "qa"
+MODEL_FILE = "model.safetensors"
+TEXT_MODEL_FILE = "model_text.safetensors"
+SPACE_FILE = "space.safetensors"
+CONFIG_FILE = "config.json"
+
+ProgressFn = Callable[[float, str], None]
+
+
+class TrainConfig(BaseModel):
+    """Hyperparameters of a QA training run."""
+
+    hidden: int = 192
+    dropout: float = 0.1
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    patience: int = 5
+    val_fraction: float = 0.1
+    seed: int = 0
+    max_hops: int = 3
+    per_type: int = 30
+    frontier: int = 60
+    beam: int = 8
+    max_val: int = 300
+
+
+def qa_artifacts(settings: Settings) -> ArtifactStore:
+    return ArtifactStore(settings.artifacts_dir, ARTIFACT_KIND)
+
+
+@dataclass
+class Prepared:
+    """One training example ready for the model."""
+
+    question: str
+    ctx: QuestionContext
+    topic: str
+    topics: list[str]
+    topic_type: str
+    gold: list[int]          # action ids, the last one a stop
+    candidates: list[list[int]]
+    answers: set[str]
+    hops: int
+
+
+def resolve(graph: DomainGraph, values: Sequence[Any], by_name: dict[str, list[str]]) -> list[str]:
+    """Uids for a list of uids or names (a name may stand for several entities)."""
+    out: list[str] = []
+    for value in values:
+        text = str(value)
+        if text in graph.names:
+            out.append(text)
+        elif f"{graph.domain}:{text}" in graph.names:
+            out.append(f"{graph.domain}:{text}")
+        else:
+            out.extend(by_name.get(normalize(text), []))
+    return list(dict.fromkeys(out))
+
+
+def infer_path(graph: DomainGraph, topics: list[str], answers: set[str], caps: Caps,
+               max_hops: int) -> tuple[str, list[Action], str] | None:
+    """The (topic, hops, answer type) whose reached entities best match ``answers`` (F1)."""
+    expander = MemoryExpander(graph)
+
+    def uniform(items: list[BeamItem], cands: list[list[Action]]) -> list[list[float]]:
+        return [[0.0] * len(c) for c in cands]
+
+    wide = Caps(per_type=caps.per_type, frontier=max(caps.frontier, 200), rows=20_000, beam=128)
+    best: tuple[float, int, str, list[Action], str] | None = None
+    for topic in topics[:3]:
+        for final in beam_search(expander, uniform, [(topic, 0.0)], max_hops, wide):
+            reached = graph.answers({topic}, list(final.steps), final.answer_type, cap=5000)
+            hit = len(reached & answers)
+            if not hit:
+                continue
+            f1 = 2 * hit / (len(reached) + len(answers))
+            key = (f1, -final.hops)
+            if best is None or key > (best[0], best[1]):
+                best = (f1, -final.hops, topic, list(final.steps), final.answer_type)
+    return None if best is None else (best[2], best[3], best[4])
+
+
+def teacher_steps(graph: DomainGraph, space: ActionSpace, topic: str, steps: list[Action],
+                  answer_type: str, caps: Caps, max_hops: int,
+                  ) -> tuple[list[int], list[list[int]]] | None:
+    """Gold action ids and the candidate ids at each step (None if retrieval loses the path)."""
+    expander = MemoryExpander(graph)
+    item = BeamItem(topic, (), 0.0, [topic])
+    gold: list[int] = []
+    cands: list[list[int]] = []
+    for t, action in enumerate([*steps, (answer_type, STOP)]):
+        adjacency = expander.expand(item.frontier, caps) if t < max_hops else None
+        options = candidate_actions(item, adjacency, lambda u: graph.types.get(u, "Entity"))
+        if t == 0:
+            options = [a for a in options if a[1] != STOP]
+        if action not in options or action not in space.index:
+            return None
+        gold.append(space.index[action])
+        cands.append([space.index[a] for a in options if a in space.index])
+        if action[1] != STOP:
+            assert adjacency is not None
+            item = advance(item, action, 0.0, adjacency, caps)
+            if not item.frontier:
+                return None
+    return gold, cands
+
+
+def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpace,
+            cfg: TrainConfig, index: AliasIndex | None = None) -> tuple[list[Prepared], int]:
+    """Examples with gold paths and candidates; returns (examples, number skipped)."""
+    caps = Caps(cfg.per_type, cfg.frontier, 20_000, cfg.beam)
+    linker = EntityLinker(None, graph.domain, index or alias_index_of(graph))
+    by_name: dict[str, list[str]] = {}
+    for uid, name in graph.names.items():
+        by_name.setdefault(normalize(name), []).append(uid)
+    staged: list[tuple[str, str, list[str], list[int], list[list[int]], set[str], int]] = []
+    skipped = 0
+    for row in rows:
+        question = row["question"].strip()
+        answers = set(resolve(graph, row["answers"], by_name))
+        mentions = linker.link(question)
+        mentions.sort(key=lambda m: (-(m.end - m.start), -m.score, m.start))
+        topics = resolve(graph, row.get("topic_entities") or [], by_name)
+        mention = None
+        for m in mentions:
+            if not topics or {c.uid for c in m.candidates} & set(topics):
+                mention = m
+                break
+        if not topics and mention is not None:
+            topics = [c.uid for c in mention.candidates]
+        if not answers or not topics:
+            skipped += 1
+            continue
+        found: tuple[str, list[Action], str] | None = None
+        if row.get("path") and row.get("answer_type"):
+            steps = [(str(r), str(d)) for r, d in row["path"]]
+            for topic in topics:
+                if graph.answers({topic}, steps, row["answer_type"]) & answers:
+                    found = (topic, steps, row["answer_type"])
+                    break
+        else:
+            found = infer_path(graph, topics, answers, caps, cfg.max_hops)
+        if found is None:
+            skipped += 1
+            continue
+        topic, steps, answer_type = found
+        forced = teacher_steps(graph, space, topic, steps, answer_type, caps, cfg.max_hops)
+        if forced is None:
+            skipped += 1
+            continue
+        masked = mask_question(question, mention, MASK)
+        staged.append((question, masked, [topic] + [t for t in topics if t != topic],
+                       forced[0], forced[1], answers, len(steps)))
+    contexts = encode_questions([s[1] for s in staged])
+    examples = [
+        Prepared(q, ctx, tops[0], tops, graph.types.get(tops[0], "Entity"), gold, cands, ans,
+                 hops)
+        for (q, _, tops, gold, cands, ans, hops), ctx in zip(staged, contexts, strict=True)
+    ]
+    return examples, skipped
+
+
+def _batch(examples: Sequence[Prepared], space: ActionSpace, features: GraphFeatures | None,
+           use_graph: bool) -> dict[str, torch.Tensor | None]:
+    length = max(int(e.ctx.tokens.shape[0]) for e in examples)
+    dim = examples[0].ctx.tokens.shape[1]
+    steps = max(len(e.gold) for e in examples)
+    tokens = torch.zeros(len(examples), length, dim)
+    mask = torch.zeros(len(examples), length, dtype=torch.bool)
+    gold = torch.full((len(examples), steps), -1, dtype=torch.long)
+    allowed = torch.zeros(len(examples), steps, len(space.actions), dtype=torch.bool)
+    for i, e in enumerate(examples):
+        n = e.ctx.tokens.shape[0]
+        tokens[i, :n] = e.ctx.tokens
+        mask[i, :n] = e.ctx.mask
+        gold[i, :len(e.gold)] = torch.tensor(e.gold)
+        for t, cands in enumerate(e.candidates):
+            allowed[i, t, cands] = True
+    return {
+        "tokens": tokens, "mask": mask, "gold": gold, "allowed": allowed,
+        "pooled": torch.stack([e.ctx.pooled for e in examples]),
+        "topic_type": space.topic_type_text([e.topic_type for e in examples]),
+        "topic_graph": features.entity([e.topic for e in examples])
+        if (features is not None and use_graph) else None,
+    }
+
+
+def _loss(model: FusionModel, batch: dict[str, Any], actions: torch.Tensor) -> torch.Tensor:
+    scores = model(batch["tokens"], batch["mask"], batch["pooled"], batch["topic_type"],
+                   batch["topic_graph"], actions, batch["gold"])
+    scores = scores.masked_fill(~batch["allowed"], -1e4)
+    return torch.nn.functional.cross_entropy(scores.flatten(0, 1), batch["gold"].flatten(),
+                                             ignore_index=-1)
+
+
+def hits_at_1(model: FusionModel, space: ActionSpace, features: GraphFeatures | None,
+              examples: Sequence[Prepared], graph: DomainGraph, cfg: TrainConfig) -> float:
+    """Validation Hits@1 with the real beam search (over the in-memory graph)."""
+    if not examples:
+        return 0.0
+    model.eval()
+    scorer = ModelScorer(model, space, features)
+    expander = MemoryExpander(graph)
+    caps = Caps(cfg.per_type, cfg.frontier, 20_000, cfg.beam)
+    hits = 0
+    for e in examples:
+        finals = beam_search(expander, scorer.for_question(e.ctx, expander),
+                             [(t, 0.0) for t in e.topics[:3]], cfg.max_hops, caps)
+        ranked = rank_answers(finals, expander, 1)
+        hits += bool(ranked and ranked[0][0] in e.answers)
+    return hits / len(examples)
+
+
+def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | None,
+        use_graph: bool, graph: DomainGraph, cfg: TrainConfig,
+        progress: ProgressFn | None = None, init: dict[str, torch.Tensor] | None = None,
+        label: str = "") -> tuple[FusionModel, dict[str, Any]]:
+    """Train one head with early stopping on validation Hits@1; returns (model, metrics)."""
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    order = list(range(len(examples)))
+    rng.shuffle(order)
+    n_val = min(cfg.max_val, max(1, int(len(examples) * cfg.val_fraction))) \
+        if len(examples) >= 10 else 0
+    val = [examples[i] for i in order[:n_val]]
+    train = [examples[i] for i in order[n_val:]]
+    if not train:
+        raise TrainingDataError("no usable training example")
+    graph_dim = features.dim if (features is not None and use_graph) else 0
+    model = FusionModel(cfg.hidden, graph_dim, use_graph=graph_dim > 0, dropout=cfg.dropout)
+    if init is not None:
+        model.load_state_dict(init)
+    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    graph_actions = space.graph_vectors(features) if model.use_graph else None
+    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    best = (-1.0, math.inf)
+    stale = 0
+    history = []
+    for epoch in range(cfg.epochs):
+        model.train()
+        rng.shuffle(train)
+        total = 0.0
+        for start in range(0, len(train), cfg.batch_size):
+            chunk = train[start:start + cfg.batch_size]
+            batch = _batch(chunk, space, features, model.use_graph)
+            actions = model.action_vectors(space.text, space.kind, graph_actions)
+            loss = _loss(model, batch, actions)
+            optim.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optim.step()
+            total += float(loss) * len(chunk)
+        train_loss = total / len(train)
+        val_hits = hits_at_1(model, space, features, val, graph, cfg) if val else 0.0
+        history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 4),
+                        "val_hits@1": round(val_hits, 4)})
+        if progress:
+            progress((epoch + 1) / cfg.epochs,
+                     f"{label} epoch {epoch + 1}: loss {train_loss:.3f}, val Hits@1 {val_hits:.3f}")
+        if (val_hits, -train_loss) > (best[0], -best[1]):
+            best = (val_hits, train_loss)
+            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            stale = 0
+        else:
+            stale += 1
+            if val and stale >= cfg.patience:
+                break
+    model.load_state_dict(best_state)
+    model.eval()
+    return model, {"val_hits@1": round(best[0], 4), "epochs_run": len(history),
+                   "n_train": len(train), "n_val": len(val), "history": history}
+
+
+def save_checkpoint(settings: Settings, domain: str, space: ActionSpace,
+                    heads: dict[str, FusionModel], cfg: TrainConfig,
+                    features: GraphFeatures | None, metrics: dict[str, Any],
+                    activate: bool = True) -> str:
+    """Publish a new version folder: safetensors per head + space vectors + config.json."""
+    store = qa_artifacts(settings)
+    version = store.new_version_name()
+    folder = store.staging_dir(domain, version)
+    for name, model in heads.items():
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                  str(folder / (MODEL_FILE if name == "graph" else TEXT_MODEL_FILE)))
+    save_file({"text": space.text.contiguous(), "type_text": space.type_text.contiguous()},
+              str(folder / SPACE_FILE))
+    store.write_json(folder / CONFIG_FILE, {
+        "domain": domain, "version": version, "config": cfg.model_dump(),
+        "actions": [list(a) for a in space.actions], "types": space.types,
+        "heads": {name: {"graph_dim": m.graph_dim if m.use_graph else 0, "hidden": m.hidden}
+                  for name, m in heads.items()},
+        "encoder_version": features.version if features is not None else None,
+        "text_model": "sentence-transformers/all-MiniLM-L6-v2",
+        "metrics": metrics, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+    store.publish(domain, version, folder, activate=activate)
+    return version
+
+
+@dataclass
+class Checkpoint:
+    """A loaded QA version: its action space and heads ('graph' and/or 'text')."""
+
+    version: str
+    space: ActionSpace
+    heads: dict[str, FusionModel]
+    config: dict[str, Any]
+
+
+def load_checkpoint(folder: Path) -> Checkpoint:
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    vectors = load_file(str(folder / SPACE_FILE))
+    actions = [(a[0], a[1]) for a in config["actions"]]
+    space = ActionSpace(actions, config["types"], vectors["text"], vectors["type_text"])
+    cfg = TrainConfig(**config["config"])
+    heads: dict[str, FusionModel] = {}
+    for name, head in config["heads"].items():
+        model = FusionModel(head["hidden"], head["graph_dim"], use_graph=head["graph_dim"] > 0,
+                            dropout=cfg.dropout)
+        model.load_state_dict(load_file(str(folder / (MODEL_FILE if name == "graph"
+                                                      else TEXT_MODEL_FILE))))
+        heads[name] = model.eval()
+    return Checkpoint(folder.name, space, heads, config)
+
+
+def load_active(settings: Settings, domain: str) -> Checkpoint:
+    store = qa_artifacts(settings)
+    if store.active_version(domain) is None:
+        raise QAModelNotReadyError(
+            f"no fine-tuned QA model for domain {domain!r}; run `kgr train qa --domain {domain}` "
+            "or ask in zero-shot mode")
+    return load_checkpoint(store.active_path(domain))
+
+
+def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[dict[str, Any]],
+                 cfg: TrainConfig | None = None, *, graph: DomainGraph | None = None,
+                 use_graph: bool = True, ablation: bool = True, init_active: bool = False,
+                 progress: ProgressFn | None = None,
+                 activate: bool = True) -> dict[str, Any]:
+    """Train (and publish) a QA checkpoint for ``domain`` from question/answer rows."""
+    from fusion.space import load_graph_features
+
+    cfg = cfg or TrainConfig()
+    torch.manual_seed(cfg.seed)
+    if graph is None:
+        graph = DomainGraph.load(driver, settings.neo4j_database, domain)
+    features = load_graph_features(settings, domain) if use_graph else None
+    init: dict[str, dict[str, torch.Tensor]] = {}
+    if init_active:
+        previous = load_active(settings, domain)
+        space = previous.space
+        init = {name: m.state_dict() for name, m in previous.heads.items()}
+    else:
+        space = ActionSpace.build(graph.relation_types(), graph.entity_types())
+    if progress:
+        progress(0.0, "preparing examples")
+    examples, skipped = prepare(rows, graph, space, cfg)
+    if not examples:
+        raise TrainingDataError(
+            f"none of the {len(rows)} examples could be matched to a path in domain {domain!r}")
+    heads: dict[str, FusionModel] = {}
+    metrics: dict[str, Any] = {"examples": len(examples), "skipped": skipped}
+    plan = []
+    if features is not None:
+        plan.append(("graph", True))
+    if ablation or features is None:
+        plan.append(("text", False))
+    for i, (name, with_graph) in enumerate(plan):
+        def sub(fraction: float, message: str, i: int = i) -> None:
+            if progress:
+                progress((i + fraction) / len(plan), message)
+
+        head_init = init.get(name)
+        if head_init is not None and (features is None) == with_graph:
+            head_init = None
+        model, head_metrics = fit(examples, space, features, with_graph, graph, cfg, sub,
+                                  init=head_init, label=name)
+        heads[name] = model
+        metrics[name] = head_metrics
+    version = save_checkpoint(settings, domain, space, heads, cfg, features, metrics, activate)
+    return {"domain": domain, "version": version, "encoder_version":
+            features.version if features is not None else None, **metrics}

@@ -1,0 +1,182 @@
+"""Words for relation paths: type nouns and several phrasings per (relation, direction).
+
+A phrasing is a post-modifier of the answer noun with ``{x}`` for the inner noun phrase, e.g.
+``HAS_PHENOTYPE`` read forwards: "phenotypes *of {x}*". The last phrasing of each list and the
+last question frames are held out of training (used only for evaluation).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+OUT, IN, STOP = "out", "in", "stop"
+Action = tuple[str, str]  # (relation type, "out" | "in") or (entity type, "stop")
+
+# relation -> (phrasings read forwards: x -REL-> answer, read backwards: answer -REL-> x)
+PHRASINGS: dict[str, tuple[list[str], list[str]]] = {
+    # medical (HPO)
+    "HAS_PHENOTYPE": (
+        ["of {x}", "that {x} presents", "seen in {x}", "that are clinical features of {x}"],
+        ["that present {x}", "with {x}", "having {x} as a feature", "characterized by {x}"],
+    ),
+    "IS_A": (
+        ["that {x} is a kind of", "that are parents of {x}", "broader than {x}",
+         "that generalize {x}"],
+        ["that are a kind of {x}", "that are subtypes of {x}", "more specific than {x}",
+         "that specialize {x}"],
+    ),
+    "ASSOCIATED_WITH": (
+        ["associated with {x}", "linked to {x}", "that {x} is implicated in",
+         "caused by mutations in {x}"],
+        ["associated with {x}", "linked to {x}", "implicated in {x}", "that cause {x}"],
+    ),
+    "ASSOCIATED_PHENOTYPE": (
+        ["associated with the gene {x}", "linked to the gene {x}", "that {x} is related to",
+         "resulting from variants in {x}"],
+        ["associated with the phenotype {x}", "related to {x}", "that underlie {x}",
+         "that contribute to {x}"],
+    ),
+    # finance (FinDKG)
+    "RELATE_TO": (
+        ["related to {x}", "that {x} relates to", "connected with {x}", "linked with {x}"],
+        ["that relate to {x}", "that are related to {x}", "connected to {x}", "tied to {x}"],
+    ),
+    "CONTROL": (
+        ["controlled by {x}", "that {x} controls", "run by {x}", "that {x} is in charge of"],
+        ["that control {x}", "in control of {x}", "that run {x}", "that lead {x}"],
+    ),
+    "OPERATE_IN": (
+        ["that {x} operates in", "where {x} operates", "in which {x} is active",
+         "that {x} does business in"],
+        ["that operate in {x}", "operating in {x}", "active in {x}", "doing business in {x}"],
+    ),
+    "IMPACT": (
+        ["impacted by {x}", "that {x} impacts", "affected by {x}", "influenced by {x}"],
+        ["that impact {x}", "impacting {x}", "that affect {x}", "that influence {x}"],
+    ),
+    "HAS": (
+        ["that {x} has", "held by {x}", "that {x} owns", "that {x} possesses"],
+        ["that have {x}", "having {x}", "that hold {x}", "that possess {x}"],
+    ),
+    "NEGATIVE_IMPACT_ON": (
+        ["negatively impacted by {x}", "that {x} hurts", "harmed by {x}", "that {x} weighs on"],
+        ["that negatively impact {x}", "that hurt {x}", "that harm {x}", "that weigh on {x}"],
+    ),
+    "RAISE": (
+        ["raised by {x}", "that {x} raises", "increased by {x}", "that {x} hikes"],
+        ["that raise {x}", "raising {x}", "that increase {x}", "that hike {x}"],
+    ),
+    "IS_MEMBER_OF": (
+        ["that {x} is a member of", "that include {x} as a member", "that {x} belongs to",
+         "that count {x} among their members"],
+        ["that are members of {x}", "in the membership of {x}", "that belong to {x}",
+         "that joined {x} as members"],
+    ),
+    "PARTICIPATES_IN": (
+        ["that {x} participates in", "that {x} takes part in", "involving {x}",
+         "in which {x} is involved"],
+        ["that participate in {x}", "taking part in {x}", "involved in {x}", "that join {x}"],
+    ),
+    "ANNOUNCE": (
+        ["announced by {x}", "that {x} announces", "declared by {x}", "that {x} made public"],
+        ["that announce {x}", "announcing {x}", "that declared {x}", "that unveil {x}"],
+    ),
+    "INVESTS_IN": (
+        ["that {x} invests in", "funded by {x}", "backed by investment from {x}",
+         "in which {x} puts money"],
+        ["that invest in {x}", "investing in {x}", "that fund {x}", "that put money into {x}"],
+    ),
+    "PRODUCE": (
+        ["produced by {x}", "that {x} produces", "made by {x}", "that {x} manufactures"],
+        ["that produce {x}", "producing {x}", "that make {x}", "that manufacture {x}"],
+    ),
+    "INTRODUCE": (
+        ["introduced by {x}", "that {x} introduces", "launched by {x}", "that {x} rolled out"],
+        ["that introduce {x}", "introducing {x}", "that launched {x}", "that roll out {x}"],
+    ),
+    "DECREASE": (
+        ["decreased by {x}", "that {x} decreases", "reduced by {x}", "that {x} cuts"],
+        ["that decrease {x}", "reducing {x}", "that lower {x}", "that cut {x}"],
+    ),
+    "POSITIVE_IMPACT_ON": (
+        ["positively impacted by {x}", "that {x} benefits", "boosted by {x}", "that {x} helps"],
+        ["that positively impact {x}", "that benefit {x}", "that boost {x}", "that help {x}"],
+    ),
+}
+
+NOUNS: dict[str, str] = {
+    "Disease": "diseases", "Phenotype": "phenotypes", "Gene": "genes",
+    "Person": "people", "Company": "companies", "Organization": "organizations",
+    "Government": "governments", "Regulator": "regulators", "Place": "places",
+    "Sector": "sectors", "Event": "events", "Concept": "concepts", "Product": "products",
+    "FinancialInstrument": "financial instruments", "EconomicIndicator": "economic indicators",
+}
+
+# Question frames around the answer noun phrase; the last two are held out of training.
+FRAMES = ["Which {np}?", "What are the {np}?", "List the {np}.", "Name the {np}.",
+          "Can you tell me the {np}?"]
+HELD_OUT_FRAMES = 2
+HELD_OUT_PHRASINGS = 1
+
+
+def words(identifier: str) -> str:
+    """``ASSOCIATED_WITH`` -> "associated with"; ``FinancialInstrument`` -> "financial instrument"
+    (words, lower case)."""
+    spaced = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", " ", identifier).replace("_", " ")
+    return spaced.lower().strip()
+
+
+def noun(entity_type: str) -> str:
+    if entity_type in NOUNS:
+        return NOUNS[entity_type]
+    base = words(entity_type)
+    if base.endswith("y") and not base.endswith(("ay", "ey", "oy", "uy")):
+        return base[:-1] + "ies"
+    return base if base.endswith("s") else base + "s"
+
+
+def phrasings(rel: str, direction: str) -> list[str]:
+    """All phrasings of one hop (the last ``HELD_OUT_PHRASINGS`` are for evaluation only)."""
+    if rel in PHRASINGS:
+        forwards, backwards = PHRASINGS[rel]
+        return forwards if direction == OUT else backwards
+    w = words(rel)
+    if direction == OUT:
+        return [f"that {{x}} {w}", f"{w} by {{x}}", f"reached from {{x}} by {w}",
+                f"that {{x}} has a {w} link to"]
+    return [f"that {w} {{x}}", f"with a {w} link to {{x}}", f"having {w} towards {{x}}",
+            f"linked to {{x}} by {w}"]
+
+
+def split_variants(variants: Sequence[str], held_out: int, split: str) -> list[str]:
+    """``split`` is 'train' (all but the last ``held_out``), 'eval' (those) or 'all'."""
+    if split == "all" or len(variants) <= held_out:
+        return list(variants)
+    return list(variants[:-held_out]) if split == "train" else list(variants[-held_out:])
+
+
+def action_text(action: Action) -> str:
+    """Short text for one action, embedded once per domain for the model and zero-shot."""
+    name, kind = action
+    if kind == STOP:
+        return noun(name)
+    return phrasings(name, kind)[0].replace("{x}", "").replace("  ", " ").strip()
+
+
+def noun_phrase(steps: Sequence[Action], mid_types: Sequence[str], answer_type: str,
+                topic: str, choice: Sequence[int] | None = None) -> str:
+    """The answer noun phrase of a path: "phenotypes of the diseases associated with FBN1".
+
+    ``mid_types[i]`` is the type named for the nodes after hop i (the last is the answer type);
+    ``choice[i]`` picks the phrasing of hop i (default: the first).
+    """
+    inner = topic
+    for hop, (rel, direction) in enumerate(steps):
+        options = phrasings(rel, direction)
+        phrase = options[(choice[hop] if choice else 0) % len(options)]
+        head = noun(answer_type if hop == len(steps) - 1 else mid_types[hop])
+        inner = f"{head} {phrase.replace('{x}', inner)}"
+        if hop < len(steps) - 1:
+            inner = f"the {inner}"
+    return inner
