@@ -24,20 +24,29 @@ from graph.writer import batched
 # (task description, completed, total or None)
 ProgressFn = Callable[[str, int, int | None], None]
 
+# Columnar parameters (parallel lists indexed by i) pack several times faster in the Python
+# driver than a list of row maps; one label set and one relationship type per statement.
 CREATE_ENTITIES_QUERY = """
-UNWIND $rows AS row
-CREATE (n:Entity)
-SET n = row.props, n._mig = $tag
-SET n:$(row.labels)
+UNWIND range(0, size($props) - 1) AS i
+CREATE (n:Entity:$($labels))
+SET n = $props[i], n._mig = $tag
 RETURN count(n) AS created
 """
 
 CREATE_RELATIONS_QUERY = """
-UNWIND $rows AS row
-MATCH (a:Entity {uid: row.s})
-MATCH (b:Entity {uid: row.t})
+UNWIND range(0, size($s) - 1) AS i
+MATCH (a:Entity {uid: $s[i]})
+MATCH (b:Entity {uid: $t[i]})
+CREATE (a)-[r:$($type) {_mig: $tag}]->(b)
+RETURN count(r) AS created
+"""
+
+CREATE_RELATIONS_WITH_PROPS_QUERY = """
+UNWIND range(0, size($s) - 1) AS i
+MATCH (a:Entity {uid: $s[i]})
+MATCH (b:Entity {uid: $t[i]})
 CREATE (a)-[r:$($type)]->(b)
-SET r = row.p, r._mig = $tag
+SET r = $p[i], r._mig = $tag
 RETURN count(r) AS created
 """
 
@@ -124,11 +133,16 @@ class MigrationContext:
         self._progress(task, 0, total)
         with translate_errors():
             for batch in batched(rows, self.batch_size):
-                records, _, _ = self.driver.execute_query(
-                    CREATE_ENTITIES_QUERY, {"rows": batch, "tag": self.tag},
-                    database_=self.database)
-                created += records[0]["created"]
-                self.nodes_created += records[0]["created"]
+                groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+                for row in batch:
+                    groups.setdefault(tuple(row["labels"]), []).append(row["props"])
+                for labels, props in groups.items():
+                    records, _, _ = self.driver.execute_query(
+                        CREATE_ENTITIES_QUERY,
+                        {"props": props, "labels": list(labels), "tag": self.tag},
+                        database_=self.database)
+                    created += records[0]["created"]
+                    self.nodes_created += records[0]["created"]
                 self._progress(task, created, total)
         return created
 
@@ -146,10 +160,15 @@ class MigrationContext:
         self._progress(task, 0, total)
         with translate_errors():
             for batch in batched(rows, self.batch_size):
-                payload = [{"s": r["s"], "t": r["t"], "p": r.get("p") or {}} for r in batch]
-                records, _, _ = self.driver.execute_query(
-                    CREATE_RELATIONS_QUERY, {"rows": payload, "tag": self.tag, "type": rel_type},
-                    database_=self.database)
+                params: dict[str, Any] = {
+                    "s": [r["s"] for r in batch], "t": [r["t"] for r in batch],
+                    "tag": self.tag, "type": rel_type}
+                query = CREATE_RELATIONS_QUERY
+                if any(r.get("p") for r in batch):
+                    params["p"] = [r.get("p") or {} for r in batch]
+                    query = CREATE_RELATIONS_WITH_PROPS_QUERY
+                records, _, _ = self.driver.execute_query(query, params,
+                                                          database_=self.database)
                 count = records[0]["created"]
                 if count != len(batch):
                     self._missing_ends(rel_type, batch)
