@@ -1,0 +1,154 @@
+"""Encoder model: shapes, decoders' 1-N fast path against naive complex-number references,
+training that learns, and a checkpoint round-trip."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from graph.encoder import EncoderConfig, KGData, load_checkpoint, save_checkpoint, train_encoder
+from graph.encoder.evaluate import FilterIndex
+from graph.encoder.model import ComplEx, DistMult, KGEncoder, RotatE
+from graph.encoder.train import Splits, evaluate_model, with_reciprocals
+
+
+@pytest.fixture(autouse=True)
+def one_thread() -> None:
+    """Tiny tensors: one thread is several times faster than two on a shared, busy CPU."""
+    torch.set_num_threads(1)
+
+
+def random_graph(num_nodes: int = 20, num_rel: int = 3, num_edges: int = 60, seed: int = 0
+                 ) -> KGData:
+    gen = torch.Generator().manual_seed(seed)
+    triples = set()
+    while len(triples) < num_edges:
+        h, r, t = (int(torch.randint(0, n, (1,), generator=gen)) for n in
+                   (num_nodes, num_rel, num_nodes))
+        triples.add((f"e{h:02d}", f"R{r}", f"e{t:02d}"))
+    return KGData.from_triples(sorted(triples), uids=[f"e{i:02d}" for i in range(num_nodes)])
+
+
+@pytest.mark.parametrize("decoder", ["distmult", "complex", "rotate"])
+@pytest.mark.parametrize("layers", [0, 2])
+def test_shapes(decoder: str, layers: int) -> None:
+    data = random_graph()
+    model = KGEncoder(data.num_nodes, data.num_relations, 8, decoder=decoder, num_layers=layers,
+                      num_bases=2 if layers else None)
+    ei, et = KGEncoder.message_graph(data.edge_index, data.edge_type, data.num_relations)
+    x = model.encode(ei, et)
+    assert x.shape == (20, 8)
+    heads, rels = torch.tensor([0, 1, 2]), torch.tensor([0, 4, 5])  # 4, 5: inverse relations
+    assert model.score_tails(x, heads, rels).shape == (3, 20)
+    assert model.score_triples(x, heads, rels, torch.tensor([3, 4, 5])).shape == (3,)
+    assert model.relation_embeddings().shape == (3, 8)
+    loss = model(data.triples()[:5], None, ei, et, n3=0.1)
+    assert loss.ndim == 0 and loss.item() > 0
+    loss.backward()
+    assert model.entity.weight.grad is not None
+
+
+def naive_scores(decoder: str, h: torch.Tensor, r: torch.Tensor, e: torch.Tensor,
+                 gamma: float) -> torch.Tensor:
+    """One (query, entity) pair at a time, with torch complex numbers."""
+    out = torch.zeros(h.shape[0], e.shape[0], dtype=torch.float64)
+    k = h.shape[1] // 2
+    for b in range(h.shape[0]):
+        for n in range(e.shape[0]):
+            if decoder == "distmult":
+                out[b, n] = (h[b] * r[b] * e[n]).sum()
+                continue
+            hc = torch.complex(h[b, :k].double(), h[b, k:].double())
+            tc = torch.complex(e[n, :k].double(), e[n, k:].double())
+            if decoder == "complex":
+                rc = torch.complex(r[b, :k].double(), r[b, k:].double())
+                out[b, n] = (hc * rc * tc.conj()).sum().real
+            else:
+                rc = torch.exp(1j * math.pi * r[b].double())
+                out[b, n] = gamma - (hc * rc - tc).abs().sum()
+    return out
+
+
+@pytest.mark.parametrize("decoder", [DistMult(), ComplEx(), RotatE(gamma=3.0, chunk=7)])
+def test_fast_scores_match_naive_reference(decoder: DistMult | ComplEx | RotatE) -> None:
+    gen = torch.Generator().manual_seed(1)
+    dim = 10
+    h = torch.randn(4, dim, generator=gen, dtype=torch.float64)
+    r = torch.randn(4, decoder.relation_dim(dim), generator=gen, dtype=torch.float64)
+    e = torch.randn(17, dim, generator=gen, dtype=torch.float64)
+    name = type(decoder).__name__.lower()
+    expected = naive_scores(name, h, r, e, 3.0)
+    fast = decoder.score_all(h, r, e)
+    assert torch.allclose(fast, expected, atol=1e-6)
+    # matched-row scoring agrees with the 1-N path
+    tails = torch.tensor([0, 5, 9, 16])
+    assert torch.allclose(decoder.score(h, r, e[tails]), expected[torch.arange(4), tails],
+                          atol=1e-6)
+
+
+@pytest.mark.parametrize("overrides", [
+    {"decoder": "complex"},
+    {"decoder": "distmult"},
+    {"decoder": "rotate", "loss": "negative", "optimizer": "adam", "lr": 0.05, "n3": 0.0},
+    {"decoder": "complex", "num_layers": 1, "num_bases": 2, "optimizer": "adam", "lr": 0.02},
+])
+def test_training_fits_the_graph(overrides: dict[str, object]) -> None:
+    data = random_graph()
+    config = EncoderConfig(dim=32, epochs=60, batch_size=32, valid_fraction=0.0,
+                           test_fraction=0.0, init_scale=0.1, **overrides)  # type: ignore[arg-type]
+    triples = data.triples()
+    splits = Splits(triples, triples[:0], triples[:0])
+    untrained = KGEncoder(20, 3, 32, decoder=str(config.decoder), num_layers=config.num_layers,
+                          num_bases=config.num_bases)
+    known = FilterIndex(triples, 3)
+    graph = None
+    if config.num_layers:
+        ei, et = KGEncoder.message_graph(data.edge_index, data.edge_type, 3)
+        graph = (ei, et)
+    before = evaluate_model(untrained, triples, known, graph)["both"].mrr
+    result = train_encoder(data, config, splits=splits)
+    after = evaluate_model(result.model, triples, known, result.graph)["both"].mrr
+    assert before < 0.5
+    assert after > 0.9, (before, after)
+    assert len(result.history) == 60
+
+
+def test_reciprocals_double_the_queries() -> None:
+    triples = torch.tensor([[0, 1, 2], [3, 0, 4]])
+    both = with_reciprocals(triples, 2)
+    assert both.tolist() == [[0, 1, 2], [3, 0, 4], [2, 3, 0], [4, 2, 3]]
+
+
+def test_early_stopping_keeps_the_best_validation_model() -> None:
+    data = random_graph(num_edges=80)
+    config = EncoderConfig(dim=16, epochs=200, eval_every=1, patience=2, batch_size=32,
+                           valid_fraction=0.2, test_fraction=0.1)
+    result = train_encoder(data, config)
+    assert len(result.history) < 200  # random edges cannot be generalised: it stops early
+    best = max(i["valid_mrr"] for i in result.history if "valid_mrr" in i)
+    assert result.valid["both"].mrr == pytest.approx(best)
+    assert result.test["both"].count == 2 * result.splits.test.shape[0]
+
+
+def test_checkpoint_round_trip(tmp_path: Path) -> None:
+    data = random_graph()
+    data.entity_types = ["T"] * data.num_nodes
+    config = EncoderConfig(dim=8, epochs=3, num_layers=1, num_blocks=2, valid_fraction=0.0,
+                           test_fraction=0.0, batch_size=16)
+    result = train_encoder(data, config)
+    save_checkpoint(tmp_path, result.model, config, data, result.graph, {"note": 1})
+    bundle = load_checkpoint(tmp_path, "d", "v1")
+    assert bundle.version == "v1" and bundle.config == config
+    assert bundle.uids == data.uids and bundle.relation_types == data.relation_types
+    assert bundle.metrics == {"note": 1}
+    assert bundle.model is not None
+    for key, value in result.model.state_dict().items():
+        assert torch.equal(bundle.model.state_dict()[key], value)
+    x = result.model.encode(*result.graph)  # type: ignore[misc]
+    assert torch.allclose(bundle.entity_embeddings, x)
+    heads, rels = torch.tensor([0, 3]), torch.tensor([1, 4])
+    assert torch.allclose(bundle.score_tails(heads, rels), result.model.score_tails(x, heads, rels))
+    assert bundle.relation_embeddings.shape == (3, 8)
