@@ -1,5 +1,142 @@
-"""``kgr migrate`` (placeholder: filled in by the migrations work)."""
+"""``kgr migrate``: apply pending migrations (with progress bars), status, validate, unlock."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 
-app = typer.Typer(help="Apply and inspect migrations.", no_args_is_help=True)
+from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
+from graph.migrate.exceptions import MigrationValidationError, summarize
+from graph.migrate.loader import ProgressFn
+from graph.migrate.runner import MigrationRunner
+
+app = typer.Typer(help="Apply and inspect migrations (bare `kgr migrate` applies the pending).",
+                  invoke_without_command=True, no_args_is_help=False)
+
+
+@contextmanager
+def progress_bars(enabled: bool = True) -> Iterator[ProgressFn | None]:
+    """A progress callback drawing one rich bar per load task."""
+    if not enabled:
+        yield None
+        return
+    columns = (TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as bars:
+        tasks: dict[str, TaskID] = {}
+
+        def update(task: str, done: int, total: int | None) -> None:
+            if task not in tasks:
+                tasks[task] = bars.add_task(task, total=total)
+            bars.update(tasks[task], completed=done, total=total)
+
+        yield update
+
+
+@app.callback(invoke_without_command=True)
+@handle_errors
+def migrate(
+    ctx: typer.Context,
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be applied; "
+                                 "change nothing"),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
+) -> None:
+    """Apply the pending migrations in order (built-in ones and uploaded packages)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    cfg = settings()
+    with open_driver(cfg) as driver:
+        runner = MigrationRunner(driver, cfg)
+        if dry_run:
+            plan = runner.plan()
+            if as_json:
+                print_json([p.__dict__ for p in plan])
+                return
+            if not plan:
+                console.print("nothing to apply: every migration is applied")
+                return
+            print_table("would apply (dry run, nothing changed)",
+                        ["version", "description", "kind", "action", "nodes", "rels"],
+                        [[f"V{p.version}", p.description, p.kind, p.action, p.nodes,
+                          p.relationships] for p in plan])
+            return
+        with progress_bars(not as_json) as progress:
+            applied = runner.migrate(
+                progress=progress,
+                on_start=None if as_json else
+                lambda m: console.print(f"applying V{m.version} {m.description} ({m.script})"))
+    if as_json:
+        print_json([a.__dict__ for a in applied])
+        return
+    if not applied:
+        console.print("nothing to apply: every migration is applied")
+        return
+    print_table("applied", ["version", "description", "nodes", "rels", "seconds"],
+                [[f"V{a.version}", a.description, f"{a.nodes_created:,}",
+                  f"{a.relationships_created:,}", f"{a.duration_s:.1f}"] for a in applied])
+    console.print(f"{len(applied)} migration(s) applied: "
+                  f"{sum(a.nodes_created for a in applied):,} nodes, "
+                  f"{sum(a.relationships_created for a in applied):,} relationships")
+
+
+@app.command("status")
+@handle_errors
+def status(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Applied, pending, modified, missing and interrupted migrations, and the lock."""
+    cfg = settings()
+    with open_driver(cfg) as driver:
+        runner = MigrationRunner(driver, cfg)
+        rows = runner.status()
+        holder = runner.lock_holder()
+    if as_json:
+        print_json({"migrations": [{**r.__dict__, "applied": r.applied.__dict__
+                                    if r.applied else None} for r in rows],
+                    "lock": holder.__dict__ if holder else None})
+        return
+    print_table("migrations", ["version", "description", "kind", "state", "applied at",
+                               "nodes", "rels", "seconds"],
+                [[f"V{r.version}", r.description, r.kind, r.state,
+                  r.applied.applied_at[:19] if r.applied else "",
+                  f"{r.applied.nodes_created:,}" if r.applied else "",
+                  f"{r.applied.relationships_created:,}" if r.applied else "",
+                  f"{r.applied.duration_s:.1f}" if r.applied else ""] for r in rows])
+    if holder:
+        console.print(f"lock held by {holder.describe()}")
+
+
+@app.command("validate")
+@handle_errors
+def validate() -> None:
+    """Fail on an edited applied migration (checksum), a gap, or bad pending load files."""
+    cfg = settings()
+    with open_driver(cfg) as driver:
+        problems = MigrationRunner(driver, cfg).validate()
+    if problems:
+        raise MigrationValidationError(
+            f"{len(problems)} problem(s):\n{summarize(problems, limit=200)}", problems)
+    console.print("migrations are valid")
+
+
+@app.command("unlock")
+@handle_errors
+def unlock() -> None:
+    """Release the migration lock (left by a killed run); use only when no run is active."""
+    cfg = settings()
+    with open_driver(cfg) as driver:
+        runner = MigrationRunner(driver, cfg)
+        holder = runner.lock_holder()
+        released = runner.unlock()
+    if released and holder:
+        console.print(f"released the lock held by {holder.describe()}")
+    else:
+        console.print("no lock was held")

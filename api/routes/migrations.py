@@ -1,5 +1,188 @@
-"""/v1/migrations (placeholder: filled in by the migrations work)."""
+"""/v1/migrations: list migrations and their status; upload and apply a domain-graph package.
 
-from fastapi import APIRouter
+A package is a manifest (``manifest.yaml``/``.yml``/``.json``, see ``graph.migrate.manifest``)
+plus the files it names, sent as several multipart ``files`` or as one ``.zip``/``.tar.gz``.
+It is validated before anything is written (422 with every problem, file and line, in
+``error.details``), stored as the next migration under ``$KGR_HOME/migrations/`` and applied
+all-or-nothing.
+"""
 
-router = APIRouter(tags=["migrations"])
+from __future__ import annotations
+
+import io
+import tarfile
+import zipfile
+from pathlib import PurePosixPath
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile, status
+from pydantic import BaseModel, Field
+
+from api.deps import AdminDep, DriverDep, SettingsDep
+from graph.exceptions import InvalidInputError, PayloadTooLargeError
+from graph.migrate.runner import MigrationRunner
+
+router = APIRouter(prefix="/v1/migrations", tags=["migrations"])
+
+ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
+READ_CHUNK = 1 << 20
+
+
+class AppliedOut(BaseModel):
+    """A history record: one applied migration."""
+
+    version: int
+    description: str
+    script: str
+    kind: str
+    checksum: str
+    applied_at: str
+    duration_s: float
+    nodes_created: int
+    relationships_created: int
+
+
+class MigrationOut(BaseModel):
+    """A migration and its state: applied, pending, modified, missing or interrupted."""
+
+    version: int
+    description: str
+    script: str
+    kind: str
+    state: str
+    checksum: str | None
+    applied: AppliedOut | None = None
+
+
+class LockOut(BaseModel):
+    pid: int
+    host: str
+    acquired_at: str
+    heartbeat_age_s: int
+
+
+class MigrationList(BaseModel):
+    migrations: list[MigrationOut]
+    lock: LockOut | None = None
+
+
+class UploadResult(BaseModel):
+    """What an upload applied (the package and any other pending migration)."""
+
+    applied: list[AppliedOut] = Field(default_factory=list)
+
+
+def get_runner(request: Request, driver: DriverDep, settings: SettingsDep) -> MigrationRunner:
+    """The app's runner (tests install one with their own folders and namespace)."""
+    runner = getattr(request.app.state, "migration_runner", None)
+    if isinstance(runner, MigrationRunner):
+        return runner
+    return MigrationRunner(driver, settings)
+
+
+def _applied(record: Any) -> AppliedOut:
+    return AppliedOut.model_validate(record.__dict__)
+
+
+@router.get("", response_model=MigrationList, summary="List migrations and their status")
+def list_migrations(request: Request, _: AdminDep, driver: DriverDep,
+                    settings: SettingsDep) -> MigrationList:
+    runner = get_runner(request, driver, settings)
+    rows = runner.status()
+    holder = runner.lock_holder()
+    return MigrationList(
+        migrations=[MigrationOut(version=r.version, description=r.description, script=r.script,
+                                 kind=r.kind, state=r.state, checksum=r.checksum,
+                                 applied=_applied(r.applied) if r.applied else None)
+                    for r in rows],
+        lock=LockOut(pid=holder.pid, host=holder.host, acquired_at=holder.acquired_at,
+                     heartbeat_age_s=holder.heartbeat_age_s) if holder else None)
+
+
+def _read_limited(upload: UploadFile, budget: int) -> bytes:
+    buffer = bytearray()
+    while chunk := upload.file.read(READ_CHUNK):
+        buffer.extend(chunk)
+        if len(buffer) > budget:
+            raise PayloadTooLargeError(f"the upload is over the limit of {budget:,} bytes")
+    return bytes(buffer)
+
+
+def _flat_name(name: str, what: str) -> str:
+    path = PurePosixPath(name)
+    if path.is_absolute() or ".." in path.parts:
+        raise InvalidInputError(f"{what}: {name!r} is not a safe file name")
+    return path.name
+
+
+def _unpack(name: str, data: bytes, limit: int) -> dict[str, bytes]:
+    """Files of an archive, flattened to their base names; bounded by ``limit`` in total."""
+    files: dict[str, bytes] = {}
+    total = 0
+
+    def add(member: str, content: bytes) -> None:
+        nonlocal total
+        base = _flat_name(member, name)
+        if base.startswith(".") or base in files:
+            raise InvalidInputError(f"{name}: duplicate or hidden file {member!r}")
+        total += len(content)
+        if total > limit:
+            raise PayloadTooLargeError(f"{name} unpacks to more than {limit:,} bytes")
+        files[base] = content
+
+    try:
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                for info in archive.infolist():
+                    if info.is_dir() or PurePosixPath(info.filename).name.startswith("."):
+                        continue
+                    if total + info.file_size > limit:
+                        raise PayloadTooLargeError(f"{name} unpacks to more than {limit:,} bytes")
+                    add(info.filename, archive.read(info))
+        else:
+            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+                for member in tar.getmembers():
+                    if not member.isfile() or PurePosixPath(member.name).name.startswith("."):
+                        continue
+                    if total + member.size > limit:
+                        raise PayloadTooLargeError(f"{name} unpacks to more than {limit:,} bytes")
+                    handle = tar.extractfile(member)
+                    if handle is not None:
+                        add(member.name, handle.read())
+    except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
+        raise InvalidInputError(f"{name} is not a readable archive: {exc}") from exc
+    return files
+
+
+@router.post("", response_model=UploadResult, status_code=status.HTTP_201_CREATED,
+             summary="Upload and apply a domain-graph package (manifest plus files, or an "
+                     "archive)")
+def upload_package(
+    request: Request, _: AdminDep, driver: DriverDep, settings: SettingsDep,
+    files: Annotated[list[UploadFile], File(description="manifest.yaml and its data files, "
+                                                        "or one .zip/.tar.gz")],
+    slug: Annotated[str | None, Form(description="name of the migration (default: "
+                                                 "load_<domain>)", max_length=60)] = None,
+) -> UploadResult:
+    limit = settings.max_upload_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLargeError(f"the upload is over the limit of {limit:,} bytes")
+    contents: dict[str, bytes] = {}
+    budget = limit
+    for upload in files:
+        name = _flat_name(upload.filename or "", "upload")
+        if not name:
+            raise InvalidInputError("every uploaded file needs a file name")
+        data = _read_limited(upload, budget)
+        budget -= len(data)
+        if name.lower().endswith(ARCHIVE_SUFFIXES):
+            if len(files) != 1:
+                raise InvalidInputError("send an archive alone, or the files without one")
+            contents = _unpack(name, data, limit)
+        else:
+            if name in contents:
+                raise InvalidInputError(f"file {name!r} was sent twice")
+            contents[name] = data
+    applied = get_runner(request, driver, settings).add_package(contents, slug=slug)
+    return UploadResult(applied=[_applied(a) for a in applied])
