@@ -1,5 +1,169 @@
-"""QA commands (placeholder: filled in by the fusion work).
+"""QA commands: ``kgr train qa``, ``kgr train questions``, ``kgr eval qa`` and ``kgr ask``."""
 
-Adds ``kgr train qa`` / ``kgr eval qa`` to ``cli.groups`` and defines ``ask`` (a command
-function registered in cli/main.py as ``kgr ask``).
-"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
+from cli.groups import eval_app, train_app
+
+DOMAIN_OPT = typer.Option(..., "--domain", "-d", help="Domain, e.g. medical or finance")
+JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
+
+
+def _progress_bar() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(),
+                    TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=console,
+                    transient=False)
+
+
+@train_app.command("questions")
+@handle_errors
+def generate(
+    domain: str = DOMAIN_OPT,
+    out: Path = typer.Option(..., "--out", help="JSONL file for the training questions"),
+    eval_out: Path = typer.Option(None, "--eval-out",
+                                  help="JSONL file for evaluation questions (held-out templates)"),
+    per_hop: int = typer.Option(600, "--per-hop", help="Training questions per hop count (1-3)"),
+    eval_per_hop: int = typer.Option(100, "--eval-per-hop"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Generate multi-hop questions with their answers from the domain graph."""
+    from fusion.graphdata import DomainGraph
+    from fusion.questions import generate_splits, write_jsonl
+
+    cfg = settings()
+    with open_driver(cfg) as driver:
+        graph = DomainGraph.load(driver, cfg.neo4j_database, domain)
+    train, evaluation = generate_splits(graph, per_hop, eval_per_hop if eval_out else 0, seed)
+    typer.echo(f"{write_jsonl(out, train)} training questions -> {out}")
+    if eval_out:
+        typer.echo(f"{write_jsonl(eval_out, evaluation)} evaluation questions -> {eval_out}")
+
+
+@train_app.command("qa")
+@handle_errors
+def train_qa(
+    domain: str = DOMAIN_OPT,
+    data: Path = typer.Option(None, "--data", help="JSONL of {question, answers, "
+                              "topic_entities?}; default: generated questions"),
+    generate_per_hop: int = typer.Option(None, "--generate-per-hop",
+                                         help="Generated training questions per hop count "
+                                         "(default 600 without --data, 0 with it)"),
+    epochs: int = typer.Option(30, "--epochs"),
+    no_graph: bool = typer.Option(False, "--no-graph-embeddings",
+                                  help="Train only the text-only head (ablation)"),
+    init_active: bool = typer.Option(False, "--init-from-active",
+                                     help="Start from the active model (few-shot fine-tuning)"),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Fine-tune the QA fusion model; publishes a new active version (safetensors + config)."""
+    from fusion.graphdata import DomainGraph
+    from fusion.questions import generate_questions, read_jsonl
+    from fusion.train import TrainConfig, train_domain
+
+    cfg = settings()
+    rows: list[dict[str, Any]] = list(read_jsonl(data, cfg.max_upload_bytes)) if data else []
+    per_hop = generate_per_hop if generate_per_hop is not None else (0 if data else 600)
+    with open_driver(cfg) as driver, _progress_bar() as bar:
+        task = bar.add_task("loading the graph", total=1.0)
+        graph = DomainGraph.load(driver, cfg.neo4j_database, domain)
+        if per_hop:
+            rows += generate_questions(graph, {1: per_hop, 2: per_hop, 3: per_hop}, "train", seed)
+        result = train_domain(
+            cfg, driver, domain, rows, TrainConfig(epochs=epochs, seed=seed), graph=graph,
+            use_graph=not no_graph, init_active=init_active,
+            progress=lambda f, m: bar.update(task, completed=f, description=m[:70]),
+        )
+    if json_out:
+        print_json(result)
+        return
+    rows_out = [(name, result[name]["val_hits@1"], result[name]["epochs_run"],
+                 result[name]["n_train"]) for name in ("graph", "text") if name in result]
+    print_table(f"qa {domain} {result['version']} (encoder {result['encoder_version']})",
+                ["head", "val Hits@1", "epochs", "train examples"], rows_out)
+
+
+@eval_app.command("qa")
+@handle_errors
+def eval_qa(
+    domain: str = DOMAIN_OPT,
+    data: Path = typer.Option(None, "--data", help="JSONL of {question, answers, hops?}; "
+                              "default: generated questions with held-out templates"),
+    generate_per_hop: int = typer.Option(100, "--generate-per-hop"),
+    mode: str = typer.Option("fine-tuned", "--mode", help="fine-tuned or zero-shot"),
+    no_graph: bool = typer.Option(False, "--no-graph-embeddings",
+                                  help="Use the text-only head (ablation)"),
+    seed: int = typer.Option(0, "--seed"),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Hits@1, Hits@5 and MRR per hop count."""
+    from fusion.evaluate import evaluate_rows
+    from fusion.exceptions import QuestionError
+    from fusion.graphdata import DomainGraph
+    from fusion.pipeline import QAService
+    from fusion.questions import generate_splits, read_jsonl
+
+    if mode not in ("fine-tuned", "zero-shot"):
+        raise QuestionError("mode must be fine-tuned or zero-shot")
+    cfg = settings()
+    with open_driver(cfg) as driver:
+        if data:
+            rows = list(read_jsonl(data, cfg.max_upload_bytes))
+        else:
+            graph = DomainGraph.load(driver, cfg.neo4j_database, domain)
+            _, rows = generate_splits(graph, 600, generate_per_hop, seed)
+        qa = QAService(cfg, driver).domain(domain)
+        with _progress_bar() as bar:
+            task = bar.add_task("evaluating", total=1.0)
+            result = evaluate_rows(qa, rows, mode, use_graph=not no_graph,  # type: ignore[arg-type]
+                                   progress=lambda f, m: bar.update(task, completed=f,
+                                                                   description=m[:70]))
+    if json_out:
+        print_json(result)
+        return
+    label = f"{domain} {mode}" + (" (graph embeddings)" if result["graph_embeddings"] else
+                                  " (no graph embeddings)" if mode == "fine-tuned" else "")
+    print_table(label, ["hops", "n", "Hits@1", "Hits@5", "MRR"], [
+        (hops, m["n"], f"{m['hits@1']:.3f}", f"{m['hits@5']:.3f}", f"{m['mrr']:.3f}")
+        for hops, m in result["metrics"].items()
+    ])
+
+
+@handle_errors
+def ask(
+    question: str = typer.Argument(..., help="e.g. 'Which genes are associated with Marfan "
+                                   "syndrome?'"),
+    domain: str = typer.Option(None, "--domain", "-d", help="default: guessed from the question"),
+    top_k: int = typer.Option(5, "--top-k", "-k"),
+    max_hops: int = typer.Option(3, "--max-hops"),
+    mode: str = typer.Option(None, "--mode", help="fine-tuned or zero-shot (default: "
+                             "fine-tuned when trained)"),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Answer a question from the graph, with evidence paths."""
+    from fusion.exceptions import QuestionError
+    from fusion.pipeline import QAService
+
+    if mode not in (None, "fine-tuned", "zero-shot"):
+        raise QuestionError("mode must be fine-tuned or zero-shot")
+    if not 1 <= max_hops <= 3 or not 1 <= top_k <= 100:
+        raise QuestionError("max_hops must be in 1..3 and top_k in 1..100")
+    cfg = settings()
+    with open_driver(cfg) as driver:
+        response = QAService(cfg, driver).ask(question, domain, top_k, max_hops,
+                                              mode)  # type: ignore[arg-type]
+    if json_out:
+        print_json(response)
+        return
+    if response.reason:
+        typer.echo(f"no answer: {response.reason}")
+    print_table(f"{response.domain} ({response.mode})",
+                ["#", "answer", "type", "score", "evidence"],
+                [(i, a.name, a.type, f"{a.score:.3f}", a.evidence[0].text)
+                 for i, a in enumerate(response.answers, 1)])

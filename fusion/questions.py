@@ -83,12 +83,16 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
             steps: list[Action] = []
             mid_types: list[str] = []
             current = topic
+            visited = {topic}
             for _ in range(hops):
                 options = sorted(graph.adj.get(current, {}))
                 if not options:
                     break
                 step = rng.choice(options)
                 current = rng.choice(graph.adj[current][step])
+                if current in visited:  # simple paths only, like the retrieval
+                    break
+                visited.add(current)
                 steps.append(step)
                 mid_types.append(graph.types[current])
             if len(steps) < hops:

@@ -204,15 +204,26 @@ def candidate_actions(item: BeamItem, adjacency: dict[str, list[Row]] | None,
     return sorted(actions)
 
 
+def _ancestors(item: BeamItem, uid: str) -> set[str]:
+    """``uid`` and the nodes before it on its evidence path."""
+    seen = {uid}
+    current = uid
+    for hop in range(len(item.back) - 1, -1, -1):
+        current = item.back[hop][current][0]
+        seen.add(current)
+    return seen
+
+
 def advance(item: BeamItem, action: Action, logp: float, adjacency: dict[str, list[Row]],
             caps: Caps) -> BeamItem:
     """The prefix extended by one hop; its frontier is capped at ``caps.frontier`` nodes."""
     back: dict[str, tuple[str, str, str]] = {}
     support: dict[str, int] = {}
     for uid in item.frontier:
+        on_path = _ancestors(item, uid)
         for rel, direction, target in adjacency.get(uid, ()):
-            if (rel, direction) != action:
-                continue
+            if (rel, direction) != action or target in on_path:
+                continue  # evidence paths are simple: no node twice
             if target not in back:
                 if len(back) >= caps.frontier:
                     continue

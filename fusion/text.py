@@ -33,7 +33,7 @@ class TextEncoder:
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
         self._lock = threading.Lock()
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode_tokens(
         self, texts: list[str], max_length: int = MAX_QUESTION_TOKENS
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -44,7 +44,7 @@ class TextEncoder:
             states = self.model(**batch).last_hidden_state
         return states.float(), batch["attention_mask"].bool()
 
-    @torch.inference_mode()
+    @torch.no_grad()
     def encode(self, texts: list[str], batch_size: int = 128) -> torch.Tensor:
         """Sentence vectors ``[n, 384]``, mean-pooled and L2-normalised."""
         out = []

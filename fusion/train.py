@@ -282,12 +282,13 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
     best = (-1.0, math.inf)
     stale = 0
     history = []
+    batch_size = min(cfg.batch_size, max(8, len(train) // 8))  # several steps per epoch
     for epoch in range(cfg.epochs):
         model.train()
         rng.shuffle(train)
         total = 0.0
-        for start in range(0, len(train), cfg.batch_size):
-            chunk = train[start:start + cfg.batch_size]
+        for start in range(0, len(train), batch_size):
+            chunk = train[start:start + batch_size]
             batch = _batch(chunk, space, features, model.use_graph)
             actions = model.action_vectors(space.text, space.kind, graph_actions)
             loss = _loss(model, batch, actions)
@@ -295,7 +296,7 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optim.step()
-            total += float(loss) * len(chunk)
+            total += float(loss.detach()) * len(chunk)
         train_loss = total / len(train)
         val_hits = hits_at_1(model, space, features, val, graph, cfg) if val else 0.0
         history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 4),

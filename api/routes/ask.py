@@ -1,5 +1,99 @@
-"""/v1/ask (placeholder: filled in by the ask work)."""
+"""/v1/ask: graph-augmented question answering; /v1/train/qa and /v1/eval/qa as admin jobs."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
+from api.jobs import Job
+from fusion.pipeline import QAService
+from fusion.schemas import AskRequest, AskResponse, EvalQARequest, TrainQARequest
 
 router = APIRouter(tags=["ask"])
+
+_SERVICE_LOCK = threading.Lock()
+
+
+def qa_service(request: Request) -> QAService:
+    """One QAService per app (models, alias indexes and neighbour caches loaded once)."""
+    state = request.app.state
+    with _SERVICE_LOCK:
+        service = getattr(state, "qa_service", None)
+        if service is None:
+            service = QAService(state.settings, state.driver)
+            state.qa_service = service
+    return service
+
+
+@router.post("/v1/ask", response_model=AskResponse, summary="Answer a question from the graph")
+def ask(body: AskRequest, request: Request, _: ReaderDep) -> AskResponse:
+    """Ranked answers with scores, evidence paths and an explanation, the linked entities, the
+    model versions and the timings. 200 with no answers (and the reason) when the question
+    names no entity of the domain; 404 for an unknown domain; 409 for mode 'fine-tuned' before
+    a model is trained."""
+    return qa_service(request).ask(body.question, body.domain, body.top_k, body.max_hops,
+                                   body.mode)
+
+
+@router.post("/v1/train/qa", response_model=Job, status_code=202,
+             summary="Train the QA model of a domain (background job)")
+def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driver: DriverDep,
+             store: StoreDep, jobs: JobsDep, _: AdminDep) -> Job:
+    from fusion.exceptions import TrainingDataError
+    from fusion.graphdata import DomainGraph
+    from fusion.questions import generate_questions
+    from fusion.train import TrainConfig, train_domain
+
+    store.check_domain(body.domain)
+    rows = [dict(r) for r in body.data or []]
+    if not rows and body.generate_per_hop == 0:
+        raise TrainingDataError("give data rows or generate_per_hop > 0")
+    service = qa_service(request)
+
+    def run(progress: Any) -> dict[str, Any]:
+        graph = DomainGraph.load(driver, settings.neo4j_database, body.domain)
+        examples = list(rows)
+        if body.generate_per_hop:
+            n = body.generate_per_hop
+            examples += generate_questions(graph, {1: n, 2: n, 3: n}, "train")
+        result = train_domain(settings, driver, body.domain, examples,
+                              TrainConfig(epochs=body.epochs), graph=graph,
+                              use_graph=body.graph_embeddings,
+                              init_active=body.init_from_active, progress=progress)
+        service.invalidate(body.domain)
+        return result
+
+    return jobs.submit("train-qa", body.domain, run)
+
+
+@router.post("/v1/eval/qa", response_model=Job, status_code=202,
+             summary="Evaluate the QA model of a domain (background job)")
+def eval_qa(body: EvalQARequest, request: Request, settings: SettingsDep, driver: DriverDep,
+            store: StoreDep, jobs: JobsDep, _: AdminDep) -> Job:
+    from fusion.evaluate import evaluate_rows
+    from fusion.graphdata import DomainGraph
+    from fusion.questions import generate_splits
+
+    store.check_domain(body.domain)
+    service = qa_service(request)
+
+    def run(progress: Any) -> dict[str, Any]:
+        rows = [dict(r) for r in body.data or []]
+        if not rows:
+            graph = DomainGraph.load(driver, settings.neo4j_database, body.domain)
+            _, rows = generate_splits(graph, 600, body.generate_per_hop)
+        qa = service.domain(body.domain)
+        results = {}
+        for i, mode in enumerate(body.modes):
+            def sub(f: float, m: str, i: int = i) -> None:
+                progress((i + f) / len(body.modes), m)
+
+            results[mode] = evaluate_rows(
+                qa, rows, "zero-shot" if mode == "zero-shot" else "fine-tuned",
+                use_graph=mode == "fine-tuned", progress=sub)
+        return {"domain": body.domain, "questions": len(rows), "results": results}
+
+    return jobs.submit("eval-qa", body.domain, run)

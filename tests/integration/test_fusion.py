@@ -1,0 +1,145 @@
+"""Fusion against the real Neo4j: linking, retrieval bounds, evidence, training and evaluation."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+
+import pytest
+from neo4j import Driver
+
+from fusion.evaluate import evaluate_rows
+from fusion.graphdata import DomainGraph
+from fusion.linking import EntityLinker
+from fusion.pipeline import QAService
+from fusion.questions import generate_questions
+from fusion.retrieval import Caps, Neo4jExpander, beam_search
+from fusion.train import CONFIG_FILE, MODEL_FILE, TEXT_MODEL_FILE, TrainConfig, train_domain
+from graph.settings import Settings
+from graph.store import GraphStore
+from graph.writer import entity_row, relation_row, write_entities, write_relations
+
+EDGE_EXISTS_QUERY = """
+MATCH (a:Entity {uid: $source})-[r]->(b:Entity {uid: $target})
+WHERE type(r) = $type
+RETURN count(r) AS n
+"""
+
+
+@pytest.fixture
+def clean_artifacts(settings: Settings, domain: str) -> Iterator[None]:
+    yield
+    for kind in ("qa", "encoder"):
+        shutil.rmtree(settings.artifacts_dir / kind / domain, ignore_errors=True)
+
+
+def test_linking_names_aliases_fuzzy_and_ambiguity(
+    store: GraphStore, driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str
+) -> None:
+    # a second entity with the same name: the mention keeps both candidates
+    write_entities(driver, settings.neo4j_database, [
+        entity_row(f"{domain}:ORPHA:558", "Marfan syndrome", domain, ["Disease"])])
+    linker = EntityLinker(store, domain)
+    question = "Which genes are associated with Marfan syndrome?"
+    top = linker.link(question)[0]
+    assert (top.start, top.end, top.method) == (32, 47, "name")
+    assert {c.uid for c in top.candidates} == {toy_graph["OMIM:154700"], f"{domain}:ORPHA:558"}
+
+    alias = linker.link("What phenotypes does MFS present?")[0]
+    assert alias.method == "alias" and alias.text == "MFS"
+    assert alias.candidates[0].uid == toy_graph["OMIM:154700"]
+
+    typo = linker.link("Which genes are associated with Marfan syndrom?")
+    assert typo and typo[0].method == "fuzzy"
+    assert toy_graph["OMIM:154700"] in {c.uid for c in typo[0].candidates}
+    assert typo[0].text == "Marfan syndrom"
+
+    assert linker.link("Which genes cause baldness?") == []
+
+
+def test_retrieval_respects_its_caps(driver: Driver, settings: Settings, domain: str) -> None:
+    hub = f"{domain}:hub"
+    leaves = [f"{domain}:a{i:02d}" for i in range(40)] + [f"{domain}:b{i}" for i in range(3)]
+    write_entities(driver, settings.neo4j_database,
+                   [entity_row(hub, "Hub", domain, ["Company"])]
+                   + [entity_row(u, u.split(":")[1], domain, ["Person"]) for u in leaves])
+    write_relations(driver, settings.neo4j_database,
+                    [relation_row(u, "CONTROL" if ":a" in u else "INVESTS_IN", hub)
+                     for u in leaves])
+    expander = Neo4jExpander(driver, settings.neo4j_database)
+    rows = expander.expand([hub], Caps(per_type=10))[hub]
+    assert len([r for r in rows if r[0] == "CONTROL"]) == 10  # capped per relation type...
+    assert len([r for r in rows if r[0] == "INVESTS_IN"]) == 3  # ...so rare ones survive
+    assert all(r[1] == "in" for r in rows)
+    assert len(Neo4jExpander(driver, settings.neo4j_database).expand(
+        [hub], Caps(per_type=50, rows=12))[hub]) == 12
+
+    def uniform(items, candidates):  # type: ignore[no-untyped-def]
+        return [[0.0] * len(c) for c in candidates]
+
+    finals = beam_search(expander, uniform, [(hub, 0.0)], 2, Caps(per_type=50, frontier=7))
+    assert finals and all(len(back) <= 7 for f in finals for back in f.back)
+    assert all(len(f.answers) <= 7 for f in finals)
+    assert expander.queries <= 3  # one query per hop (the rest from its cache)
+
+
+def _edge_exists(driver: Driver, settings: Settings, source: str, rel: str, target: str) -> bool:
+    records, _, _ = driver.execute_query(EDGE_EXISTS_QUERY, source=source, type=rel,
+                                         target=target, database_=settings.neo4j_database)
+    return bool(records[0]["n"])
+
+
+def test_zero_shot_answers_with_evidence_that_exists(
+    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str
+) -> None:
+    service = QAService(settings, driver)
+    response = service.ask("Which genes are associated with Marfan syndrome?", domain,
+                           mode="zero-shot")
+    assert response.mode == "zero-shot" and response.reason is None
+    assert response.answers[0].uid == toy_graph["NCBIGene:2200"]
+    assert response.linked_entities[0].candidates[0].uid == toy_graph["OMIM:154700"]
+    phenotypes = service.ask("What phenotypes does Marfan syndrome present?", domain,
+                             mode="zero-shot", top_k=3)
+    assert {a.uid for a in phenotypes.answers} == {
+        toy_graph["HP:0001166"], toy_graph["HP:0000098"], toy_graph["HP:0001382"]}
+    for answer in response.answers + phenotypes.answers:
+        assert answer.evidence and answer.explanation
+        for path in answer.evidence:
+            hops = path.relations
+            assert hops and (answer.uid in (hops[-1].source, hops[-1].target))
+            for hop in hops:
+                assert _edge_exists(driver, settings, hop.source, hop.type, hop.target)
+    nothing = service.ask("Who is the mayor of Springfield?", domain)
+    assert nothing.answers == [] and "no entity" in (nothing.reason or "")
+
+
+@pytest.mark.slow
+def test_training_on_a_small_set_then_answering_it(
+    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
+    clean_artifacts: None,
+) -> None:
+    from graph.encoder import EncoderConfig
+    from graph.encoder import train_domain as train_encoder_domain
+
+    train_encoder_domain(settings, driver, domain,
+                         EncoderConfig(dim=16, epochs=10, eval_every=5, device="cpu", amp=False),
+                         write_back=False)
+    graph = DomainGraph.load(driver, settings.neo4j_database, domain)
+    rows = generate_questions(graph, {1: 16, 2: 8}, "train", seed=3)
+    assert rows and all(r["answers"] for r in rows)
+    result = train_domain(settings, driver, domain, rows,
+                          TrainConfig(epochs=40, patience=40, hidden=64, seed=0), graph=graph)
+    assert result["encoder_version"] is not None
+    folder = settings.artifacts_dir / "qa" / domain / result["version"]
+    assert {MODEL_FILE, TEXT_MODEL_FILE, CONFIG_FILE} <= {p.name for p in folder.iterdir()}
+
+    service = QAService(settings, driver)
+    qa = service.domain(domain)
+    assert set(qa.scorers) == {"graph", "text"}
+    trained = evaluate_rows(qa, rows, "fine-tuned")
+    assert trained["graph_embeddings"] is True
+    assert trained["metrics"]["all"]["hits@1"] >= 0.9
+    response = service.ask("Which genes are associated with Marfan syndrome?", domain)
+    assert response.mode == "fine-tuned" and response.models["qa"] == result["version"]
+    assert response.models["graph_embeddings"] is True
+    assert response.answers[0].uid == toy_graph["NCBIGene:2200"]
