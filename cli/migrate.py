@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import typer
+from neo4j import Driver
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,7 +20,8 @@ from rich.progress import (
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
 from graph.migrate.exceptions import MigrationValidationError, summarize
 from graph.migrate.loader import ProgressFn
-from graph.migrate.runner import MigrationRunner
+from graph.migrate.runner import DEFAULT_NAMESPACE, MigrationRunner
+from graph.settings import Settings
 
 app = typer.Typer(help="Apply and inspect migrations (bare `kgr migrate` applies the pending).",
                   invoke_without_command=True, no_args_is_help=False)
@@ -43,20 +46,33 @@ def progress_bars(enabled: bool = True) -> Iterator[ProgressFn | None]:
         yield update
 
 
+def _runner(ctx: typer.Context, driver: Driver, cfg: Settings) -> MigrationRunner:
+    options = ctx.obj or {}
+    dirs: list[Path] | None = options.get("dirs") or None
+    return MigrationRunner(driver, cfg, locations=dirs,
+                           namespace=options.get("namespace") or DEFAULT_NAMESPACE)
+
+
 @app.callback(invoke_without_command=True)
 @handle_errors
 def migrate(
     ctx: typer.Context,
+    dirs: list[Path] = typer.Option(
+        [], "--dir", help="Migration folder(s) to use instead of the built-in one "
+        "(uploaded packages in $KGR_HOME/migrations are always read)"),
+    namespace: str = typer.Option(DEFAULT_NAMESPACE, "--namespace", hidden=True,
+                                  help="History namespace (tests use their own)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would be applied; "
                                  "change nothing"),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of tables"),
 ) -> None:
     """Apply the pending migrations in order (built-in ones and uploaded packages)."""
+    ctx.obj = {"dirs": list(dirs), "namespace": namespace}
     if ctx.invoked_subcommand is not None:
         return
     cfg = settings()
     with open_driver(cfg) as driver:
-        runner = MigrationRunner(driver, cfg)
+        runner = _runner(ctx, driver, cfg)
         if dry_run:
             plan = runner.plan()
             if as_json:
@@ -91,11 +107,11 @@ def migrate(
 
 @app.command("status")
 @handle_errors
-def status(as_json: bool = typer.Option(False, "--json")) -> None:
+def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Applied, pending, modified, missing and interrupted migrations, and the lock."""
     cfg = settings()
     with open_driver(cfg) as driver:
-        runner = MigrationRunner(driver, cfg)
+        runner = _runner(ctx, driver, cfg)
         rows = runner.status()
         holder = runner.lock_holder()
     if as_json:
@@ -116,11 +132,11 @@ def status(as_json: bool = typer.Option(False, "--json")) -> None:
 
 @app.command("validate")
 @handle_errors
-def validate() -> None:
+def validate(ctx: typer.Context) -> None:
     """Fail on an edited applied migration (checksum), a gap, or bad pending load files."""
     cfg = settings()
     with open_driver(cfg) as driver:
-        problems = MigrationRunner(driver, cfg).validate()
+        problems = _runner(ctx, driver, cfg).validate()
     if problems:
         raise MigrationValidationError(
             f"{len(problems)} problem(s):\n{summarize(problems, limit=200)}", problems)
@@ -129,11 +145,11 @@ def validate() -> None:
 
 @app.command("unlock")
 @handle_errors
-def unlock() -> None:
+def unlock(ctx: typer.Context) -> None:
     """Release the migration lock (left by a killed run); use only when no run is active."""
     cfg = settings()
     with open_driver(cfg) as driver:
-        runner = MigrationRunner(driver, cfg)
+        runner = _runner(ctx, driver, cfg)
         holder = runner.lock_holder()
         released = runner.unlock()
     if released and holder:

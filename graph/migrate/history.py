@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from neo4j import Driver, RoutingControl
+from neo4j.exceptions import Neo4jError
 
 from graph.driver import translate_errors
+from graph.exceptions import KgrError
 
 MIGRATE_SCHEMA_QUERIES: tuple[str, ...] = (
     "CREATE CONSTRAINT migration_version IF NOT EXISTS FOR (m:_Migration) "
@@ -93,10 +96,19 @@ class Attempt:
     started_at: str
 
 
-def ensure_schema(driver: Driver, database: str) -> None:
-    with translate_errors():
-        for query in MIGRATE_SCHEMA_QUERIES:
-            driver.execute_query(query, database_=database)
+def ensure_schema(driver: Driver, database: str, attempts: int = 3) -> None:
+    """Create the history constraints and the ``_mig`` index (idempotent; two processes doing
+    it at once can collide, so a failure is retried)."""
+    for attempt in range(attempts):
+        try:
+            with translate_errors():
+                for query in MIGRATE_SCHEMA_QUERIES:
+                    driver.execute_query(query, database_=database)
+            return
+        except (KgrError, Neo4jError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5 * (attempt + 1))
 
 
 def read_history(driver: Driver, database: str, namespace: str) -> list[AppliedMigration]:
