@@ -13,6 +13,7 @@ scratch domain. Targets: >= 50,000 relationships/s and >= 20x the baseline.
 from __future__ import annotations
 
 import argparse
+import functools
 import random
 import sys
 import time
@@ -28,6 +29,8 @@ from graph.migrate.loader import MigrationContext, rollback  # noqa: E402
 from graph.schema import bootstrap_schema  # noqa: E402
 from graph.settings import get_settings  # noqa: E402
 from graph.writer import delete_domain  # noqa: E402
+
+print = functools.partial(print, flush=True)  # noqa: A001
 
 NAIVE_MERGE_QUERY = """
 MATCH (a:Entity {uid: $s})
@@ -103,7 +106,8 @@ def main() -> None:
               f"{batched_rate:,.0f} rels/s (target >= 50,000)")
     finally:
         started = time.perf_counter()
-        delete_domain(driver, database, scratch, batch_size=5_000)
+        rollback(driver, database, tag)  # everything the bench wrote carries its tag
+        delete_domain(driver, database, scratch)
         print(f"scratch domain deleted in {time.perf_counter() - started:.1f} s")
         driver.close()
 

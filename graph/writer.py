@@ -33,6 +33,13 @@ MERGE (a)-[r:$(row.type)]->(b)
 SET r += row.props
 """
 
+DELETE_DOMAIN_RELATIONS_BATCH_QUERY = """
+MATCH (n:Entity {domain: $domain})-[r]-()
+WITH DISTINCT r LIMIT $batch_size
+DELETE r
+RETURN count(*) AS deleted
+"""
+
 DELETE_DOMAIN_BATCH_QUERY = """
 MATCH (n:Entity {domain: $domain})
 WITH n LIMIT $batch_size
@@ -100,9 +107,20 @@ def write_relations(
 
 
 def delete_domain(driver: Driver, database: str, domain: str, batch_size: int = 10_000) -> int:
-    """Remove every entity of ``domain`` (and its relationships) in bounded transactions."""
+    """Remove every entity of ``domain`` (and its relationships) in bounded transactions.
+
+    Relationships go first, in batches, so that a dense node (thousands of relationships)
+    never makes one transaction exceed Neo4j's transaction memory limit.
+    """
     deleted = 0
     with translate_errors():
+        while True:
+            records, _, _ = driver.execute_query(
+                DELETE_DOMAIN_RELATIONS_BATCH_QUERY,
+                {"domain": domain, "batch_size": batch_size}, database_=database,
+            )
+            if records[0]["deleted"] == 0:
+                break
         while True:
             records, _, _ = driver.execute_query(
                 DELETE_DOMAIN_BATCH_QUERY, {"domain": domain, "batch_size": batch_size},

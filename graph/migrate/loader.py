@@ -80,8 +80,10 @@ RETURN nodes, rels
 def rollback(driver: Driver, database: str, tag: str, batch_size: int = 10_000) -> None:
     """Delete every node and relationship carrying ``_mig = tag``, in bounded transactions."""
     with translate_errors(), driver.session(database=database) as session:
-        for query in (ROLLBACK_ENTITIES_QUERY, ROLLBACK_OTHER_NODES_QUERY,
-                      ROLLBACK_RELATIONS_QUERY):
+        # Relationships first, so that deleting a dense node never holds thousands of them
+        # in one transaction (the transaction memory pool is bounded).
+        for query in (ROLLBACK_RELATIONS_QUERY, ROLLBACK_ENTITIES_QUERY,
+                      ROLLBACK_OTHER_NODES_QUERY):
             session.run(query, {"tag": tag, "batch_size": batch_size}).consume()
 
 
