@@ -1,5 +1,164 @@
-"""/v1/embeddings (placeholder: filled in by the embeddings work)."""
+"""Embeddings: similar entities (vector index), link prediction, and encoder training jobs."""
 
-from fastapi import APIRouter
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query
+from pydantic import BaseModel, Field
+
+from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
+from api.jobs import Job, ProgressFn
+from graph.encoder import EncoderConfig, encoder_artifacts, load_active_encoder, train_domain
+from graph.encoder.serve import (
+    MAX_K,
+    active_embedding,
+    entity_domain,
+    predict_links,
+    similar_entities,
+)
+from graph.exceptions import InvalidInputError
+from graph.schema import check_allowed, live_entity_types
 
 router = APIRouter(tags=["embeddings"])
+
+TRAIN_JOB_KIND = "train-encoder"
+
+
+class SimilarItem(BaseModel):
+    uid: str
+    name: str | None
+    types: list[str]
+    score: float = Field(description="cosine similarity of the embeddings")
+
+
+class SimilarResponse(BaseModel):
+    uid: str
+    domain: str
+    version: str = Field(description="the encoder version whose embeddings answered")
+    items: list[SimilarItem]
+
+
+class PredictionItem(BaseModel):
+    uid: str
+    name: str | None
+    types: list[str]
+    score: float
+    known: bool = Field(description="the fact is already in the graph")
+
+
+class PredictResponse(BaseModel):
+    head: str | None
+    relation: str
+    tail: str | None
+    domain: str
+    version: str
+    items: list[PredictionItem]
+
+
+class TrainEncoderRequest(BaseModel):
+    """Start training the encoder of one domain; unset fields keep the defaults."""
+
+    domain: str = Field(min_length=1, max_length=100)
+    epochs: int | None = Field(default=None, ge=1, le=10_000)
+    dim: int | None = Field(default=None, ge=2, le=4096)
+    decoder: Literal["distmult", "complex", "rotate"] | None = None
+    num_layers: int | None = Field(default=None, ge=0, le=4)
+    loss: Literal["1n", "negative"] | None = None
+    lr: float | None = Field(default=None, gt=0.0, le=10.0)
+    batch_size: int | None = Field(default=None, ge=1, le=100_000)
+    seed: int | None = None
+
+    def config(self) -> EncoderConfig:
+        fields = self.model_dump(exclude={"domain"}, exclude_none=True)
+        return EncoderConfig(**fields)
+
+
+class EncoderStatus(BaseModel):
+    domain: str
+    version: str | None = Field(description="active model version (artifacts)")
+    served_version: str | None = Field(description="version of the vectors in Neo4j")
+    dim: int | None
+    metrics: dict[str, Any] = Field(default_factory=dict)
+
+
+Uid = Annotated[str, Path(min_length=1, max_length=512)]
+K = Annotated[int, Query(ge=1, le=MAX_K, description="how many results")]
+
+
+@router.get("/v1/entities/{uid}/similar", response_model=SimilarResponse,
+            summary="Entities with the nearest embeddings (cosine, vector index)")
+def similar(
+    uid: Uid, driver: DriverDep, settings: SettingsDep, _: ReaderDep, k: K = 10,
+    type: Annotated[list[str] | None, Query(description="keep only these entity types")] = None,
+    domain: Annotated[str | None, Query(description="must be the entity's domain")] = None,
+) -> SimilarResponse:
+    database = settings.neo4j_database
+    types = None
+    if type:
+        types = check_allowed(type, live_entity_types(driver, database), "entity type")
+    version, hits = similar_entities(driver, database, uid, k, types, domain)
+    return SimilarResponse(
+        uid=uid, domain=domain or entity_domain(driver, database, uid), version=version,
+        items=[SimilarItem(uid=h.uid, name=h.name, types=h.types, score=h.score) for h in hits],
+    )
+
+
+@router.get("/v1/predict", response_model=PredictResponse,
+            summary="Link prediction: top-k tails of (head, relation, ?) or heads of "
+                    "(?, relation, tail)")
+def predict(
+    driver: DriverDep, settings: SettingsDep, _: ReaderDep,
+    relation: Annotated[str, Query(min_length=1, max_length=64)],
+    head: Annotated[str | None, Query(max_length=512)] = None,
+    tail: Annotated[str | None, Query(max_length=512)] = None,
+    k: K = 10,
+    exclude_known: Annotated[bool, Query(description="leave out facts already known")] = False,
+) -> PredictResponse:
+    if (head is None) == (tail is None):
+        raise InvalidInputError("give exactly one of 'head' and 'tail'")
+    anchor = head if head is not None else tail
+    assert anchor is not None
+    database = settings.neo4j_database
+    domain = entity_domain(driver, database, anchor)
+    bundle = load_active_encoder(settings, domain)
+    hits = predict_links(driver, database, bundle, relation, head=head, tail=tail, k=k,
+                         exclude_known=exclude_known)
+    return PredictResponse(
+        head=head, relation=relation, tail=tail, domain=domain, version=bundle.version,
+        items=[PredictionItem(uid=h.uid, name=h.name, types=h.types, score=h.score,
+                              known=h.known) for h in hits],
+    )
+
+
+@router.get("/v1/embeddings/{domain}", response_model=EncoderStatus,
+            summary="The encoder version a domain serves")
+def encoder_status(domain: str, driver: DriverDep, settings: SettingsDep, store: StoreDep,
+                   _: ReaderDep) -> EncoderStatus:
+    store.check_domain(domain)
+    served = active_embedding(driver, settings.neo4j_database, domain)
+    version = encoder_artifacts(settings).active_version(domain)
+    metrics: dict[str, Any] = {}
+    if version is not None:
+        metrics = load_active_encoder(settings, domain).metrics
+    return EncoderStatus(domain=domain, version=version,
+                         served_version=served.version if served else None,
+                         dim=served.dim if served else None, metrics=metrics)
+
+
+@router.post("/v1/train/encoder", response_model=Job, status_code=202,
+             summary="Train a domain's encoder in the background (admin); one job per domain")
+def train_encoder_job(body: TrainEncoderRequest, driver: DriverDep, settings: SettingsDep,
+                      store: StoreDep, jobs: JobsDep, _: AdminDep) -> Job:
+    store.check_domain(body.domain)
+    try:
+        config = body.config()
+    except ValueError as exc:
+        raise InvalidInputError(f"invalid encoder configuration: {exc}") from exc
+
+    def run(progress: ProgressFn) -> dict[str, Any]:
+        version = train_domain(settings, driver, body.domain, config, progress=progress)
+        bundle = load_active_encoder(settings, body.domain)
+        return {"version": version, "metrics": bundle.metrics}
+
+    return jobs.submit(TRAIN_JOB_KIND, body.domain, run)

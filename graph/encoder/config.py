@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class EncoderConfig(BaseModel):
@@ -48,6 +48,16 @@ class EncoderConfig(BaseModel):
     seed: int = 0
     device: str = "auto"
     amp: bool = True
+
+    @model_validator(mode="after")
+    def _check(self) -> EncoderConfig:
+        if self.decoder in ("complex", "rotate") and self.dim % 2:
+            raise ValueError(f"the {self.decoder} decoder needs an even dim, got {self.dim}")
+        if self.num_bases is not None and self.num_blocks is not None:
+            raise ValueError("choose num_bases or num_blocks, not both")
+        if self.num_blocks is not None and self.dim % self.num_blocks:
+            raise ValueError(f"dim {self.dim} is not divisible by num_blocks {self.num_blocks}")
+        return self
 
     def resolved_device(self) -> torch.device:
         if self.device == "auto":

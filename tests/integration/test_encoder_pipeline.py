@@ -28,6 +28,12 @@ from tests.conftest import TOY_ENTITIES, TOY_RELATIONS
 
 pytestmark = pytest.mark.integration
 
+
+@pytest.fixture(autouse=True)
+def one_thread() -> None:
+    """Tiny models: one thread is several times faster than two on a shared, busy CPU."""
+    torch.set_num_threads(1)
+
 TINY = EncoderConfig(dim=16, epochs=60, eval_every=20, batch_size=64, lr=0.2,
                      valid_fraction=0.0, test_fraction=0.0, n3=0.0)
 
