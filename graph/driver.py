@@ -32,6 +32,9 @@ def make_driver(settings: Settings) -> Driver:
         liveness_check_timeout=5.0,
         max_connection_pool_size=50,
         user_agent="kgr/0.1",
+        # Server notifications (e.g. "property key does not exist" on a fresh database) would
+        # be logged as warnings on every query; kgr's queries are fixed constants, so mute them.
+        notifications_min_severity="OFF",
     )
 
 
