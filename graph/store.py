@@ -68,7 +68,7 @@ MATCH (n:Entity {uid: $uid})-[r]->(m:Entity)
 WHERE $types IS NULL OR type(r) IN $types
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'out' AS direction
-ORDER BY type(r), m.uid
+ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid
 LIMIT $limit
 """
 
@@ -77,7 +77,7 @@ MATCH (n:Entity {uid: $uid})<-[r]-(m:Entity)
 WHERE $types IS NULL OR type(r) IN $types
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'in' AS direction
-ORDER BY type(r), m.uid
+ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid
 LIMIT $limit
 """
 
@@ -87,7 +87,7 @@ WHERE $types IS NULL OR type(r) IN $types
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m,
        CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS direction
-ORDER BY type(r), m.uid
+ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid
 LIMIT $limit
 """
 
