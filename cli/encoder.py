@@ -1,10 +1,196 @@
-"""Encoder commands (placeholder: filled in by the encoder work).
+"""Encoder commands: ``kgr train encoder``, ``kgr eval encoder`` and ``kgr embeddings ...``
+(similar entities, link prediction)."""
 
-Adds ``kgr train encoder`` / ``kgr eval encoder`` to ``cli.groups`` and defines ``app`` for
-``kgr embeddings ...`` (similar entities, link prediction).
-"""
+from __future__ import annotations
 
+from typing import Any
+
+import torch
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
+from cli.groups import eval_app, train_app
+from graph.encoder import (
+    EncoderConfig,
+    FilterIndex,
+    encoder_artifacts,
+    export_domains,
+    load_active_encoder,
+    split_triples,
+    train_domain,
+)
+from graph.encoder.evaluate import evaluate
+from graph.encoder.serve import entity_domain, predict_links, similar_entities
+from graph.exceptions import InvalidInputError
 
 app = typer.Typer(help="Entity embeddings: similar entities, link prediction.",
                   no_args_is_help=True)
+
+JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
+
+
+def _metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, ...]]:
+    rows = []
+    for split in ("valid", "test"):
+        for side in ("both", "head", "tail"):
+            m = metrics.get(split, {}).get(side)
+            if m:
+                rows.append((split, side, f"{m['mrr']:.4f}", f"{m['hits_at_1']:.4f}",
+                             f"{m['hits_at_3']:.4f}", f"{m['hits_at_10']:.4f}", str(m["count"])))
+    return rows
+
+
+@train_app.command("encoder")
+@handle_errors
+def train_encoder_cmd(
+    domain: str = typer.Option(..., "--domain", "-d", help="Domain to train on"),
+    epochs: int = typer.Option(100, "--epochs", help="Most epochs (early stopping may end it)"),
+    dim: int = typer.Option(400, "--dim", help="Reals per entity embedding"),
+    decoder: str = typer.Option("complex", "--decoder", help="distmult, complex or rotate"),
+    layers: int = typer.Option(0, "--layers", help="R-GCN message-passing layers"),
+    loss: str = typer.Option("1n", "--loss", help="1n (all entities) or negative (sampled)"),
+    lr: float = typer.Option(0.1, "--lr"),
+    batch_size: int = typer.Option(500, "--batch-size"),
+    patience: int = typer.Option(4, "--patience", help="Evaluations without a better MRR"),
+    eval_every: int = typer.Option(5, "--eval-every"),
+    seed: int = typer.Option(0, "--seed"),
+    processes: int = typer.Option(1, "--processes", help="DDP processes (gloo/NCCL)"),
+    threads: int = typer.Option(0, "--threads", help="torch threads (0 = torch default)"),
+    no_write_back: bool = typer.Option(False, "--no-write-back",
+                                       help="Do not write the vectors to Neo4j"),
+) -> None:
+    """Train the encoder of a domain, save a versioned checkpoint and serve it."""
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        config = EncoderConfig(
+            epochs=epochs, dim=dim, decoder=decoder, num_layers=layers, loss=loss, lr=lr,  # type: ignore[arg-type]
+            batch_size=batch_size, patience=patience, eval_every=eval_every, seed=seed,
+        )
+    except ValueError as exc:
+        raise InvalidInputError(f"invalid encoder configuration: {exc}") from exc
+    cfg = settings()
+    with open_driver(cfg) as driver, Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(), console=console,
+    ) as bar:
+        task = bar.add_task(f"encoder {domain}", total=1.0, info="")
+
+        def progress(fraction: float, message: str) -> None:
+            bar.update(task, completed=fraction, info=message)
+
+        version = train_domain(cfg, driver, domain, config, progress=progress,
+                               write_back=not no_write_back, processes=processes)
+    bundle = load_active_encoder(cfg, domain)
+    console.print(f"version [bold]{version}[/] is active for {domain} "
+                  f"({len(bundle.uids)} entities, {len(bundle.relation_types)} relations, "
+                  f"best epoch {bundle.metrics.get('best_epoch')})")
+    print_table("metrics (filtered, realistic ranks)",
+                ["split", "side", "MRR", "H@1", "H@3", "H@10", "n"],
+                _metrics_rows(bundle.metrics))
+
+
+@eval_app.command("encoder")
+@handle_errors
+def eval_encoder_cmd(
+    domain: str = typer.Option(..., "--domain", "-d"),
+    recompute: bool = typer.Option(
+        False, "--recompute",
+        help="Re-export the graph, rebuild the training split (same seed) and re-rank its "
+             "test triples with the active model"),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Filtered link-prediction metrics of the active encoder of a domain."""
+    cfg = settings()
+    bundle = load_active_encoder(cfg, domain)
+    metrics: dict[str, Any] = dict(bundle.metrics)
+    if recompute:
+        with open_driver(cfg) as driver:
+            data = export_domains(driver, cfg.neo4j_database, [domain], cfg.batch_size)
+        config = bundle.config
+        splits = split_triples(data.triples(), config.valid_fraction, config.test_fraction,
+                               config.seed)
+        rel_map = torch.tensor([bundle.relation_types.index(r) if r in bundle.relation_types
+                                else -1 for r in data.relation_types] or [0], dtype=torch.long)
+        ent_map = torch.tensor([bundle.uid_to_index.get(u, -1) for u in data.uids],
+                               dtype=torch.long)
+
+        def remap(t: torch.Tensor) -> torch.Tensor:
+            out = torch.stack([ent_map[t[:, 0]], rel_map[t[:, 1]], ent_map[t[:, 2]]], 1)
+            return out[(out >= 0).all(1)]
+
+        known = FilterIndex(remap(splits.all()), len(bundle.relation_types))
+        num_rel = len(bundle.relation_types)
+
+        def tails(h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+            return bundle.score_tails(h, r)
+
+        def heads(r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            return bundle.score_tails(t, r + num_rel)
+
+        result = evaluate(tails, heads, remap(splits.test), known)
+        metrics["test"] = {k: v.as_dict() for k, v in result.items()}
+    if json_out:
+        print_json({"domain": domain, "version": bundle.version, "metrics": metrics})
+        return
+    versions = encoder_artifacts(cfg).versions(domain)
+    console.print(f"domain {domain}: active version [bold]{bundle.version}[/] "
+                  f"({len(versions)} version(s) stored)")
+    print_table("metrics (filtered, realistic ranks)",
+                ["split", "side", "MRR", "H@1", "H@3", "H@10", "n"], _metrics_rows(metrics))
+
+
+@app.command("similar")
+@handle_errors
+def similar_cmd(
+    uid: str = typer.Argument(..., help="Entity uid"),
+    k: int = typer.Option(10, "--k", "-k"),
+    type_: list[str] = typer.Option(None, "--type", "-t", help="Entity type label(s)"),
+    domain: str = typer.Option(None, "--domain", "-d"),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Entities whose embeddings are nearest to UID's (cosine)."""
+    cfg = settings()
+    with open_driver(cfg) as driver:
+        if type_:
+            from graph.schema import check_allowed, live_entity_types
+
+            check_allowed(type_, live_entity_types(driver, cfg.neo4j_database), "entity type")
+        version, hits = similar_entities(driver, cfg.neo4j_database, uid, k, type_ or None,
+                                         domain)
+    if json_out:
+        print_json({"uid": uid, "version": version, "items": [h.__dict__ for h in hits]})
+        return
+    print_table(f"similar to {uid} (version {version})", ["uid", "name", "types", "score"],
+                [(h.uid, h.name, ",".join(h.types), f"{h.score:.4f}") for h in hits])
+
+
+@app.command("predict")
+@handle_errors
+def predict_cmd(
+    relation: str = typer.Option(..., "--relation", "-r"),
+    head: str = typer.Option(None, "--head", help="Predict tails of (HEAD, relation, ?)"),
+    tail: str = typer.Option(None, "--tail", help="Predict heads of (?, relation, TAIL)"),
+    k: int = typer.Option(10, "--k", "-k"),
+    exclude_known: bool = typer.Option(False, "--exclude-known"),
+    json_out: bool = JSON_OPT,
+) -> None:
+    """Link prediction with the active encoder; known facts are flagged."""
+    if (head is None) == (tail is None):
+        raise typer.BadParameter("give exactly one of --head and --tail")
+    cfg = settings()
+    anchor = head or tail
+    with open_driver(cfg) as driver:
+        domain = entity_domain(driver, cfg.neo4j_database, anchor)
+        bundle = load_active_encoder(cfg, domain)
+        hits = predict_links(driver, cfg.neo4j_database, bundle, relation, head=head, tail=tail,
+                             k=k, exclude_known=exclude_known)
+    if json_out:
+        print_json({"head": head, "relation": relation, "tail": tail, "version": bundle.version,
+                    "items": [h.__dict__ for h in hits]})
+        return
+    title = f"({head or '?'}, {relation}, {tail or '?'}) version {bundle.version}"
+    print_table(title, ["uid", "name", "types", "score", "known"],
+                [(h.uid, h.name, ",".join(h.types), f"{h.score:.4f}", "yes" if h.known else "")
+                 for h in hits])

@@ -11,9 +11,17 @@ from neo4j import Driver
 
 from graph.encoder.checkpoint import encoder_artifacts, load_checkpoint, save_checkpoint
 from graph.encoder.config import EncoderConfig
-from graph.encoder.data import export_domains
+from graph.encoder.data import KGData, export_domains
+from graph.encoder.evaluate import FilterIndex
 from graph.encoder.serve import write_embeddings
-from graph.encoder.train import train_encoder
+from graph.encoder.train import (
+    TrainResult,
+    build_model,
+    evaluate_model,
+    message_graph_for,
+    split_triples,
+    train_encoder,
+)
 from graph.settings import Settings
 
 # progress(fraction 0..1, message); the signature of api.jobs' progress callback.
@@ -24,6 +32,7 @@ def train_domain(
     settings: Settings, driver: Driver, domain: str, config: EncoderConfig | None = None,
     progress: Progress | None = None, write_back: bool = True,
     epoch_callback: Callable[[int, int, dict[str, Any]], None] | None = None,
+    processes: int = 1,
 ) -> str:
     """Train an encoder for ``domain`` and make it the served version; returns the version.
 
@@ -45,7 +54,10 @@ def train_domain(
         if epoch_callback:
             epoch_callback(epoch, total, info)
 
-    result = train_encoder(data, config, progress=on_epoch)
+    if processes > 1:
+        result = train_encoder_ddp(data, config, processes)
+    else:
+        result = train_encoder(data, config, progress=on_epoch)
     artifacts = encoder_artifacts(settings)
     version = artifacts.new_version_name()
     staging = artifacts.staging_dir(domain, version)
@@ -67,3 +79,26 @@ def train_domain(
     artifacts.activate(domain, version)
     report(1.0, f"version {version} active")
     return version
+
+
+def train_encoder_ddp(data: KGData, config: EncoderConfig, processes: int) -> TrainResult:
+    """``train_encoder`` with DDP across ``processes`` local processes."""
+    import time
+
+    from graph.encoder.ddp import train_ddp
+
+    started = time.perf_counter()
+    splits = split_triples(data.triples(), config.valid_fraction, config.test_fraction,
+                           config.seed)
+    state = train_ddp(splits, data.num_nodes, data.num_relations, config, world_size=processes)
+    model = build_model(config, data.num_nodes, data.num_relations)
+    model.load_state_dict(state)
+    graph = message_graph_for(model, splits.train, next(model.parameters()).device)
+    result = TrainResult(model=model, config=config, splits=splits, graph=graph)
+    known = FilterIndex(splits.all(), data.num_relations)
+    if splits.valid.numel():
+        result.valid = evaluate_model(model, splits.valid, known, graph, config.eval_batch_size)
+    if splits.test.numel():
+        result.test = evaluate_model(model, splits.test, known, graph, config.eval_batch_size)
+    result.wall_s = time.perf_counter() - started
+    return result
