@@ -19,6 +19,7 @@ from rich.progress import (
 
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
 from graph.migrate.exceptions import MigrationValidationError, summarize
+from graph.migrate.history import AppliedMigration
 from graph.migrate.loader import ProgressFn
 from graph.migrate.runner import DEFAULT_NAMESPACE, MigrationRunner
 from graph.settings import Settings
@@ -86,23 +87,30 @@ def migrate(
                         [[f"V{p.version}", p.description, p.kind, p.action, p.nodes,
                           p.relationships] for p in plan])
             return
-        with progress_bars(not as_json) as progress:
-            applied = runner.migrate(
-                progress=progress,
-                on_start=None if as_json else
-                lambda m: console.print(f"applying V{m.version} {m.description} ({m.script})"))
-    if as_json:
-        print_json([a.__dict__ for a in applied])
-        return
+        if as_json:
+            print_json([a.__dict__ for a in runner.migrate()])
+            return
+        apply_pending(runner)
+
+
+def apply_pending(runner: MigrationRunner) -> list[AppliedMigration]:
+    """Apply the pending migrations with progress bars and print the counts at the end
+    (``kgr migrate``; ``kgr up`` can call it with ``MigrationRunner(driver, settings)``)."""
+    with progress_bars() as progress:
+        applied = runner.migrate(
+            progress=progress,
+            on_start=lambda m: console.print(
+                f"applying V{m.version} {m.description} ({m.script})"))
     if not applied:
         console.print("nothing to apply: every migration is applied")
-        return
+        return applied
     print_table("applied", ["version", "description", "nodes", "rels", "seconds"],
                 [[f"V{a.version}", a.description, f"{a.nodes_created:,}",
                   f"{a.relationships_created:,}", f"{a.duration_s:.1f}"] for a in applied])
     console.print(f"{len(applied)} migration(s) applied: "
                   f"{sum(a.nodes_created for a in applied):,} nodes, "
                   f"{sum(a.relationships_created for a in applied):,} relationships")
+    return applied
 
 
 @app.command("status")
