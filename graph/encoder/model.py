@@ -50,8 +50,9 @@ class DistMult(Decoder):
 
 
 def _halves(x: Tensor) -> tuple[Tensor, Tensor]:
-    k = x.shape[-1] // 2
-    return x[..., :k], x[..., k:]
+    """(real, imaginary) halves; ``unbind`` (not slicing) keeps the backward pass cheap."""
+    re, im = x.unflatten(-1, (2, x.shape[-1] // 2)).unbind(-2)
+    return re, im
 
 
 class ComplEx(Decoder):
@@ -62,10 +63,10 @@ class ComplEx(Decoder):
         return (hr * rr * tr + hr * ri * ti + hi * rr * ti - hi * ri * tr).sum(-1)
 
     def score_all(self, h: Tensor, r: Tensor, entities: Tensor) -> Tensor:
-        (hr, hi), (rr, ri), (er, ei) = _halves(h), _halves(r), _halves(entities)
-        q_re = hr * rr - hi * ri
-        q_im = hr * ri + hi * rr
-        return q_re @ er.t() + q_im @ ei.t()
+        (hr, hi), (rr, ri) = _halves(h), _halves(r)
+        # [q_re | q_im] @ [e_re | e_im]^T: one matmul against the contiguous entity matrix
+        query = torch.cat([hr * rr - hi * ri, hr * ri + hi * rr], dim=-1)
+        return query @ entities.t()
 
     def factors(self, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
         out = []
