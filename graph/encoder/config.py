@@ -28,6 +28,12 @@ class EncoderConfig(BaseModel):
     gamma: float = Field(default=6.0, gt=0.0, description="RotatE margin")
     init_scale: float = Field(default=1e-3, gt=0.0)
 
+    neighbor_sampling: bool = Field(
+        default=False, description="mini-batch R-GCN on sampled neighbourhoods (big graphs); "
+        "needs loss='negative'")
+    fanouts: list[int] = Field(default_factory=lambda: [10, 10],
+                               description="neighbours sampled per node and hop")
+
     loss: Literal["1n", "negative"] = "1n"
     num_negatives: int = Field(default=64, ge=1)
     adversarial_temperature: float = Field(default=1.0, ge=0.0)
@@ -53,6 +59,8 @@ class EncoderConfig(BaseModel):
     def _check(self) -> EncoderConfig:
         if self.decoder in ("complex", "rotate") and self.dim % 2:
             raise ValueError(f"the {self.decoder} decoder needs an even dim, got {self.dim}")
+        if self.neighbor_sampling and self.loss != "negative":
+            raise ValueError("neighbor_sampling needs loss='negative' (1-N encodes every node)")
         if self.num_bases is not None and self.num_blocks is not None:
             raise ValueError("choose num_bases or num_blocks, not both")
         if self.num_blocks is not None and self.dim % self.num_blocks:

@@ -131,6 +131,53 @@ def make_decoder(name: str, gamma: float = 6.0) -> Decoder:
     raise ValueError(f"unknown decoder {name!r}; choose one of {', '.join(DECODERS)}")
 
 
+class NeighborSampler:
+    """Uniform neighbour sampling (with replacement) over a message graph, for mini-batch R-GCN
+    training when full-graph message passing does not fit. Pure PyTorch (CSR by target node).
+
+    ``edge_index: [2, E]`` (source, target), ``edge_type: [E]``; ``fanouts[l]`` messages are
+    sampled per node and hop."""
+
+    def __init__(self, edge_index: Tensor, edge_type: Tensor, num_nodes: int,
+                 fanouts: list[int]) -> None:
+        order = torch.argsort(edge_index[1], stable=True)
+        self.src = edge_index[0][order]
+        self.rel = edge_type[order]
+        counts = torch.bincount(edge_index[1], minlength=num_nodes)
+        self.rowptr = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
+        self.fanouts = fanouts
+
+    def sample(self, seeds: Tensor, generator: torch.Generator | None = None
+               ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(n_id [M], local edge_index [2, S], edge_type [S])``; ``n_id`` is sorted and holds
+        every seed, so ``torch.searchsorted(n_id, seeds)`` gives the seeds' local rows."""
+        device = seeds.device
+        frontier = seeds.unique()
+        nodes, srcs, dsts, rels = [frontier], [], [], []
+        for fanout in self.fanouts:
+            start = self.rowptr[frontier.cpu()]
+            degree = self.rowptr[frontier.cpu() + 1] - start
+            keep = degree > 0
+            if not bool(keep.any()):
+                break
+            start, degree, targets = start[keep], degree[keep], frontier.cpu()[keep]
+            offsets = (torch.rand(len(targets), fanout, generator=generator)
+                       * degree[:, None]).long()
+            picked = (start[:, None] + offsets).flatten()
+            srcs.append(self.src[picked])
+            rels.append(self.rel[picked])
+            dsts.append(targets.repeat_interleave(fanout))
+            frontier = srcs[-1].unique()
+            nodes.append(frontier)
+        n_id = torch.cat([n.cpu() for n in nodes]).unique()
+        if not srcs:
+            empty = torch.zeros(2, 0, dtype=torch.long)
+            return n_id.to(device), empty.to(device), empty[0].to(device)
+        src, dst = torch.cat(srcs), torch.cat(dsts)
+        local = torch.stack([torch.searchsorted(n_id, src), torch.searchsorted(n_id, dst)])
+        return n_id.to(device), local.to(device), torch.cat(rels).to(device)
+
+
 class KGEncoder(nn.Module):
     """Entity embeddings ``[N, dim]`` refined by ``num_layers`` residual R-GCN layers over the
     graph with reciprocal edges (``2 R`` relation types), scored by a KGE decoder.
@@ -192,6 +239,14 @@ class KGEncoder(nn.Module):
             x = x + self.dropout(torch.tanh(conv(x, edge_index, edge_type)))
         return x
 
+    def encode_nodes(self, n_id: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
+        """Representations ``[M, dim]`` of the nodes ``n_id`` of a sampled subgraph whose
+        ``edge_index: [2, S]`` uses local (row in ``n_id``) node ids."""
+        x: Tensor = self.entity(n_id)
+        for conv in self.convs:
+            x = x + self.dropout(torch.tanh(conv(x, edge_index, edge_type)))
+        return x
+
     def score_tails(self, x: Tensor, heads: Tensor, rels: Tensor) -> Tensor:
         """``[B, N]``: every entity as the tail of ``(heads[b], rels[b], ?)``; ``rels`` may be
         inverse relations (``>= R``)."""
@@ -213,14 +268,25 @@ class KGEncoder(nn.Module):
     def forward(
         self, batch: Tensor, negatives: Tensor | None = None, edge_index: Tensor | None = None,
         edge_type: Tensor | None = None, *, label_smoothing: float = 0.0, n3: float = 0.0,
-        adversarial_temperature: float = 1.0,
+        adversarial_temperature: float = 1.0, sampler: NeighborSampler | None = None,
+        generator: torch.Generator | None = None,
     ) -> Tensor:
         """The training loss SUMMED over the rows of ``batch: [B, 3]`` (h, r, t; r may be an
         inverse relation). Without ``negatives`` it is the 1-N cross-entropy against every
         entity; with ``negatives: [B, k]`` tail ids, a (self-adversarial) logistic loss.
-        Summing (not averaging) lets data-parallel ranks split one batch exactly."""
-        x = self.encode(edge_index, edge_type)
+        Summing (not averaging) lets data-parallel ranks split one batch exactly. With a
+        ``sampler`` (needs ``negatives``) only a sampled neighbourhood of the batch is encoded."""
         h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
+        if sampler is not None and len(self.convs):
+            if negatives is None:
+                raise ValueError("neighbour-sampled training needs sampled negatives")
+            seeds = torch.cat([h, t, negatives.flatten()])
+            n_id, sub_index, sub_type = sampler.sample(seeds, generator)
+            x = self.encode_nodes(n_id, sub_index, sub_type)
+            h, t = torch.searchsorted(n_id, h), torch.searchsorted(n_id, t)
+            negatives = torch.searchsorted(n_id, negatives.flatten()).view_as(negatives)
+        else:
+            x = self.encode(edge_index, edge_type)
         if negatives is None:
             logits = self.score_tails(x, h, r)
             loss = F.cross_entropy(logits.float(), t, label_smoothing=label_smoothing,

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from graph.encoder.config import EncoderConfig
 from graph.encoder.data import KGData
 from graph.encoder.evaluate import FilterIndex, Metrics, evaluate
-from graph.encoder.model import KGEncoder
+from graph.encoder.model import KGEncoder, NeighborSampler
 
 # progress(epoch, total_epochs, info) after each epoch; info has loss and, when evaluated, mrr.
 EpochProgress = Callable[[int, int, dict[str, Any]], None]
@@ -91,6 +91,12 @@ def train_epoch(
     gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     perm = torch.randperm(queries.shape[0], generator=gen).to(device)
     edge_index, edge_type = graph if graph is not None else (None, None)
+    sampler, sample_gen = None, None
+    if config.neighbor_sampling and edge_index is not None and edge_type is not None:
+        sampler = NeighborSampler(edge_index.cpu(), edge_type.cpu(), num_nodes,
+                                  config.fanouts)
+        # its own stream: ranks sample different neighbourhoods but share perm and negatives
+        sample_gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 1009 + rank)
     use_amp = config.amp and device.type == "cuda"
     total, rows = 0.0, 0
     model.train()
@@ -107,7 +113,8 @@ def train_epoch(
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
             loss_sum = model(local, negatives, edge_index, edge_type,
                              label_smoothing=config.label_smoothing, n3=config.n3,
-                             adversarial_temperature=config.adversarial_temperature)
+                             adversarial_temperature=config.adversarial_temperature,
+                             sampler=sampler, generator=sample_gen)
         (loss_sum * (world_size / global_size)).backward()
         optimizer.step()
         total += float(loss_sum.detach())

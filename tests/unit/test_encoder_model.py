@@ -11,7 +11,7 @@ import torch
 
 from graph.encoder import EncoderConfig, KGData, load_checkpoint, save_checkpoint, train_encoder
 from graph.encoder.evaluate import FilterIndex
-from graph.encoder.model import ComplEx, DistMult, KGEncoder, RotatE
+from graph.encoder.model import ComplEx, DistMult, KGEncoder, NeighborSampler, RotatE
 from graph.encoder.train import Splits, evaluate_model, with_reciprocals
 
 
@@ -152,3 +152,32 @@ def test_checkpoint_round_trip(tmp_path: Path) -> None:
     heads, rels = torch.tensor([0, 3]), torch.tensor([1, 4])
     assert torch.allclose(bundle.score_tails(heads, rels), result.model.score_tails(x, heads, rels))
     assert bundle.relation_embeddings.shape == (3, 8)
+
+
+def test_neighbor_sampler_returns_real_edges_within_fanout() -> None:
+    data = random_graph(num_nodes=30, num_edges=120)
+    ei, et = KGEncoder.message_graph(data.edge_index, data.edge_type, data.num_relations)
+    sampler = NeighborSampler(ei, et, 30, [3, 2])
+    seeds = torch.tensor([0, 5, 7, 5])
+    n_id, local, rel = sampler.sample(seeds, torch.Generator().manual_seed(0))
+    assert torch.equal(n_id, n_id.unique()) and set(seeds.tolist()) <= set(n_id.tolist())
+    edges = set(zip(ei[0].tolist(), et.tolist(), ei[1].tolist(), strict=True))
+    sampled = list(zip(n_id[local[0]].tolist(), rel.tolist(), n_id[local[1]].tolist(),
+                       strict=True))
+    assert sampled and all(e in edges for e in sampled)
+    first_hop = [d for _, _, d in sampled[: 3 * 3]]
+    assert all(first_hop.count(s) <= 3 for s in (0, 5, 7))
+
+
+def test_neighbor_sampled_rgcn_training_fits_the_graph() -> None:
+    data = random_graph()
+    config = EncoderConfig(dim=32, epochs=60, batch_size=32, valid_fraction=0.0,
+                           test_fraction=0.0, init_scale=0.1, num_layers=1, num_bases=2,
+                           loss="negative", num_negatives=16, neighbor_sampling=True,
+                           fanouts=[5], optimizer="adam", lr=0.02, n3=0.0)
+    triples = data.triples()
+    result = train_encoder(data, config, splits=Splits(triples, triples[:0], triples[:0]))
+    known = FilterIndex(triples, 3)
+    assert evaluate_model(result.model, triples, known, result.graph)["both"].mrr > 0.8
+    with pytest.raises(ValueError):
+        EncoderConfig(neighbor_sampling=True, loss="1n")
