@@ -31,7 +31,7 @@ JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
 
 
 def _metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for split in ("valid", "test"):
         for side in ("both", "head", "tail"):
             m = metrics.get(split, {}).get(side)
