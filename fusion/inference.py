@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fusion.model import FusionModel
+from fusion.model import FusionModel, text_prior
 from fusion.retrieval import BeamItem, Expander, PathResult, Scorer
 from fusion.space import ActionSpace, GraphFeatures
 from fusion.text import get_text_encoder, pool
@@ -63,6 +63,7 @@ class ModelScorer:
     def for_question(self, ctx: QuestionContext, expander: Expander) -> Scorer:
         keys, values = self.model.encode_question(ctx.tokens.unsqueeze(0))
         mask = ctx.mask.unsqueeze(0)
+        prior = text_prior(ctx.pooled.unsqueeze(0), self.space.text)
         cache: dict[str, torch.Tensor] = {}
 
         def base_state(topic: str) -> torch.Tensor:
@@ -84,7 +85,7 @@ class ModelScorer:
             n = len(items)
             logits = self.model.step_scores(state, step, keys.expand(n, -1, -1),
                                             values.expand(n, -1, -1), mask.expand(n, -1),
-                                            self.actions)
+                                            self.actions, prior.expand(n, -1))
             out = []
             for row, cands in zip(logits, candidates, strict=True):
                 ids = [self.space.index.get(a, -1) for a in cands]

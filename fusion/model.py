@@ -24,6 +24,12 @@ from torch import nn
 from fusion.text import TEXT_DIM
 
 KIND_OUT, KIND_IN, KIND_STOP = 0, 1, 2
+PRIOR_TEMPERATURE = 0.05
+
+
+def text_prior(pooled: torch.Tensor, action_text: torch.Tensor) -> torch.Tensor:
+    """Zero-shot prior: cosine(question, action text) / T; ``[B, 384] x [A, 384] -> [B, A]``."""
+    return pooled @ action_text.T / PRIOR_TEMPERATURE
 
 
 class FusionModel(nn.Module):
@@ -47,6 +53,8 @@ class FusionModel(nn.Module):
         self.query = nn.Linear(hidden, hidden)
         self.out = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(hidden, hidden))
+        # weight of the zero-shot prior (cosine of question and action text) per step
+        self.prior_weight = nn.Parameter(torch.ones(4))
         if self.use_graph:
             self.graph_rel_proj = nn.Linear(graph_dim, hidden)
             self.graph_ent_proj = nn.Linear(graph_dim, hidden)
@@ -71,16 +79,19 @@ class FusionModel(nn.Module):
         return self.init(torch.cat([self.q_proj(pooled), topic], dim=-1))
 
     def step_scores(self, state: torch.Tensor, step: int, keys: torch.Tensor,
-                    values: torch.Tensor, mask: torch.Tensor,
-                    actions: torch.Tensor) -> torch.Tensor:
+                    values: torch.Tensor, mask: torch.Tensor, actions: torch.Tensor,
+                    prior: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of every action: state ``[B, H]``, keys/values ``[B, L, H]``, mask ``[B, L]``,
-        actions ``[A, H]`` -> ``[B, A]``."""
+        actions ``[A, H]``, prior ``[B, A]`` (zero-shot text similarity) -> ``[B, A]``."""
         query = self.query(state + self.step.weight[min(step, 3)])
         attn = torch.einsum("bh,blh->bl", query, keys) / math.sqrt(self.hidden)
         attn = attn.masked_fill(~mask, float("-inf")).softmax(-1)
         context = torch.einsum("bl,blh->bh", attn, values)
         summary = self.out(torch.cat([state, context], dim=-1))
-        return summary @ actions.T / math.sqrt(self.hidden)
+        scores = summary @ actions.T / math.sqrt(self.hidden)
+        if prior is not None:
+            scores = scores + self.prior_weight[min(step, 3)] * prior
+        return scores
 
     def encode_question(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """tokens ``[B, L, 384]`` -> keys, values ``[B, L, H]``."""
@@ -88,13 +99,15 @@ class FusionModel(nn.Module):
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, pooled: torch.Tensor,
                 topic_type_text: torch.Tensor, topic_graph: torch.Tensor | None,
-                actions: torch.Tensor, gold: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced scores ``[B, T, A]`` for gold action ids ``gold: [B, T]`` (-1 = pad)."""
+                actions: torch.Tensor, gold: torch.Tensor,
+                prior: torch.Tensor | None = None) -> torch.Tensor:
+        """Teacher-forced scores ``[B, T, A]`` for gold action ids ``gold: [B, T]`` (-1 = pad);
+        ``prior: [B, A]`` as in ``step_scores``."""
         keys, values = self.encode_question(tokens)
         state = self.initial_state(pooled, topic_type_text, topic_graph)
         scores = []
         for t in range(gold.shape[1]):
-            scores.append(self.step_scores(state, t, keys, values, mask, actions))
+            scores.append(self.step_scores(state, t, keys, values, mask, actions, prior))
             taken = actions[gold[:, t].clamp(min=0)]
             state = self.gru(taken, state)
         return torch.stack(scores, dim=1)

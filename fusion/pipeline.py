@@ -261,9 +261,12 @@ class QAService:
             self._indexes.pop(domain, None)
 
     def pick_domain(self, question: str) -> str:
-        """The domain whose entity names the question mentions best."""
+        """The domain whose entity names the question mentions best (among the domains with a
+        trained QA model, when there are any)."""
         best: tuple[int, float, str] | None = None
-        for name in self.store.domains():
+        domains = self.store.domains()
+        trained = [d for d in domains if qa_artifacts(self.settings).active_version(d)]
+        for name in trained or domains:
             mentions = self.domain(name).linker.exact(question)
             if mentions:
                 top = max(mentions, key=lambda m: (m.end - m.start, m.score))

@@ -26,7 +26,7 @@ from fusion.exceptions import QAModelNotReadyError, TrainingDataError
 from fusion.graphdata import DomainGraph
 from fusion.inference import MASK, ModelScorer, QuestionContext, encode_questions
 from fusion.linking import AliasIndex, EntityLinker, mask_question, normalize
-from fusion.model import FusionModel
+from fusion.model import FusionModel, text_prior
 from fusion.questions import alias_index_of
 from fusion.retrieval import (
     BeamItem,
@@ -57,8 +57,8 @@ class TrainConfig(BaseModel):
     hidden: int = 192
     dropout: float = 0.1
     epochs: int = 30
-    batch_size: int = 64
-    lr: float = 2e-3
+    batch_size: int = 16
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     patience: int = 5
     val_fraction: float = 0.1
@@ -67,7 +67,7 @@ class TrainConfig(BaseModel):
     per_type: int = 30
     frontier: int = 60
     beam: int = 8
-    max_val: int = 300
+    max_val: int = 120
 
 
 def qa_artifacts(settings: Settings) -> ArtifactStore:
@@ -231,9 +231,11 @@ def _batch(examples: Sequence[Prepared], space: ActionSpace, features: GraphFeat
     }
 
 
-def _loss(model: FusionModel, batch: dict[str, Any], actions: torch.Tensor) -> torch.Tensor:
+def _loss(model: FusionModel, batch: dict[str, Any], actions: torch.Tensor,
+          action_text: torch.Tensor) -> torch.Tensor:
+    prior = text_prior(batch["pooled"], action_text)
     scores = model(batch["tokens"], batch["mask"], batch["pooled"], batch["topic_type"],
-                   batch["topic_graph"], actions, batch["gold"])
+                   batch["topic_graph"], actions, batch["gold"], prior)
     scores = scores.masked_fill(~batch["allowed"], -1e4)
     return torch.nn.functional.cross_entropy(scores.flatten(0, 1), batch["gold"].flatten(),
                                              ignore_index=-1)
@@ -291,7 +293,7 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
             chunk = train[start:start + batch_size]
             batch = _batch(chunk, space, features, model.use_graph)
             actions = model.action_vectors(space.text, space.kind, graph_actions)
-            loss = _loss(model, batch, actions)
+            loss = _loss(model, batch, actions, space.text)
             optim.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -427,3 +429,16 @@ def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[di
     version = save_checkpoint(settings, domain, space, heads, cfg, features, metrics, activate)
     return {"domain": domain, "version": version, "encoder_version":
             features.version if features is not None else None, **metrics}
+
+
+def train_from_generated(settings: Settings, driver: Any, domain: str, per_hop: int = 600,
+                         epochs: int = 30, seed: int = 0, use_graph: bool = True,
+                         progress: ProgressFn | None = None) -> dict[str, Any]:
+    """What ``kgr up`` calls: generate ``per_hop`` training questions of 1, 2 and 3 hops from
+    the domain graph and train + activate a QA checkpoint (both heads) on them."""
+    from fusion.questions import generate_questions
+
+    graph = DomainGraph.load(driver, settings.neo4j_database, domain)
+    rows = generate_questions(graph, {1: per_hop, 2: per_hop, 3: per_hop}, "train", seed)
+    return train_domain(settings, driver, domain, rows, TrainConfig(epochs=epochs, seed=seed),
+                        graph=graph, use_graph=use_graph, progress=progress)

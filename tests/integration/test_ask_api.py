@@ -1,0 +1,113 @@
+"""/v1/ask and the QA admin jobs over HTTP, against the real Neo4j."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+from neo4j import Driver
+
+from api.main import create_app
+from graph.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+ADMIN = {"X-API-Key": "test-admin-key"}
+READER = {"X-API-Key": "test-reader-key"}
+
+
+@pytest.fixture
+def client(settings: Settings, driver: Driver, domain: str) -> Iterator[TestClient]:
+    app_settings = settings.model_copy(
+        update={"api_keys": "admin:test-admin-key,reader:test-reader-key"})
+    with TestClient(create_app(app_settings, driver)) as test_client:
+        yield test_client
+    shutil.rmtree(settings.artifacts_dir / "qa" / domain, ignore_errors=True)
+
+
+def error_code(response) -> str:  # type: ignore[no-untyped-def]
+    return str(response.json()["error"]["code"])
+
+
+def test_ask_returns_answers_evidence_links_models_and_timings(
+    client: TestClient, toy_graph: dict[str, str], domain: str
+) -> None:
+    body = {"question": "Which genes are associated with Marfan syndrome?", "domain": domain,
+            "top_k": 3, "mode": "zero-shot"}
+    response = client.post("/v1/ask", json=body, headers=READER)
+    assert response.status_code == 200, response.text
+    data = response.json()
+    assert data["answers"][0]["uid"] == toy_graph["NCBIGene:2200"]
+    assert data["answers"][0]["relation_path"] == ["^ASSOCIATED_WITH"]
+    assert data["answers"][0]["evidence"][0]["relations"][0] == {
+        "source": toy_graph["NCBIGene:2200"], "source_name": "FBN1", "type": "ASSOCIATED_WITH",
+        "target": toy_graph["OMIM:154700"], "target_name": "Marfan syndrome"}
+    assert "FBN1" in data["answers"][0]["explanation"]
+    assert data["linked_entities"][0]["mention"] == "Marfan syndrome"
+    assert data["models"]["text_encoder"] == "all-MiniLM-L6-v2"
+    assert data["timings_ms"]["total"] > 0
+    assert len(data["answers"]) <= 3
+
+
+def test_ask_errors(client: TestClient, toy_graph: dict[str, str], domain: str) -> None:
+    ask = lambda body, headers=READER: client.post("/v1/ask", json=body,  # noqa: E731
+                                                   headers=headers)
+    assert ask({"question": "Which genes?"}, headers={}).status_code == 401
+    empty = ask({"question": "", "domain": domain})
+    assert empty.status_code == 422 and error_code(empty) == "invalid_request"
+    blank = ask({"question": "   ", "domain": domain})
+    assert blank.status_code == 422 and error_code(blank) == "invalid_input"
+    assert ask({"question": "x" * 501, "domain": domain}).status_code == 422
+    assert ask({"question": "Why?", "domain": domain, "max_hops": 4}).status_code == 422
+    unknown = ask({"question": "Which genes cause Marfan syndrome?", "domain": "no_such_domain"})
+    assert unknown.status_code == 404 and error_code(unknown) == "not_found"
+    nothing = ask({"question": "Who is the mayor of Springfield?", "domain": domain})
+    assert nothing.status_code == 200
+    assert nothing.json()["answers"] == [] and "no entity" in nothing.json()["reason"]
+    untrained = ask({"question": "Which genes are associated with Marfan syndrome?",
+                     "domain": domain, "mode": "fine-tuned"})
+    assert untrained.status_code == 409 and error_code(untrained) == "model_not_ready"
+
+
+def test_train_and_eval_run_as_admin_jobs(
+    client: TestClient, toy_graph: dict[str, str], domain: str
+) -> None:
+    body = {"domain": domain, "generate_per_hop": 6, "epochs": 3, "graph_embeddings": False}
+    assert client.post("/v1/train/qa", json=body, headers=READER).status_code == 403
+    missing = client.post("/v1/train/qa", json={**body, "domain": "no_such_domain"},
+                          headers=ADMIN)
+    assert missing.status_code == 404
+    job = client.post("/v1/train/qa", json=body, headers=ADMIN)
+    assert job.status_code == 202, job.text
+    job_id = job.json()["id"]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        state = client.get(f"/v1/jobs/{job_id}", headers=ADMIN).json()
+        if state["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.5)
+    assert state["status"] == "succeeded", state
+    assert state["result"]["version"] and "text" in state["result"]
+    answer = client.post("/v1/ask", json={"question": "Which genes are associated with Marfan "
+                                          "syndrome?", "domain": domain}, headers=READER).json()
+    assert answer["mode"] == "fine-tuned"
+    assert answer["models"]["qa"] == state["result"]["version"]
+
+    evaluation = client.post("/v1/eval/qa", json={
+        "domain": domain, "modes": ["zero-shot"],
+        "data": [{"question": "Which genes are associated with Marfan syndrome?",
+                  "answers": ["FBN1"], "hops": 1}]}, headers=ADMIN)
+    assert evaluation.status_code == 202
+    eval_id = evaluation.json()["id"]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        state = client.get(f"/v1/jobs/{eval_id}", headers=ADMIN).json()
+        if state["status"] in ("succeeded", "failed"):
+            break
+        time.sleep(0.5)
+    assert state["status"] == "succeeded", state
+    metrics = state["result"]["results"]["zero-shot"]["metrics"]
+    assert metrics["1"] == {"n": 1, "hits@1": 1.0, "hits@5": 1.0, "mrr": 1.0}
