@@ -201,7 +201,8 @@ def bench_big(name: str, args: argparse.Namespace) -> dict[str, Any]:
     config = {"dim": 200, "epochs": args.epochs or 3, "eval_every": 1, "patience": 2,
               "batch_size": 1000, "max_eval_triples": 1000}
     if args.big_loss == "negative":
-        config.update(loss="negative", num_negatives=128, optimizer="adam", lr=1e-3,
+        config.update(loss="negative", num_negatives=1024, shared_negatives=True,
+                      optimizer="adam", lr=1e-2,
                       n3=0.0, init_scale=0.1)
     result = run_kgr(name, splits, n, r, config)
     print(f"  {name}: kgr MRR {result['mrr']:.4f} in {result['wall_s']:.1f}s", flush=True)

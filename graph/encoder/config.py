@@ -36,6 +36,8 @@ class EncoderConfig(BaseModel):
 
     loss: Literal["1n", "negative"] = "1n"
     num_negatives: int = Field(default=64, ge=1)
+    shared_negatives: bool = Field(
+        default=False, description="one set of negatives per batch (much faster on big graphs)")
     adversarial_temperature: float = Field(default=1.0, ge=0.0)
     label_smoothing: float = Field(default=0.0, ge=0.0, lt=1.0)
     n3: float = Field(default=5e-3, ge=0.0, description="N3 regularisation weight")

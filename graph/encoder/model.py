@@ -273,7 +273,8 @@ class KGEncoder(nn.Module):
     ) -> Tensor:
         """The training loss SUMMED over the rows of ``batch: [B, 3]`` (h, r, t; r may be an
         inverse relation). Without ``negatives`` it is the 1-N cross-entropy against every
-        entity; with ``negatives: [B, k]`` tail ids, a (self-adversarial) logistic loss.
+        entity; with ``negatives: [B, k]`` tail ids (or ``[k]`` shared by every row), a
+        (self-adversarial) logistic loss.
         Summing (not averaging) lets data-parallel ranks split one batch exactly. With a
         ``sampler`` (needs ``negatives``) only a sampled neighbourhood of the batch is encoded."""
         h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
@@ -284,7 +285,7 @@ class KGEncoder(nn.Module):
             n_id, sub_index, sub_type = sampler.sample(seeds, generator)
             x = self.encode_nodes(n_id, sub_index, sub_type)
             h, t = torch.searchsorted(n_id, h), torch.searchsorted(n_id, t)
-            negatives = torch.searchsorted(n_id, negatives.flatten()).view_as(negatives)
+            negatives = torch.searchsorted(n_id, negatives.flatten()).view(negatives.shape)
         else:
             x = self.encode(edge_index, edge_type)
         if negatives is None:
@@ -294,7 +295,11 @@ class KGEncoder(nn.Module):
         else:
             rel = self.relation(r)
             pos = self.decoder.score(x[h], rel, x[t]).float()
-            neg = self.decoder.score(x[h][:, None, :], rel[:, None, :], x[negatives]).float()
+            if negatives.ndim == 1:  # shared by the whole batch: one [B, k] matmul-style pass
+                neg = self.decoder.score_all(x[h], rel, x[negatives]).float()
+            else:
+                neg = self.decoder.score(x[h][:, None, :], rel[:, None, :],
+                                         x[negatives]).float()
             if adversarial_temperature > 0:
                 weights = torch.softmax(neg * adversarial_temperature, dim=1).detach()
             else:

@@ -105,9 +105,13 @@ def train_epoch(
         global_size = global_idx.numel()
         negatives = None
         if config.loss == "negative":
-            negatives = torch.randint(0, num_nodes, (global_size, config.num_negatives),
-                                      generator=gen).to(device)
-            negatives = negatives[rank::world_size]
+            if config.shared_negatives:
+                negatives = torch.randint(0, num_nodes, (config.num_negatives,),
+                                          generator=gen).to(device)
+            else:
+                negatives = torch.randint(0, num_nodes, (global_size, config.num_negatives),
+                                          generator=gen).to(device)
+                negatives = negatives[rank::world_size]
         local = queries[global_idx[rank::world_size]]
         optimizer.zero_grad(set_to_none=True)
         with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):

@@ -94,6 +94,8 @@ def test_fast_scores_match_naive_reference(decoder: DistMult | ComplEx | RotatE)
     {"decoder": "distmult"},
     {"decoder": "rotate", "loss": "negative", "optimizer": "adam", "lr": 0.05, "n3": 0.0},
     {"decoder": "complex", "num_layers": 1, "num_bases": 2, "optimizer": "adam", "lr": 0.02},
+    {"decoder": "complex", "loss": "negative", "shared_negatives": True, "num_negatives": 10,
+     "optimizer": "adam", "lr": 0.05, "n3": 0.0},
 ])
 def test_training_fits_the_graph(overrides: dict[str, object]) -> None:
     data = random_graph()
