@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
 import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.common import console, handle_errors, open_driver, settings
 from graph.schema import bootstrap_schema
 from graph.server import LocalNeo4j
+
+BUILTIN_DOMAINS = ("medical", "finance")
+EXAMPLE_QUESTIONS = {
+    "medical": ["Which genes are associated with Marfan syndrome?",
+                "What phenotypes does Marfan syndrome present?"],
+    "finance": ["Who controls Tesla Inc.?"],
+}
 
 
 @handle_errors
@@ -24,17 +36,76 @@ def serve(
                 log_level="info")
 
 
+def _progress_bar(title: str) -> tuple[Progress, Callable[[float, str], None]]:
+    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
+                   TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[msg]}"),
+                   TimeElapsedColumn(), console=console)
+    task = bar.add_task(title, total=1.0, msg="")
+
+    def update(fraction: float, message: str = "") -> None:
+        bar.update(task, completed=fraction, msg=message[:60])
+
+    return bar, update
+
+
 @handle_errors
 def up(
     serve_api: bool = typer.Option(True, "--serve/--no-serve", help="Serve the API at the end"),
+    train: bool = typer.Option(True, "--train/--no-train", help="Train missing models"),
+    retrain: bool = typer.Option(False, "--retrain", help="Train even if a model is active"),
+    host: str | None = typer.Option(None, "--host"),
+    port: int | None = typer.Option(None, "--port"),
 ) -> None:
     """Start Neo4j, bootstrap the schema, load the built-in graphs, train, then serve."""
+    from api.security import create_key
+    from cli.migrate import apply_pending
+    from graph.encoder import encoder_artifacts, train_domain
+    from graph.migrate.runner import MigrationRunner
+
     cfg = settings()
+    started = time.monotonic()
     if cfg.uses_local_server:
         status = LocalNeo4j(cfg).start()
-        console.print(f"Neo4j running at {status.uri}")
+        console.print(f"[green]Neo4j[/] running at {status.uri} (data in {status.home}/data)")
     with open_driver(cfg) as driver:
         bootstrap_schema(driver, cfg.neo4j_database)
-        console.print("schema ready")
+        console.print("[green]schema[/] ready (constraints and indexes)")
+        apply_pending(MigrationRunner(driver, cfg))
+        if train:
+            from fusion.train import qa_artifacts, train_from_generated
+
+            for domain in BUILTIN_DOMAINS:
+                if retrain or encoder_artifacts(cfg).active_version(domain) is None:
+                    bar, update = _progress_bar(f"encoder {domain}")
+                    with bar:
+                        version = train_domain(cfg, driver, domain, progress=update)
+                    console.print(f"[green]encoder[/] {domain}: version {version} active")
+                else:
+                    console.print(f"encoder {domain}: version "
+                                  f"{encoder_artifacts(cfg).active_version(domain)} already active")
+                if retrain or qa_artifacts(cfg).active_version(domain) is None:
+                    bar, update = _progress_bar(f"qa model {domain}")
+                    with bar:
+                        result = train_from_generated(cfg, driver, domain, progress=update)
+                    console.print(f"[green]qa model[/] {domain}: version {result.get('version')}"
+                                  " active")
+                else:
+                    console.print(f"qa model {domain}: version "
+                                  f"{qa_artifacts(cfg).active_version(domain)} already active")
+    key = create_key(cfg, "admin", f"up-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    url = f"http://{host or cfg.api_host}:{port or cfg.api_port}"
+    console.print(f"\nready in {time.monotonic() - started:.0f} s")
+    console.print(f"API:      {url}   (OpenAPI docs: {url}/docs)")
+    console.print(f"API key:  {key}   (admin; only its hash is stored in {cfg.keys_file})")
+    console.print("examples:")
+    h = f'-H "X-API-Key: {key}"'
+    console.print(f'  curl {h} "{url}/v1/entities?q=marfan&type=Disease"', highlight=False)
+    console.print(f'  curl {h} "{url}/v1/entities/finance:17/neighbors?relation_type=CONTROL'
+                  '&direction=in"', highlight=False)
+    for domain, questions in EXAMPLE_QUESTIONS.items():
+        for question in questions:
+            console.print(f"  curl {h} -H 'content-type: application/json' -X POST {url}/v1/ask "
+                          f"-d '{{\"question\": \"{question}\", \"domain\": \"{domain}\"}}'",
+                          highlight=False)
     if serve_api:
-        serve(None, None)
+        serve(host, port)
