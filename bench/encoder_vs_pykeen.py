@@ -163,6 +163,24 @@ def hpo_splits(full: bool, seed: int = 0) -> tuple[Splits, int, int, dict[str, i
     return splits, data.num_nodes, data.num_relations, sizes
 
 
+def neo4j_splits(domain: str) -> tuple[Splits, int, int, dict[str, int]]:
+    """A domain as loaded into the configured Neo4j (``kgr migrate``), exported in pages."""
+    from graph.driver import make_driver
+    from graph.encoder import export_domains
+    from graph.encoder.train import split_triples
+
+    settings = Settings()
+    driver = make_driver(settings)
+    try:
+        data = export_domains(driver, settings.neo4j_database, [domain], settings.batch_size)
+    finally:
+        driver.close()
+    splits = split_triples(data.triples(), 0.05, 0.05, 0)
+    sizes = {"entities": data.num_nodes, "relations": data.num_relations,
+             "triples": data.num_edges}
+    return splits, data.num_nodes, data.num_relations, sizes
+
+
 def findkg_splits(data_dir: Path) -> tuple[Splits, int, int, dict[str, int]]:
     """FinDKG's chronological split: train.txt (earlier weeks) -> valid.txt -> test.txt (later
     weeks); (h, r, t) facts de-duplicated over time within each file."""
@@ -192,7 +210,9 @@ def subsample(t: torch.Tensor, n: int | None, seed: int = 0) -> torch.Tensor:
 
 
 def bench_big(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    if name == "hpo":
+    if name == "hpo" and args.hpo_from_neo4j:
+        splits, n, r, sizes = neo4j_splits("medical")
+    elif name == "hpo":
         splits, n, r, sizes = hpo_splits(args.hpo_full)
     else:
         splits, n, r, sizes = findkg_splits(Settings().data_dir)
@@ -238,6 +258,8 @@ def main() -> None:
     parser.add_argument("--no-pykeen", action="store_true")
     parser.add_argument("--hpo-full", action="store_true",
                         help="HPO with ORPHA diseases and gene-phenotype edges (much bigger)")
+    parser.add_argument("--hpo-from-neo4j", action="store_true",
+                        help="export the 'medical' domain from the configured Neo4j instead")
     parser.add_argument("--big-loss", choices=["1n", "negative"], default="1n")
     parser.add_argument("--max-test", type=int, default=2000,
                         help="test triples evaluated on HPO/FinDKG (a seeded sample)")

@@ -45,16 +45,16 @@ def _metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, ...]]:
 @handle_errors
 def train_encoder_cmd(
     domain: str = typer.Option(..., "--domain", "-d", help="Domain to train on"),
-    epochs: int = typer.Option(100, "--epochs", help="Most epochs (early stopping may end it)"),
-    dim: int = typer.Option(400, "--dim", help="Reals per entity embedding"),
-    decoder: str = typer.Option("complex", "--decoder", help="distmult, complex or rotate"),
-    layers: int = typer.Option(0, "--layers", help="R-GCN message-passing layers"),
-    loss: str = typer.Option("1n", "--loss", help="1n (all entities) or negative (sampled)"),
-    lr: float = typer.Option(0.1, "--lr"),
-    batch_size: int = typer.Option(500, "--batch-size"),
-    patience: int = typer.Option(4, "--patience", help="Evaluations without a better MRR"),
-    eval_every: int = typer.Option(5, "--eval-every"),
-    seed: int = typer.Option(0, "--seed"),
+    epochs: int = typer.Option(None, "--epochs", help="Most epochs (early stopping may end it)"),
+    dim: int = typer.Option(None, "--dim", help="Reals per entity embedding"),
+    decoder: str = typer.Option(None, "--decoder", help="distmult, complex or rotate"),
+    layers: int = typer.Option(None, "--layers", help="R-GCN message-passing layers"),
+    loss: str = typer.Option(None, "--loss", help="1n (all entities) or negative (sampled)"),
+    lr: float = typer.Option(None, "--lr"),
+    batch_size: int = typer.Option(None, "--batch-size"),
+    patience: int = typer.Option(None, "--patience", help="Evaluations without a better MRR"),
+    eval_every: int = typer.Option(None, "--eval-every"),
+    seed: int = typer.Option(None, "--seed"),
     processes: int = typer.Option(1, "--processes", help="DDP processes (gloo/NCCL)"),
     threads: int = typer.Option(0, "--threads", help="torch threads (0 = torch default)"),
     no_write_back: bool = typer.Option(False, "--no-write-back",
@@ -63,11 +63,12 @@ def train_encoder_cmd(
     """Train the encoder of a domain, save a versioned checkpoint and serve it."""
     if threads:
         torch.set_num_threads(threads)
-    try:
-        config = EncoderConfig(
-            epochs=epochs, dim=dim, decoder=decoder, num_layers=layers, loss=loss, lr=lr,  # type: ignore[arg-type]
-            batch_size=batch_size, patience=patience, eval_every=eval_every, seed=seed,
-        )
+    overrides = {k: v for k, v in {
+        "epochs": epochs, "dim": dim, "decoder": decoder, "num_layers": layers, "loss": loss,
+        "lr": lr, "batch_size": batch_size, "patience": patience, "eval_every": eval_every,
+        "seed": seed}.items() if v is not None}
+    try:  # unset options keep the defaults chosen for the graph's size
+        EncoderConfig.for_graph(0, 0, **overrides)
     except ValueError as exc:
         raise InvalidInputError(f"invalid encoder configuration: {exc}") from exc
     cfg = settings()
@@ -80,8 +81,9 @@ def train_encoder_cmd(
         def progress(fraction: float, message: str) -> None:
             bar.update(task, completed=fraction, info=message)
 
-        version = train_domain(cfg, driver, domain, config, progress=progress,
-                               write_back=not no_write_back, processes=processes)
+        version = train_domain(cfg, driver, domain, None, progress=progress,
+                               write_back=not no_write_back, processes=processes,
+                               overrides=overrides)
     bundle = load_active_encoder(cfg, domain)
     console.print(f"version [bold]{version}[/] is active for {domain} "
                   f"({len(bundle.uids)} entities, {len(bundle.relation_types)} relations, "

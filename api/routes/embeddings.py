@@ -57,7 +57,8 @@ class PredictResponse(BaseModel):
 
 
 class TrainEncoderRequest(BaseModel):
-    """Start training the encoder of one domain; unset fields keep the defaults."""
+    """Start training the encoder of one domain; unset fields keep the defaults chosen for
+    the graph's size (``EncoderConfig.for_graph``)."""
 
     domain: str = Field(min_length=1, max_length=100)
     epochs: int | None = Field(default=None, ge=1, le=10_000)
@@ -69,9 +70,11 @@ class TrainEncoderRequest(BaseModel):
     batch_size: int | None = Field(default=None, ge=1, le=100_000)
     seed: int | None = None
 
-    def config(self) -> EncoderConfig:
+    def overrides(self) -> dict[str, Any]:
+        """The fields that were set; validated against ``EncoderConfig`` (ValueError)."""
         fields = self.model_dump(exclude={"domain"}, exclude_none=True)
-        return EncoderConfig(**fields)
+        EncoderConfig.for_graph(0, 0, **fields)
+        return fields
 
 
 class EncoderStatus(BaseModel):
@@ -152,12 +155,14 @@ def train_encoder_job(body: TrainEncoderRequest, driver: DriverDep, settings: Se
                       store: StoreDep, jobs: JobsDep, _: AdminDep) -> Job:
     store.check_domain(body.domain)
     try:
-        config = body.config()
+        overrides = body.overrides()
     except ValueError as exc:
         raise InvalidInputError(f"invalid encoder configuration: {exc}") from exc
 
     def run(progress: ProgressFn) -> dict[str, Any]:
-        version = train_domain(settings, driver, body.domain, config, progress=progress)
+        # the defaults depend on the graph's size (EncoderConfig.for_graph)
+        version = train_domain(settings, driver, body.domain, None, progress=progress,
+                               overrides=overrides)
         bundle = load_active_encoder(settings, body.domain)
         return {"version": version, "metrics": bundle.metrics}
 

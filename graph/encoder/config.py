@@ -7,6 +7,9 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+# nodes x edges above which 1-N training is too slow for CPUs (e.g. FinDKG: 13.6k x 82k)
+BIG_GRAPH_WORK = 2e8
+
 
 class EncoderConfig(BaseModel):
     """Model, loss, optimiser, schedule and split settings.
@@ -68,6 +71,20 @@ class EncoderConfig(BaseModel):
         if self.num_blocks is not None and self.dim % self.num_blocks:
             raise ValueError(f"dim {self.dim} is not divisible by num_blocks {self.num_blocks}")
         return self
+
+    @classmethod
+    def for_graph(cls, num_nodes: int, num_edges: int, **overrides: object) -> EncoderConfig:
+        """The default for a graph of this size: 1-N ComplEx-N3 when scoring every entity for
+        every training triple is cheap enough (small graphs: best measured quality), else
+        batch-shared negative sampling (big graphs such as the full HPO graph on CPU)."""
+        base: dict[str, object] = {}
+        if num_nodes * max(num_edges, 1) > BIG_GRAPH_WORK:
+            base = {"dim": 200, "loss": "negative", "num_negatives": 1024,
+                    "shared_negatives": True, "optimizer": "adam", "lr": 1e-2, "n3": 0.0,
+                    "init_scale": 0.1, "batch_size": 1000, "epochs": 10, "eval_every": 1,
+                    "patience": 2, "max_eval_triples": 1000}
+        base.update(overrides)
+        return cls(**base)  # type: ignore[arg-type]
 
     def resolved_device(self) -> torch.device:
         if self.device == "auto":

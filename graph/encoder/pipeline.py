@@ -22,6 +22,7 @@ from graph.encoder.train import (
     split_triples,
     train_encoder,
 )
+from graph.exceptions import InvalidInputError
 from graph.settings import Settings
 
 # progress(fraction 0..1, message); the signature of api.jobs' progress callback.
@@ -32,13 +33,15 @@ def train_domain(
     settings: Settings, driver: Driver, domain: str, config: EncoderConfig | None = None,
     progress: Progress | None = None, write_back: bool = True,
     epoch_callback: Callable[[int, int, dict[str, Any]], None] | None = None,
-    processes: int = 1,
+    processes: int = 1, overrides: dict[str, Any] | None = None,
 ) -> str:
     """Train an encoder for ``domain`` and make it the served version; returns the version.
 
     Raises ``NotFoundError`` for a domain without entities. Nothing is switched unless every
-    step succeeded: a failed run leaves the previous version served."""
-    config = config or EncoderConfig()
+    step succeeded: a failed run leaves the previous version served. Without a ``config``,
+    ``EncoderConfig.for_graph`` picks one for the exported graph's size, updated with
+    ``overrides``. ``processes > 1`` trains with DDP in that many local processes (gloo on
+    CPU, NCCL on GPUs; no per-epoch progress then)."""
 
     def report(fraction: float, message: str) -> None:
         if progress:
@@ -47,6 +50,11 @@ def train_domain(
     report(0.0, "exporting the graph")
     data = export_domains(driver, settings.neo4j_database, [domain], settings.batch_size)
     report(0.05, f"exported {data.num_nodes} entities, {data.num_edges} relationships")
+    if config is None:
+        try:
+            config = EncoderConfig.for_graph(data.num_nodes, data.num_edges, **(overrides or {}))
+        except ValueError as exc:
+            raise InvalidInputError(f"invalid encoder configuration: {exc}") from exc
 
     def on_epoch(epoch: int, total: int, info: dict[str, Any]) -> None:
         mrr = f", valid MRR {info['valid_mrr']:.3f}" if "valid_mrr" in info else ""

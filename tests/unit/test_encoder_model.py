@@ -183,3 +183,12 @@ def test_neighbor_sampled_rgcn_training_fits_the_graph() -> None:
     assert evaluate_model(result.model, triples, known, result.graph)["both"].mrr > 0.8
     with pytest.raises(ValueError):
         EncoderConfig(neighbor_sampling=True, loss="1n")
+
+
+def test_default_config_depends_on_the_graph_size() -> None:
+    small = EncoderConfig.for_graph(135, 5_000)
+    assert small.loss == "1n" and small == EncoderConfig()
+    big = EncoderConfig.for_graph(37_000, 550_000, epochs=3)
+    assert big.loss == "negative" and big.shared_negatives and big.epochs == 3
+    with pytest.raises(ValueError):
+        EncoderConfig.for_graph(10, 10, dim=15)
