@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import os
 import random
 import sys
 import time
@@ -46,6 +47,9 @@ def main() -> None:
     parser.add_argument("--baseline-rows", type=int, default=3000)
     parser.add_argument("--limit", type=int, default=None, help="load only this many rels")
     args = parser.parse_args()
+    load1, load5, load15 = os.getloadavg()
+    print(f"machine load average at start: {load1:.1f} / {load5:.1f} / {load15:.1f} "
+          f"(1/5/15 min) on {os.cpu_count()} CPUs; rates are lower on a busy box")
     settings = get_settings()
     batch_size = args.batch_size or settings.batch_size
     database = settings.neo4j_database
@@ -104,6 +108,7 @@ def main() -> None:
               f"{batched_s:>10.1f}{batched_rate:>12,.0f}")
         print(f"\nspeed-up: {batched_rate / naive_rate:.1f}x (target >= 20x); batched rate "
               f"{batched_rate:,.0f} rels/s (target >= 50,000)")
+        print(f"machine load average at end: {os.getloadavg()[0]:.1f} (1 min)")
     finally:
         started = time.perf_counter()
         rollback(driver, database, tag)  # everything the bench wrote carries its tag
