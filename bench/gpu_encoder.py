@@ -92,12 +92,12 @@ def measure(device: torch.device, triples: torch.Tensor, nodes: int, relations: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--nodes", type=int, default=20_000)
+    parser.add_argument("--nodes", type=int, default=10_000)
     parser.add_argument("--relations", type=int, default=20)
-    parser.add_argument("--edges", type=int, default=200_000)
+    parser.add_argument("--edges", type=int, default=100_000)
     parser.add_argument("--dim", type=int, default=200)
     parser.add_argument("--batch-size", type=int, default=1000)
-    parser.add_argument("--layers", default="0,2", help="R-GCN layer counts to measure")
+    parser.add_argument("--layers", default="0,1", help="R-GCN layer counts to measure")
     parser.add_argument("--seconds", type=float, default=40.0,
                         help="time budget per configuration and device")
     parser.add_argument("--threads", type=int, default=2)
@@ -123,19 +123,20 @@ def main() -> None:
                    for d in devices}
         rows.append((layers, results))
         for r in results.values():
-            print(f"  layers={layers} {r['device']}: {r['epochs_per_s']:.4f} epochs/s "
-                  f"({r['steps_per_s']:.1f} steps/s), peak {r['peak_mb']:.0f} MB", flush=True)
+            print(f"  layers={layers} {r['device']}: {r['epochs_per_s']:.3g} epochs/s "
+                  f"({r['steps_per_s']:.3g} steps/s, {r['steps_timed']} timed steps), "
+                  f"peak {r['peak_mb']:.0f} MB", flush=True)
     print()
     print(f"{'R-GCN layers':>12} | {'GPU ep/s':>9} {'GPU peak MB':>11} | {'CPU ep/s':>9} "
           f"{'CPU peak RSS MB':>15} | {'speed-up':>8}")
     for layers, results in rows:
         cpu, gpu = results["cpu"], results.get("cuda")
         if gpu:
-            print(f"{layers:>12} | {gpu['epochs_per_s']:>9.3f} {gpu['peak_mb']:>11.0f} | "
-                  f"{cpu['epochs_per_s']:>9.4f} {cpu['peak_mb']:>15.0f} | "
+            print(f"{layers:>12} | {gpu['epochs_per_s']:>9.3g} {gpu['peak_mb']:>11.0f} | "
+                  f"{cpu['epochs_per_s']:>9.3g} {cpu['peak_mb']:>15.0f} | "
                   f"{gpu['epochs_per_s'] / cpu['epochs_per_s']:>8.1f}x")
         else:
-            print(f"{layers:>12} | {'-':>9} {'-':>11} | {cpu['epochs_per_s']:>9.4f} "
+            print(f"{layers:>12} | {'-':>9} {'-':>11} | {cpu['epochs_per_s']:>9.3g} "
                   f"{cpu['peak_mb']:>15.0f} | {'no CUDA':>8}")
 
 
