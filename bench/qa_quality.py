@@ -62,6 +62,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--encoder-epochs", type=int, default=10)
     parser.add_argument("--encoder-dim", type=int, default=64)
+    parser.add_argument("--no-encoder-training", dest="train_encoder", action="store_false",
+                        help="use the active encoder if any; never train one")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/results/qa_quality.json"))
@@ -81,7 +83,8 @@ def main() -> None:
         print(f"[{domain}] {len(graph.names)} entities; {len(train_rows)} training and "
               f"{len(eval_rows)} evaluation questions ({time.perf_counter() - started:.0f}s)",
               flush=True)
-        ensure_encoder(settings, driver, domain, args.encoder_epochs, args.encoder_dim)
+        if args.train_encoder:
+            ensure_encoder(settings, driver, domain, args.encoder_epochs, args.encoder_dim)
         features = load_graph_features(settings, domain)
         index = AliasIndex.load(driver, settings.neo4j_database, domain)
         runs: dict[str, Any] = {}

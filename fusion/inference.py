@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
-from fusion.model import FusionModel, text_prior
+from fusion.model import FusionModel
+from fusion.parse import MAX_STEPS, parse_question, step_priors
 from fusion.retrieval import BeamItem, Expander, PathResult, Scorer
 from fusion.space import ActionSpace, GraphFeatures
 from fusion.text import get_text_encoder, pool
@@ -47,6 +48,12 @@ def encode_questions(texts: list[str], batch_size: int = 64) -> list[QuestionCon
     return out
 
 
+def question_priors(ctx: QuestionContext, space: ActionSpace) -> torch.Tensor:
+    """``[MAX_STEPS, A]`` step priors of one (masked) question."""
+    return step_priors([parse_question(ctx.text, space.types)], ctx.pooled.unsqueeze(0),
+                       space.text, space.actions)[0]
+
+
 class ModelScorer:
     """Scores candidate actions with a trained ``FusionModel``."""
 
@@ -63,7 +70,7 @@ class ModelScorer:
     def for_question(self, ctx: QuestionContext, expander: Expander) -> Scorer:
         keys, values = self.model.encode_question(ctx.tokens.unsqueeze(0))
         mask = ctx.mask.unsqueeze(0)
-        prior = text_prior(ctx.pooled.unsqueeze(0), self.space.text)
+        priors = question_priors(ctx, self.space)
         cache: dict[str, torch.Tensor] = {}
 
         def base_state(topic: str) -> torch.Tensor:
@@ -85,7 +92,8 @@ class ModelScorer:
             n = len(items)
             logits = self.model.step_scores(state, step, keys.expand(n, -1, -1),
                                             values.expand(n, -1, -1), mask.expand(n, -1),
-                                            self.actions, prior.expand(n, -1))
+                                            self.actions,
+                                            priors[min(step, MAX_STEPS - 1)].expand(n, -1))
             out = []
             for row, cands in zip(logits, candidates, strict=True):
                 ids = [self.space.index.get(a, -1) for a in cands]
@@ -124,15 +132,18 @@ class ZeroShotScorer:
         self.temperature = temperature
 
     def for_question(self, ctx: QuestionContext, expander: Expander) -> Scorer:
+        priors = question_priors(ctx, self.space)
+
         def score(items: list[BeamItem], candidates: list[list[Action]]) -> list[list[float]]:
             out = []
-            for cands in candidates:
+            for item, cands in zip(items, candidates, strict=True):
+                prior = priors[min(len(item.steps), MAX_STEPS - 1)]
                 ids = [self.space.index.get(a, -1) for a in cands]
-                sims = torch.full((len(ids),), -1.0)
+                sims = torch.full((len(ids),), -20.0)
                 known = [k for k, i in enumerate(ids) if i >= 0]
                 if known:
-                    sims[known] = self.space.text[[ids[k] for k in known]] @ ctx.pooled
-                out.append(torch.log_softmax(sims / self.temperature, dim=0).tolist())
+                    sims[known] = prior[[ids[k] for k in known]]
+                out.append(torch.log_softmax(sims, dim=0).tolist())
             return out
 
         return score
@@ -147,7 +158,7 @@ class ZeroShotScorer:
         sims = phrase_vectors(texts) @ ctx.pooled
         logp = torch.log_softmax(sims / self.temperature, dim=0).tolist()
         for final, lp in zip(head, logp, strict=True):
-            final.logp = lp
+            final.logp = 0.5 * (final.logp + lp)
         head.sort(key=lambda f: (-f.logp, f.hops))
         return head
 

@@ -102,12 +102,13 @@ class FusionModel(nn.Module):
                 actions: torch.Tensor, gold: torch.Tensor,
                 prior: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced scores ``[B, T, A]`` for gold action ids ``gold: [B, T]`` (-1 = pad);
-        ``prior: [B, A]`` as in ``step_scores``."""
+        ``prior: [B, T, A]``, per step as in ``step_scores``."""
         keys, values = self.encode_question(tokens)
         state = self.initial_state(pooled, topic_type_text, topic_graph)
         scores = []
         for t in range(gold.shape[1]):
-            scores.append(self.step_scores(state, t, keys, values, mask, actions, prior))
+            step_prior = prior[:, t] if prior is not None else None
+            scores.append(self.step_scores(state, t, keys, values, mask, actions, step_prior))
             taken = actions[gold[:, t].clamp(min=0)]
             state = self.gru(taken, state)
         return torch.stack(scores, dim=1)

@@ -26,7 +26,8 @@ from fusion.exceptions import QAModelNotReadyError, TrainingDataError
 from fusion.graphdata import DomainGraph
 from fusion.inference import MASK, ModelScorer, QuestionContext, encode_questions
 from fusion.linking import AliasIndex, EntityLinker, mask_question, normalize
-from fusion.model import FusionModel, text_prior
+from fusion.model import FusionModel
+from fusion.parse import parse_question, step_priors
 from fusion.questions import alias_index_of
 from fusion.retrieval import (
     BeamItem,
@@ -87,6 +88,7 @@ class Prepared:
     candidates: list[list[int]]
     answers: set[str]
     hops: int
+    prior: torch.Tensor  # [MAX_STEPS, A], see fusion.parse.step_priors
 
 
 def resolve(graph: DomainGraph, values: Sequence[Any], by_name: dict[str, list[str]]) -> list[str]:
@@ -198,10 +200,15 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
         staged.append((question, masked, [topic] + [t for t in topics if t != topic],
                        forced[0], forced[1], answers, len(steps)))
     contexts = encode_questions([s[1] for s in staged])
+    priors = step_priors([parse_question(s[1], space.types) for s in staged],
+                         torch.stack([c.pooled for c in contexts]) if contexts
+                         else torch.zeros(0, 384), space.text, space.actions) \
+        if staged else torch.zeros(0)
     examples = [
         Prepared(q, ctx, tops[0], tops, graph.types.get(tops[0], "Entity"), gold, cands, ans,
-                 hops)
-        for (q, _, tops, gold, cands, ans, hops), ctx in zip(staged, contexts, strict=True)
+                 hops, prior)
+        for (q, _, tops, gold, cands, ans, hops), ctx, prior
+        in zip(staged, contexts, priors, strict=True)
     ]
     return examples, skipped
 
@@ -225,6 +232,7 @@ def _batch(examples: Sequence[Prepared], space: ActionSpace, features: GraphFeat
     return {
         "tokens": tokens, "mask": mask, "gold": gold, "allowed": allowed,
         "pooled": torch.stack([e.ctx.pooled for e in examples]),
+        "prior": torch.stack([e.prior[:steps] for e in examples]),
         "topic_type": space.topic_type_text([e.topic_type for e in examples]),
         "topic_graph": features.entity([e.topic for e in examples])
         if (features is not None and use_graph) else None,
@@ -233,7 +241,7 @@ def _batch(examples: Sequence[Prepared], space: ActionSpace, features: GraphFeat
 
 def _loss(model: FusionModel, batch: dict[str, Any], actions: torch.Tensor,
           action_text: torch.Tensor) -> torch.Tensor:
-    prior = text_prior(batch["pooled"], action_text)
+    prior = batch["prior"]
     scores = model(batch["tokens"], batch["mask"], batch["pooled"], batch["topic_type"],
                    batch["topic_graph"], actions, batch["gold"], prior)
     scores = scores.masked_fill(~batch["allowed"], -1e4)

@@ -92,12 +92,12 @@ def test_beam_prefix_scores_match_teacher_forcing(use_graph: bool) -> None:
     topic_graph = torch.randn(2, graph_dim) if use_graph else None
     gold = torch.tensor([[1, 4, 6], [2, 0, 5]])
     with torch.no_grad():
-        prior = torch.randn(2, n_actions)
+        prior = torch.randn(2, 3, n_actions)
         reference = model(tokens, mask, pooled, topic_type, topic_graph, actions, gold, prior)
         keys, values = model.encode_question(tokens)
         base = model.initial_state(pooled, topic_type, topic_graph)
         for step in range(3):
             prefixes = [gold[0, :step].tolist(), gold[1, :step].tolist()]
             state = model.prefix_states(base, prefixes, actions)
-            fast = model.step_scores(state, step, keys, values, mask, actions, prior)
+            fast = model.step_scores(state, step, keys, values, mask, actions, prior[:, step])
             assert torch.allclose(fast, reference[:, step], atol=1e-5)

@@ -1,0 +1,95 @@
+"""A light parse of a question into its answer type, hop count and one phrase per hop.
+
+Nested questions name a type for each hop ("phenotypes of the diseases associated with [MASK]"):
+the first type noun is the answer type, the number of type nouns before the topic the hop
+count, and the words after the i-th noun describe hop ``k - i``. The fusion model and the
+zero-shot scorer use these as a step-wise text prior; the model learns how far to trust it.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import torch
+
+from fusion.text import get_text_encoder
+from fusion.verbalize import STOP, words
+
+MAX_STEPS = 4
+TEMPERATURE = 0.05
+TYPE_BONUS = 4.0
+HOPS_BONUS = 3.0
+
+
+def type_words(types: list[str]) -> list[tuple[str, str]]:
+    """(phrase, type) pairs: plural and singular nouns of every type, longest first."""
+    from fusion.verbalize import noun
+
+    pairs = []
+    for t in types:
+        plural = noun(t)
+        pairs.append((plural, t))
+        pairs.append((words(t), t))
+        if t == "Person":
+            pairs += [("person", t), ("people", t), ("who", t)]
+    return sorted(set(pairs), key=lambda p: -len(p[0]))
+
+
+@dataclass
+class Parse:
+    answer_type: str | None
+    nouns: list[tuple[int, int, str]]
+    segments: list[str]  # segments[i] follows noun i; describes hop len(nouns) - i
+
+    @property
+    def hops(self) -> int:
+        return len(self.nouns)
+
+
+def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse:
+    text = masked.lower()
+    limit = text.find(mask.lower())
+    limit = len(text) if limit < 0 else limit
+    found: list[tuple[int, int, str]] = []
+    for phrase, etype in type_words(types):
+        for m in re.finditer(rf"\b{re.escape(phrase)}\b", text[:limit]):
+            if not any(s < m.end() and m.start() < e for s, e, _ in found):
+                found.append((m.start(), m.end(), etype))
+    found.sort()
+    found = found[:3]
+    segments = []
+    for i, (_, end, _) in enumerate(found):
+        stop = found[i + 1][0] if i + 1 < len(found) else len(masked)
+        segments.append(masked[end:stop].strip() or masked)
+    return Parse(found[0][2] if found else None, found, segments)
+
+
+def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Tensor,
+                actions: list[tuple[str, str]]) -> torch.Tensor:
+    """``[B, MAX_STEPS, A]`` priors: per step, cosine of the hop's phrase (else the whole
+    question) with each action's text / T, plus bonuses for the parsed answer type and hop
+    count on the stop actions. ``pooled: [B, 384]``, ``space_text: [A, 384]``."""
+    segments = [s for p in parses for s in p.segments]
+    seg_vectors = get_text_encoder().encode(segments) if segments else torch.zeros(0, 384)
+    base = pooled @ space_text.T / TEMPERATURE  # [B, A]
+    out = base.unsqueeze(1).repeat(1, MAX_STEPS, 1)
+    is_stop = torch.tensor([k == STOP for _, k in actions])
+    offset = 0
+    for b, p in enumerate(parses):
+        k = p.hops
+        vecs = seg_vectors[offset:offset + k]
+        offset += k
+        for step in range(MAX_STEPS):
+            hop = step + 1
+            if 1 <= hop <= k:
+                rel = vecs[k - hop] @ space_text.T / TEMPERATURE
+                out[b, step] = torch.where(is_stop, out[b, step], rel)
+            for a, (name, kind) in enumerate(actions):
+                if kind != STOP:
+                    continue
+                if p.answer_type is not None and name == p.answer_type:
+                    out[b, step, a] += TYPE_BONUS
+                if k and step == k:
+                    out[b, step, a] += HOPS_BONUS
+    return out
