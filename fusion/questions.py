@@ -152,7 +152,7 @@ def generate_splits(graph: DomainGraph, train_per_hop: int, eval_per_hop: int, s
     used |= {(t, tuple(tuple(s) for s in q["path"]), q["answer_type"])
              for q in train for t in q["topic_entities"]}
     evaluation = generate_questions(graph, {h: eval_per_hop for h in hops}, "eval", seed + 1,
-                                    exclude=used)  # type: ignore[arg-type]
+                                    exclude=used)
     return train, evaluation
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import BaseModel, Field
 
 Mode = Literal["zero-shot", "fine-tuned"]
+EvalMode = Literal["zero-shot", "fine-tuned", "fine-tuned-no-graph"]
 MAX_QUESTION_CHARS = 500
 
 
@@ -94,5 +95,5 @@ class EvalQARequest(BaseModel):
     domain: str = Field(max_length=100)
     data: list[dict[str, object]] | None = None
     generate_per_hop: int = Field(default=100, ge=0, le=5000)
-    modes: list[Literal["zero-shot", "fine-tuned", "fine-tuned-no-graph"]] = Field(
-        default_factory=lambda: ["zero-shot", "fine-tuned", "fine-tuned-no-graph"])
+    modes: list[EvalMode] = Field(
+        default_factory=lambda: list(get_args(EvalMode)))

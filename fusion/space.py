@@ -45,7 +45,7 @@ class GraphFeatures:
 def load_graph_features(settings: Settings, domain: str) -> GraphFeatures | None:
     """The active encoder's vectors for ``domain``, or None when no encoder is trained."""
     try:
-        from graph.encoder import load_active_encoder  # type: ignore[attr-defined]
+        from graph.encoder import load_active_encoder
     except ImportError:
         try:
             from graph.encoder.checkpoint import load_active_encoder
