@@ -116,7 +116,8 @@ def main() -> None:
                   f"examples in {seconds:.0f}s", flush=True)
             runs[f"{label} training"] = {"seconds": round(seconds, 1), **{
                 k: v for k, v in result.items() if k not in ("graph", "text")}}
-            evaluate(f"{label} + graph emb.", result["version"], "fine-tuned", True)
+            if features is not None:
+                evaluate(f"{label} + graph emb.", result["version"], "fine-tuned", True)
             evaluate(f"{label} text only", result["version"], "fine-tuned", False)
         report[domain] = runs
     args.out.parent.mkdir(parents=True, exist_ok=True)

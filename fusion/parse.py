@@ -65,13 +65,29 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
     return Parse(found[0][2] if found else None, found, segments)
 
 
+_SEGMENTS: dict[str, torch.Tensor] = {}
+_SEGMENTS_MAX = 50_000
+
+
+def segment_vectors(texts: list[str]) -> torch.Tensor:
+    """MiniLM vectors ``[n, 384]`` of short texts, cached per process."""
+    missing = [t for t in dict.fromkeys(texts) if t not in _SEGMENTS]
+    if missing:
+        if len(_SEGMENTS) + len(missing) > _SEGMENTS_MAX:
+            _SEGMENTS.clear()
+        for text, vec in zip(missing, get_text_encoder().encode(missing), strict=True):
+            _SEGMENTS[text] = vec
+    return torch.stack([_SEGMENTS[t] for t in texts])
+
+
 def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Tensor,
                 actions: list[tuple[str, str]]) -> torch.Tensor:
     """``[B, MAX_STEPS, A]`` priors: per step, cosine of the hop's phrase (else the whole
     question) with each action's text / T, plus bonuses for the parsed answer type and hop
     count on the stop actions. ``pooled: [B, 384]``, ``space_text: [A, 384]``."""
     segments = [s for p in parses for s in p.segments]
-    seg_vectors = get_text_encoder().encode(segments) if segments else torch.zeros(0, 384)
+    # segments hold only relation words around the mask, so they recur: cached per process
+    seg_vectors = segment_vectors(segments) if segments else torch.zeros(0, 384)
     base = pooled @ space_text.T / TEMPERATURE  # [B, A]
     out = base.unsqueeze(1).repeat(1, MAX_STEPS, 1)
     is_stop = torch.tensor([k == STOP for _, k in actions])
