@@ -20,6 +20,9 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
+
+from neo4j import ManagedTransaction
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -28,6 +31,7 @@ from graph.migrate.history import ensure_schema  # noqa: E402
 from graph.migrate.hpo import build_medical_graph  # noqa: E402
 from graph.migrate.loader import MigrationContext, rollback  # noqa: E402
 from graph.schema import bootstrap_schema  # noqa: E402
+from graph.server import LocalNeo4j  # noqa: E402
 from graph.settings import get_settings  # noqa: E402
 from graph.writer import delete_domain  # noqa: E402
 
@@ -39,6 +43,23 @@ MATCH (b:Entity {uid: $t})
 MERGE (a)-[r:$($type)]->(b)
 SET r += $p, r._mig = $tag
 """
+
+
+def merge_one(tx: ManagedTransaction, rel_type: str, row: dict[str, Any], tag: str) -> None:
+    """The naive baseline's unit of work: one MERGE in its own transaction."""
+    tx.run(NAIVE_MERGE_QUERY, s=row["s"], t=row["t"], p=row["p"], type=rel_type,
+           tag=tag).consume()
+
+
+def server_cpu_s(pid: int | None) -> float | None:
+    """User + system CPU seconds of the local Neo4j process (all its threads), if readable."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -80,14 +101,14 @@ def main() -> None:
         started = time.perf_counter()
         with driver.session(database=database) as session:
             for rel_type, row in sample:
-                session.execute_write(lambda tx, rt=rel_type, r=row: tx.run(
-                    NAIVE_MERGE_QUERY, s=r["s"], t=r["t"], p=r["p"], type=rt,
-                    tag=naive_tag).consume())
+                session.execute_write(merge_one, rel_type, row, naive_tag)
         naive_s = time.perf_counter() - started
         naive_rate = len(sample) / naive_s
         rollback(driver, database, naive_tag)  # drops only the baseline's relationships
 
         # Batched: every relationship, grouped by type, UNWIND batches.
+        server_pid = LocalNeo4j(settings).pid() if settings.uses_local_server else None
+        server_cpu0, client_cpu0 = server_cpu_s(server_pid), time.process_time()
         started = time.perf_counter()
         by_type: dict[str, list[dict]] = {}
         for rel_type, row in rows:
@@ -96,6 +117,7 @@ def main() -> None:
             ctx.create_relations(rel_type, group)
         batched_s = time.perf_counter() - started
         batched_rate = ctx.relationships_created / batched_s
+        server_cpu1, client_cpu = server_cpu_s(server_pid), time.process_time() - client_cpu0
         assert ctx.relationships_created == len(rows)
 
         print()
@@ -109,6 +131,12 @@ def main() -> None:
         print(f"\nspeed-up: {batched_rate / naive_rate:.1f}x (target >= 20x); batched rate "
               f"{batched_rate:,.0f} rels/s (target >= 50,000)")
         print(f"machine load average at end: {os.getloadavg()[0]:.1f} (1 min)")
+        if server_cpu0 is not None and server_cpu1 is not None:
+            cpu = server_cpu1 - server_cpu0 + client_cpu
+            print(f"batched load CPU: Neo4j {server_cpu1 - server_cpu0:.1f} s (whole server: "
+                  f"includes other clients' queries, if any) + this client {client_cpu:.1f} s "
+                  f"over {batched_s:.1f} s wall; {len(rows) / cpu:,.0f} rels per CPU-second "
+                  "(an estimate of the one-writer rate on an otherwise idle machine)")
     finally:
         started = time.perf_counter()
         rollback(driver, database, tag)  # everything the bench wrote carries its tag
