@@ -81,7 +81,7 @@ class EncoderConfig(BaseModel):
         if num_nodes * max(num_edges, 1) > BIG_GRAPH_WORK:
             base = {"dim": 200, "loss": "negative", "num_negatives": 1024,
                     "shared_negatives": True, "optimizer": "adam", "lr": 1e-2, "n3": 0.0,
-                    "init_scale": 0.1, "batch_size": 1000, "epochs": 10, "eval_every": 1,
+                    "init_scale": 0.1, "batch_size": 1000, "epochs": 3, "eval_every": 1,
                     "patience": 2, "max_eval_triples": 1000}
         base.update(overrides)
         return cls(**base)  # type: ignore[arg-type]
