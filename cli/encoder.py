@@ -1,27 +1,19 @@
 """Encoder commands: ``kgr train encoder``, ``kgr eval encoder`` and ``kgr embeddings ...``
-(similar entities, link prediction)."""
+(similar entities, link prediction).
+
+torch and the encoder are imported inside the commands: importing them takes seconds, and
+every other `kgr` command would pay for it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
 from cli.groups import eval_app, train_app
-from graph.encoder import (
-    EncoderConfig,
-    FilterIndex,
-    encoder_artifacts,
-    export_domains,
-    load_active_encoder,
-    split_triples,
-    train_domain,
-)
-from graph.encoder.evaluate import evaluate
-from graph.encoder.serve import entity_domain, predict_links, similar_entities
 from graph.exceptions import InvalidInputError
 
 app = typer.Typer(help="Entity embeddings: similar entities, link prediction.",
@@ -61,6 +53,10 @@ def train_encoder_cmd(
                                        help="Do not write the vectors to Neo4j"),
 ) -> None:
     """Train the encoder of a domain, save a versioned checkpoint and serve it."""
+    import torch
+
+    from graph.encoder import EncoderConfig, load_active_encoder, train_domain
+
     if threads:
         torch.set_num_threads(threads)
     overrides = {k: v for k, v in {
@@ -104,6 +100,17 @@ def eval_encoder_cmd(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Filtered link-prediction metrics of the active encoder of a domain."""
+    import torch
+
+    from graph.encoder import (
+        FilterIndex,
+        encoder_artifacts,
+        export_domains,
+        load_active_encoder,
+        split_triples,
+    )
+    from graph.encoder.evaluate import evaluate
+
     cfg = settings()
     bundle = load_active_encoder(cfg, domain)
     metrics: dict[str, Any] = dict(bundle.metrics)
@@ -153,6 +160,8 @@ def similar_cmd(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Entities whose embeddings are nearest to UID's (cosine)."""
+    from graph.encoder.serve import similar_entities
+
     cfg = settings()
     with open_driver(cfg) as driver:
         if type_:
@@ -179,6 +188,9 @@ def predict_cmd(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Link prediction with the active encoder; known facts are flagged."""
+    from graph.encoder import load_active_encoder
+    from graph.encoder.serve import entity_domain, predict_links
+
     if (head is None) == (tail is None):
         raise typer.BadParameter("give exactly one of --head and --tail")
     cfg = settings()
