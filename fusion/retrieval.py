@@ -118,9 +118,12 @@ class Neo4jExpander:
             if len(self._nodes) > 4 * self.cache_size:
                 self._nodes.clear()
                 self._nodes.update(nodes)
+            # a truncated answer is complete only for the nodes before its last one
+            last = records[-1]["src"] if truncated and records else None
+            seen = {r["src"] for r in records}
             for uid, rows in fetched.items():
                 out[uid] = rows
-                if not truncated:  # a truncated answer is not complete for its last nodes
+                if not truncated or (uid in seen and uid != last):
                     self._rows[(uid, caps.per_type)] = rows
             while len(self._rows) > self.cache_size:
                 self._rows.popitem(last=False)
@@ -192,7 +195,21 @@ class PathResult:
 Scorer = Callable[[list[BeamItem], list[list[Action]]], list[list[float]]]
 
 
-def candidate_actions(item: BeamItem, adjacency: dict[str, list[Row]] | None,
+Grouped = dict[str, dict[Action, list[str]]]  # uid -> (relation, direction) -> neighbours
+
+
+def group(adjacency: dict[str, list[Row]]) -> Grouped:
+    """Rows per node grouped by (relation, direction), so a hop touches only its own rows."""
+    out: Grouped = {}
+    for uid, rows in adjacency.items():
+        by_action: dict[Action, list[str]] = {}
+        for rel, direction, target in rows:
+            by_action.setdefault((rel, direction), []).append(target)
+        out[uid] = by_action
+    return out
+
+
+def candidate_actions(item: BeamItem, adjacency: Grouped | None,
                       type_of: Callable[[str], str]) -> list[Action]:
     """What may follow a prefix: answer types of its frontier (after one hop) and hops."""
     actions: set[Action] = set()
@@ -200,7 +217,7 @@ def candidate_actions(item: BeamItem, adjacency: dict[str, list[Row]] | None,
         actions.update((type_of(u), STOP) for u in item.frontier if u != item.topic)
     if adjacency is not None:
         for uid in item.frontier:
-            actions.update((rel, direction) for rel, direction, _ in adjacency.get(uid, ()))
+            actions.update(adjacency.get(uid, {}))
     return sorted(actions)
 
 
@@ -214,15 +231,19 @@ def _ancestors(item: BeamItem, uid: str) -> set[str]:
     return seen
 
 
-def advance(item: BeamItem, action: Action, logp: float, adjacency: dict[str, list[Row]],
+def advance(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
             caps: Caps) -> BeamItem:
     """The prefix extended by one hop; its frontier is capped at ``caps.frontier`` nodes."""
     back: dict[str, tuple[str, str, str]] = {}
     support: dict[str, int] = {}
+    rel, direction = action
     for uid in item.frontier:
+        targets = adjacency.get(uid, {}).get(action)
+        if not targets:
+            continue
         on_path = _ancestors(item, uid)
-        for rel, direction, target in adjacency.get(uid, ()):
-            if (rel, direction) != action or target in on_path:
+        for target in targets:
+            if target in on_path:
                 continue  # evidence paths are simple: no node twice
             if target not in back:
                 if len(back) >= caps.frontier:
@@ -248,7 +269,7 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
         adjacency = None
         if hop < max_hops:
             frontier = list(dict.fromkeys(u for item in items for u in item.frontier))
-            adjacency = expander.expand(frontier, caps)
+            adjacency = group(expander.expand(frontier, caps))
         candidates = [candidate_actions(item, adjacency, type_of) for item in items]
         if hop < min_hops:
             candidates = [[a for a in c if a[1] != STOP] for c in candidates]
