@@ -53,6 +53,11 @@ def up(
     serve_api: bool = typer.Option(True, "--serve/--no-serve", help="Serve the API at the end"),
     train: bool = typer.Option(True, "--train/--no-train", help="Train missing models"),
     retrain: bool = typer.Option(False, "--retrain", help="Train even if a model is active"),
+    encoder_epochs: int | None = typer.Option(
+        None, "--encoder-epochs", help="Encoder epochs (default: sized to the graph)"),
+    qa_per_hop: int = typer.Option(200, "--qa-per-hop",
+                                   help="Generated training questions per hop count"),
+    qa_epochs: int = typer.Option(8, "--qa-epochs", help="QA training epochs"),
     host: str | None = typer.Option(None, "--host"),
     port: int | None = typer.Option(None, "--port"),
 ) -> None:
@@ -78,7 +83,9 @@ def up(
                 if retrain or encoder_artifacts(cfg).active_version(domain) is None:
                     bar, update = _progress_bar(f"encoder {domain}")
                     with bar:
-                        version = train_domain(cfg, driver, domain, progress=update)
+                        overrides = {"epochs": encoder_epochs} if encoder_epochs else None
+                        version = train_domain(cfg, driver, domain, progress=update,
+                                               overrides=overrides)
                     console.print(f"[green]encoder[/] {domain}: version {version} active")
                 else:
                     console.print(f"encoder {domain}: version "
@@ -86,7 +93,8 @@ def up(
                 if retrain or qa_artifacts(cfg).active_version(domain) is None:
                     bar, update = _progress_bar(f"qa model {domain}")
                     with bar:
-                        result = train_from_generated(cfg, driver, domain, progress=update)
+                        result = train_from_generated(cfg, driver, domain, per_hop=qa_per_hop,
+                                                      epochs=qa_epochs, progress=update)
                     console.print(f"[green]qa model[/] {domain}: version {result.get('version')}"
                                   " active")
                 else:
