@@ -104,16 +104,18 @@ def up(
     url = f"http://{host or cfg.api_host}:{port or cfg.api_port}"
     console.print(f"\nready in {time.monotonic() - started:.0f} s")
     console.print(f"API:      {url}   (OpenAPI docs: {url}/docs)")
-    console.print(f"API key:  {key}   (admin; only its hash is stored in {cfg.keys_file})")
+    console.print(f"API key:  {key}   (admin; only its hash is stored in {cfg.keys_file})",
+                  soft_wrap=True)
     console.print("examples:")
     h = f'-H "X-API-Key: {key}"'
-    console.print(f'  curl {h} "{url}/v1/entities?q=marfan&type=Disease"', highlight=False)
+    console.print(f'  curl {h} "{url}/v1/entities?q=marfan&type=Disease"',
+                  highlight=False, soft_wrap=True)
     console.print(f'  curl {h} "{url}/v1/entities/finance:17/neighbors?relation_type=CONTROL'
-                  '&direction=in"', highlight=False)
+                  '&direction=in"', highlight=False, soft_wrap=True)
     for domain, questions in EXAMPLE_QUESTIONS.items():
         for question in questions:
             console.print(f"  curl {h} -H 'content-type: application/json' -X POST {url}/v1/ask "
                           f"-d '{{\"question\": \"{question}\", \"domain\": \"{domain}\"}}'",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
     if serve_api:
         serve(host, port)
