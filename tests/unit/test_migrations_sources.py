@@ -17,9 +17,10 @@ from graph.migrate.discovery import discover
 from graph.migrate.exceptions import MigrationFailedError
 from graph.migrate.hpo import build_medical_graph, parse_obo
 from graph.migrate.runner import split_cypher
-from graph.settings import PROJECT_ROOT, Settings
+from graph.settings import Settings
 
-SHARED_FINDKG = PROJECT_ROOT.parent / "shared" / "data" / "findkg"
+# The shared data folder (KGR_DATA_DIR, default ../shared/data), as the migration reads it.
+SHARED_FINDKG = Settings().data_dir / "findkg"
 
 OBO = """\
 format-version: 1.2
