@@ -76,19 +76,26 @@ def relation_row(head: str, rel_type: str, tail: str, **props: Any) -> dict[str,
     }
 
 
+def _write_batches(
+    driver: Driver, database: str, query: str, rows: Iterable[dict[str, Any]], batch_size: int,
+    on_batch: Callable[[int], None] | None,
+) -> int:
+    total = 0
+    with translate_errors():
+        for batch in batched(rows, batch_size):
+            driver.execute_query(query, {"rows": batch}, database_=database)
+            total += len(batch)
+            if on_batch:
+                on_batch(len(batch))
+    return total
+
+
 def write_entities(
     driver: Driver, database: str, rows: Iterable[dict[str, Any]], batch_size: int = 10_000,
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """MERGE entities by uid in batches; returns the number of rows written."""
-    total = 0
-    with translate_errors():
-        for batch in batched(rows, batch_size):
-            driver.execute_query(UPSERT_ENTITIES_QUERY, {"rows": batch}, database_=database)
-            total += len(batch)
-            if on_batch:
-                on_batch(len(batch))
-    return total
+    return _write_batches(driver, database, UPSERT_ENTITIES_QUERY, rows, batch_size, on_batch)
 
 
 def write_relations(
@@ -96,14 +103,7 @@ def write_relations(
     on_batch: Callable[[int], None] | None = None,
 ) -> int:
     """MERGE relationships between existing entities in batches; returns rows written."""
-    total = 0
-    with translate_errors():
-        for batch in batched(rows, batch_size):
-            driver.execute_query(UPSERT_RELATIONS_QUERY, {"rows": batch}, database_=database)
-            total += len(batch)
-            if on_batch:
-                on_batch(len(batch))
-    return total
+    return _write_batches(driver, database, UPSERT_RELATIONS_QUERY, rows, batch_size, on_batch)
 
 
 def delete_domain(driver: Driver, database: str, domain: str, batch_size: int = 10_000) -> int:
