@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from fusion.model import FusionModel
-from fusion.parse import MAX_STEPS, parse_question, step_priors
+from fusion.parse import MAX_STEPS, parse_question, step_priors, step_token_masks
 from fusion.retrieval import BeamItem, Expander, PathResult, Scorer
 from fusion.space import ActionSpace, GraphFeatures
 from fusion.text import get_text_encoder, pool
@@ -26,12 +26,14 @@ ZERO_SHOT_TEMPERATURE = 0.05
 
 @dataclass
 class QuestionContext:
-    """One encoded question: ``tokens: [L, 384]``, ``mask: [L]``, ``pooled: [384]``."""
+    """One encoded question: ``tokens: [L, 384]``, ``mask: [L]``, ``pooled: [384]``,
+    ``offsets: [L, 2]`` (each token's characters in ``text``)."""
 
     text: str
     tokens: torch.Tensor
     mask: torch.Tensor
     pooled: torch.Tensor
+    offsets: torch.Tensor
 
 
 def encode_questions(texts: list[str], batch_size: int = 64) -> list[QuestionContext]:
@@ -39,12 +41,12 @@ def encode_questions(texts: list[str], batch_size: int = 64) -> list[QuestionCon
     out: list[QuestionContext] = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start:start + batch_size]
-        states, mask = encoder.encode_tokens(chunk)
+        states, mask, offsets = encoder.encode_tokens_with_offsets(chunk)
         pooled = pool(states, mask)
         for i, text in enumerate(chunk):
             length = int(mask[i].sum())
             out.append(QuestionContext(text, states[i, :length].clone(), mask[i, :length].clone(),
-                                       pooled[i].clone()))
+                                       pooled[i].clone(), offsets[i, :length].clone()))
     return out
 
 
@@ -71,6 +73,8 @@ class ModelScorer:
         keys, values = self.model.encode_question(ctx.tokens.unsqueeze(0))
         mask = ctx.mask.unsqueeze(0)
         priors = question_priors(ctx, self.space)
+        step_masks = step_token_masks(parse_question(ctx.text, self.space.types), ctx.offsets,
+                                      ctx.mask) if self.model.segment_attention else None
         cache: dict[str, torch.Tensor] = {}
 
         def base_state(topic: str) -> torch.Tensor:
@@ -90,8 +94,10 @@ class ModelScorer:
             state = self.model.prefix_states(base, prefixes, self.actions)
             step = len(items[0].steps)
             n = len(items)
+            attend = mask if step_masks is None else \
+                step_masks[min(step, MAX_STEPS - 1)].unsqueeze(0)
             logits = self.model.step_scores(state, step, keys.expand(n, -1, -1),
-                                            values.expand(n, -1, -1), mask.expand(n, -1),
+                                            values.expand(n, -1, -1), attend.expand(n, -1),
                                             self.actions,
                                             priors[min(step, MAX_STEPS - 1)].expand(n, -1))
             out = []

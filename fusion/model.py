@@ -10,7 +10,12 @@ Inputs (one question):
   embedding of the graph encoder.
 
 A GRU carries the path prefix; at every step the state attends over the question tokens
-(cross-attention) and scores the candidate actions by a dot product. Trained with cross-entropy
+(cross-attention) and scores the candidate actions by a dot product. With
+``segment_attention`` the attention at hop step s is restricted to the tokens that describe that
+hop in the parse (``fusion.parse.step_token_masks``): the same words-to-relation mapping then
+serves every hop position, which is what lets 1-hop phrasings carry over to 2- and 3-hop
+questions (without it, hop 2 of "phenotypes that generalize the phenotypes that generalize X"
+was read as the reverse relation). Trained with cross-entropy
 over the candidate actions that exist in the graph at that step (teacher forcing).
 """
 
@@ -36,9 +41,11 @@ class FusionModel(nn.Module):
     """Path-step scorer. ``graph_dim = 0`` (or ``use_graph=False``) is the text-only ablation."""
 
     def __init__(self, hidden: int = 192, graph_dim: int = 0, use_graph: bool = True,
-                 dropout: float = 0.1, text_dim: int = TEXT_DIM) -> None:
+                 dropout: float = 0.1, text_dim: int = TEXT_DIM,
+                 segment_attention: bool = False) -> None:
         super().__init__()
         self.hidden = hidden
+        self.segment_attention = segment_attention
         self.graph_dim = graph_dim
         self.use_graph = bool(use_graph and graph_dim > 0)
         self.q_proj = nn.Linear(text_dim, hidden)
@@ -100,15 +107,19 @@ class FusionModel(nn.Module):
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor, pooled: torch.Tensor,
                 topic_type_text: torch.Tensor, topic_graph: torch.Tensor | None,
                 actions: torch.Tensor, gold: torch.Tensor,
-                prior: torch.Tensor | None = None) -> torch.Tensor:
+                prior: torch.Tensor | None = None,
+                step_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced scores ``[B, T, A]`` for gold action ids ``gold: [B, T]`` (-1 = pad);
-        ``prior: [B, T, A]``, per step as in ``step_scores``."""
+        ``prior: [B, T, A]``, per step as in ``step_scores``; ``step_mask: [B, T, L]`` the
+        tokens each step attends to (used with ``segment_attention``; default ``mask``)."""
         keys, values = self.encode_question(tokens)
         state = self.initial_state(pooled, topic_type_text, topic_graph)
         scores = []
         for t in range(gold.shape[1]):
             step_prior = prior[:, t] if prior is not None else None
-            scores.append(self.step_scores(state, t, keys, values, mask, actions, step_prior))
+            attend = step_mask[:, t] if (self.segment_attention and step_mask is not None) \
+                else mask
+            scores.append(self.step_scores(state, t, keys, values, attend, actions, step_prior))
             taken = actions[gold[:, t].clamp(min=0)]
             state = self.gru(taken, state)
         return torch.stack(scores, dim=1)

@@ -41,10 +41,61 @@ class Parse:
     answer_type: str | None
     nouns: list[tuple[int, int, str]]
     segments: list[str]  # segments[i] follows noun i; describes hop len(nouns) - i
+    explicit_answer_type: bool = True  # False for "who" (a person or an organisation)
+    length: int = 0  # characters of the parsed (masked) text
 
     @property
     def hops(self) -> int:
         return len(self.nouns)
+
+    def hop_span(self, step: int) -> tuple[int, int] | None:
+        """Characters that describe hop ``step + 1`` (0-based step from the topic): its type
+        noun and the words after it, up to the next noun; None past the parsed hops."""
+        k = self.hops
+        if not 0 <= step < k:
+            return None
+        i = k - 1 - step
+        end = self.nouns[i + 1][0] if i + 1 < k else self.length
+        return self.nouns[i][0], end
+
+    def hop_types(self) -> list[str | None]:
+        """The type named for the nodes after each hop, from the topic outwards."""
+        return [etype for _, _, etype in reversed(self.nouns)]
+
+
+@dataclass(frozen=True)
+class PathHints:
+    """What a question's parse says about its path: the type after each hop and the number of
+    hops. The beam search penalises paths that contradict them (soft: a parse can be wrong)."""
+
+    hop_types: tuple[str | None, ...] = ()
+    hops: int | None = None
+    answer_type: str | None = None
+
+    @classmethod
+    def of(cls, parse: Parse) -> PathHints:
+        if not parse.hops:
+            return cls()
+        types = list(parse.hop_types())
+        if not parse.explicit_answer_type:
+            types[-1] = None
+        return cls(tuple(types), parse.hops, types[-1])
+
+
+def step_token_masks(parse: Parse, offsets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``[MAX_STEPS, L]`` attention masks: at step s the tokens of hop s + 1's words (see
+    ``Parse.hop_span``), else (stop decisions, no parse) every token. ``offsets: [L, 2]``
+    character spans of the tokens, ``mask: [L]``."""
+    out = mask.unsqueeze(0).repeat(MAX_STEPS, 1)
+    real = mask & (offsets[:, 1] > 0)
+    for step in range(MAX_STEPS):
+        span = parse.hop_span(step)
+        if span is None:
+            continue
+        inside = real & (offsets[:, 0] >= span[0]) & (offsets[:, 1] <= span[1])
+        if bool(inside.any()):
+            out[step] = inside
+    return out
 
 
 def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse:
@@ -62,7 +113,8 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
     for i, (_, end, _) in enumerate(found):
         stop = found[i + 1][0] if i + 1 < len(found) else len(masked)
         segments.append(masked[end:stop].strip() or masked)
-    return Parse(found[0][2] if found else None, found, segments)
+    explicit = not (found and text[found[0][0]:found[0][1]] == "who")
+    return Parse(found[0][2] if found else None, found, segments, explicit, len(masked))
 
 
 _SEGMENTS: dict[str, torch.Tensor] = {}

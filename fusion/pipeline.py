@@ -20,6 +20,7 @@ from neo4j import Driver, RoutingControl
 from fusion.exceptions import QAModelNotReadyError, QuestionError
 from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
 from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
+from fusion.parse import PathHints, parse_question
 from fusion.retrieval import Caps, Expander, Neo4jExpander, PathResult, beam_search, rank_answers
 from fusion.schemas import (
     MAX_QUESTION_CHARS,
@@ -131,9 +132,11 @@ class DomainQA:
         topics = [(c.uid, math.log(max(c.score, 1e-6))) for c in mention.candidates]
         models: dict[str, Any] = {"text_encoder": TEXT_MODEL, "qa": None, "encoder": None,
                                   "graph_embeddings": False}
+        hints = PathHints.of(parse_question(prepared.ctx.text, self.space.types))
         if mode == "zero-shot":
             scorer = self.zero_shot.for_question(prepared.ctx, self.expander)
-            finals = beam_search(self.expander, scorer, topics, max_hops, self.caps)
+            finals = beam_search(self.expander, scorer, topics, max_hops, self.caps,
+                                 hints=hints)
             return self.zero_shot.rerank(prepared.ctx, finals, self.expander), models
         head = "graph" if use_graph and "graph" in self.scorers else "text"
         if head not in self.scorers:
@@ -144,7 +147,8 @@ class DomainQA:
         models.update(qa=self.checkpoint.version, graph_embeddings=head == "graph",
                       encoder=self.features.version if head == "graph" and self.features else None)
         scorer = self.scorers[head].for_question(prepared.ctx, self.expander)
-        return beam_search(self.expander, scorer, topics, max_hops, self.caps), models
+        return beam_search(self.expander, scorer, topics, max_hops, self.caps,
+                           hints=hints), models
 
     def answer(self, question: str, top_k: int = 10, max_hops: int = 3,
                mode: Mode | None = None, use_graph: bool = True,

@@ -18,11 +18,15 @@ from typing import Protocol
 from neo4j import Driver, RoutingControl
 
 from fusion.graphdata import DomainGraph, entity_type
+from fusion.parse import PathHints
 from fusion.verbalize import STOP, Action
 from graph.driver import translate_errors
 from graph.exceptions import InvalidInputError
 
 MAX_HOPS = 3
+# log-probability taken off a path step that contradicts the question's parse (PathHints):
+# large enough to decide between otherwise close paths, finite because a parse can be wrong
+HINT_PENALTY = 6.0
 
 # Neighbours of a frontier, at most $per_type per (node, relation type, direction), at most
 # $limit rows in all; internal relationship types ('_...') and other domains are left out.
@@ -254,9 +258,34 @@ def advance(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
                     item.back + [back], support)
 
 
+def hint_penalty(hints: PathHints | None, item: BeamItem, action: Action,
+                 adjacency: Grouped | None, type_of: Callable[[str], str]) -> float:
+    """How much ``action`` after ``item`` contradicts the parse: a stop at another hop count
+    or on another answer type than the question names, a hop beyond the named hops, or a hop
+    that reaches no node of the type the question names for it."""
+    if hints is None or hints.hops is None:
+        return 0.0
+    step = len(item.steps)
+    if action[1] == STOP:
+        wrong = (step != hints.hops) + (hints.answer_type is not None
+                                        and action[0] != hints.answer_type)
+        return HINT_PENALTY * wrong
+    if step >= hints.hops:
+        return HINT_PENALTY
+    expected = hints.hop_types[step] if step < len(hints.hop_types) else None
+    if expected is None or adjacency is None:
+        return 0.0
+    for uid in item.frontier:
+        if any(type_of(t) == expected for t in adjacency.get(uid, {}).get(action, ())):
+            return 0.0
+    return HINT_PENALTY
+
+
 def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, float]],
-                max_hops: int, caps: Caps, min_hops: int = 1) -> list[PathResult]:
-    """Best complete paths of 1..max_hops hops from the topics, best first."""
+                max_hops: int, caps: Caps, min_hops: int = 1,
+                hints: PathHints | None = None) -> list[PathResult]:
+    """Best complete paths of 1..max_hops hops from the topics, best first; ``hints`` (the
+    question's parse) penalise paths that contradict it."""
     if not 1 <= max_hops <= MAX_HOPS:
         raise InvalidInputError(f"max_hops must be between 1 and {MAX_HOPS}")
     caps.check()
@@ -277,7 +306,7 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
         extended: list[tuple[float, BeamItem, Action]] = []
         for item, actions, logps in zip(items, candidates, scores, strict=True):
             for action, lp in zip(actions, logps, strict=True):
-                total = item.logp + lp
+                total = item.logp + lp - hint_penalty(hints, item, action, adjacency, type_of)
                 if action[1] == STOP:
                     answers = [u for u in item.frontier
                                if u != item.topic and type_of(u) == action[0]]

@@ -38,11 +38,21 @@ class TextEncoder:
         self, texts: list[str], max_length: int = MAX_QUESTION_TOKENS
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Token states ``[n, L, 384]`` and attention mask ``[n, L]`` (bool)."""
+        states, mask, _ = self.encode_tokens_with_offsets(texts, max_length)
+        return states, mask
+
+    @torch.no_grad()
+    def encode_tokens_with_offsets(
+        self, texts: list[str], max_length: int = MAX_QUESTION_TOKENS
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Token states ``[n, L, 384]``, attention mask ``[n, L]`` (bool) and each token's
+        character span in its text ``[n, L, 2]`` ((0, 0) for special and padding tokens)."""
         batch = self.tokenizer(texts, return_tensors="pt", padding=True, truncation=True,
-                               max_length=max_length)
+                               max_length=max_length, return_offsets_mapping=True)
+        offsets = batch.pop("offset_mapping")
         with self._lock:
             states = self.model(**batch).last_hidden_state
-        return states.float(), batch["attention_mask"].bool()
+        return states.float(), batch["attention_mask"].bool(), offsets.long()
 
     @torch.no_grad()
     def encode(self, texts: list[str], batch_size: int = 128) -> torch.Tensor:

@@ -27,7 +27,7 @@ from fusion.graphdata import DomainGraph
 from fusion.inference import MASK, ModelScorer, QuestionContext, encode_questions
 from fusion.linking import AliasIndex, EntityLinker, mask_question, normalize
 from fusion.model import FusionModel
-from fusion.parse import parse_question, step_priors
+from fusion.parse import MAX_STEPS, PathHints, parse_question, step_priors, step_token_masks
 from fusion.questions import alias_index_of
 from fusion.retrieval import (
     BeamItem,
@@ -70,6 +70,7 @@ class TrainConfig(BaseModel):
     frontier: int = 60
     beam: int = 8
     max_val: int = 120
+    segment_attention: bool = True
 
 
 def qa_artifacts(settings: Settings) -> ArtifactStore:
@@ -90,6 +91,8 @@ class Prepared:
     answers: set[str]
     hops: int
     prior: torch.Tensor  # [MAX_STEPS, A], see fusion.parse.step_priors
+    step_mask: torch.Tensor  # [MAX_STEPS, L], see fusion.parse.step_token_masks
+    hints: PathHints
 
 
 def resolve(graph: DomainGraph, values: Sequence[Any], by_name: dict[str, list[str]]) -> list[str]:
@@ -201,15 +204,16 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
         staged.append((question, masked, [topic] + [t for t in topics if t != topic],
                        forced[0], forced[1], answers, len(steps)))
     contexts = encode_questions([s[1] for s in staged])
-    priors = step_priors([parse_question(s[1], space.types) for s in staged],
-                         torch.stack([c.pooled for c in contexts]) if contexts
+    parses = [parse_question(s[1], space.types) for s in staged]
+    priors = step_priors(parses, torch.stack([c.pooled for c in contexts]) if contexts
                          else torch.zeros(0, 384), space.text, space.actions) \
         if staged else torch.zeros(0)
     examples = [
         Prepared(q, ctx, tops[0], tops, graph.types.get(tops[0], "Entity"), gold, cands, ans,
-                 hops, prior)
-        for (q, _, tops, gold, cands, ans, hops), ctx, prior
-        in zip(staged, contexts, priors, strict=True)
+                 hops, prior, step_token_masks(parse, ctx.offsets, ctx.mask),
+                 PathHints.of(parse))
+        for (q, _, tops, gold, cands, ans, hops), ctx, prior, parse
+        in zip(staged, contexts, priors, parses, strict=True)
     ]
     return examples, skipped
 
@@ -221,17 +225,21 @@ def _batch(examples: Sequence[Prepared], space: ActionSpace, features: GraphFeat
     steps = max(len(e.gold) for e in examples)
     tokens = torch.zeros(len(examples), length, dim)
     mask = torch.zeros(len(examples), length, dtype=torch.bool)
+    step_mask = torch.zeros(len(examples), steps, length, dtype=torch.bool)
     gold = torch.full((len(examples), steps), -1, dtype=torch.long)
     allowed = torch.zeros(len(examples), steps, len(space.actions), dtype=torch.bool)
     for i, e in enumerate(examples):
         n = e.ctx.tokens.shape[0]
         tokens[i, :n] = e.ctx.tokens
         mask[i, :n] = e.ctx.mask
+        used = min(steps, MAX_STEPS)
+        step_mask[i, :used, :n] = e.step_mask[:used]
         gold[i, :len(e.gold)] = torch.tensor(e.gold)
         for t, cands in enumerate(e.candidates):
             allowed[i, t, cands] = True
     return {
         "tokens": tokens, "mask": mask, "gold": gold, "allowed": allowed,
+        "step_mask": step_mask,
         "pooled": torch.stack([e.ctx.pooled for e in examples]),
         "prior": torch.stack([e.prior[:steps] for e in examples]),
         "topic_type": space.topic_type_text([e.topic_type for e in examples]),
@@ -244,7 +252,7 @@ def _loss(model: FusionModel, batch: dict[str, Any], actions: torch.Tensor,
           action_text: torch.Tensor) -> torch.Tensor:
     prior = batch["prior"]
     scores = model(batch["tokens"], batch["mask"], batch["pooled"], batch["topic_type"],
-                   batch["topic_graph"], actions, batch["gold"], prior)
+                   batch["topic_graph"], actions, batch["gold"], prior, batch["step_mask"])
     scores = scores.masked_fill(~batch["allowed"], -1e4)
     return torch.nn.functional.cross_entropy(scores.flatten(0, 1), batch["gold"].flatten(),
                                              ignore_index=-1)
@@ -262,7 +270,8 @@ def hits_at_1(model: FusionModel, space: ActionSpace, features: GraphFeatures | 
     hits = 0
     for e in examples:
         finals = beam_search(expander, scorer.for_question(e.ctx, expander),
-                             [(t, 0.0) for t in e.topics[:3]], cfg.max_hops, caps)
+                             [(t, 0.0) for t in e.topics[:3]], cfg.max_hops, caps,
+                             hints=e.hints)
         ranked = rank_answers(finals, expander, 1)
         hits += bool(ranked and ranked[0][0] in e.answers)
     return hits / len(examples)
@@ -284,7 +293,8 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
     if not train:
         raise TrainingDataError("no usable training example")
     graph_dim = features.dim if (features is not None and use_graph) else 0
-    model = FusionModel(cfg.hidden, graph_dim, use_graph=graph_dim > 0, dropout=cfg.dropout)
+    model = FusionModel(cfg.hidden, graph_dim, use_graph=graph_dim > 0, dropout=cfg.dropout,
+                        segment_attention=cfg.segment_attention)
     if init is not None:
         model.load_state_dict(init)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -345,7 +355,8 @@ def save_checkpoint(settings: Settings, domain: str, space: ActionSpace,
     store.write_json(folder / CONFIG_FILE, {
         "domain": domain, "version": version, "config": cfg.model_dump(),
         "actions": [list(a) for a in space.actions], "types": space.types,
-        "heads": {name: {"graph_dim": m.graph_dim if m.use_graph else 0, "hidden": m.hidden}
+        "heads": {name: {"graph_dim": m.graph_dim if m.use_graph else 0, "hidden": m.hidden,
+                         "segment_attention": m.segment_attention}
                   for name, m in heads.items()},
         "encoder_version": features.version if features is not None else None,
         "text_model": "sentence-transformers/all-MiniLM-L6-v2",
@@ -374,7 +385,8 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     heads: dict[str, FusionModel] = {}
     for name, head in config["heads"].items():
         model = FusionModel(head["hidden"], head["graph_dim"], use_graph=head["graph_dim"] > 0,
-                            dropout=cfg.dropout)
+                            dropout=cfg.dropout,
+                            segment_attention=bool(head.get("segment_attention", False)))
         model.load_state_dict(load_file(str(folder / (MODEL_FILE if name == "graph"
                                                       else TEXT_MODEL_FILE))))
         heads[name] = model.eval()
