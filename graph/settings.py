@@ -52,6 +52,8 @@ class Settings(BaseSettings):
     # Data and artifacts.
     data_dir: Path = Field(default=PROJECT_ROOT.parent / "shared" / "data")
     batch_size: int = 10_000
+    # Concurrent write transactions of a relationship load (2 fills a 2-core server).
+    load_writers: int = Field(default=2, ge=1, le=16)
     max_upload_bytes: int = 200 * 1024 * 1024
     migrate_lock_timeout_s: float = 30.0  # how long `kgr migrate` waits for another run's lock
 
