@@ -14,7 +14,13 @@ from dataclasses import dataclass
 import torch
 
 from fusion.model import FusionModel
-from fusion.parse import MAX_STEPS, parse_question, step_priors, step_token_masks
+from fusion.parse import (
+    MAX_STEPS,
+    parse_question,
+    step_priors,
+    step_segment_vectors,
+    step_token_masks,
+)
 from fusion.retrieval import BeamItem, Expander, PathResult, Scorer
 from fusion.space import ActionSpace, GraphFeatures
 from fusion.text import get_text_encoder, pool
@@ -73,8 +79,11 @@ class ModelScorer:
         keys, values = self.model.encode_question(ctx.tokens.unsqueeze(0))
         mask = ctx.mask.unsqueeze(0)
         priors = question_priors(ctx, self.space)
-        step_masks = step_token_masks(parse_question(ctx.text, self.space.types), ctx.offsets,
-                                      ctx.mask) if self.model.segment_attention else None
+        parse = parse_question(ctx.text, self.space.types)
+        step_masks = segments = None
+        if self.model.segment_attention:
+            step_masks = step_token_masks(parse, ctx.offsets, ctx.mask)
+            segments = step_segment_vectors([parse])[0]  # [MAX_STEPS, 384]
         cache: dict[str, torch.Tensor] = {}
 
         def base_state(topic: str) -> torch.Tensor:
@@ -99,7 +108,9 @@ class ModelScorer:
             logits = self.model.step_scores(state, step, keys.expand(n, -1, -1),
                                             values.expand(n, -1, -1), attend.expand(n, -1),
                                             self.actions,
-                                            priors[min(step, MAX_STEPS - 1)].expand(n, -1))
+                                            priors[min(step, MAX_STEPS - 1)].expand(n, -1),
+                                            None if segments is None else
+                                            segments[min(step, MAX_STEPS - 1)].expand(n, -1))
             out = []
             for row, cands in zip(logits, candidates, strict=True):
                 ids = [self.space.index.get(a, -1) for a in cands]

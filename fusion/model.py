@@ -62,6 +62,10 @@ class FusionModel(nn.Module):
                                  nn.Linear(hidden, hidden))
         # weight of the zero-shot prior (cosine of question and action text) per step
         self.prior_weight = nn.Parameter(torch.ones(4))
+        if segment_attention:
+            # the hop's own words (MiniLM vector of the segment alone) against each action:
+            # the same at every position, unlike the contextual token states
+            self.segment_proj = nn.Linear(text_dim, hidden)
         if self.use_graph:
             self.graph_rel_proj = nn.Linear(graph_dim, hidden)
             self.graph_ent_proj = nn.Linear(graph_dim, hidden)
@@ -87,15 +91,19 @@ class FusionModel(nn.Module):
 
     def step_scores(self, state: torch.Tensor, step: int, keys: torch.Tensor,
                     values: torch.Tensor, mask: torch.Tensor, actions: torch.Tensor,
-                    prior: torch.Tensor | None = None) -> torch.Tensor:
+                    prior: torch.Tensor | None = None,
+                    segment: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of every action: state ``[B, H]``, keys/values ``[B, L, H]``, mask ``[B, L]``,
-        actions ``[A, H]``, prior ``[B, A]`` (zero-shot text similarity) -> ``[B, A]``."""
+        actions ``[A, H]``, prior ``[B, A]`` (zero-shot text similarity), segment ``[B, 384]``
+        (the hop's words, with ``segment_attention``) -> ``[B, A]``."""
         query = self.query(state + self.step.weight[min(step, 3)])
         attn = torch.einsum("bh,blh->bl", query, keys) / math.sqrt(self.hidden)
         attn = attn.masked_fill(~mask, float("-inf")).softmax(-1)
         context = torch.einsum("bl,blh->bh", attn, values)
         summary = self.out(torch.cat([state, context], dim=-1))
         scores = summary @ actions.T / math.sqrt(self.hidden)
+        if self.segment_attention and segment is not None:
+            scores = scores + self.segment_proj(segment) @ actions.T / math.sqrt(self.hidden)
         if prior is not None:
             scores = scores + self.prior_weight[min(step, 3)] * prior
         return scores
@@ -108,10 +116,12 @@ class FusionModel(nn.Module):
                 topic_type_text: torch.Tensor, topic_graph: torch.Tensor | None,
                 actions: torch.Tensor, gold: torch.Tensor,
                 prior: torch.Tensor | None = None,
-                step_mask: torch.Tensor | None = None) -> torch.Tensor:
+                step_mask: torch.Tensor | None = None,
+                segment: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced scores ``[B, T, A]`` for gold action ids ``gold: [B, T]`` (-1 = pad);
         ``prior: [B, T, A]``, per step as in ``step_scores``; ``step_mask: [B, T, L]`` the
-        tokens each step attends to (used with ``segment_attention``; default ``mask``)."""
+        tokens each step attends to and ``segment: [B, T, 384]`` each step's hop words (both used
+        with ``segment_attention``; default ``mask`` and none)."""
         keys, values = self.encode_question(tokens)
         state = self.initial_state(pooled, topic_type_text, topic_graph)
         scores = []
@@ -119,7 +129,9 @@ class FusionModel(nn.Module):
             step_prior = prior[:, t] if prior is not None else None
             attend = step_mask[:, t] if (self.segment_attention and step_mask is not None) \
                 else mask
-            scores.append(self.step_scores(state, t, keys, values, attend, actions, step_prior))
+            step_segment = segment[:, t] if segment is not None else None
+            scores.append(self.step_scores(state, t, keys, values, attend, actions, step_prior,
+                                           step_segment))
             taken = actions[gold[:, t].clamp(min=0)]
             state = self.gru(taken, state)
         return torch.stack(scores, dim=1)

@@ -98,6 +98,15 @@ def step_token_masks(parse: Parse, offsets: torch.Tensor, mask: torch.Tensor) ->
     return out
 
 
+def clean_segment(text: str, mask: str = "[MASK]") -> str:
+    """The relation words of a segment: "that generalize the" and "that generalize [MASK]?"
+    both become "that generalize", so a hop reads the same at every position."""
+    words = re.sub(r"[?.!,;:]", " ", text.replace(mask, " ")).split()
+    while words and words[-1].lower() in ("the", "a", "an"):
+        words.pop()
+    return " ".join(words)
+
+
 def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse:
     text = masked.lower()
     limit = text.find(mask.lower())
@@ -112,7 +121,7 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
     segments = []
     for i, (_, end, _) in enumerate(found):
         stop = found[i + 1][0] if i + 1 < len(found) else len(masked)
-        segments.append(masked[end:stop].strip() or masked)
+        segments.append(clean_segment(masked[end:stop], mask) or masked)
     explicit = not (found and text[found[0][0]:found[0][1]] == "who")
     return Parse(found[0][2] if found else None, found, segments, explicit, len(masked))
 
@@ -130,6 +139,23 @@ def segment_vectors(texts: list[str]) -> torch.Tensor:
         for text, vec in zip(missing, get_text_encoder().encode(missing), strict=True):
             _SEGMENTS[text] = vec
     return torch.stack([_SEGMENTS[t] for t in texts])
+
+
+def step_segment_vectors(parses: list[Parse]) -> torch.Tensor:
+    """``[B, MAX_STEPS, 384]``: at step s the MiniLM vector of hop s + 1's words (zeros past
+    the parsed hops), the position-independent input of the fusion model's segment term."""
+    out = torch.zeros(len(parses), MAX_STEPS, 384)
+    texts = [seg for p in parses for seg in p.segments]
+    if not texts:
+        return out
+    vectors = segment_vectors(texts)
+    offset = 0
+    for b, p in enumerate(parses):
+        k = p.hops
+        for step in range(min(k, MAX_STEPS)):
+            out[b, step] = vectors[offset + k - 1 - step]
+        offset += k
+    return out
 
 
 def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Tensor,

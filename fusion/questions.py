@@ -23,10 +23,9 @@ from fusion.linking import STOP_WORDS, AliasIndex, EntityLinker, normalize
 from fusion.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
-    HELD_OUT_PHRASINGS,
     Action,
     noun_phrase,
-    phrasings,
+    phrasing_choices,
     split_variants,
 )
 
@@ -111,12 +110,7 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
                 reached = graph.follow(reached, step)
                 counts = Counter(graph.types[u] for u in reached)
                 mid_types[hop] = counts.most_common(1)[0][0] if counts else mid_types[hop]
-            choice = [rng.choice(range(len(split_variants(phrasings(*s), HELD_OUT_PHRASINGS,
-                                                           split))))
-                      for s in steps]
-            if split == "eval":
-                choice = [len(phrasings(*s)) - HELD_OUT_PHRASINGS + c
-                          for s, c in zip(steps, choice, strict=True)]
+            choice = [rng.choice(phrasing_choices(s, split, nested=hops > 1)) for s in steps]
             name = graph.names[topic]
             text = noun_phrase(steps, mid_types, answer_type, name, choice)
             question = rng.choice(frames).format(np=text)

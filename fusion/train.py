@@ -27,7 +27,14 @@ from fusion.graphdata import DomainGraph
 from fusion.inference import MASK, ModelScorer, QuestionContext, encode_questions
 from fusion.linking import AliasIndex, EntityLinker, mask_question, normalize
 from fusion.model import FusionModel
-from fusion.parse import MAX_STEPS, PathHints, parse_question, step_priors, step_token_masks
+from fusion.parse import (
+    MAX_STEPS,
+    PathHints,
+    parse_question,
+    step_priors,
+    step_segment_vectors,
+    step_token_masks,
+)
 from fusion.questions import alias_index_of
 from fusion.retrieval import (
     BeamItem,
@@ -92,6 +99,7 @@ class Prepared:
     hops: int
     prior: torch.Tensor  # [MAX_STEPS, A], see fusion.parse.step_priors
     step_mask: torch.Tensor  # [MAX_STEPS, L], see fusion.parse.step_token_masks
+    segments: torch.Tensor  # [MAX_STEPS, 384], see fusion.parse.step_segment_vectors
     hints: PathHints
 
 
@@ -208,12 +216,13 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
     priors = step_priors(parses, torch.stack([c.pooled for c in contexts]) if contexts
                          else torch.zeros(0, 384), space.text, space.actions) \
         if staged else torch.zeros(0)
+    segments = step_segment_vectors(parses)
     examples = [
         Prepared(q, ctx, tops[0], tops, graph.types.get(tops[0], "Entity"), gold, cands, ans,
-                 hops, prior, step_token_masks(parse, ctx.offsets, ctx.mask),
+                 hops, prior, step_token_masks(parse, ctx.offsets, ctx.mask), segment,
                  PathHints.of(parse))
-        for (q, _, tops, gold, cands, ans, hops), ctx, prior, parse
-        in zip(staged, contexts, priors, parses, strict=True)
+        for (q, _, tops, gold, cands, ans, hops), ctx, prior, parse, segment
+        in zip(staged, contexts, priors, parses, segments, strict=True)
     ]
     return examples, skipped
 
@@ -240,6 +249,7 @@ def _batch(examples: Sequence[Prepared], space: ActionSpace, features: GraphFeat
     return {
         "tokens": tokens, "mask": mask, "gold": gold, "allowed": allowed,
         "step_mask": step_mask,
+        "segment": torch.stack([e.segments[:steps] for e in examples]),
         "pooled": torch.stack([e.ctx.pooled for e in examples]),
         "prior": torch.stack([e.prior[:steps] for e in examples]),
         "topic_type": space.topic_type_text([e.topic_type for e in examples]),
@@ -252,7 +262,8 @@ def _loss(model: FusionModel, batch: dict[str, Any], actions: torch.Tensor,
           action_text: torch.Tensor) -> torch.Tensor:
     prior = batch["prior"]
     scores = model(batch["tokens"], batch["mask"], batch["pooled"], batch["topic_type"],
-                   batch["topic_graph"], actions, batch["gold"], prior, batch["step_mask"])
+                   batch["topic_graph"], actions, batch["gold"], prior, batch["step_mask"],
+                   batch["segment"])
     scores = scores.masked_fill(~batch["allowed"], -1e4)
     return torch.nn.functional.cross_entropy(scores.flatten(0, 1), batch["gold"].flatten(),
                                              ignore_index=-1)

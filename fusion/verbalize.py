@@ -2,7 +2,8 @@
 
 A phrasing is a post-modifier of the answer noun with ``{x}`` for the inner noun phrase, e.g.
 ``HAS_PHENOTYPE`` read forwards: "phenotypes *of {x}*". The last phrasing of each list and the
-last question frames are held out of training (used only for evaluation).
+last question frames are held out of training (used only for evaluation); the last phrasing
+ends with ``{x}`` so that it can be used in any hop of a nested question.
 """
 
 from __future__ import annotations
@@ -17,24 +18,31 @@ Action = tuple[str, str]  # (relation type, "out" | "in") or (entity type, "stop
 PHRASINGS: dict[str, tuple[list[str], list[str]]] = {
     # medical (HPO)
     "HAS_PHENOTYPE": (
-        ["of {x}", "that {x} presents", "seen in {x}", "that are clinical features of {x}"],
-        ["that present {x}", "with {x}", "having {x} as a feature", "characterized by {x}"],
+        ["of {x}", "that {x} presents", "seen in {x}", "that are signs of {x}", "observed in {x}",
+         "that are clinical features of {x}"],
+        ["that present {x}", "with {x}", "having {x} as a feature", "that show {x}",
+         "that manifest {x}", "characterized by {x}"],
     ),
     "IS_A": (
         ["that {x} is a kind of", "that are parents of {x}", "broader than {x}",
+         "that are ancestors of {x}", "that subsume {x}", "that are superclasses of {x}",
          "that generalize {x}"],
         ["that are a kind of {x}", "that are subtypes of {x}", "more specific than {x}",
-         "that specialize {x}"],
+         "that are descendants of {x}", "that are narrower than {x}",
+         "that are subclasses of {x}", "that specialize {x}"],
     ),
     "ASSOCIATED_WITH": (
         ["associated with {x}", "linked to {x}", "that {x} is implicated in",
+         "related to the gene {x}", "in which a role is played by {x}",
          "caused by mutations in {x}"],
-        ["associated with {x}", "linked to {x}", "implicated in {x}", "that cause {x}"],
+        ["associated with {x}", "linked to {x}", "implicated in {x}", "involved in {x}",
+         "that are risk genes for {x}", "that cause {x}"],
     ),
     "ASSOCIATED_PHENOTYPE": (
         ["associated with the gene {x}", "linked to the gene {x}", "that {x} is related to",
-         "resulting from variants in {x}"],
+         "connected to the gene {x}", "tied to the gene {x}", "resulting from variants in {x}"],
         ["associated with the phenotype {x}", "related to {x}", "that underlie {x}",
+         "involved in the phenotype {x}", "linked to the phenotype {x}",
          "that contribute to {x}"],
     ),
     # finance (FinDKG)
@@ -43,12 +51,13 @@ PHRASINGS: dict[str, tuple[list[str], list[str]]] = {
         ["that relate to {x}", "that are related to {x}", "connected to {x}", "tied to {x}"],
     ),
     "CONTROL": (
-        ["controlled by {x}", "that {x} controls", "run by {x}", "that {x} is in charge of"],
+        ["controlled by {x}", "that {x} controls", "that {x} is in charge of", "run by {x}",
+         "led by {x}"],
         ["that control {x}", "in control of {x}", "that run {x}", "that lead {x}"],
     ),
     "OPERATE_IN": (
-        ["that {x} operates in", "where {x} operates", "in which {x} is active",
-         "that {x} does business in"],
+        ["that {x} operates in", "where {x} operates", "that host operations of {x}",
+         "that are markets of {x}", "where business is done by {x}"],
         ["that operate in {x}", "operating in {x}", "active in {x}", "doing business in {x}"],
     ),
     "IMPACT": (
@@ -56,51 +65,52 @@ PHRASINGS: dict[str, tuple[list[str], list[str]]] = {
         ["that impact {x}", "impacting {x}", "that affect {x}", "that influence {x}"],
     ),
     "HAS": (
-        ["that {x} has", "held by {x}", "that {x} owns", "that {x} possesses"],
+        ["that {x} has", "held by {x}", "that {x} owns", "owned by {x}",
+         "in the possession of {x}"],
         ["that have {x}", "having {x}", "that hold {x}", "that possess {x}"],
     ),
     "NEGATIVE_IMPACT_ON": (
-        ["negatively impacted by {x}", "that {x} hurts", "harmed by {x}", "that {x} weighs on"],
+        ["negatively impacted by {x}", "that {x} hurts", "harmed by {x}", "weighed down by {x}"],
         ["that negatively impact {x}", "that hurt {x}", "that harm {x}", "that weigh on {x}"],
     ),
     "RAISE": (
-        ["raised by {x}", "that {x} raises", "increased by {x}", "that {x} hikes"],
+        ["raised by {x}", "that {x} raises", "increased by {x}", "hiked by {x}"],
         ["that raise {x}", "raising {x}", "that increase {x}", "that hike {x}"],
     ),
     "IS_MEMBER_OF": (
-        ["that {x} is a member of", "that include {x} as a member", "that {x} belongs to",
-         "that count {x} among their members"],
+        ["that {x} is a member of", "that {x} belongs to", "whose members include {x}",
+         "with the member {x}", "that count among their members {x}"],
         ["that are members of {x}", "in the membership of {x}", "that belong to {x}",
-         "that joined {x} as members"],
+         "that are enrolled in {x}"],
     ),
     "PARTICIPATES_IN": (
         ["that {x} participates in", "that {x} takes part in", "involving {x}",
-         "in which {x} is involved"],
+         "with the participation of {x}", "that feature {x}"],
         ["that participate in {x}", "taking part in {x}", "involved in {x}", "that join {x}"],
     ),
     "ANNOUNCE": (
-        ["announced by {x}", "that {x} announces", "declared by {x}", "that {x} made public"],
+        ["announced by {x}", "that {x} announces", "declared by {x}", "made public by {x}"],
         ["that announce {x}", "announcing {x}", "that declared {x}", "that unveil {x}"],
     ),
     "INVESTS_IN": (
         ["that {x} invests in", "funded by {x}", "backed by investment from {x}",
-         "in which {x} puts money"],
+         "that received money from {x}"],
         ["that invest in {x}", "investing in {x}", "that fund {x}", "that put money into {x}"],
     ),
     "PRODUCE": (
-        ["produced by {x}", "that {x} produces", "made by {x}", "that {x} manufactures"],
+        ["produced by {x}", "that {x} produces", "made by {x}", "manufactured by {x}"],
         ["that produce {x}", "producing {x}", "that make {x}", "that manufacture {x}"],
     ),
     "INTRODUCE": (
-        ["introduced by {x}", "that {x} introduces", "launched by {x}", "that {x} rolled out"],
+        ["introduced by {x}", "that {x} introduces", "launched by {x}", "rolled out by {x}"],
         ["that introduce {x}", "introducing {x}", "that launched {x}", "that roll out {x}"],
     ),
     "DECREASE": (
-        ["decreased by {x}", "that {x} decreases", "reduced by {x}", "that {x} cuts"],
+        ["decreased by {x}", "that {x} decreases", "reduced by {x}", "cut by {x}"],
         ["that decrease {x}", "reducing {x}", "that lower {x}", "that cut {x}"],
     ),
     "POSITIVE_IMPACT_ON": (
-        ["positively impacted by {x}", "that {x} benefits", "boosted by {x}", "that {x} helps"],
+        ["positively impacted by {x}", "that {x} benefits", "boosted by {x}", "helped by {x}"],
         ["that positively impact {x}", "that benefit {x}", "that boost {x}", "that help {x}"],
     ),
 }
@@ -143,10 +153,27 @@ def phrasings(rel: str, direction: str) -> list[str]:
         return forwards if direction == OUT else backwards
     w = words(rel)
     if direction == OUT:
-        return [f"that {{x}} {w}", f"{w} by {{x}}", f"reached from {{x}} by {w}",
-                f"that {{x}} has a {w} link to"]
-    return [f"that {w} {{x}}", f"with a {w} link to {{x}}", f"having {w} towards {{x}}",
-            f"linked to {{x}} by {w}"]
+        return [f"that {{x}} {w}", f"{w} by {{x}}", f"that are {w} targets of {{x}}",
+                f"with a {w} link from {{x}}"]
+    return [f"that {w} {{x}}", f"linked to {{x}} by {w}", f"with a {w} link to {{x}}",
+            f"having {w} towards {{x}}"]
+
+
+def phrasing_choices(step: Action, split: str, nested: bool) -> list[int]:
+    """Indexes into ``phrasings(*step)`` usable for a question of ``split``. In a question of
+    several hops (``nested``) only phrasings that end with the inner noun phrase are used
+    ("phenotypes of the diseases associated with X"): centre-embedded ones ("companies that
+    the people related to X control") stay in 1-hop questions, where they read naturally."""
+    options = phrasings(*step)
+    held = HELD_OUT_PHRASINGS if len(options) > HELD_OUT_PHRASINGS else 0
+    pool = list(range(len(options) - held)) if split == "train" else \
+        list(range(len(options) - held, len(options)))
+    if split == "all":
+        pool = list(range(len(options)))
+    if nested:
+        right = [i for i in pool if options[i].endswith("{x}")]
+        pool = right or pool
+    return pool
 
 
 def split_variants(variants: Sequence[str], held_out: int, split: str) -> list[str]:
