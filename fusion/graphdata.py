@@ -22,7 +22,8 @@ RETURN n.uid AS uid, n.name AS name, coalesce(n.aliases, []) AS aliases, labels(
 
 DOMAIN_EDGES_QUERY = """
 MATCH (a:Entity {domain: $domain})-[r]->(b:Entity {domain: $domain})
-RETURN a.uid AS source, type(r) AS type, b.uid AS target
+RETURN a.uid AS source, type(r) AS type, b.uid AS target,
+       coalesce(CASE WHEN r.count IS :: INTEGER | FLOAT THEN r.count END, 1) AS weight
 """
 
 
@@ -35,7 +36,9 @@ def entity_type(labels: list[str]) -> str:
 
 @dataclass
 class DomainGraph:
-    """Entities and adjacency of one domain: ``adj[uid][(rel, dir)] -> [neighbour uids]``."""
+    """Entities and adjacency of one domain: ``adj[uid][(rel, dir)] -> [neighbour uids]``,
+    each list strongest relationship first (its ``count``, else 1), then by uid: the order of
+    ``fusion.retrieval.EXPAND_CAPPED_QUERY``, so capped expansions agree."""
 
     domain: str
     names: dict[str, str] = field(default_factory=dict)
@@ -62,11 +65,14 @@ class DomainGraph:
                 DOMAIN_EDGES_QUERY, {"domain": domain}, database_=database,
                 routing_=RoutingControl.READ,
             )
-        adj: dict[str, dict[tuple[str, str], list[str]]] = defaultdict(lambda: defaultdict(list))
+        adj: dict[str, dict[tuple[str, str], list[tuple[float, str]]]] = \
+            defaultdict(lambda: defaultdict(list))
         for r in records:
-            adj[r["source"]][(r["type"], "out")].append(r["target"])
-            adj[r["target"]][(r["type"], "in")].append(r["source"])
-        graph.adj = {uid: {k: sorted(v) for k, v in rels.items()} for uid, rels in adj.items()}
+            weight = -float(r["weight"])
+            adj[r["source"]][(r["type"], "out")].append((weight, r["target"]))
+            adj[r["target"]][(r["type"], "in")].append((weight, r["source"]))
+        graph.adj = {uid: {k: [u for _, u in sorted(v)] for k, v in rels.items()}
+                     for uid, rels in adj.items()}
         return graph
 
     def relation_types(self) -> list[str]:

@@ -28,16 +28,18 @@ MAX_HOPS = 3
 # large enough to decide between otherwise close paths, finite because a parse can be wrong
 HINT_PENALTY = 6.0
 
-# Neighbours of a frontier, at most $per_type per (node, relation type, direction), at most
-# $limit rows in all; internal relationship types ('_...') and other domains are left out.
+# Neighbours of a frontier, at most $per_type per (node, relation type, direction), the
+# strongest first (the relationship's observation count, e.g. FinDKG weeks; 1 when absent), at
+# most $limit rows in all; internal relationship types ('_...') and other domains are left out.
 EXPAND_CAPPED_QUERY = """
 UNWIND $frontier AS uid
 MATCH (n:Entity {uid: uid})
 CALL (n) {
   MATCH (n)-[r]-(m:Entity)
   WHERE m.domain = n.domain AND NOT type(r) STARTS WITH '_'
-  WITH type(r) AS rel, CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS dir, m
-  ORDER BY m.uid
+  WITH type(r) AS rel, CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS dir, m,
+       coalesce(CASE WHEN r.count IS :: INTEGER | FLOAT THEN r.count END, 1) AS weight
+  ORDER BY weight DESC, m.uid
   WITH rel, dir, collect(m)[..$per_type] AS ms
   UNWIND ms AS m
   RETURN rel, dir, m.uid AS dst, m.name AS name, labels(m) AS labels
@@ -166,6 +168,7 @@ class BeamItem:
     frontier: list[str]
     back: list[dict[str, tuple[str, str, str]]] = field(default_factory=list)
     support: dict[str, int] = field(default_factory=dict)
+    order: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -179,6 +182,7 @@ class PathResult:
     answers: list[str]
     back: list[dict[str, tuple[str, str, str]]]
     support: dict[str, int]
+    order: dict[str, int] = field(default_factory=dict)  # best position in a neighbour list
 
     @property
     def hops(self) -> int:
@@ -240,13 +244,14 @@ def advance(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
     """The prefix extended by one hop; its frontier is capped at ``caps.frontier`` nodes."""
     back: dict[str, tuple[str, str, str]] = {}
     support: dict[str, int] = {}
+    order: dict[str, int] = {}
     rel, direction = action
     for uid in item.frontier:
         targets = adjacency.get(uid, {}).get(action)
         if not targets:
             continue
         on_path = _ancestors(item, uid)
-        for target in targets:
+        for position, target in enumerate(targets):  # strongest relationships first
             if target in on_path:
                 continue  # evidence paths are simple: no node twice
             if target not in back:
@@ -254,8 +259,9 @@ def advance(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
                     continue
                 back[target] = (uid, rel, direction)
             support[target] = support.get(target, 0) + 1
+            order[target] = min(order.get(target, position), position)
     return BeamItem(item.topic, item.steps + (action,), logp, list(back),
-                    item.back + [back], support)
+                    item.back + [back], support, order)
 
 
 def hint_penalty(hints: PathHints | None, item: BeamItem, action: Action,
@@ -311,7 +317,7 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
                     answers = [u for u in item.frontier
                                if u != item.topic and type_of(u) == action[0]]
                     finals.append(PathResult(item.topic, item.steps, action[0], total, answers,
-                                             item.back, item.support))
+                                             item.back, item.support, item.order))
                 elif adjacency is not None and math.isfinite(total):
                     extended.append((total, item, action))
         extended.sort(key=lambda e: (-e[0], e[2]))
@@ -324,14 +330,18 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
 
 def rank_answers(finals: Sequence[PathResult], expander: Expander,
                  limit: int) -> list[tuple[str, float, PathResult]]:
-    """Entities by the probability of the best path reaching them (ties: more support, name)."""
-    best: dict[str, tuple[float, int, PathResult]] = {}
+    """Entities by the probability of the best path reaching them; ties go to more supporting
+    links, then to the stronger relationship (its place in the count-ordered neighbour list:
+    Elon Musk, seen controlling Tesla for 109 weeks, before someone seen once), then name."""
+    best: dict[str, tuple[float, int, int, PathResult]] = {}
     for final in finals:
         prob = math.exp(final.logp)
         for uid in final.answers:
             support = final.support.get(uid, 1)
-            if uid not in best or (prob, support) > best[uid][:2]:
-                best[uid] = (prob, support, final)
-    ordered = sorted(best.items(),
-                     key=lambda kv: (-kv[1][0], -kv[1][1], expander.node(kv[0])[0], kv[0]))
-    return [(uid, prob, final) for uid, (prob, _, final) in ordered[:limit]]
+            position = final.order.get(uid, 0)
+            if uid not in best or (prob, support, -position) > \
+                    (best[uid][0], best[uid][1], -best[uid][2]):
+                best[uid] = (prob, support, position, final)
+    ordered = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[1][2],
+                                                   expander.node(kv[0])[0], kv[0]))
+    return [(uid, prob, final) for uid, (prob, _, _, final) in ordered[:limit]]

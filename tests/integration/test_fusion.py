@@ -113,6 +113,31 @@ def test_zero_shot_answers_with_evidence_that_exists(
     assert nothing.answers == [] and "no entity" in (nothing.reason or "")
 
 
+def test_answers_tied_in_score_come_strongest_relationship_first(
+    driver: Driver, settings: Settings, domain: str
+) -> None:
+    # three people control one company; the one seen most often (count) comes first, in the
+    # served path (Neo4j) and in the in-memory graph that training and generation use
+    write_entities(driver, settings.neo4j_database, [
+        entity_row(f"{domain}:tesla", "Tesla Inc.", domain, ["Company"]),
+        entity_row(f"{domain}:a", "Ann Able", domain, ["Person"]),
+        entity_row(f"{domain}:m", "Elon Musk", domain, ["Person"]),
+        entity_row(f"{domain}:z", "Zed Zee", domain, ["Person"]),
+    ])
+    write_relations(driver, settings.neo4j_database, [
+        relation_row(f"{domain}:a", "CONTROL", f"{domain}:tesla", count=1),
+        relation_row(f"{domain}:m", "CONTROL", f"{domain}:tesla", count=109),
+        relation_row(f"{domain}:z", "CONTROL", f"{domain}:tesla", count=3),
+    ])
+    response = QAService(settings, driver).ask("Who controls Tesla Inc.?", domain,
+                                               mode="zero-shot")
+    assert [a.name for a in response.answers] == ["Elon Musk", "Zed Zee", "Ann Able"]
+    assert len({a.score for a in response.answers}) == 1  # a tie broken by the evidence
+    graph = DomainGraph.load(driver, settings.neo4j_database, domain)
+    assert graph.adj[f"{domain}:tesla"][("CONTROL", "in")] == [
+        f"{domain}:m", f"{domain}:z", f"{domain}:a"]
+
+
 @pytest.mark.slow
 def test_training_on_a_small_set_then_answering_it(
     driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
