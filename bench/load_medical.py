@@ -1,13 +1,20 @@
 """Load speed of the medical graph's relationships: batched UNWIND vs naive per-row MERGE.
 
 Loads the HPO entities and all ~565k relationships into a scratch domain with the migration
-writer (``MigrationContext.create_relations``: batched, parameterized UNWIND ... CREATE), and
-runs the naive baseline (one ``MERGE`` per relationship, one transaction each) on a sample of
-rows, extrapolating its rate. Prints both rates side by side and the ratio, then deletes the
-scratch domain. Targets: >= 50,000 relationships/s and >= 20x the baseline.
+writer (``MigrationContext.create_relations``: batched, parameterized UNWIND ... CREATE, grouped
+by start node, ``KGR_LOAD_WRITERS`` concurrent transactions), and runs the naive baseline (one
+``MERGE`` per relationship, one transaction each) on a sample of rows, extrapolating its rate.
+Prints both rates side by side and the ratio, then deletes the scratch domain. Targets:
+>= 50,000 relationships/s and >= 20x the baseline.
+
+The machine is often shared, so it also prints the load average, the CPU seconds of Neo4j (per
+thread group: Bolt workers, JIT compiler, GC) and of this client, and from them a bound for an
+idle machine. A freshly started server spends ~20 CPU-seconds compiling its hot code during
+its first big load (and runs it slower meanwhile); the "Neo4j was started N s before" line
+tells which case a run is.
 
     KGR_HOME=.kgr-test KGR_BOLT_PORT=7697 .venv/bin/python bench/load_medical.py
-    .venv/bin/python bench/load_medical.py --baseline-rows 3000 --batch-size 10000
+    .venv/bin/python bench/load_medical.py --baseline-rows 3000 --batch-size 10000 --writers 1
 """
 
 from __future__ import annotations
@@ -51,20 +58,46 @@ def merge_one(tx: ManagedTransaction, rel_type: str, row: dict[str, Any], tag: s
            tag=tag).consume()
 
 
-def server_cpu_s(pid: int | None) -> float | None:
-    """User + system CPU seconds of the local Neo4j process (all its threads), if readable."""
+# Neo4j's threads by name prefix (``/proc/<pid>/task/*/comm``), for the CPU split.
+THREAD_GROUPS = (("neo4j.BoltWorker", "Bolt workers (queries and commits)"),
+                 ("C1 Compiler", "JIT compiler"), ("C2 Compiler", "JIT compiler"),
+                 ("GC ", "garbage collector"), ("G1 ", "garbage collector"))
+
+
+def server_threads_cpu_s(pid: int | None) -> dict[str, float]:
+    """User + system CPU seconds of the local Neo4j process per thread group, if readable."""
+    groups: dict[str, float] = {}
+    if pid is None:
+        return groups
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        group = next((g for prefix, g in THREAD_GROUPS if name.startswith(prefix)), "other")
+        groups[group] = groups.get(group, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return groups
+
+
+def process_age_s(pid: int | None) -> float | None:
+    """Seconds since the process started (a fresh server still compiles its hot code)."""
     if pid is None:
         return None
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+        start_ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        uptime_s = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return uptime_s - start_ticks / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--batch-size", type=int, default=None, help="default: KGR_BATCH_SIZE")
+    parser.add_argument("--writers", type=int, default=None,
+                        help="concurrent write transactions; default: KGR_LOAD_WRITERS")
     parser.add_argument("--baseline-rows", type=int, default=3000)
     parser.add_argument("--limit", type=int, default=None, help="load only this many rels")
     args = parser.parse_args()
@@ -72,6 +105,8 @@ def main() -> None:
     print(f"machine load average at start: {load1:.1f} / {load5:.1f} / {load15:.1f} "
           f"(1/5/15 min) on {os.cpu_count()} CPUs; rates are lower on a busy box")
     settings = get_settings()
+    if args.writers:
+        settings = settings.model_copy(update={"load_writers": args.writers})
     batch_size = args.batch_size or settings.batch_size
     database = settings.neo4j_database
     driver = make_driver(settings)
@@ -108,7 +143,8 @@ def main() -> None:
 
         # Batched: every relationship, grouped by type, UNWIND batches.
         server_pid = LocalNeo4j(settings).pid() if settings.uses_local_server else None
-        server_cpu0, client_cpu0 = server_cpu_s(server_pid), time.process_time()
+        server_age = process_age_s(server_pid)
+        threads0, client_cpu0 = server_threads_cpu_s(server_pid), time.process_time()
         started = time.perf_counter()
         by_type: dict[str, list[dict]] = {}
         for rel_type, row in rows:
@@ -117,7 +153,7 @@ def main() -> None:
             ctx.create_relations(rel_type, group)
         batched_s = time.perf_counter() - started
         batched_rate = ctx.relationships_created / batched_s
-        server_cpu1, client_cpu = server_cpu_s(server_pid), time.process_time() - client_cpu0
+        threads1, client_cpu = server_threads_cpu_s(server_pid), time.process_time() - client_cpu0
         assert ctx.relationships_created == len(rows)
 
         print()
@@ -126,17 +162,33 @@ def main() -> None:
               f"{naive_s:>10.1f}{naive_rate:>12,.0f}")
         print(f"{'  extrapolated to all rows':<44}{len(rows):>10,}"
               f"{len(rows) / naive_rate:>10.0f}{naive_rate:>12,.0f}")
-        print(f"{f'batched UNWIND CREATE (batch {batch_size:,})':<44}{len(rows):>10,}"
+        print(f"{'batched UNWIND CREATE (migration path)':<44}{len(rows):>10,}"
               f"{batched_s:>10.1f}{batched_rate:>12,.0f}")
+        print(f"bulk path: MigrationContext.create_relations, parameterized UNWIND batches of "
+              f"{batch_size:,}, grouped by start node, {settings.load_writers} concurrent "
+              "writer(s)")
         print(f"\nspeed-up: {batched_rate / naive_rate:.1f}x (target >= 20x); batched rate "
               f"{batched_rate:,.0f} rels/s (target >= 50,000)")
         print(f"machine load average at end: {os.getloadavg()[0]:.1f} (1 min)")
-        if server_cpu0 is not None and server_cpu1 is not None:
-            cpu = server_cpu1 - server_cpu0 + client_cpu
-            print(f"batched load CPU: Neo4j {server_cpu1 - server_cpu0:.1f} s (whole server: "
-                  f"includes other clients' queries, if any) + this client {client_cpu:.1f} s "
-                  f"over {batched_s:.1f} s wall; {len(rows) / cpu:,.0f} rels per CPU-second "
-                  "(an estimate of the one-writer rate on an otherwise idle machine)")
+        if threads1:
+            split = {g: threads1[g] - threads0.get(g, 0.0) for g in threads1}
+            server_cpu = sum(split.values())
+            jit = split.get("JIT compiler", 0.0)
+            cores = os.cpu_count() or 1
+            print(f"batched load CPU: Neo4j {server_cpu:.1f} s (whole server, other clients' "
+                  f"queries included) + this client {client_cpu:.1f} s over {batched_s:.1f} s "
+                  f"wall; Neo4j was started {server_age or 0:,.0f} s before")
+            print("  Neo4j split: " + ", ".join(
+                f"{g} {v:.1f} s" for g, v in sorted(split.items(), key=lambda kv: -kv[1])
+                if v >= 0.05))
+            used = min(cores, settings.load_writers + 1)  # writers + the packing thread
+            total_cpu = server_cpu + client_cpu
+            print(f"  {total_cpu / len(rows) * 1e6:.1f} us CPU per relationship "
+                  f"({server_cpu / len(rows) * 1e6:.1f} Neo4j + "
+                  f"{client_cpu / len(rows) * 1e6:.1f} client); idle-machine bound on {used} "
+                  f"cores: {len(rows) * used / total_cpu:,.0f} rels/s, "
+                  f"{len(rows) * used / (total_cpu - jit):,.0f} without the JIT compilation "
+                  "(a one-off after a server start)")
     finally:
         started = time.perf_counter()
         rollback(driver, database, tag)  # everything the bench wrote carries its tag
