@@ -48,6 +48,9 @@ WHERE NOT type(r) STARTS WITH '_'
 RETURN DISTINCT type(r) AS type
 """
 TEXT_MODEL = "all-MiniLM-L6-v2"
+# how long a domain that was seen to exist is trusted without asking Neo4j again (one round
+# trip less per question; a deleted domain is noticed at the latest this much later)
+DOMAIN_CHECK_TTL_S = 30.0
 
 
 def check_question(question: str) -> str:
@@ -230,7 +233,16 @@ class QAService:
         self.caps = caps
         self._domains: dict[str, tuple[tuple[str | None, str | None], DomainQA]] = {}
         self._indexes: dict[str, AliasIndex] = {}
+        self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
+
+    def check_domain(self, domain: str) -> None:
+        """404 for an unknown domain; a known one is re-checked every DOMAIN_CHECK_TTL_S."""
+        seen = self._checked.get(domain)
+        if seen is not None and time.monotonic() - seen < DOMAIN_CHECK_TTL_S:
+            return
+        self.store.check_domain(domain)
+        self._checked[domain] = time.monotonic()
 
     def _versions(self, domain: str) -> tuple[str | None, str | None]:
         from graph.artifacts import ArtifactStore
@@ -263,6 +275,7 @@ class QAService:
         with self._lock:
             self._domains.pop(domain, None)
             self._indexes.pop(domain, None)
+            self._checked.pop(domain, None)
 
     def pick_domain(self, question: str) -> str:
         """The domain whose entity names the question mentions best (among the domains with a
@@ -288,5 +301,5 @@ class QAService:
         if domain is None:
             domain = self.pick_domain(question)
         else:
-            self.store.check_domain(domain)
+            self.check_domain(domain)
         return self.domain(domain).answer(question, top_k, max_hops, mode, use_graph)
