@@ -2,7 +2,10 @@
 
 Starts ``uvicorn api.main:app`` in a subprocess on 127.0.0.1 (same settings as the CLI:
 ``KGR_HOME`` / ``NEO4J_URI``), warms it up, then sends a bounded number of requests with
-questions of 1 to 3 hops on each domain that is loaded, and prints p50 / p99 / throughput.
+questions of 1 to 3 hops on each domain that is loaded, and prints p50 / p99 / throughput,
+twice: for the 12 warm-up questions asked again ("repeated": the neighbour cache is warm) and for
+questions never asked before ("fresh": the same templates about other entities, so every
+question reads new neighbourhoods from Neo4j).
 
     .venv/bin/python bench/ask_latency.py --requests 200
 """
@@ -17,6 +20,7 @@ import statistics
 import subprocess
 import sys
 import time
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -45,6 +49,51 @@ QUESTIONS = {
 }
 
 
+# templates of the fresh questions: (domain, entity type of the slot, question)
+FRESH_TEMPLATES = [
+    ("medical", "Disease", "Which genes are associated with {}?"),
+    ("medical", "Disease", "What phenotypes does {} present?"),
+    ("medical", "Phenotype", "Which diseases present {}?"),
+    ("medical", "Gene", "What are the phenotypes of the diseases associated with {}?"),
+    ("medical", "Phenotype", "Which genes are associated with the diseases characterized by {}?"),
+    ("finance", "Company", "Who controls {}?"),
+    ("finance", "Person", "Which companies does {} control?"),
+    ("finance", "Company", "What places does {} operate in?"),
+    ("finance", "Company", "Which companies are controlled by the people that control {}?"),
+    ("finance", "Person", "What are the products produced by the companies controlled by {}?"),
+]
+# entities of a type with at least one relationship, in a fixed order (the sample is stable)
+SAMPLE_NAMES_QUERY = """
+MATCH (n:Entity {domain: $domain})
+WHERE $type IN labels(n) AND size(n.name) <= 60 AND EXISTS { (n)--(:Entity) }
+RETURN n.name AS name ORDER BY n.uid SKIP $skip LIMIT $limit
+"""
+
+
+def fresh_bodies(domains: list[str], count: int) -> list[dict[str, object]]:
+    """``count`` questions from FRESH_TEMPLATES about sampled entities (none repeated)."""
+    sys.path.insert(0, str(ROOT))
+    from graph.driver import make_driver
+    from graph.settings import get_settings
+
+    settings = get_settings()
+    templates = [t for t in FRESH_TEMPLATES if t[0] in domains]
+    per_template = count // max(1, len(templates)) + 1
+    bodies: list[dict[str, object]] = []
+    with make_driver(settings) as driver:
+        for i, (domain, etype, text) in enumerate(templates):
+            records, _, _ = driver.execute_query(
+                SAMPLE_NAMES_QUERY, {"domain": domain, "type": etype, "skip": 50 * i,
+                                     "limit": per_template}, database_=settings.neo4j_database)
+            bodies += [{"question": text.format(r["name"]), "domain": domain, "max_hops": 3,
+                        "top_k": 10} for r in records]
+    warm = {q for qs in QUESTIONS.values() for q in qs}
+    bodies = [b for b in bodies if b["question"] not in warm]
+    # interleave templates (a stable order) so each slice mixes hop counts and domains
+    bodies.sort(key=lambda b: zlib.crc32(str(b["question"]).encode()))
+    return bodies[:count]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -57,7 +106,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def run(client: httpx.Client, url: str, bodies: list[dict[str, object]], concurrency: int,
-        total: int) -> dict[str, float]:
+        total: int, label: str) -> dict[str, object]:
     latencies: list[float] = []
     server_ms: list[float] = []
 
@@ -72,7 +121,7 @@ def run(client: httpx.Client, url: str, bodies: list[dict[str, object]], concurr
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(total)))
     elapsed = time.perf_counter() - started
-    return {"concurrency": concurrency, "requests": total,
+    return {"questions": label, "concurrency": concurrency, "requests": total,
             "p50_ms": round(statistics.median(latencies), 1),
             "p99_ms": round(percentile(latencies, 0.99), 1),
             "server_p50_ms": round(statistics.median(server_ms), 1),
@@ -111,17 +160,23 @@ def main() -> None:
                 data = response.json()
                 top = data["answers"][0]["name"] if data["answers"] else data["reason"]
                 print(f"{data['mode']:<10} {body['question']!r} -> {top}")
-            results = [run(client, f"{base}/v1/ask", bodies, c, args.requests) for c in (1, 8)]
+            results = [run(client, f"{base}/v1/ask", bodies, c, args.requests, "repeated")
+                       for c in (1, 8)]
+            fresh = fresh_bodies(args.domains, 2 * args.requests)
+            for body in fresh:
+                body.update({"mode": args.mode} if args.mode else {})
+            results += [run(client, f"{base}/v1/ask", part, c, len(part), "fresh")
+                        for c, part in ((1, fresh[:args.requests]), (8, fresh[args.requests:]))]
     finally:
         server.terminate()
         server.wait(timeout=30)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
-    print(f"{'concurrency':>11} {'requests':>8} {'p50 ms':>7} {'p99 ms':>7} {'server p50':>10} "
-          f"{'req/s':>6}   target at 1: p50 <= 50 ms, p99 <= 150 ms")
+    print(f"{'questions':<9} {'concurrency':>11} {'requests':>8} {'p50 ms':>7} {'p99 ms':>7} "
+          f"{'server p50':>10} {'req/s':>6}   target at 1: p50 <= 50 ms, p99 <= 150 ms")
     for r in results:
-        print(f"{r['concurrency']:>11} {r['requests']:>8} {r['p50_ms']:>7} {r['p99_ms']:>7} "
-              f"{r['server_p50_ms']:>10} {r['throughput_rps']:>6}")
+        print(f"{r['questions']:<9} {r['concurrency']:>11} {r['requests']:>8} {r['p50_ms']:>7} "
+              f"{r['p99_ms']:>7} {r['server_p50_ms']:>10} {r['throughput_rps']:>6}")
 
 
 if __name__ == "__main__":

@@ -66,10 +66,15 @@ class Caps:
             raise InvalidInputError("retrieval caps out of range")
 
 
+Grouped = dict[str, dict[Action, list[str]]]  # uid -> (relation, direction) -> neighbours
+
+
 class Expander(Protocol):
     """Gives the capped neighbours of frontier nodes and what it knows of each node."""
 
     def expand(self, uids: Sequence[str], caps: Caps) -> dict[str, list[Row]]: ...
+
+    def expand_grouped(self, uids: Sequence[str], caps: Caps) -> Grouped: ...
 
     def node(self, uid: str) -> tuple[str, str]: ...  # (name, type)
 
@@ -81,7 +86,8 @@ class Neo4jExpander:
         self.driver = driver
         self.database = database
         self.cache_size = cache_size
-        self._rows: OrderedDict[tuple[str, int], list[Row]] = OrderedDict()
+        # grouped by (relation, direction) once, when fetched: the beam search reads them so
+        self._rows: OrderedDict[tuple[str, int], dict[Action, list[str]]] = OrderedDict()
         self._nodes: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self.queries = 0
@@ -94,7 +100,12 @@ class Neo4jExpander:
         return self._nodes.get(uid, (uid, "Entity"))
 
     def expand(self, uids: Sequence[str], caps: Caps) -> dict[str, list[Row]]:
-        out: dict[str, list[Row]] = {}
+        return {uid: [(rel, direction, t) for (rel, direction), ts in by_action.items()
+                      for t in ts]
+                for uid, by_action in self.expand_grouped(uids, caps).items()}
+
+    def expand_grouped(self, uids: Sequence[str], caps: Caps) -> Grouped:
+        out: Grouped = {}
         missing: list[str] = []
         with self._lock:
             for uid in uids:
@@ -113,11 +124,11 @@ class Neo4jExpander:
                 database_=self.database, routing_=RoutingControl.READ,
             )
         self.queries += 1
-        fetched: dict[str, list[Row]] = {uid: [] for uid in missing}
+        fetched: Grouped = {uid: {} for uid in missing}
         truncated = len(records) >= caps.rows
         nodes = {}
         for r in records:
-            fetched[r["src"]].append((r["rel"], r["dir"], r["dst"]))
+            fetched[r["src"]].setdefault((r["rel"], r["dir"]), []).append(r["dst"])
             nodes[r["dst"]] = (r["name"] or r["dst"], entity_type(r["labels"]))
         with self._lock:
             self._nodes.update(nodes)
@@ -156,6 +167,9 @@ class MemoryExpander:
             total += len(rows)
             out[uid] = rows
         return out
+
+    def expand_grouped(self, uids: Sequence[str], caps: Caps) -> Grouped:
+        return group(self.expand(uids, caps))
 
 
 @dataclass
@@ -201,9 +215,6 @@ class PathResult:
 
 # scorer(items, candidate actions per item) -> log-probabilities per item (same order)
 Scorer = Callable[[list[BeamItem], list[list[Action]]], list[list[float]]]
-
-
-Grouped = dict[str, dict[Action, list[str]]]  # uid -> (relation, direction) -> neighbours
 
 
 def group(adjacency: dict[str, list[Row]]) -> Grouped:
@@ -265,7 +276,8 @@ def advance(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
 
 
 def hint_penalty(hints: PathHints | None, item: BeamItem, action: Action,
-                 adjacency: Grouped | None, type_of: Callable[[str], str]) -> float:
+                 adjacency: Grouped | None, type_of: Callable[[str], str],
+                 memo: dict[tuple[str, Action], set[str]] | None = None) -> float:
     """How much ``action`` after ``item`` contradicts the parse: a stop at another hop count
     or on another answer type than the question names, a hop beyond the named hops, or a hop
     that reaches no node of the type the question names for it."""
@@ -281,8 +293,13 @@ def hint_penalty(hints: PathHints | None, item: BeamItem, action: Action,
     expected = hints.hop_types[step] if step < len(hints.hop_types) else None
     if expected is None or adjacency is None:
         return 0.0
+    memo = {} if memo is None else memo
     for uid in item.frontier:
-        if any(type_of(t) == expected for t in adjacency.get(uid, {}).get(action, ())):
+        types = memo.get((uid, action))
+        if types is None:
+            types = memo[(uid, action)] = {type_of(t)
+                                           for t in adjacency.get(uid, {}).get(action, ())}
+        if expected in types:
             return 0.0
     return HINT_PENALTY
 
@@ -298,13 +315,14 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
     items = [BeamItem(uid, (), prior, [uid]) for uid, prior in topics]
     finals: list[PathResult] = []
     type_of = lambda uid: expander.node(uid)[1]  # noqa: E731
+    memo: dict[tuple[str, Action], set[str]] = {}  # target types per (node, hop), for hints
     for hop in range(max_hops + 1):
         if not items:
             break
         adjacency = None
         if hop < max_hops:
             frontier = list(dict.fromkeys(u for item in items for u in item.frontier))
-            adjacency = group(expander.expand(frontier, caps))
+            adjacency = expander.expand_grouped(frontier, caps)
         candidates = [candidate_actions(item, adjacency, type_of) for item in items]
         if hop < min_hops:
             candidates = [[a for a in c if a[1] != STOP] for c in candidates]
@@ -312,7 +330,8 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
         extended: list[tuple[float, BeamItem, Action]] = []
         for item, actions, logps in zip(items, candidates, scores, strict=True):
             for action, lp in zip(actions, logps, strict=True):
-                total = item.logp + lp - hint_penalty(hints, item, action, adjacency, type_of)
+                total = item.logp + lp - hint_penalty(hints, item, action, adjacency, type_of,
+                                                      memo)
                 if action[1] == STOP:
                     answers = [u for u in item.frontier
                                if u != item.topic and type_of(u) == action[0]]

@@ -43,7 +43,6 @@ from fusion.retrieval import (
     advance,
     beam_search,
     candidate_actions,
-    group,
     rank_answers,
 )
 from fusion.space import ActionSpace, GraphFeatures
@@ -149,7 +148,7 @@ def teacher_steps(graph: DomainGraph, space: ActionSpace, topic: str, steps: lis
     gold: list[int] = []
     cands: list[list[int]] = []
     for t, action in enumerate([*steps, (answer_type, STOP)]):
-        adjacency = group(expander.expand(item.frontier, caps)) if t < max_hops else None
+        adjacency = expander.expand_grouped(item.frontier, caps) if t < max_hops else None
         options = candidate_actions(item, adjacency, lambda u: graph.types.get(u, "Entity"))
         if t == 0:
             options = [a for a in options if a[1] != STOP]
