@@ -317,10 +317,16 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
     type_of = lambda uid: expander.node(uid)[1]  # noqa: E731
     memo: dict[tuple[str, Action], set[str]] = {}  # target types per (node, hop), for hints
     for hop in range(max_hops + 1):
+        beyond = hints is not None and hints.hops is not None and hop > hints.hops
+        if beyond and finals:
+            # these prefixes already contradict the parse (one hop too many); a stop costs
+            # them another penalty, so one that cannot beat the best path so far is dropped
+            best = max(f.logp for f in finals)
+            items = [item for item in items if item.logp - HINT_PENALTY > best]
         if not items:
             break
         adjacency = None
-        if hop < max_hops:
+        if hop < max_hops and not beyond:  # no neighbours read for paths the parse rules out
             frontier = list(dict.fromkeys(u for item in items for u in item.frontier))
             adjacency = expander.expand_grouped(frontier, caps)
         candidates = [candidate_actions(item, adjacency, type_of) for item in items]
