@@ -58,8 +58,10 @@ def merge_one(tx: ManagedTransaction, rel_type: str, row: dict[str, Any], tag: s
            tag=tag).consume()
 
 
-# Neo4j's threads by name prefix (``/proc/<pid>/task/*/comm``), for the CPU split.
-THREAD_GROUPS = (("neo4j.BoltWorker", "Bolt workers (queries and commits)"),
+# Neo4j's threads by name prefix (``/proc/<pid>/task/*/comm``, cut at 15 characters), for
+# the CPU split.
+THREAD_GROUPS = (("neo4j.BoltWork", "Bolt workers (queries, commits)"),
+                 ("neo4j.BoltNetw", "Bolt network IO"),
                  ("C1 Compiler", "JIT compiler"), ("C2 Compiler", "JIT compiler"),
                  ("GC ", "garbage collector"), ("G1 ", "garbage collector"))
 

@@ -264,15 +264,19 @@ class MigrationContext:
         other rows matched by ``uid``."""
         groups: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
         other: list[dict[str, Any]] = []
-        for row in batch:
-            s, t = self._created.get(row["s"]), self._created.get(row["t"])
-            if s is not None and t is not None:
-                targets, props = groups.setdefault(s, ([], []))
-                targets.append(t)
-                props.append(row.get("p") or {})
-                ends.add(t)
-            else:
+        element_id = self._created.get
+        for row in batch:  # the client's hot loop: ~1 us per row
+            s, t = element_id(row["s"]), element_id(row["t"])
+            if s is None or t is None:
                 other.append(row)
+                continue
+            group = groups.get(s)
+            if group is None:
+                group = groups[s] = ([], [])
+            group[0].append(t)
+            group[1].append(row.get("p") or {})
+        for targets, _ in groups.values():
+            ends.update(targets)
         statements: list[tuple[str, dict[str, Any]]] = []
         if groups:
             params: dict[str, Any] = {"s": list(groups), "t": [g[0] for g in groups.values()],
