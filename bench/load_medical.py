@@ -11,7 +11,10 @@ The machine is often shared, so it also prints the load average, the CPU seconds
 thread group: Bolt workers, JIT compiler, GC) and of this client, and from them a bound for an
 idle machine. A freshly started server spends ~20 CPU-seconds compiling its hot code during
 its first big load (and runs it slower meanwhile); the "Neo4j was started N s before" line
-tells which case a run is.
+tells which case a run is. Linux schedules each session (``setsid``; kgr starts Neo4j in its
+own) as one group with an equal share of the CPUs, so while other sessions keep the cores
+busy the server gets about one core however many writers it runs: on a shared machine the
+wall-clock rate is then close to relationships / (Neo4j + client CPU seconds).
 
     KGR_HOME=.kgr-test KGR_BOLT_PORT=7697 .venv/bin/python bench/load_medical.py
     .venv/bin/python bench/load_medical.py --baseline-rows 3000 --batch-size 10000 --writers 1
