@@ -88,6 +88,8 @@ class Neo4jExpander:
         self.cache_size = cache_size
         # grouped by (relation, direction) once, when fetched: the beam search reads them so
         self._rows: OrderedDict[tuple[str, int], dict[Action, list[str]]] = OrderedDict()
+        # the first rows of a node that a row cap cut short: enough for the same cut again
+        self._partial: OrderedDict[tuple[str, int], dict[Action, list[str]]] = OrderedDict()
         self._nodes: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
         self.queries = 0
@@ -105,18 +107,50 @@ class Neo4jExpander:
                 for uid, by_action in self.expand_grouped(uids, caps).items()}
 
     def expand_grouped(self, uids: Sequence[str], caps: Caps) -> Grouped:
-        out: Grouped = {}
+        """Capped neighbours of ``uids``, at most ``caps.rows`` rows in all counted in frontier
+        order — the same answer whatever the cache holds, as one uncached query would give.
+        Only uncached nodes that can still fall within that bound are read from Neo4j."""
+        uids = list(dict.fromkeys(uids))
+        cached: Grouped = {}
         missing: list[str] = []
+        within = 0  # rows of cached nodes met so far; past caps.rows nothing more is needed
         with self._lock:
             for uid in uids:
+                if within >= caps.rows:
+                    break
                 key = (uid, caps.per_type)
                 if key in self._rows:
                     self._rows.move_to_end(key)
-                    out[uid] = self._rows[key]
+                    cached[uid] = self._rows[key]
+                    within += sum(len(ts) for ts in cached[uid].values())
+                elif key in self._partial and sum(
+                        len(ts) for ts in self._partial[key].values()) >= caps.rows - within:
+                    cached[uid] = self._partial[key]
+                    within = caps.rows
                 else:
                     missing.append(uid)
-        if not missing:
-            return out
+        fetched = self._fetch(missing, caps) if missing else {}
+        out: Grouped = {}
+        total = 0
+        for uid in uids:
+            by_action = cached.get(uid) or fetched.get(uid) or {}
+            room = caps.rows - total
+            size = sum(len(ts) for ts in by_action.values())
+            if size > room:  # cut here, like the LIMIT of a single query
+                cut: dict[Action, list[str]] = {}
+                for action, targets in by_action.items():
+                    if room <= 0:
+                        break
+                    cut[action] = targets[:room]
+                    room -= len(cut[action])
+                by_action = cut
+                size = sum(len(ts) for ts in by_action.values())
+            out[uid] = by_action
+            total += size
+        return out
+
+    def _fetch(self, missing: list[str], caps: Caps) -> Grouped:
+        """One capped query for uncached nodes; the complete ones are cached."""
         with translate_errors():
             records, _, _ = self.driver.execute_query(
                 EXPAND_CAPPED_QUERY,
@@ -139,12 +173,15 @@ class Neo4jExpander:
             last = records[-1]["src"] if truncated and records else None
             seen = {r["src"] for r in records}
             for uid, rows in fetched.items():
-                out[uid] = rows
                 if not truncated or (uid in seen and uid != last):
                     self._rows[(uid, caps.per_type)] = rows
+                elif uid == last:
+                    self._partial[(uid, caps.per_type)] = rows
             while len(self._rows) > self.cache_size:
                 self._rows.popitem(last=False)
-        return out
+            while len(self._partial) > self.cache_size // 10:
+                self._partial.popitem(last=False)
+        return fetched
 
 
 class MemoryExpander:

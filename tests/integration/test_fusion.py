@@ -74,6 +74,21 @@ def test_retrieval_respects_its_caps(driver: Driver, settings: Settings, domain:
     assert len(Neo4jExpander(driver, settings.neo4j_database).expand(
         [hub], Caps(per_type=50, rows=12))[hub]) == 12
 
+    # the row cap counts in frontier order whatever the cache holds: a leaf (1 row) cached
+    # first, then [leaf, hub] with 12 rows gives what one fresh query gives, and asking again
+    # reads nothing more from Neo4j
+    small = Caps(per_type=50, rows=12)
+    fresh = Neo4jExpander(driver, settings.neo4j_database).expand([leaves[0], hub], small)
+    warm = Neo4jExpander(driver, settings.neo4j_database)
+    warm.expand([leaves[0]], small)
+    assert warm.expand([leaves[0], hub], small) == fresh
+    assert sum(len(r) for r in fresh.values()) == 12
+    before = warm.queries
+    assert warm.expand([leaves[0], hub], small) == fresh
+    assert warm.queries == before  # the hub's first rows were kept for the same cut
+    assert len(warm.expand([hub], Caps(per_type=50, rows=40))[hub]) == 40  # more: read again
+    assert warm.queries == before + 1
+
     def uniform(items, candidates):  # type: ignore[no-untyped-def]
         return [[0.0] * len(c) for c in candidates]
 
