@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import torch
 
 from fusion.evaluate import reciprocal_rank, summarize
 from fusion.linking import AliasIndex, EntityLinker, mask_question
 from fusion.model import FusionModel
+from fusion.parse import MAX_STEPS, PathHints, clean_segment, parse_question, step_token_masks
 from fusion.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
@@ -15,6 +18,8 @@ from fusion.verbalize import (
     PHRASINGS,
     noun,
     noun_phrase,
+    phrasing_choices,
+    phrasings,
     split_variants,
 )
 
@@ -44,6 +49,54 @@ def test_held_out_templates_never_appear_in_training() -> None:
             train = set(split_variants(variants, HELD_OUT_PHRASINGS, "train"))
             held = set(split_variants(variants, HELD_OUT_PHRASINGS, "eval"))
             assert held and not train & held
+
+
+def test_nested_questions_use_right_branching_phrasings() -> None:
+    for rel in PHRASINGS:
+        for direction in ("out", "in"):
+            options = phrasings(rel, direction)
+            assert options[-1].endswith("{x}")  # the held-out one fits any hop
+            nested = phrasing_choices((rel, direction), "train", nested=True)
+            assert len(nested) >= 2 and all(options[i].endswith("{x}") for i in nested)
+            assert len(options) - 1 not in nested  # never the held-out one in training
+            assert phrasing_choices((rel, direction), "eval", nested=True) == [len(options) - 1]
+    # a 1-hop question may use a centre-embedded phrasing ("companies that X controls")
+    assert any(not phrasings("CONTROL", "out")[i].endswith("{x}")
+               for i in phrasing_choices(("CONTROL", "out"), "train", nested=False))
+
+
+def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
+    types = ["Disease", "Gene", "Phenotype"]
+    masked = "Which genes are associated with the diseases characterized by [MASK]?"
+    parse = parse_question(masked, types)
+    assert parse.hops == 2 and parse.answer_type == "Gene"
+    assert parse.segments == ["are associated with", "characterized by"]
+    assert parse.hop_types() == ["Disease", "Gene"]  # from the topic outwards
+    first, second = parse.hop_span(0), parse.hop_span(1)
+    assert first is not None and second is not None and parse.hop_span(2) is None
+    assert masked[first[0]:first[1]] == "diseases characterized by [MASK]?"
+    assert masked[second[0]:second[1]] == "genes are associated with the "
+    assert PathHints.of(parse) == PathHints(("Disease", "Gene"), 2, "Gene")
+    # "who" may be a person or an organisation: no answer-type hint
+    who = PathHints.of(parse_question("Who controls [MASK]?", ["Company", "Person"]))
+    assert who.hops == 1 and who.answer_type is None
+    assert PathHints.of(parse_question("Tell me about [MASK].", types)) == PathHints()
+    assert clean_segment("that generalize the") == clean_segment("that generalize [MASK]?")
+
+
+def test_step_token_masks_select_each_hops_tokens() -> None:
+    masked = "Which genes are associated with the diseases characterized by [MASK]?"
+    parse = parse_question(masked, ["Disease", "Gene", "Phenotype"])
+    words = [(m.start(), m.end()) for m in re.finditer(r"\S+", masked)]
+    offsets = torch.tensor([(0, 0)] + words + [(0, 0)])  # [CLS] words [SEP]
+    mask = torch.ones(len(offsets), dtype=torch.bool)
+    masks = step_token_masks(parse, offsets, mask)
+    assert masks.shape == (MAX_STEPS, len(offsets))
+    chosen = [[masked[a:b] for (a, b), on in zip(words, row[1:-1].tolist(), strict=True) if on]
+              for row in masks]
+    assert chosen[0] == ["diseases", "characterized", "by", "[MASK]?"]
+    assert chosen[1] == ["genes", "are", "associated", "with", "the"]
+    assert bool(masks[2].all()) and bool(masks[3].all())  # stop decisions see everything
 
 
 def test_noun_phrase_nests_hops() -> None:
@@ -76,11 +129,14 @@ def test_linker_prefers_the_longest_match_and_keeps_ambiguity() -> None:
 
 
 @pytest.mark.parametrize("use_graph", [True, False])
-def test_beam_prefix_scores_match_teacher_forcing(use_graph: bool) -> None:
+@pytest.mark.parametrize("segment_attention", [False, True])
+def test_beam_prefix_scores_match_teacher_forcing(use_graph: bool,
+                                                  segment_attention: bool) -> None:
     """The fast per-step path used in the beam search equals the batched training forward."""
     torch.manual_seed(0)
     graph_dim = 8 if use_graph else 0
-    model = FusionModel(hidden=32, graph_dim=graph_dim, use_graph=use_graph, dropout=0.0).eval()
+    model = FusionModel(hidden=32, graph_dim=graph_dim, use_graph=use_graph, dropout=0.0,
+                        segment_attention=segment_attention).eval()
     n_actions, length = 7, 5
     actions = model.action_vectors(torch.randn(n_actions, 384), torch.randint(0, 3, (n_actions,)),
                                    torch.randn(n_actions, graph_dim) if use_graph else None)
@@ -91,13 +147,26 @@ def test_beam_prefix_scores_match_teacher_forcing(use_graph: bool) -> None:
     topic_type = torch.randn(2, 384)
     topic_graph = torch.randn(2, graph_dim) if use_graph else None
     gold = torch.tensor([[1, 4, 6], [2, 0, 5]])
+    step_mask = mask.unsqueeze(1).repeat(1, 3, 1)
+    step_mask[0, 0, :2] = False  # hop 1 of question 0 reads only its last tokens
+    segment = torch.randn(2, 3, 384)
     with torch.no_grad():
         prior = torch.randn(2, 3, n_actions)
-        reference = model(tokens, mask, pooled, topic_type, topic_graph, actions, gold, prior)
+        reference = model(tokens, mask, pooled, topic_type, topic_graph, actions, gold, prior,
+                          step_mask, segment)
         keys, values = model.encode_question(tokens)
         base = model.initial_state(pooled, topic_type, topic_graph)
         for step in range(3):
             prefixes = [gold[0, :step].tolist(), gold[1, :step].tolist()]
             state = model.prefix_states(base, prefixes, actions)
-            fast = model.step_scores(state, step, keys, values, mask, actions, prior[:, step])
+            attend = step_mask[:, step] if segment_attention else mask
+            fast = model.step_scores(state, step, keys, values, attend, actions, prior[:, step],
+                                     segment[:, step])
             assert torch.allclose(fast, reference[:, step], atol=1e-5)
+        if segment_attention:  # the step masks and the segment term change the scores
+            plain = FusionModel(hidden=32, graph_dim=graph_dim, use_graph=use_graph,
+                                dropout=0.0, segment_attention=False).eval()
+            plain.load_state_dict({k: v for k, v in model.state_dict().items()
+                                   if not k.startswith("segment_proj")})
+            other = plain(tokens, mask, pooled, topic_type, topic_graph, actions, gold, prior)
+            assert not torch.allclose(other, reference, atol=1e-3)
