@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 import pytest
 import torch
 
 from fusion.evaluate import reciprocal_rank, summarize
+from fusion.graphdata import DomainGraph
 from fusion.linking import AliasIndex, EntityLinker, mask_question
 from fusion.model import FusionModel
 from fusion.parse import MAX_STEPS, PathHints, clean_segment, parse_question, step_token_masks
+from fusion.retrieval import BeamItem, Caps, Grouped, MemoryExpander, beam_search
 from fusion.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
@@ -170,3 +173,27 @@ def test_beam_prefix_scores_match_teacher_forcing(use_graph: bool,
                                    if not k.startswith("segment_proj")})
             other = plain(tokens, mask, pooled, topic_type, topic_graph, actions, gold, prior)
             assert not torch.allclose(other, reference, atol=1e-3)
+
+
+def test_beam_does_not_expand_prefixes_far_below_the_best() -> None:
+    # t -A-> a1 -C-> c1 and t -B-> b1 -C-> c2; the scorer finds B 10 nats worse than A
+    graph = DomainGraph("toy", names={u: u for u in ["t", "a1", "b1", "c1", "c2"]},
+                        types={"t": "T", "a1": "X", "b1": "X", "c1": "Y", "c2": "Y"})
+    graph.adj = {"t": {("A", "out"): ["a1"], ("B", "out"): ["b1"]},
+                 "a1": {("C", "out"): ["c1"]}, "b1": {("C", "out"): ["c2"]}}
+    expanded: list[str] = []
+
+    class Counting(MemoryExpander):
+        def expand_grouped(self, uids: Sequence[str], caps: Caps) -> Grouped:
+            expanded.extend(uids)
+            return super().expand_grouped(uids, caps)
+
+    def scorer(items: list[BeamItem], candidates: list[list[tuple[str, str]]]
+               ) -> list[list[float]]:
+        return [[-10.0 if a == ("B", "out") else 0.0 for a in c] for c in candidates]
+
+    for margin, reads_b1 in ((None, True), (8.0, False), (12.0, True)):
+        expanded.clear()
+        finals = beam_search(Counting(graph), scorer, [("t", 0.0)], 2, Caps(margin=margin))
+        assert ("b1" in expanded) is reads_b1
+        assert finals[0].steps[0] == ("A", "out")  # the best path is the same either way
