@@ -23,7 +23,7 @@ from fusion.parse import (
 )
 from fusion.retrieval import BeamItem, Expander, PathResult, Scorer
 from fusion.space import ActionSpace, GraphFeatures
-from fusion.text import get_text_encoder, pool
+from fusion.text import cached_vectors, get_text_encoder, pool
 from fusion.verbalize import Action, noun_phrase
 
 MASK = "[MASK]"
@@ -125,22 +125,6 @@ class ModelScorer:
         return score
 
 
-_VECTORS: dict[str, torch.Tensor] = {}
-_VECTORS_MAX = 50_000
-
-
-def phrase_vectors(texts: list[str]) -> torch.Tensor:
-    """``[n, 384]`` with a per-process cache (path verbalisations recur across questions)."""
-    missing = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
-    if missing:
-        if len(_VECTORS) + len(missing) > _VECTORS_MAX:
-            _VECTORS.clear()
-        vectors = get_text_encoder().encode(missing)
-        for text, vec in zip(missing, vectors, strict=True):
-            _VECTORS[text] = vec
-    return torch.stack([_VECTORS[t] for t in texts])
-
-
 class ZeroShotScorer:
     """Text similarity only; no trained parameters."""
 
@@ -172,7 +156,7 @@ class ZeroShotScorer:
         if not head:
             return finals
         texts = [verbalize_path(f, expander) for f in head]
-        sims = phrase_vectors(texts) @ ctx.pooled
+        sims = cached_vectors(texts) @ ctx.pooled
         logp = torch.log_softmax(sims / self.temperature, dim=0).tolist()
         for final, lp in zip(head, logp, strict=True):
             final.logp = 0.5 * (final.logp + lp)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from fusion.text import get_text_encoder
+from fusion.text import cached_vectors
 from fusion.verbalize import STOP, words
 
 MAX_STEPS = 4
@@ -126,21 +126,6 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
     return Parse(found[0][2] if found else None, found, segments, explicit, len(masked))
 
 
-_SEGMENTS: dict[str, torch.Tensor] = {}
-_SEGMENTS_MAX = 50_000
-
-
-def segment_vectors(texts: list[str]) -> torch.Tensor:
-    """MiniLM vectors ``[n, 384]`` of short texts, cached per process."""
-    missing = [t for t in dict.fromkeys(texts) if t not in _SEGMENTS]
-    if missing:
-        if len(_SEGMENTS) + len(missing) > _SEGMENTS_MAX:
-            _SEGMENTS.clear()
-        for text, vec in zip(missing, get_text_encoder().encode(missing), strict=True):
-            _SEGMENTS[text] = vec
-    return torch.stack([_SEGMENTS[t] for t in texts])
-
-
 def step_segment_vectors(parses: list[Parse]) -> torch.Tensor:
     """``[B, MAX_STEPS, 384]``: at step s the MiniLM vector of hop s + 1's words (zeros past
     the parsed hops), the position-independent input of the fusion model's segment term."""
@@ -148,7 +133,7 @@ def step_segment_vectors(parses: list[Parse]) -> torch.Tensor:
     texts = [seg for p in parses for seg in p.segments]
     if not texts:
         return out
-    vectors = segment_vectors(texts)
+    vectors = cached_vectors(texts)
     offset = 0
     for b, p in enumerate(parses):
         k = p.hops
@@ -165,7 +150,7 @@ def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Ten
     count on the stop actions. ``pooled: [B, 384]``, ``space_text: [A, 384]``."""
     segments = [s for p in parses for s in p.segments]
     # segments hold only relation words around the mask, so they recur: cached per process
-    seg_vectors = segment_vectors(segments) if segments else torch.zeros(0, 384)
+    seg_vectors = cached_vectors(segments) if segments else torch.zeros(0, 384)
     base = pooled @ space_text.T / TEMPERATURE  # [B, A]
     out = base.unsqueeze(1).repeat(1, MAX_STEPS, 1)
     is_stop = torch.tensor([k == STOP for _, k in actions])

@@ -76,3 +76,19 @@ def pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 @lru_cache(maxsize=1)
 def get_text_encoder() -> TextEncoder:
     return TextEncoder()
+
+
+_VECTORS: dict[str, torch.Tensor] = {}
+_VECTORS_MAX = 50_000
+
+
+def cached_vectors(texts: list[str]) -> torch.Tensor:
+    """Sentence vectors ``[n, 384]`` of short texts (hop phrases, path verbalisations), with
+    one bounded per-process cache: they recur across questions."""
+    missing = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
+    if missing:
+        if len(_VECTORS) + len(missing) > _VECTORS_MAX:
+            _VECTORS.clear()
+        for text, vec in zip(missing, get_text_encoder().encode(missing), strict=True):
+            _VECTORS[text] = vec
+    return torch.stack([_VECTORS[t] for t in texts])
