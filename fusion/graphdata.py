@@ -38,7 +38,7 @@ def entity_type(labels: list[str]) -> str:
 class DomainGraph:
     """Entities and adjacency of one domain: ``adj[uid][(rel, dir)] -> [neighbour uids]``,
     each list strongest relationship first (its ``count``, else 1), then by uid: the order of
-    ``fusion.retrieval.EXPAND_CAPPED_QUERY``, so capped expansions agree."""
+    ``fusion.retrieval.NEIGHBOURS_QUERY_TEMPLATE``, so capped expansions agree."""
 
     domain: str
     names: dict[str, str] = field(default_factory=dict)

@@ -84,7 +84,6 @@ class DomainQA:
         self.settings = settings
         self.store = store
         self.domain = domain
-        self.expander = expander
         self.linker = EntityLinker(store, domain, index)
         self.checkpoint = checkpoint
         self.features = features
@@ -94,6 +93,9 @@ class DomainQA:
         else:
             self.space = ActionSpace.build(self._relation_types(),
                                            sorted(set(index.types.values())))
+        if isinstance(expander, Neo4jExpander):  # this domain's hops only (its allow-list)
+            expander = expander.for_types(self.space.relation_types())
+        self.expander = expander
         self.zero_shot = ZeroShotScorer(self.space)
         self.scorers: dict[str, ModelScorer] = {}
         if checkpoint is not None:

@@ -1,9 +1,12 @@
 """Bounded retrieval and the beam search over relation paths.
 
-From the linked topic entities the search expands one hop at a time; only the frontiers of the
-``beam`` best path prefixes (scored by the model against the question) are expanded next, with
-caps per (node, relation, direction), per frontier and per query. So the work per question is
-bounded whatever the degree of the nodes, and the graph is never read whole.
+From the linked topic entities the search expands one hop at a time, guided by the question:
+for the frontier of each path prefix it first asks which (relation, direction) hops exist there
+(degree counts, which Neo4j keeps per node and type), scores them with the model, and then reads
+neighbours only for the hops that can still enter the ``beam`` — best first, per (node,
+relation, direction) at most ``caps.per_type`` of them, strongest relationship first. So a hub
+such as "United States" (4,200 relationships over 23 hops) costs one typed read of the hop the
+question asks for, not a scan of all its relationships, and the graph is never read whole.
 """
 
 from __future__ import annotations
@@ -11,42 +14,92 @@ from __future__ import annotations
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from neo4j import Driver, RoutingControl
 
 from fusion.graphdata import DomainGraph, entity_type
 from fusion.parse import PathHints
-from fusion.verbalize import STOP, Action
+from fusion.verbalize import IN, OUT, STOP, Action
 from graph.driver import translate_errors
 from graph.exceptions import InvalidInputError
+from graph.schema import quote_identifier
 
 MAX_HOPS = 3
 # log-probability taken off a path step that contradicts the question's parse (PathHints):
 # large enough to decide between otherwise close paths, finite because a parse can be wrong
 HINT_PENALTY = 6.0
 
-# Neighbours of a frontier, at most $per_type per (node, relation type, direction), the
-# strongest first (the relationship's observation count, e.g. FinDKG weeks; 1 when absent), at
-# most $limit rows in all; internal relationship types ('_...') and other domains are left out.
-EXPAND_CAPPED_QUERY = """
-UNWIND $frontier AS uid
-MATCH (n:Entity {uid: uid})
-CALL (n) {
-  MATCH (n)-[r]-(m:Entity)
-  WHERE m.domain = n.domain AND NOT type(r) STARTS WITH '_'
-  WITH type(r) AS rel, CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS dir, m,
-       coalesce(CASE WHEN r.count IS :: INTEGER | FLOAT THEN r.count END, 1) AS weight
-  ORDER BY weight DESC, m.uid
-  WITH rel, dir, collect(m)[..$per_type] AS ms
-  UNWIND ms AS m
-  RETURN rel, dir, m.uid AS dst, m.name AS name, labels(m) AS labels
-}
-RETURN n.uid AS src, rel, dir, dst, name, labels
+# The hops that exist at each node: one degree count per (relationship type, direction), which
+# Neo4j answers from its per-type degree store without reading the relationships. {degrees} is
+# filled by ``action_queries`` with one COUNT per allow-listed, backtick-quoted type and
+# direction; values are parameters.
+ACTION_DEGREES_QUERY_TEMPLATE = """
+UNWIND $uids AS uid
+MATCH (n:Entity {{uid: uid}})
+RETURN n.uid AS uid, [{degrees}] AS degrees
+"""
+DEGREE_OUT_TEMPLATE = "COUNT {{ (n)-[:{rel}]->() }}"
+DEGREE_IN_TEMPLATE = "COUNT {{ (n)<-[:{rel}]-() }}"
+
+# Neighbours for (node, hop) requests: a typed expansion per request (only that type's
+# relationships of the node are read), at most $per_type per request, the strongest first (the
+# relationship's observation count, e.g. FinDKG weeks; 1 when absent; then uid: the order of
+# ``DomainGraph.adj``), at most $limit rows in all, in request order; other domains left out.
+# {branches} holds one NEIGHBOUR_BRANCH_TEMPLATE per allow-listed hop, chosen by req.action.
+NEIGHBOURS_QUERY_TEMPLATE = """
+UNWIND $requests AS req
+MATCH (n:Entity {{uid: req.uid}})
+CALL (n, req) {{
+{branches}
+}}
+RETURN req.uid AS src, req.action AS action, m.uid AS dst, m.name AS name, labels(m) AS labels
 LIMIT $limit
 """
+NEIGHBOUR_BRANCH_TEMPLATE = """  WITH n, req WHERE req.action = {index}
+  MATCH {pattern}
+  WHERE m.domain = n.domain
+  WITH m, coalesce(CASE WHEN r.count IS :: INTEGER | FLOAT THEN r.count END, 1) AS weight
+  ORDER BY weight DESC, m.uid
+  LIMIT $per_type
+  RETURN m"""
+OUT_PATTERN_TEMPLATE = "(n)-[r:{rel}]->(m:Entity)"
+IN_PATTERN_TEMPLATE = "(n)<-[r:{rel}]-(m:Entity)"
+
+
+@dataclass(frozen=True)
+class ActionQueries:
+    """The two retrieval queries for one allow-list of relationship types."""
+
+    actions: tuple[Action, ...]  # hop actions, in the order of the degree list and branches
+    degrees: str
+    neighbours: str
+
+
+def action_queries(relation_types: Iterable[str]) -> ActionQueries:
+    """Build the degree and neighbour queries for ``relation_types`` (the domain's schema:
+    each type is checked and backtick-quoted by ``quote_identifier``, never taken raw)."""
+    actions: list[Action] = []
+    degrees: list[str] = []
+    branches: list[str] = []
+    for rel in sorted(set(relation_types)):
+        quoted = quote_identifier(rel)
+        for direction, degree, pattern in ((OUT, DEGREE_OUT_TEMPLATE, OUT_PATTERN_TEMPLATE),
+                                           (IN, DEGREE_IN_TEMPLATE, IN_PATTERN_TEMPLATE)):
+            branches.append(NEIGHBOUR_BRANCH_TEMPLATE.format(
+                index=len(actions), pattern=pattern.format(rel=quoted)))
+            degrees.append(degree.format(rel=quoted))
+            actions.append((rel, direction))
+    if not actions:  # a domain without relationships: nothing to read, no query to run
+        return ActionQueries((), "", "")
+    return ActionQueries(
+        tuple(actions),
+        ACTION_DEGREES_QUERY_TEMPLATE.format(degrees=", ".join(degrees)),
+        NEIGHBOURS_QUERY_TEMPLATE.format(branches="\n  UNION ALL\n".join(branches)),
+    )
+
 
 Row = tuple[str, str, str]  # (relation type, direction, neighbour uid)
 
@@ -72,121 +125,202 @@ class Caps:
 
 
 Grouped = dict[str, dict[Action, list[str]]]  # uid -> (relation, direction) -> neighbours
+Request = tuple[str, Action]  # (node uid, hop): "the neighbours of this node by this hop"
 
 
 class Expander(Protocol):
-    """Gives the capped neighbours of frontier nodes and what it knows of each node."""
+    """What the beam search reads of a graph: the hops that exist at nodes, the capped
+    neighbours for (node, hop) requests, and what it knows of each node."""
 
-    def expand(self, uids: Sequence[str], caps: Caps) -> dict[str, list[Row]]: ...
+    def actions(self, uids: Sequence[str]) -> Mapping[str, Collection[Action]]: ...
 
-    def expand_grouped(self, uids: Sequence[str], caps: Caps) -> Grouped: ...
+    def neighbours(self, requests: Sequence[Request], caps: Caps) -> Grouped: ...
 
     def node(self, uid: str) -> tuple[str, str]: ...  # (name, type)
 
 
-class Neo4jExpander:
-    """Expansion with ``EXPAND_CAPPED_QUERY``; results per node are kept in a bounded LRU."""
+def cut_to_rows(requests: Sequence[Request], lists: Mapping[Request, list[str]],
+                rows: int) -> Grouped:
+    """``lists`` in request order, at most ``rows`` neighbours in all (the last list cut)."""
+    out: Grouped = {}
+    total = 0
+    for uid, action in requests:
+        room = rows - total
+        if room <= 0:
+            break
+        targets = lists.get((uid, action), [])[:room]
+        if targets:
+            out.setdefault(uid, {})[action] = targets
+            total += len(targets)
+    return out
 
-    def __init__(self, driver: Driver, database: str, cache_size: int = 50_000) -> None:
+
+class Neo4jExpander:
+    """Reads hops and neighbours from Neo4j with the queries of ``action_queries``; the answers
+    are kept per node and per (node, hop) in bounded LRU caches.
+
+    One expander serves every domain of a database; ``for_types`` gives the view of one domain
+    (its allow-list of relationship types), which shares the caches."""
+
+    def __init__(self, driver: Driver, database: str, cache_size: int = 50_000,
+                 relation_types: Iterable[str] | None = None) -> None:
         self.driver = driver
         self.database = database
         self.cache_size = cache_size
-        # grouped by (relation, direction) once, when fetched: the beam search reads them so
-        self._rows: OrderedDict[tuple[str, int], dict[Action, list[str]]] = OrderedDict()
-        # the first rows of a node that a row cap cut short: enough for the same cut again
-        self._partial: OrderedDict[tuple[str, int], dict[Action, list[str]]] = OrderedDict()
-        self._nodes: dict[str, tuple[str, str]] = {}
-        self._lock = threading.Lock()
-        self.queries = 0
+        self._shared = _ExpanderCaches()
+        self._queries = action_queries(relation_types) if relation_types is not None else None
+
+    @property
+    def queries(self) -> int:
+        """Round trips to Neo4j so far (all views together)."""
+        return self._shared.queries
+
+    def for_types(self, relation_types: Iterable[str]) -> Neo4jExpander:
+        """A view of this expander restricted to ``relation_types`` (same caches)."""
+        view = Neo4jExpander.__new__(Neo4jExpander)
+        view.driver, view.database, view.cache_size = self.driver, self.database, self.cache_size
+        view._shared = self._shared
+        view._queries = action_queries(relation_types)
+        return view
+
+    def _query_set(self) -> ActionQueries:
+        if self._queries is None:
+            from graph.schema import live_relation_types
+
+            self._queries = action_queries(live_relation_types(self.driver, self.database))
+        return self._queries
 
     def remember(self, uid: str, name: str, etype: str) -> None:
-        with self._lock:
-            self._nodes[uid] = (name, etype)
+        with self._shared.lock:
+            self._shared.nodes[uid] = (name, etype)
 
     def node(self, uid: str) -> tuple[str, str]:
-        return self._nodes.get(uid, (uid, "Entity"))
+        return self._shared.nodes.get(uid, (uid, "Entity"))
 
-    def expand(self, uids: Sequence[str], caps: Caps) -> dict[str, list[Row]]:
-        return {uid: [(rel, direction, t) for (rel, direction), ts in by_action.items()
-                      for t in ts]
-                for uid, by_action in self.expand_grouped(uids, caps).items()}
-
-    def expand_grouped(self, uids: Sequence[str], caps: Caps) -> Grouped:
-        """Capped neighbours of ``uids``, at most ``caps.rows`` rows in all counted in frontier
-        order — the same answer whatever the cache holds, as one uncached query would give.
-        Only uncached nodes that can still fall within that bound are read from Neo4j."""
-        uids = list(dict.fromkeys(uids))
-        cached: Grouped = {}
+    def actions(self, uids: Sequence[str]) -> dict[str, list[Action]]:
+        """The hops with at least one relationship at each node (degree counts)."""
+        queries = self._query_set()
+        shared = self._shared
+        out: dict[str, list[Action]] = {}
         missing: list[str] = []
-        within = 0  # rows of cached nodes met so far; past caps.rows nothing more is needed
-        with self._lock:
-            for uid in uids:
-                if within >= caps.rows:
-                    break
-                key = (uid, caps.per_type)
-                if key in self._rows:
-                    self._rows.move_to_end(key)
-                    cached[uid] = self._rows[key]
-                    within += sum(len(ts) for ts in cached[uid].values())
-                elif key in self._partial and sum(
-                        len(ts) for ts in self._partial[key].values()) >= caps.rows - within:
-                    cached[uid] = self._partial[key]
-                    within = caps.rows
+        with shared.lock:
+            for uid in dict.fromkeys(uids):
+                key = (queries.actions, uid)
+                if key in shared.actions:
+                    shared.actions.move_to_end(key)
+                    out[uid] = shared.actions[key]
                 else:
                     missing.append(uid)
-        fetched = self._fetch(missing, caps) if missing else {}
-        out: Grouped = {}
-        total = 0
-        for uid in uids:
-            by_action = cached.get(uid) or fetched.get(uid) or {}
-            room = caps.rows - total
-            size = sum(len(ts) for ts in by_action.values())
-            if size > room:  # cut here, like the LIMIT of a single query
-                cut: dict[Action, list[str]] = {}
-                for action, targets in by_action.items():
-                    if room <= 0:
-                        break
-                    cut[action] = targets[:room]
-                    room -= len(cut[action])
-                by_action = cut
-                size = sum(len(ts) for ts in by_action.values())
-            out[uid] = by_action
-            total += size
+        if not missing:
+            return out
+        if not queries.actions:
+            return {**out, **{uid: [] for uid in missing}}
+        records = self._run(queries.degrees, {"uids": missing})
+        with shared.lock:
+            for r in records:
+                hops = [a for a, d in zip(queries.actions, r["degrees"], strict=True) if d]
+                out[r["uid"]] = hops
+                shared.actions[(queries.actions, r["uid"])] = hops
+            while len(shared.actions) > self.cache_size:
+                shared.actions.popitem(last=False)
         return out
 
-    def _fetch(self, missing: list[str], caps: Caps) -> Grouped:
-        """One capped query for uncached nodes; the complete ones are cached."""
+    def neighbours(self, requests: Sequence[Request], caps: Caps) -> Grouped:
+        """Capped neighbours for ``requests``, at most ``caps.rows`` in all counted in request
+        order — the same answer whatever the cache holds, as one uncached query would give.
+        Only uncached requests that can still fall within that bound are read from Neo4j."""
+        requests = list(dict.fromkeys(requests))
+        shared = self._shared
+        known: dict[Request, list[str]] = {}
+        missing: list[Request] = []
+        within = 0  # neighbours of cached requests met so far; past caps.rows none is needed
+        with shared.lock:
+            for uid, action in requests:
+                if within >= caps.rows:
+                    break
+                key = (uid, action, caps.per_type)
+                if key in shared.lists:
+                    shared.lists.move_to_end(key)
+                    known[(uid, action)] = shared.lists[key]
+                    within += len(known[(uid, action)])
+                elif key in shared.partial and len(shared.partial[key]) >= caps.rows - within:
+                    known[(uid, action)] = shared.partial[key]
+                    within = caps.rows
+                else:
+                    missing.append((uid, action))
+        if missing:
+            known.update(self._fetch(missing, caps))
+        return cut_to_rows(requests, known, caps.rows)
+
+    def _run(self, query: str, params: dict[str, object]) -> list[Any]:
         with translate_errors():
             records, _, _ = self.driver.execute_query(
-                EXPAND_CAPPED_QUERY,
-                {"frontier": missing, "per_type": caps.per_type, "limit": caps.rows},
-                database_=self.database, routing_=RoutingControl.READ,
-            )
-        self.queries += 1
-        fetched: Grouped = {uid: {} for uid in missing}
-        truncated = len(records) >= caps.rows
+                query, params, database_=self.database, routing_=RoutingControl.READ)
+        with self._shared.lock:
+            self._shared.queries += 1
+        return records
+
+    def _fetch(self, missing: list[Request], caps: Caps) -> dict[Request, list[str]]:
+        """One query for uncached requests; the complete answers are cached."""
+        queries = self._query_set()
+        index = {a: i for i, a in enumerate(queries.actions)}
+        wanted = [(uid, action) for uid, action in missing if action in index]
+        if not wanted:
+            return {}
+        records = self._run(queries.neighbours, {
+            "requests": [{"uid": uid, "action": index[action]} for uid, action in wanted],
+            "per_type": caps.per_type, "limit": caps.rows})
+        fetched: dict[Request, list[str]] = {req: [] for req in wanted}
         nodes = {}
         for r in records:
-            fetched[r["src"]].setdefault((r["rel"], r["dir"]), []).append(r["dst"])
+            fetched[(r["src"], queries.actions[r["action"]])].append(r["dst"])
             nodes[r["dst"]] = (r["name"] or r["dst"], entity_type(r["labels"]))
-        with self._lock:
-            self._nodes.update(nodes)
-            if len(self._nodes) > 4 * self.cache_size:
-                self._nodes.clear()
-                self._nodes.update(nodes)
-            # a truncated answer is complete only for the nodes before its last one
-            last = records[-1]["src"] if truncated and records else None
-            seen = {r["src"] for r in records}
-            for uid, rows in fetched.items():
-                if not truncated or (uid in seen and uid != last):
-                    self._rows[(uid, caps.per_type)] = rows
-                elif uid == last:
-                    self._partial[(uid, caps.per_type)] = rows
-            while len(self._rows) > self.cache_size:
-                self._rows.popitem(last=False)
-            while len(self._partial) > self.cache_size // 10:
-                self._partial.popitem(last=False)
+        truncated = len(records) >= caps.rows
+        # a truncated answer is complete only for the requests before its last one
+        last = (records[-1]["src"], queries.actions[records[-1]["action"]]) \
+            if truncated and records else None
+        seen = {(r["src"], queries.actions[r["action"]]) for r in records}
+        shared = self._shared
+        with shared.lock:
+            shared.nodes.update(nodes)
+            if len(shared.nodes) > 4 * self.cache_size:
+                shared.nodes.clear()
+                shared.nodes.update(nodes)
+            for req, targets in fetched.items():
+                key = (req[0], req[1], caps.per_type)
+                if not truncated or (req in seen and req != last):
+                    shared.lists[key] = targets
+                elif req == last:
+                    shared.partial[key] = targets
+            while len(shared.lists) > self.cache_size:
+                shared.lists.popitem(last=False)
+            while len(shared.partial) > self.cache_size // 10:
+                shared.partial.popitem(last=False)
         return fetched
+
+    def expand(self, uids: Sequence[str], caps: Caps) -> dict[str, list[Row]]:
+        """Every hop of ``uids`` with its capped neighbours, as rows (for inspection)."""
+        available = self.actions(uids)
+        grouped = self.neighbours([(u, a) for u in dict.fromkeys(uids)
+                                   for a in available.get(u, [])], caps)
+        return {uid: [(rel, direction, t) for (rel, direction), ts
+                      in grouped.get(uid, {}).items() for t in ts]
+                for uid in dict.fromkeys(uids)}
+
+
+@dataclass
+class _ExpanderCaches:
+    """The caches that the views of one ``Neo4jExpander`` share."""
+
+    actions: OrderedDict[tuple[tuple[Action, ...], str], list[Action]] = \
+        field(default_factory=OrderedDict)
+    # neighbours per (node, hop, per_type) when complete ...
+    lists: OrderedDict[tuple[str, Action, int], list[str]] = field(default_factory=OrderedDict)
+    # ... and the first ones of a request that a row cap cut short: enough for the same cut
+    partial: OrderedDict[tuple[str, Action, int], list[str]] = field(default_factory=OrderedDict)
+    nodes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    queries: int = 0
 
 
 class MemoryExpander:
@@ -198,20 +332,19 @@ class MemoryExpander:
     def node(self, uid: str) -> tuple[str, str]:
         return self.graph.names.get(uid, uid), self.graph.types.get(uid, "Entity")
 
-    def expand(self, uids: Sequence[str], caps: Caps) -> dict[str, list[Row]]:
-        out: dict[str, list[Row]] = {}
-        total = 0
-        for uid in uids:
-            rows: list[Row] = []
-            for (rel, direction), targets in sorted(self.graph.adj.get(uid, {}).items()):
-                rows.extend((rel, direction, t) for t in targets[:caps.per_type])
-            rows = rows[: max(0, caps.rows - total)]
-            total += len(rows)
-            out[uid] = rows
-        return out
+    def actions(self, uids: Sequence[str]) -> dict[str, list[Action]]:
+        return {uid: sorted(self.graph.adj.get(uid, {})) for uid in uids}
+
+    def neighbours(self, requests: Sequence[Request], caps: Caps) -> Grouped:
+        requests = list(dict.fromkeys(requests))
+        lists = {(uid, action): self.graph.adj.get(uid, {}).get(action, [])[:caps.per_type]
+                 for uid, action in requests}
+        return cut_to_rows(requests, lists, caps.rows)
 
     def expand_grouped(self, uids: Sequence[str], caps: Caps) -> Grouped:
-        return group(self.expand(uids, caps))
+        """Every hop of ``uids`` with its capped neighbours."""
+        available = self.actions(uids)
+        return self.neighbours([(u, a) for u in uids for a in available[u]], caps)
 
 
 @dataclass
@@ -259,26 +392,16 @@ class PathResult:
 Scorer = Callable[[list[BeamItem], list[list[Action]]], list[list[float]]]
 
 
-def group(adjacency: dict[str, list[Row]]) -> Grouped:
-    """Rows per node grouped by (relation, direction), so a hop touches only its own rows."""
-    out: Grouped = {}
-    for uid, rows in adjacency.items():
-        by_action: dict[Action, list[str]] = {}
-        for rel, direction, target in rows:
-            by_action.setdefault((rel, direction), []).append(target)
-        out[uid] = by_action
-    return out
-
-
-def candidate_actions(item: BeamItem, adjacency: Grouped | None,
+def candidate_actions(item: BeamItem, available: Mapping[str, Collection[Action]] | None,
                       type_of: Callable[[str], str]) -> list[Action]:
-    """What may follow a prefix: answer types of its frontier (after one hop) and hops."""
+    """What may follow a prefix: answer types of its frontier (after one hop) and the hops
+    that exist at its frontier (``available``: hops per node, e.g. ``Expander.actions``)."""
     actions: set[Action] = set()
     if item.steps:
         actions.update((type_of(u), STOP) for u in item.frontier if u != item.topic)
-    if adjacency is not None:
+    if available is not None:
         for uid in item.frontier:
-            actions.update(adjacency.get(uid, {}))
+            actions.update(available.get(uid, ()))
     return sorted(actions)
 
 
@@ -317,12 +440,9 @@ def advance(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
                     item.back + [back], support, order)
 
 
-def hint_penalty(hints: PathHints | None, item: BeamItem, action: Action,
-                 adjacency: Grouped | None, type_of: Callable[[str], str],
-                 memo: dict[tuple[str, Action], set[str]] | None = None) -> float:
-    """How much ``action`` after ``item`` contradicts the parse: a stop at another hop count
-    or on another answer type than the question names, a hop beyond the named hops, or a hop
-    that reaches no node of the type the question names for it."""
+def bound_penalty(hints: PathHints | None, item: BeamItem, action: Action) -> float:
+    """The part of ``hint_penalty`` known before any neighbour is read: a stop at another hop
+    count or on another answer type than the question names, or a hop beyond the named hops."""
     if hints is None or hints.hops is None:
         return 0.0
     step = len(item.steps)
@@ -330,10 +450,18 @@ def hint_penalty(hints: PathHints | None, item: BeamItem, action: Action,
         wrong = (step != hints.hops) + (hints.answer_type is not None
                                         and action[0] != hints.answer_type)
         return HINT_PENALTY * wrong
-    if step >= hints.hops:
-        return HINT_PENALTY
+    return HINT_PENALTY if step >= hints.hops else 0.0
+
+
+def type_penalty(hints: PathHints | None, item: BeamItem, action: Action,
+                 adjacency: Grouped, type_of: Callable[[str], str],
+                 memo: dict[tuple[str, Action], set[str]] | None = None) -> float:
+    """The rest: a hop that reaches no node of the type the question names for it."""
+    if hints is None or hints.hops is None or action[1] == STOP:
+        return 0.0
+    step = len(item.steps)
     expected = hints.hop_types[step] if step < len(hints.hop_types) else None
-    if expected is None or adjacency is None:
+    if expected is None or step >= hints.hops:
         return 0.0
     memo = {} if memo is None else memo
     for uid in item.frontier:
@@ -346,11 +474,65 @@ def hint_penalty(hints: PathHints | None, item: BeamItem, action: Action,
     return HINT_PENALTY
 
 
+def hint_penalty(hints: PathHints | None, item: BeamItem, action: Action,
+                 adjacency: Grouped, type_of: Callable[[str], str]) -> float:
+    """How much ``action`` after ``item`` contradicts the parse (``bound_penalty`` plus
+    ``type_penalty``); penalties only lower a score."""
+    return bound_penalty(hints, item, action) + type_penalty(hints, item, action, adjacency,
+                                                             type_of)
+
+
+Extension = tuple[float, BeamItem, Action]  # (log-probability, prefix, hop)
+
+
+def _best_extensions(expander: Expander, pending: list[Extension], caps: Caps,
+                     hints: PathHints | None, type_of: Callable[[str], str],
+                     adjacency: Grouped, memo: dict[tuple[str, Action], set[str]],
+                     ) -> list[Extension]:
+    """The ``caps.beam`` best hops (within ``caps.margin`` of the best) with their exact
+    scores, reading neighbours lazily: ``pending`` holds upper bounds (``bound_penalty`` only),
+    best first, and the type check of ``type_penalty`` can only lower them, so once the bound
+    of the next pending hop falls below the beam's worst exact score, or below the margin under
+    its best, no pending hop can enter. ``adjacency`` collects what was read."""
+    exact: list[Extension] = []
+    i = 0
+    while i < len(pending):
+        bound = pending[i][0]
+        if exact:
+            scores = sorted((e[0] for e in exact), reverse=True)
+            floor = scores[0] - caps.margin if caps.margin is not None else -math.inf
+            if len(scores) >= caps.beam:
+                floor = max(floor, scores[caps.beam - 1])
+            if bound < floor:
+                break
+        j = i
+        while j < len(pending) and j - i < caps.beam and (
+                caps.margin is None or pending[j][0] >= bound - caps.margin):
+            j += 1
+        batch = pending[i:j]
+        wanted = [(u, action) for _, item, action in batch for u in item.frontier
+                  if action not in adjacency.get(u, {})]
+        for uid, by_action in expander.neighbours(wanted, caps).items():
+            adjacency.setdefault(uid, {}).update(by_action)
+        for u, action in wanted:  # hops with no neighbour left (other domains, cut rows)
+            adjacency.setdefault(u, {}).setdefault(action, [])
+        for total, item, action in batch:
+            exact.append((total - type_penalty(hints, item, action, adjacency, type_of, memo),
+                          item, action))
+        i = j
+    exact.sort(key=lambda e: (-e[0], e[2]))
+    if caps.margin is not None and exact:
+        floor = exact[0][0] - caps.margin
+        exact = [e for e in exact if e[0] >= floor]
+    return exact[:caps.beam]
+
+
 def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, float]],
                 max_hops: int, caps: Caps, min_hops: int = 1,
                 hints: PathHints | None = None) -> list[PathResult]:
     """Best complete paths of 1..max_hops hops from the topics, best first; ``hints`` (the
-    question's parse) penalise paths that contradict it."""
+    question's parse) penalise paths that contradict it. Per hop, the hops that exist at the
+    frontier are scored first; neighbours are read only for those that can enter the beam."""
     if not 1 <= max_hops <= MAX_HOPS:
         raise InvalidInputError(f"max_hops must be between 1 and {MAX_HOPS}")
     caps.check()
@@ -367,32 +549,34 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
             items = [item for item in items if item.logp - HINT_PENALTY > best]
         if not items:
             break
-        adjacency = None
-        if hop < max_hops and not beyond:  # no neighbours read for paths the parse rules out
-            frontier = list(dict.fromkeys(u for item in items for u in item.frontier))
-            adjacency = expander.expand_grouped(frontier, caps)
-        candidates = [candidate_actions(item, adjacency, type_of) for item in items]
+        available = None
+        if hop < max_hops and not beyond:  # no hops read for paths the parse rules out
+            available = expander.actions(
+                list(dict.fromkeys(u for item in items for u in item.frontier)))
+        candidates = [candidate_actions(item, available, type_of) for item in items]
         if hop < min_hops:
             candidates = [[a for a in c if a[1] != STOP] for c in candidates]
         scores = scorer(items, candidates) if any(candidates) else [[] for _ in items]
-        extended: list[tuple[float, BeamItem, Action]] = []
+        pending: list[Extension] = []
         for item, actions, logps in zip(items, candidates, scores, strict=True):
             for action, lp in zip(actions, logps, strict=True):
-                total = item.logp + lp - hint_penalty(hints, item, action, adjacency, type_of,
-                                                      memo)
+                total = item.logp + lp - bound_penalty(hints, item, action)
                 if action[1] == STOP:
                     answers = [u for u in item.frontier
                                if u != item.topic and type_of(u) == action[0]]
                     finals.append(PathResult(item.topic, item.steps, action[0], total, answers,
                                              item.back, item.support, item.order))
-                elif adjacency is not None and math.isfinite(total):
-                    extended.append((total, item, action))
-        extended.sort(key=lambda e: (-e[0], e[2]))
-        if caps.margin is not None and extended:
-            floor = extended[0][0] - caps.margin
-            extended = [e for e in extended if e[0] >= floor]
-        items = [advance(item, action, total, adjacency or {}, caps)
-                 for total, item, action in extended[:caps.beam]]
+                elif available is not None and math.isfinite(total):
+                    pending.append((total, item, action))
+        if hints is not None and hints.hops is not None and hop >= hints.hops and finals:
+            # a hop past the parse leads to prefixes that the next round drops unless they beat
+            # the best path by a stop's penalty (see above): drop them before reading for them
+            best = max(f.logp for f in finals)
+            pending = [e for e in pending if e[0] - HINT_PENALTY > best]
+        pending.sort(key=lambda e: (-e[0], e[2]))
+        adjacency: Grouped = {}
+        chosen = _best_extensions(expander, pending, caps, hints, type_of, adjacency, memo)
+        items = [advance(item, action, total, adjacency, caps) for total, item, action in chosen]
         items = [item for item in items if item.frontier]
     finals.sort(key=lambda f: (-f.logp, f.hops, f.steps, f.answer_type))
     return finals

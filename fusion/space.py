@@ -91,6 +91,9 @@ class ActionSpace:
             KIND_STOP if k == STOP else (KIND_OUT if k == OUT else KIND_IN) for _, k in self.actions
         ])
 
+    def relation_types(self) -> list[str]:
+        return sorted({name for name, kind in self.actions if kind != STOP})
+
     def graph_vectors(self, features: GraphFeatures | None) -> torch.Tensor | None:
         """``[A, d]``: each hop's relation embedding (zeros for stops and unknown relations)."""
         if features is None:

@@ -92,10 +92,19 @@ def test_retrieval_respects_its_caps(driver: Driver, settings: Settings, domain:
     def uniform(items, candidates):  # type: ignore[no-untyped-def]
         return [[0.0] * len(c) for c in candidates]
 
+    before = expander.queries
     finals = beam_search(expander, uniform, [(hub, 0.0)], 2, Caps(per_type=50, frontier=7))
     assert finals and all(len(back) <= 7 for f in finals for back in f.back)
     assert all(len(f.answers) <= 7 for f in finals)
-    assert expander.queries <= 3  # one query per hop (the rest from its cache)
+    # per hop one degree query and one neighbour query at most (the hub's hops were cached)
+    assert expander.queries - before <= 3
+
+    # the degree counts tell which hops exist without reading them; a typed read of one hop
+    # does not touch the other
+    assert set(expander.actions([hub])[hub]) == {("CONTROL", "in"), ("INVESTS_IN", "in")}
+    only = Neo4jExpander(driver, settings.neo4j_database).neighbours(
+        [(hub, ("INVESTS_IN", "in"))], Caps(per_type=50))
+    assert only == {hub: {("INVESTS_IN", "in"): [f"{domain}:b{i}" for i in range(3)]}}
 
 
 def _edge_exists(driver: Driver, settings: Settings, source: str, rel: str, target: str) -> bool:

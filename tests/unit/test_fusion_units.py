@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Sequence
 
@@ -13,7 +14,20 @@ from fusion.graphdata import DomainGraph
 from fusion.linking import AliasIndex, EntityLinker, mask_question
 from fusion.model import FusionModel
 from fusion.parse import MAX_STEPS, PathHints, clean_segment, parse_question, step_token_masks
-from fusion.retrieval import BeamItem, Caps, Grouped, MemoryExpander, beam_search
+from fusion.retrieval import (
+    HINT_PENALTY,
+    BeamItem,
+    Caps,
+    Grouped,
+    MemoryExpander,
+    PathResult,
+    Request,
+    Scorer,
+    advance,
+    beam_search,
+    candidate_actions,
+    hint_penalty,
+)
 from fusion.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
@@ -184,9 +198,9 @@ def test_beam_does_not_expand_prefixes_far_below_the_best() -> None:
     expanded: list[str] = []
 
     class Counting(MemoryExpander):
-        def expand_grouped(self, uids: Sequence[str], caps: Caps) -> Grouped:
-            expanded.extend(uids)
-            return super().expand_grouped(uids, caps)
+        def neighbours(self, requests: Sequence[Request], caps: Caps) -> Grouped:
+            expanded.extend(uid for uid, _ in requests)
+            return super().neighbours(requests, caps)
 
     def scorer(items: list[BeamItem], candidates: list[list[tuple[str, str]]]
                ) -> list[list[float]]:
@@ -197,3 +211,94 @@ def test_beam_does_not_expand_prefixes_far_below_the_best() -> None:
         finals = beam_search(Counting(graph), scorer, [("t", 0.0)], 2, Caps(margin=margin))
         assert ("b1" in expanded) is reads_b1
         assert finals[0].steps[0] == ("A", "out")  # the best path is the same either way
+
+
+def _eager_beam_search(graph: DomainGraph, scorer: Scorer, topic: str, max_hops: int,
+                       caps: Caps, hints: PathHints | None) -> list[PathResult]:
+    """The simple reference: read every hop's neighbours of the whole frontier first, then
+    score, penalise and cut to the beam (what ``beam_search`` did before it read lazily)."""
+    expander = MemoryExpander(graph)
+    type_of = lambda uid: graph.types[uid]  # noqa: E731
+    items = [BeamItem(topic, (), 0.0, [topic])]
+    finals: list[PathResult] = []
+    for hop in range(max_hops + 1):
+        beyond = hints is not None and hints.hops is not None and hop > hints.hops
+        if beyond and finals:
+            best = max(f.logp for f in finals)
+            items = [item for item in items if item.logp - HINT_PENALTY > best]
+        if not items:
+            break
+        adjacency = None
+        if hop < max_hops and not beyond:
+            adjacency = expander.expand_grouped(
+                list(dict.fromkeys(u for item in items for u in item.frontier)), caps)
+        candidates = [candidate_actions(item, adjacency, type_of) for item in items]
+        if hop < 1:
+            candidates = [[a for a in c if a[1] != "stop"] for c in candidates]
+        scores = scorer(items, candidates)
+        extended = []
+        for item, actions, logps in zip(items, candidates, scores, strict=True):
+            for action, lp in zip(actions, logps, strict=True):
+                total = item.logp + lp - hint_penalty(hints, item, action, adjacency or {},
+                                                      type_of)
+                if action[1] == "stop":
+                    answers = [u for u in item.frontier if u != topic and type_of(u) == action[0]]
+                    finals.append(PathResult(topic, item.steps, action[0], total, answers,
+                                             item.back, item.support, item.order))
+                elif adjacency is not None:
+                    extended.append((total, item, action))
+        extended.sort(key=lambda e: (-e[0], e[2]))
+        if caps.margin is not None and extended:
+            extended = [e for e in extended if e[0] >= extended[0][0] - caps.margin]
+        items = [advance(item, action, total, adjacency or {}, caps)
+                 for total, item, action in extended[:caps.beam]]
+        items = [item for item in items if item.frontier]
+    finals.sort(key=lambda f: (-f.logp, f.hops, f.steps, f.answer_type))
+    return finals
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_lazy_beam_search_matches_the_eager_reference(seed: int) -> None:
+    # random typed graphs, a random (deterministic) scorer and parse hints: reading neighbours
+    # only for the hops that can enter the beam gives exactly the paths, scores and answers of
+    # reading everything first, and reads fewer (node, hop) lists
+    rng = random.Random(seed)
+    types = ["P", "Q", "R"]
+    nodes = [f"n{i}" for i in range(40)]
+    graph = DomainGraph("toy", names={u: u for u in nodes},
+                        types={u: rng.choice(types) for u in nodes})
+    adj: dict[str, dict[tuple[str, str], list[str]]] = {}
+    for _ in range(160):
+        a, b = rng.sample(nodes, 2)
+        rel = rng.choice(["A", "B", "C", "D"])
+        adj.setdefault(a, {}).setdefault((rel, "out"), []).append(b)
+        adj.setdefault(b, {}).setdefault((rel, "in"), []).append(a)
+    graph.adj = adj
+    weights = {(rel, d): rng.uniform(-4, 0) for rel in "ABCD" for d in ("out", "in")}
+    weights.update({(t, "stop"): rng.uniform(-4, 0) for t in types})
+
+    def scorer(items: list[BeamItem], candidates: list[list[tuple[str, str]]]
+               ) -> list[list[float]]:
+        out = []
+        for item, cands in zip(items, candidates, strict=True):
+            raw = torch.tensor([weights[a] + 0.7 * len(item.steps) * (a[1] == "stop")
+                                for a in cands])
+            out.append(torch.log_softmax(raw, 0).tolist() if cands else [])
+        return out
+
+    read: list[Request] = []
+
+    class Recording(MemoryExpander):
+        def neighbours(self, requests: Sequence[Request], caps: Caps) -> Grouped:
+            read.extend(requests)
+            return super().neighbours(requests, caps)
+
+    hints = PathHints((rng.choice(types), rng.choice(types)), 2, None) if seed % 2 else None
+    caps = Caps(per_type=5, frontier=6, rows=50_000, beam=3, margin=None if seed < 2 else 4.0)
+    for topic in ("n0", "n1", "n2"):
+        lazy = beam_search(Recording(graph), scorer, [(topic, 0.0)], 3, caps, hints=hints)
+        eager = _eager_beam_search(graph, scorer, topic, 3, caps, hints)
+        key = lambda f: (f.steps, f.answer_type, round(f.logp, 9), f.answers)  # noqa: E731
+        assert [key(f) for f in lazy] == [key(f) for f in eager]
+    eager_reads = sum(len(graph.adj.get(u, {})) for u in nodes)  # a bound, not a count
+    assert 0 < len(read) < 3 * eager_reads
