@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from fusion.model import KIND_IN, KIND_OUT, KIND_STOP
-from fusion.verbalize import IN, OUT, STOP, Action, action_text, noun
+from fusion.verbalize import IN, OUT, STOP, Action, action_texts, noun
 from graph.exceptions import ModelNotReadyError
 from graph.settings import Settings
 
@@ -66,7 +66,8 @@ def load_graph_features(settings: Settings, domain: str) -> GraphFeatures | None
 
 @dataclass
 class ActionSpace:
-    """Every action of a domain; ``text: [A, 384]``, ``kind: [A]``, ``types`` for the topic."""
+    """Every action of a domain; ``text: [A, 384]`` (the normalised mean of the action's
+    training texts, ``fusion.verbalize.action_texts``), ``kind: [A]``, ``types`` for the topic."""
 
     actions: list[Action]
     types: list[str]
@@ -80,7 +81,12 @@ class ActionSpace:
         actions: list[Action] = [(r, d) for r in sorted(relation_types) for d in (OUT, IN)]
         actions += [(t, STOP) for t in sorted(entity_types)]
         encoder = get_text_encoder()
-        text = encoder.encode([action_text(a) for a in actions])
+        texts = [action_texts(a) for a in actions]
+        flat = encoder.encode([t for group in texts for t in group])
+        sizes = torch.tensor([len(group) for group in texts])
+        owner = torch.repeat_interleave(torch.arange(len(actions)), sizes)
+        summed = torch.zeros(len(actions), flat.shape[1]).index_add_(0, owner, flat)
+        text = torch.nn.functional.normalize(summed, dim=-1)  # mean direction per action
         type_text = encoder.encode([noun(t) for t in sorted(entity_types)])
         return cls(actions, sorted(entity_types), text, type_text)
 

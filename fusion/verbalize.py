@@ -208,11 +208,21 @@ def split_variants(variants: Sequence[str], held_out: int, split: str) -> list[s
 
 
 def action_text(action: Action) -> str:
-    """Short text for one action, embedded once per domain for the model and zero-shot."""
+    """Short text for one action (its first phrasing, or the type's noun)."""
+    return action_texts(action)[0]
+
+
+def action_texts(action: Action) -> list[str]:
+    """The texts that describe one action: every *training* phrasing of a hop without its slot
+    (never a held-out one), or the type's noun for a stop. ``ActionSpace`` embeds their mean:
+    one phrasing alone is a poor anchor for verbs it does not use (a held-out "that cut" is
+    nearer the mean of "decreased by / reduced by / lowered by ..." than any single one)."""
     name, kind = action
     if kind == STOP:
-        return noun(name)
-    return phrasings(name, kind)[0].replace("{x}", "").replace("  ", " ").strip()
+        return [noun(name)]
+    options = phrasings(name, kind)
+    return [options[i].replace("{x}", "").replace("  ", " ").strip()
+            for i in phrasing_choices(action, "train", nested=False)]
 
 
 def noun_phrase(steps: Sequence[Action], mid_types: Sequence[str], answer_type: str,
