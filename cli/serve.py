@@ -55,9 +55,10 @@ def up(
     retrain: bool = typer.Option(False, "--retrain", help="Train even if a model is active"),
     encoder_epochs: int | None = typer.Option(
         None, "--encoder-epochs", help="Encoder epochs (default: sized to the graph)"),
-    qa_per_hop: int = typer.Option(200, "--qa-per-hop",
+    qa_per_hop: int = typer.Option(600, "--qa-per-hop",
                                    help="Generated training questions per hop count"),
-    qa_epochs: int = typer.Option(8, "--qa-epochs", help="QA training epochs"),
+    qa_epochs: int = typer.Option(30, "--qa-epochs",
+                                  help="QA training epochs (early stopping: patience 5)"),
     host: str | None = typer.Option(None, "--host"),
     port: int | None = typer.Option(None, "--port"),
 ) -> None:

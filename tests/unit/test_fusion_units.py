@@ -33,6 +33,8 @@ from fusion.verbalize import (
     HELD_OUT_FRAMES,
     HELD_OUT_PHRASINGS,
     PHRASINGS,
+    action_text,
+    action_texts,
     noun,
     noun_phrase,
     phrasing_choices,
@@ -66,6 +68,19 @@ def test_held_out_templates_never_appear_in_training() -> None:
             train = set(split_variants(variants, HELD_OUT_PHRASINGS, "train"))
             held = set(split_variants(variants, HELD_OUT_PHRASINGS, "eval"))
             assert held and not train & held
+
+
+def test_action_texts_hold_every_training_phrasing_and_no_held_out_one() -> None:
+    # the action vectors (and so the zero-shot prior) are built from these texts
+    for rel in PHRASINGS:
+        for direction in ("out", "in"):
+            texts = action_texts((rel, direction))
+            options = phrasings(rel, direction)
+            held = {o.replace("{x}", "").strip() for o in options[-HELD_OUT_PHRASINGS:]}
+            assert len(texts) == len(options) - HELD_OUT_PHRASINGS
+            assert not set(texts) & held and all("{x}" not in t for t in texts)
+    assert action_texts(("Disease", "stop")) == ["diseases"]
+    assert action_texts(("NEW_REL", "out"))[0] == action_text(("NEW_REL", "out"))
 
 
 def test_nested_questions_use_right_branching_phrasings() -> None:
