@@ -58,14 +58,23 @@ class FusionModel(nn.Module):
         self.key = nn.Linear(text_dim, hidden)
         self.value = nn.Linear(text_dim, hidden)
         self.query = nn.Linear(hidden, hidden)
+        last = nn.Linear(hidden, hidden)
         self.out = nn.Sequential(nn.Linear(2 * hidden, hidden), nn.GELU(), nn.Dropout(dropout),
-                                 nn.Linear(hidden, hidden))
+                                 last)
         # weight of the zero-shot prior (cosine of question and action text) per step
         self.prior_weight = nn.Parameter(torch.ones(4))
         if segment_attention:
             # the hop's own words (MiniLM vector of the segment alone) against each action:
             # the same at every position, unlike the contextual token states
             self.segment_proj = nn.Linear(text_dim, hidden)
+        # the learned terms start at zero, so an untrained model scores exactly like the
+        # zero-shot prior (epoch 0 of model selection, ``fusion.train.fit``) and training moves
+        # away from it only as far as validation on unseen wording supports
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        if segment_attention:
+            nn.init.zeros_(self.segment_proj.weight)
+            nn.init.zeros_(self.segment_proj.bias)
         if self.use_graph:
             self.graph_rel_proj = nn.Linear(graph_dim, hidden)
             self.graph_ent_proj = nn.Linear(graph_dim, hidden)

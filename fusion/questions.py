@@ -127,6 +127,7 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
                 "topic_entities": sorted(same_name),
                 "topic_name": name,
                 "path": [list(s) for s in steps],
+                "phrasings": choice,  # index into fusion.verbalize.phrasings per hop
                 "answer_type": answer_type,
                 "hops": hops,
                 "split": split,

@@ -10,11 +10,11 @@ data: with graph-encoder embeddings and without them (the ablation), as safetens
 from __future__ import annotations
 
 import json
-import math
 import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,8 @@ from fusion.retrieval import (
     rank_answers,
 )
 from fusion.space import ActionSpace, GraphFeatures
-from fusion.verbalize import STOP, Action
+from fusion.text import cached_vectors
+from fusion.verbalize import STOP, Action, phrasing_choices, phrasings
 from graph.artifacts import ArtifactStore
 from graph.settings import Settings
 
@@ -75,7 +76,7 @@ class TrainConfig(BaseModel):
     per_type: int = 30
     frontier: int = 60
     beam: int = 8
-    max_val: int = 120
+    max_val: int = 240
     segment_attention: bool = True
 
 
@@ -100,6 +101,35 @@ class Prepared:
     step_mask: torch.Tensor  # [MAX_STEPS, L], see fusion.parse.step_token_masks
     segments: torch.Tensor  # [MAX_STEPS, 384], see fusion.parse.step_segment_vectors
     hints: PathHints
+    # (hop, phrasing index) per hop for generated questions (fusion.questions), else None
+    phrasings: tuple[tuple[Action, int], ...] | None = None
+
+    def uses_validation_phrasing(self) -> bool:
+        return self.phrasings is not None and any(
+            index == validation_phrasing(step) for step, index in self.phrasings)
+
+
+@lru_cache(maxsize=512)
+def validation_phrasing(step: Action) -> int:
+    """The training phrasing of a hop that model selection holds out (``split_validation``):
+    of its right-branching ones (they occur at every hop position), the one whose MiniLM vector
+    is farthest from the mean of the others — the wording least like the rest, as the held-out
+    evaluation phrasings are. In-distribution questions are answered right from the first
+    epoch and cannot tell an epoch that generalises from one that overfits."""
+    options = phrasings(*step)
+    pool = phrasing_choices(step, "train", nested=True)
+    every = phrasing_choices(step, "train", nested=False)
+    if len(every) < 3:
+        return pool[-1]
+    vectors = cached_vectors([options[i].replace("{x}", "").strip() for i in every])
+    position = {index: k for k, index in enumerate(every)}
+
+    def likeness(index: int) -> float:
+        others = torch.cat([vectors[:position[index]], vectors[position[index] + 1:]])
+        return float(vectors[position[index]] @ torch.nn.functional.normalize(
+            others.mean(0), dim=0))
+
+    return min(pool, key=lambda index: (likeness(index), -index))
 
 
 def resolve(graph: DomainGraph, values: Sequence[Any], by_name: dict[str, list[str]]) -> list[str]:
@@ -172,7 +202,8 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
     by_name: dict[str, list[str]] = {}
     for uid, name in graph.names.items():
         by_name.setdefault(normalize(name), []).append(uid)
-    staged: list[tuple[str, str, list[str], list[int], list[list[int]], set[str], int]] = []
+    staged: list[tuple[str, str, list[str], list[int], list[list[int]], set[str], int,
+                       tuple[tuple[Action, int], ...] | None]] = []
     skipped = 0
     for row in rows:
         question = row["question"].strip()
@@ -191,12 +222,16 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
             skipped += 1
             continue
         found: tuple[str, list[Action], str] | None = None
+        wording: tuple[tuple[Action, int], ...] | None = None
         if row.get("path") and row.get("answer_type"):
             steps = [(str(r), str(d)) for r, d in row["path"]]
             for topic in topics:
                 if graph.answers({topic}, steps, row["answer_type"]) & answers:
                     found = (topic, steps, row["answer_type"])
                     break
+            indexes = row.get("phrasings")
+            if isinstance(indexes, list) and len(indexes) == len(steps):
+                wording = tuple((step, int(i)) for step, i in zip(steps, indexes, strict=True))
         else:
             found = infer_path(graph, topics, answers, caps, cfg.max_hops)
         if found is None:
@@ -209,7 +244,7 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
             continue
         masked = mask_question(question, mention, MASK)
         staged.append((question, masked, [topic] + [t for t in topics if t != topic],
-                       forced[0], forced[1], answers, len(steps)))
+                       forced[0], forced[1], answers, len(steps), wording))
     contexts = encode_questions([s[1] for s in staged])
     parses = [parse_question(s[1], space.types) for s in staged]
     priors = step_priors(parses, torch.stack([c.pooled for c in contexts]) if contexts
@@ -219,8 +254,8 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
     examples = [
         Prepared(q, ctx, tops[0], tops, graph.types.get(tops[0], "Entity"), gold, cands, ans,
                  hops, prior, step_token_masks(parse, ctx.offsets, ctx.mask), segment,
-                 PathHints.of(parse))
-        for (q, _, tops, gold, cands, ans, hops), ctx, prior, parse, segment
+                 PathHints.of(parse), wording)
+        for (q, _, tops, gold, cands, ans, hops, wording), ctx, prior, parse, segment
         in zip(staged, contexts, priors, parses, segments, strict=True)
     ]
     return examples, skipped
@@ -287,66 +322,147 @@ def hits_at_1(model: FusionModel, space: ActionSpace, features: GraphFeatures | 
     return hits / len(examples)
 
 
-def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | None,
-        use_graph: bool, graph: DomainGraph, cfg: TrainConfig,
-        progress: ProgressFn | None = None, init: dict[str, torch.Tensor] | None = None,
-        label: str = "") -> tuple[FusionModel, dict[str, Any]]:
-    """Train one head with early stopping on validation Hits@1; returns (model, metrics)."""
-    torch.manual_seed(cfg.seed)
-    rng = random.Random(cfg.seed)
+def split_validation(examples: Sequence[Prepared], cfg: TrainConfig,
+                     rng: random.Random) -> tuple[list[Prepared], list[Prepared], str]:
+    """(train, validation, how). Generated questions are split by wording: those that use a
+    hop's validation phrasing (``fusion.verbalize.validation_phrasing``) validate, the others
+    train, so validation asks what the held-out evaluation asks — wording not fitted on. Other
+    rows (a user's file) get a random split."""
+    if len(examples) < 10:
+        return list(examples), [], "none"
+    held = [e for e in examples if e.uses_validation_phrasing()]
+    if held and len(held) < len(examples):
+        by_hops: dict[int, list[Prepared]] = {}
+        for e in held:
+            by_hops.setdefault(e.hops, []).append(e)
+        for group in by_hops.values():
+            rng.shuffle(group)
+        val: list[Prepared] = []
+        while len(val) < min(cfg.max_val, len(held)):  # the same share of each hop count
+            for group in by_hops.values():
+                if group and len(val) < cfg.max_val:
+                    val.append(group.pop())
+        return [e for e in examples if not e.uses_validation_phrasing()], val, "phrasing"
     order = list(range(len(examples)))
     rng.shuffle(order)
-    n_val = min(cfg.max_val, max(1, int(len(examples) * cfg.val_fraction))) \
-        if len(examples) >= 10 else 0
-    val = [examples[i] for i in order[:n_val]]
-    train = [examples[i] for i in order[n_val:]]
-    if not train:
-        raise TrainingDataError("no usable training example")
-    graph_dim = features.dim if (features is not None and use_graph) else 0
+    n_val = min(cfg.max_val, max(1, int(len(examples) * cfg.val_fraction)))
+    return [examples[i] for i in order[n_val:]], [examples[i] for i in order[:n_val]], "random"
+
+
+def _new_model(cfg: TrainConfig, graph_dim: int,
+               init: dict[str, torch.Tensor] | None) -> FusionModel:
     model = FusionModel(cfg.hidden, graph_dim, use_graph=graph_dim > 0, dropout=cfg.dropout,
                         segment_attention=cfg.segment_attention)
     if init is not None:
         model.load_state_dict(init)
+    return model
+
+
+def _train_epoch(model: FusionModel, optim: torch.optim.Optimizer, train: list[Prepared],
+                 space: ActionSpace, features: GraphFeatures | None,
+                 graph_actions: torch.Tensor | None, batch_size: int,
+                 rng: random.Random) -> float:
+    """One pass over ``train`` (shuffled); returns the mean training loss."""
+    model.train()
+    rng.shuffle(train)
+    total = 0.0
+    for start in range(0, len(train), batch_size):
+        chunk = train[start:start + batch_size]
+        batch = _batch(chunk, space, features, model.use_graph)
+        actions = model.action_vectors(space.text, space.kind, graph_actions)
+        loss = _loss(model, batch, actions, space.text)
+        optim.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optim.step()
+        total += float(loss.detach()) * len(chunk)
+    return total / len(train)
+
+
+@torch.no_grad()
+def _val_loss(model: FusionModel, val: list[Prepared], space: ActionSpace,
+              features: GraphFeatures | None, graph_actions: torch.Tensor | None) -> float:
+    model.eval()
+    total = 0.0
+    for start in range(0, len(val), 64):
+        chunk = val[start:start + 64]
+        actions = model.action_vectors(space.text, space.kind, graph_actions)
+        total += float(_loss(model, _batch(chunk, space, features, model.use_graph), actions,
+                             space.text)) * len(chunk)
+    return total / max(1, len(val))
+
+
+def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | None,
+        use_graph: bool, graph: DomainGraph, cfg: TrainConfig,
+        progress: ProgressFn | None = None, init: dict[str, torch.Tensor] | None = None,
+        label: str = "") -> tuple[FusionModel, dict[str, Any]]:
+    """Train one head; returns (model, metrics).
+
+    The number of epochs is chosen on validation Hits@1 (ties: lower validation loss, then
+    fewer epochs), counting the untrained model as epoch 0: it scores like the zero-shot prior
+    (``FusionModel`` starts its learned terms at zero), so training is kept only where it helps
+    on the validation questions. With a split by wording (``split_validation``) the model is
+    then fitted again on every example for the chosen number of epochs."""
+    torch.manual_seed(cfg.seed)
+    rng = random.Random(cfg.seed)
+    train, val, how = split_validation(examples, cfg, rng)
+    if not train:
+        raise TrainingDataError("no usable training example")
+    graph_dim = features.dim if (features is not None and use_graph) else 0
+    model = _new_model(cfg, graph_dim, init)
     optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     graph_actions = space.graph_vectors(features) if model.use_graph else None
-    best_state = {k: v.clone() for k, v in model.state_dict().items()}
-    best = (-1.0, math.inf)
-    stale = 0
-    history = []
     batch_size = min(cfg.batch_size, max(8, len(train) // 8))  # several steps per epoch
-    for epoch in range(cfg.epochs):
-        model.train()
-        rng.shuffle(train)
-        total = 0.0
-        for start in range(0, len(train), batch_size):
-            chunk = train[start:start + batch_size]
-            batch = _batch(chunk, space, features, model.use_graph)
-            actions = model.action_vectors(space.text, space.kind, graph_actions)
-            loss = _loss(model, batch, actions, space.text)
-            optim.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optim.step()
-            total += float(loss.detach()) * len(chunk)
-        train_loss = total / len(train)
-        val_hits = hits_at_1(model, space, features, val, graph, cfg) if val else 0.0
-        history.append({"epoch": epoch + 1, "train_loss": round(train_loss, 4),
-                        "val_hits@1": round(val_hits, 4)})
+
+    def validate() -> tuple[float, float]:
+        if not val:
+            return 0.0, 0.0
+        return (hits_at_1(model, space, features, val, graph, cfg),
+                _val_loss(model, val, space, features, graph_actions))
+
+    val_hits, val_loss = validate()
+    history = [{"epoch": 0, "val_hits@1": round(val_hits, 4), "val_loss": round(val_loss, 4)}]
+    best = (val_hits, -val_loss, 0)
+    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    stale = 0
+    for epoch in range(1, cfg.epochs + 1):
+        train_loss = _train_epoch(model, optim, train, space, features, graph_actions,
+                                  batch_size, rng)
+        val_hits, val_loss = validate()
+        history.append({"epoch": epoch, "train_loss": round(train_loss, 4),
+                        "val_hits@1": round(val_hits, 4), "val_loss": round(val_loss, 4)})
         if progress:
-            progress((epoch + 1) / cfg.epochs,
-                     f"{label} epoch {epoch + 1}: loss {train_loss:.3f}, val Hits@1 {val_hits:.3f}")
-        if (val_hits, -train_loss) > (best[0], -best[1]):
-            best = (val_hits, train_loss)
+            progress(epoch / cfg.epochs, f"{label} epoch {epoch}: loss {train_loss:.3f}, "
+                     f"val Hits@1 {val_hits:.3f}")
+        if not val or (val_hits, -val_loss) > best[:2]:
+            best = (val_hits, -val_loss, epoch)
             best_state = {k: v.clone() for k, v in model.state_dict().items()}
             stale = 0
         else:
             stale += 1
-            if val and stale >= cfg.patience:
+            if stale >= cfg.patience:
                 break
-    model.load_state_dict(best_state)
+    best_epoch = best[2]
+    if how == "phrasing":
+        # fit again on every example (the validation wording too) for the chosen epochs
+        torch.manual_seed(cfg.seed)
+        rng = random.Random(cfg.seed + 1)
+        model = _new_model(cfg, graph_dim, init)
+        optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        everything = list(examples)
+        batch_size = min(cfg.batch_size, max(8, len(everything) // 8))
+        for epoch in range(best_epoch):
+            _train_epoch(model, optim, everything, space, features, graph_actions, batch_size,
+                         rng)
+            if progress:
+                progress(1.0, f"{label} refit epoch {epoch + 1}/{best_epoch} on all examples")
+    else:
+        model.load_state_dict(best_state)
     model.eval()
-    return model, {"val_hits@1": round(best[0], 4), "epochs_run": len(history),
-                   "n_train": len(train), "n_val": len(val), "history": history}
+    return model, {"val_hits@1": round(best[0], 4), "best_epoch": best_epoch,
+                   "validation": how, "epochs_run": len(history) - 1,
+                   "n_train": len(examples) if how == "phrasing" else len(train),
+                   "n_val": len(val), "history": history}
 
 
 def save_checkpoint(settings: Settings, domain: str, space: ActionSpace,

@@ -11,6 +11,7 @@ import torch
 
 from fusion.evaluate import reciprocal_rank, summarize
 from fusion.graphdata import DomainGraph
+from fusion.inference import QuestionContext
 from fusion.linking import AliasIndex, EntityLinker, mask_question
 from fusion.model import FusionModel
 from fusion.parse import MAX_STEPS, PathHints, clean_segment, parse_question, step_token_masks
@@ -28,6 +29,7 @@ from fusion.retrieval import (
     candidate_actions,
     hint_penalty,
 )
+from fusion.train import Prepared, TrainConfig, split_validation, validation_phrasing
 from fusion.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
@@ -169,6 +171,9 @@ def test_beam_prefix_scores_match_teacher_forcing(use_graph: bool,
     graph_dim = 8 if use_graph else 0
     model = FusionModel(hidden=32, graph_dim=graph_dim, use_graph=use_graph, dropout=0.0,
                         segment_attention=segment_attention).eval()
+    with torch.no_grad():  # a trained-looking model: the learned terms start at zero
+        for param in model.parameters():
+            param.normal_(0.0, 0.2)
     n_actions, length = 7, 5
     actions = model.action_vectors(torch.randn(n_actions, 384), torch.randint(0, 3, (n_actions,)),
                                    torch.randn(n_actions, graph_dim) if use_graph else None)
@@ -317,3 +322,53 @@ def test_lazy_beam_search_matches_the_eager_reference(seed: int) -> None:
         assert [key(f) for f in lazy] == [key(f) for f in eager]
     eager_reads = sum(len(graph.adj.get(u, {})) for u in nodes)  # a bound, not a count
     assert 0 < len(read) < 3 * eager_reads
+
+
+@pytest.mark.parametrize("use_graph", [True, False])
+def test_an_untrained_model_scores_exactly_like_the_zero_shot_prior(use_graph: bool) -> None:
+    # the learned terms start at zero: epoch 0 of model selection is the zero-shot prior
+    torch.manual_seed(0)
+    graph_dim = 8 if use_graph else 0
+    model = FusionModel(hidden=32, graph_dim=graph_dim, use_graph=use_graph,
+                        segment_attention=True).eval()
+    tokens, mask = torch.randn(2, 5, 384), torch.ones(2, 5, dtype=torch.bool)
+    actions = model.action_vectors(torch.randn(7, 384), torch.randint(0, 3, (7,)),
+                                   torch.randn(7, graph_dim) if use_graph else None)
+    prior = torch.randn(2, 2, 7)
+    with torch.no_grad():
+        scores = model(tokens, mask, torch.randn(2, 384), torch.randn(2, 384),
+                       torch.randn(2, graph_dim) if use_graph else None, actions,
+                       torch.tensor([[1, 4], [2, 0]]), prior, mask.unsqueeze(1).repeat(1, 2, 1),
+                       torch.randn(2, 2, 384))
+    assert torch.allclose(scores, prior)
+
+
+def _prepared(wording: tuple[tuple[tuple[str, str], int], ...] | None, hops: int) -> Prepared:
+    ctx = QuestionContext("q", torch.zeros(1, 384), torch.ones(1, dtype=torch.bool),
+                          torch.zeros(384), torch.zeros(1, 2, dtype=torch.long))
+    return Prepared("q", ctx, "t", ["t"], "Disease", [0], [[0]], {"a"}, hops,
+                    torch.zeros(MAX_STEPS, 1), torch.ones(MAX_STEPS, 1, dtype=torch.bool),
+                    torch.zeros(MAX_STEPS, 384), PathHints(), wording)
+
+
+def test_model_selection_validates_on_wording_it_does_not_train_on() -> None:
+    steps = [("HAS_PHENOTYPE", "out"), ("IS_A", "in"), ("ASSOCIATED_WITH", "in")]
+    examples = []
+    for i in range(60):
+        hops = 1 + i % 3
+        path = steps[:hops]
+        wording = []
+        for k, s in enumerate(path):
+            choices = phrasing_choices(s, "train", nested=hops > 1)
+            wording.append((s, choices[(i // 3 + k) % len(choices)]))
+        examples.append(_prepared(tuple(wording), hops))
+    held = {s: validation_phrasing(s) for s in steps}
+    assert all(held[s] in phrasing_choices(s, "train", nested=True) for s in steps)
+    train, val, how = split_validation(examples, TrainConfig(max_val=10), random.Random(0))
+    assert how == "phrasing" and len(val) == 10 and {e.hops for e in val} == {1, 2, 3}
+    assert all(e.uses_validation_phrasing() for e in val)
+    assert train and not any(e.uses_validation_phrasing() for e in train)
+    # rows without wording (a user's file) get a random split
+    plain = [_prepared(None, 1) for _ in range(20)]
+    train, val, how = split_validation(plain, TrainConfig(), random.Random(0))
+    assert how == "random" and len(train) + len(val) == 20 and val
