@@ -274,10 +274,20 @@ class QAService:
             return qa
 
     def invalidate(self, domain: str) -> None:
+        """Reload the models and the alias index of ``domain`` on its next question."""
         with self._lock:
             self._domains.pop(domain, None)
             self._indexes.pop(domain, None)
             self._checked.pop(domain, None)
+
+    def graph_changed(self) -> None:
+        """Forget everything read from the graph (alias indexes, hops, neighbours), e.g. after
+        a migration: the next questions read the graph as it is now."""
+        with self._lock:
+            self._domains.clear()
+            self._indexes.clear()
+            self._checked.clear()
+        self.expander.clear()
 
     def pick_domain(self, question: str) -> str:
         """The domain whose entity names the question mentions best (among the domains with a

@@ -190,6 +190,15 @@ class Neo4jExpander:
             self._queries = action_queries(live_relation_types(self.driver, self.database))
         return self._queries
 
+    def clear(self) -> None:
+        """Forget every cached hop and neighbour (all views): the graph has changed."""
+        shared = self._shared
+        with shared.lock:
+            shared.actions.clear()
+            shared.lists.clear()
+            shared.partial.clear()
+            shared.nodes.clear()
+
     def remember(self, uid: str, name: str, etype: str) -> None:
         with self._shared.lock:
             self._shared.nodes[uid] = (name, etype)

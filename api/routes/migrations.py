@@ -185,4 +185,7 @@ def upload_package(
                 raise InvalidInputError(f"file {name!r} was sent twice")
             contents[name] = data
     applied = get_runner(request, driver, settings).add_package(contents, slug=slug)
+    service = getattr(request.app.state, "qa_service", None)
+    if applied and service is not None:  # /v1/ask must see the graph as it is now
+        service.graph_changed()
     return UploadResult(applied=[_applied(a) for a in applied])

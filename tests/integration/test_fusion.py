@@ -162,6 +162,25 @@ def test_answers_tied_in_score_come_strongest_relationship_first(
         f"{domain}:m", f"{domain}:z", f"{domain}:a"]
 
 
+def test_answers_follow_the_graph_after_it_changes(
+    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str
+) -> None:
+    service = QAService(settings, driver)
+    question = "Which genes are associated with Marfan syndrome?"
+    assert [a.name for a in service.ask(question, domain, mode="zero-shot").answers] == ["FBN1"]
+    write_entities(driver, settings.neo4j_database,
+                   [entity_row(f"{domain}:NCBIGene:7042", "TGFB2", domain, ["Gene"])])
+    write_relations(driver, settings.neo4j_database, [relation_row(
+        f"{domain}:NCBIGene:7042", "ASSOCIATED_WITH", toy_graph["OMIM:154700"], count=3)])
+    # the neighbour cache still holds what it read; a migration (POST /v1/migrations) tells
+    # the service, which then reads the graph as it is
+    assert "TGFB2" not in {a.name for a in service.ask(question, domain,
+                                                       mode="zero-shot").answers}
+    service.graph_changed()
+    answers = service.ask(question, domain, mode="zero-shot").answers
+    assert [a.name for a in answers] == ["TGFB2", "FBN1"]  # the stronger relationship first
+
+
 @pytest.mark.slow
 def test_training_on_a_small_set_then_answering_it(
     driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,

@@ -123,3 +123,26 @@ def test_invalid_package_is_422_with_lines_and_writes_nothing(client: TestClient
         ("files", ("triples.tsv", "a\tr\tb\n" * 5000, "text/plain"))])
     assert response.status_code == 413
     assert client.get("/v1/migrations", headers=ADMIN).json()["migrations"] == []
+
+
+def test_ask_sees_an_uploaded_migration_at_once(client: TestClient, domain: str) -> None:
+    def upload(slug: str, triples: str, entities: str) -> None:
+        response = client.post("/v1/migrations", headers=ADMIN, data={"slug": slug}, files=[
+            ("files", ("manifest.yaml", manifest(domain), "text/yaml")),
+            ("files", ("triples.tsv", triples, "text/tab-separated-values")),
+            ("files", ("entities.tsv", entities, "text/tab-separated-values"))])
+        assert response.status_code == 201, response.text
+
+    def answers() -> set[str]:
+        response = client.post("/v1/ask", headers=ADMIN, json={
+            "question": "Which companies does Acme Corp compete with?", "domain": domain,
+            "mode": "zero-shot", "max_hops": 1})
+        assert response.status_code == 200, response.text
+        return {a["name"] for a in response.json()["answers"]}
+
+    upload("first", TRIPLES, ENTITIES)
+    assert answers() == {"Globex"}  # read once, and cached by the service
+    # a second load of the domain adds another "Acme Corp" (a load only creates entities)
+    upload("second", "acme2\tcompetes_with\tinitech\n",
+           "id\tname\ttype\nacme2\tAcme Corp\tCompany\ninitech\tInitech\tCompany\n")
+    assert answers() == {"Globex", "Initech"}
