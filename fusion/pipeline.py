@@ -51,6 +51,14 @@ TEXT_MODEL = "all-MiniLM-L6-v2"
 # how long a domain that was seen to exist is trusted without asking Neo4j again (one round
 # trip less per question; a deleted domain is noticed at the latest this much later)
 DOMAIN_CHECK_TTL_S = 30.0
+# The migration history as a stamp: a migration applied by any process (``kgr migrate``, another
+# API worker) changes it, and the service then forgets what it had read of the graph. Asked at
+# most every GRAPH_CHECK_TTL_S (a label scan of the few history nodes).
+GRAPH_STAMP_QUERY = """
+OPTIONAL MATCH (m:_Migration)
+RETURN count(m) AS applied, toString(max(m.applied_at)) AS last
+"""
+GRAPH_CHECK_TTL_S = 30.0
 
 
 def check_question(question: str) -> str:
@@ -237,6 +245,24 @@ class QAService:
         self._indexes: dict[str, AliasIndex] = {}
         self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
+        self.graph_check_ttl_s = GRAPH_CHECK_TTL_S
+        self._graph_stamp: tuple[int, str | None] | None = None
+        self._graph_checked_at = -math.inf
+
+    def check_graph(self) -> None:
+        """Forget what was read of the graph when its migration history has changed since the
+        last look (at most one look per ``graph_check_ttl_s``)."""
+        now = time.monotonic()
+        if now - self._graph_checked_at < self.graph_check_ttl_s:
+            return
+        self._graph_checked_at = now
+        with translate_errors():
+            records, _, _ = self.store.driver.execute_query(
+                GRAPH_STAMP_QUERY, database_=self.store.database, routing_=RoutingControl.READ)
+        stamp = (int(records[0]["applied"]), records[0]["last"])
+        if self._graph_stamp is not None and stamp != self._graph_stamp:
+            self.graph_changed()
+        self._graph_stamp = stamp
 
     def check_domain(self, domain: str) -> None:
         """404 for an unknown domain; a known one is re-checked every DOMAIN_CHECK_TTL_S."""
@@ -310,6 +336,7 @@ class QAService:
     def ask(self, question: str, domain: str | None = None, top_k: int = 10, max_hops: int = 3,
             mode: Mode | None = None, use_graph: bool = True) -> AskResponse:
         question = check_question(question)
+        self.check_graph()
         if domain is None:
             domain = self.pick_domain(question)
         else:

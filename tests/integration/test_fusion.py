@@ -180,6 +180,25 @@ def test_answers_follow_the_graph_after_it_changes(
     answers = service.ask(question, domain, mode="zero-shot").answers
     assert [a.name for a in answers] == ["TGFB2", "FBN1"]  # the stronger relationship first
 
+    # a migration applied by another process (kgr migrate) shows in the migration history,
+    # which the service looks at (here: on every question)
+    service.graph_check_ttl_s = 0.0
+    service.ask(question, domain, mode="zero-shot")
+    write_entities(driver, settings.neo4j_database,
+                   [entity_row(f"{domain}:NCBIGene:4133", "MFAP2", domain, ["Gene"])])
+    write_relations(driver, settings.neo4j_database, [relation_row(
+        f"{domain}:NCBIGene:4133", "ASSOCIATED_WITH", toy_graph["OMIM:154700"], count=2)])
+    namespace = f"test-{domain}"
+    driver.execute_query("CREATE (:_Migration {namespace: $ns, version: 1, "
+                         "applied_at: datetime()})", ns=namespace,
+                         database_=settings.neo4j_database)
+    try:
+        answers = service.ask(question, domain, mode="zero-shot").answers
+        assert [a.name for a in answers] == ["TGFB2", "MFAP2", "FBN1"]
+    finally:
+        driver.execute_query("MATCH (m:_Migration {namespace: $ns}) DELETE m", ns=namespace,
+                             database_=settings.neo4j_database)
+
 
 @pytest.mark.slow
 def test_training_on_a_small_set_then_answering_it(
