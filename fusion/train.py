@@ -47,7 +47,7 @@ from fusion.retrieval import (
 )
 from fusion.space import ActionSpace, GraphFeatures
 from fusion.text import cached_vectors
-from fusion.verbalize import STOP, Action, phrasing_choices, phrasings
+from fusion.verbalize import STOP, Action, action_texts, phrasing_choices
 from graph.artifacts import ArtifactStore
 from graph.settings import Settings
 
@@ -116,12 +116,11 @@ def validation_phrasing(step: Action) -> int:
     is farthest from the mean of the others — the wording least like the rest, as the held-out
     evaluation phrasings are. In-distribution questions are answered right from the first
     epoch and cannot tell an epoch that generalises from one that overfits."""
-    options = phrasings(*step)
     pool = phrasing_choices(step, "train", nested=True)
     every = phrasing_choices(step, "train", nested=False)
     if len(every) < 3:
         return pool[-1]
-    vectors = cached_vectors([options[i].replace("{x}", "").strip() for i in every])
+    vectors = cached_vectors(action_texts(step))  # the texts of ``every``, in its order
     position = {index: k for k, index in enumerate(every)}
 
     def likeness(index: int) -> float:
