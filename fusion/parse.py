@@ -167,6 +167,11 @@ def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Ten
             for a, (name, kind) in enumerate(actions):
                 if kind != STOP:
                     continue
+                if k and step < k:
+                    # the parse names more hops: a stop here contradicts it, and its mass
+                    # would otherwise be taken from the hops the question goes on to name
+                    out[b, step, a] -= HOPS_BONUS
+                    continue
                 if p.answer_type is not None and name == p.answer_type:
                     out[b, step, a] += TYPE_BONUS
                 if k and step == k:
