@@ -408,3 +408,31 @@ def test_zero_shot_follows_every_hop_the_question_names() -> None:
                              Caps(), hints=hints)
         best = zero_shot.rerank(ctx, finals, expander)[0]
         assert best.steps == (("IS_A", "out"),) * steps and best.answers == [answer]
+
+
+def test_a_path_inferred_from_answers_is_the_one_the_question_asks() -> None:
+    # Jane Roe both controls and invests in Acme: the answers alone cannot tell the two paths
+    # apart, the question can; where the answers do tell them apart, they decide
+    from fusion.space import ActionSpace
+    from fusion.train import prepare
+
+    nodes = {"f:acme": ("Acme Corp", "Company"), "f:jane": ("Jane Roe", "Person"),
+             "f:bob": ("Bob Poe", "Person"), "f:zed": ("Zed Bank", "Company")}
+    graph = DomainGraph("f", names={u: n for u, (n, _) in nodes.items()},
+                        types={u: t for u, (_, t) in nodes.items()})
+    for head, rel, tail in [("f:jane", "CONTROL", "f:acme"), ("f:jane", "INVESTS_IN", "f:acme"),
+                            ("f:bob", "CONTROL", "f:zed"), ("f:bob", "INVESTS_IN", "f:zed"),
+                            ("f:jane", "INVESTS_IN", "f:zed")]:
+        graph.adj.setdefault(head, {}).setdefault((rel, "out"), []).append(tail)
+        graph.adj.setdefault(tail, {}).setdefault((rel, "in"), []).append(head)
+    space = ActionSpace.build(["CONTROL", "INVESTS_IN"], ["Company", "Person"])
+    rows = [{"question": "Who is in charge of Acme Corp?", "answers": ["Jane Roe"]},
+            {"question": "Which people put money into Acme Corp?", "answers": ["Jane Roe"]},
+            {"question": "Which people control Zed Bank?", "answers": ["Bob Poe", "Jane Roe"]}]
+    examples, skipped = prepare(rows, graph, space, TrainConfig())
+    assert skipped == 0
+    paths = [[space.actions[i] for i in e.gold] for e in examples]
+    assert paths[0] == [("CONTROL", "in"), ("Person", "stop")]
+    assert paths[1] == [("INVESTS_IN", "in"), ("Person", "stop")]
+    # only INVESTS_IN reaches both answers, whatever the question says
+    assert paths[2] == [("INVESTS_IN", "in"), ("Person", "stop")]
