@@ -2,8 +2,17 @@
 without graph embeddings (same data, side by side).
 
 Questions are generated from the domain graph; the evaluation questions use held-out phrasings
-and frames and no (topic, path) of the training set. Runs against the configured server
-(``KGR_HOME`` / ``NEO4J_URI``); trains a small encoder first when none is active.
+and frames and no (topic, path) of the training set. Models:
+
+- zero-shot: no labels (text similarity of relation paths);
+- fine-tuned: trained on the generated training questions (training wording only);
+- few-shot: each fine-tuned model fine-tuned further on ``--few-shot`` labelled questions asked
+  in the new (evaluation) wording, as a user's own file would be: question, answers and topic
+  only (the gold path is inferred), none of whose (topic, path) is among the evaluation
+  questions. It measures what tens of labels in a user's wording buy.
+
+Runs against the configured server (``KGR_HOME`` / ``NEO4J_URI``); trains a small encoder first
+when none is active.
 
     .venv/bin/python bench/qa_quality.py --domains medical finance
 """
@@ -25,7 +34,7 @@ from fusion.evaluate import evaluate_rows  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.linking import AliasIndex  # noqa: E402
 from fusion.pipeline import DomainQA  # noqa: E402
-from fusion.questions import generate_splits  # noqa: E402
+from fusion.questions import generate_questions, generate_splits  # noqa: E402
 from fusion.retrieval import Neo4jExpander  # noqa: E402
 from fusion.space import load_graph_features  # noqa: E402
 from fusion.train import TrainConfig, load_checkpoint, qa_artifacts, train_domain  # noqa: E402
@@ -53,12 +62,26 @@ def ensure_encoder(settings: Any, driver: Any, domain: str, epochs: int, dim: in
     return version
 
 
+def few_shot_rows(graph: DomainGraph, train_rows: list[dict[str, Any]],
+                  eval_rows: list[dict[str, Any]], count: int,
+                  seed: int) -> list[dict[str, Any]]:
+    """``count`` labelled questions in the evaluation wording, with no (topic, path) of the
+    training or evaluation questions, as a user's file: question, answers, topic entities."""
+    used = {(t, tuple(tuple(s) for s in q["path"]), q["answer_type"])
+            for q in train_rows + eval_rows for t in q["topic_entities"]}
+    per_hop = {1: count - 2 * (count // 3), 2: count // 3, 3: count // 3}
+    rows = generate_questions(graph, per_hop, "eval", seed + 2, exclude=used)
+    return [{"question": r["question"], "answers": r["answers"],
+             "topic_entities": r["topic_entities"]} for r in rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--domains", nargs="+", default=["medical", "finance"])
     parser.add_argument("--train-per-hop", type=int, default=600)
     parser.add_argument("--eval-per-hop", type=int, default=100)
-    parser.add_argument("--few-shot", type=int, default=50, help="labelled examples (few-shot)")
+    parser.add_argument("--few-shot", type=int, default=50,
+                        help="labelled questions in the evaluation wording (few-shot)")
     parser.add_argument("--epochs", type=int, default=30)
     parser.add_argument("--encoder-epochs", type=int, default=10)
     parser.add_argument("--encoder-dim", type=int, default=64)
@@ -116,13 +139,18 @@ def main() -> None:
                       f"({r['ms_per_question']} ms/question)", flush=True)
 
         evaluate("zero-shot", [None], "zero-shot", False)
-        for label, rows in (("few-shot", train_rows[::max(1, len(train_rows) // args.few_shot)]
-                             [:args.few_shot]), ("fine-tuned", train_rows)):
+        shots = few_shot_rows(graph, train_rows, eval_rows, args.few_shot, args.seed)
+        fine_tuned: list[str | None] = []
+        for label, rows in (("fine-tuned", train_rows), ("few-shot", shots)):
             versions: list[str | None] = []
-            for seed in range(args.seed, args.seed + args.train_seeds):
+            for k, seed in enumerate(range(args.seed, args.seed + args.train_seeds)):
                 t0 = time.perf_counter()
+                init = None
+                if label == "few-shot":  # from the fine-tuned model of the same seed
+                    init = load_checkpoint(qa_artifacts(settings).path(domain, fine_tuned[k]))
                 result = train_domain(settings, driver, domain, rows,
                                       TrainConfig(epochs=args.epochs, seed=seed), graph=graph,
+                                      init_from=init,
                                       activate=label == "fine-tuned" and seed == args.seed)
                 seconds = time.perf_counter() - t0
                 print(f"[{domain}] {label} (seed {seed}): trained {result['version']} on "
@@ -133,6 +161,8 @@ def main() -> None:
                     "best_epoch": {h: result[h]["best_epoch"] for h in ("graph", "text")
                                    if h in result}})
                 versions.append(result["version"])
+            if label == "fine-tuned":
+                fine_tuned = versions
             if features is not None:
                 evaluate(f"{label} + graph emb.", versions, "fine-tuned", True)
             evaluate(f"{label} text only", versions, "fine-tuned", False)
