@@ -78,6 +78,10 @@ class TrainConfig(BaseModel):
     weight_decay: float = 1e-4
     patience: int = 5
     val_fraction: float = 0.1
+    # a user's file smaller than this chooses its epochs by k-fold cross-validation: a 10%
+    # split of 50 questions validates on 5, which picks epochs by noise
+    kfold_below: int = 200
+    folds: int = 5
     seed: int = 0
     max_hops: int = 3
     per_type: int = 30
@@ -350,14 +354,18 @@ def hits_at_1(model: FusionModel, space: ActionSpace, features: GraphFeatures | 
     return hits / len(examples)
 
 
+Split = tuple[list["Prepared"], list["Prepared"]]
+
+
 def split_validation(examples: Sequence[Prepared], cfg: TrainConfig,
-                     rng: random.Random) -> tuple[list[Prepared], list[Prepared], str]:
-    """(train, validation, how). Generated questions are split by wording: those that use a
-    hop's validation phrasing (``fusion.verbalize.validation_phrasing``) validate, the others
-    train, so validation asks what the held-out evaluation asks — wording not fitted on. Other
-    rows (a user's file) get a random split."""
+                     rng: random.Random) -> tuple[list[Split], str]:
+    """((train, validation) pairs, how). Generated questions are split by wording: those that
+    use a hop's validation phrasing (``fusion.verbalize.validation_phrasing``) validate, the
+    others train, so validation asks what the held-out evaluation asks — wording not fitted on.
+    Other rows (a user's file) get a random split, or ``cfg.folds`` folds when there are fewer
+    than ``cfg.kfold_below`` of them. Fewer than 10 examples are not split ("none")."""
     if len(examples) < 10:
-        return list(examples), [], "none"
+        return [(list(examples), [])], "none"
     held = [e for e in examples if e.uses_validation_phrasing()]
     if held and len(held) < len(examples):
         by_hops: dict[int, list[Prepared]] = {}
@@ -370,11 +378,16 @@ def split_validation(examples: Sequence[Prepared], cfg: TrainConfig,
             for group in by_hops.values():
                 if group and len(val) < cfg.max_val:
                     val.append(group.pop())
-        return [e for e in examples if not e.uses_validation_phrasing()], val, "phrasing"
+        return [([e for e in examples if not e.uses_validation_phrasing()], val)], "phrasing"
     order = list(range(len(examples)))
     rng.shuffle(order)
+    if len(examples) < cfg.kfold_below and cfg.folds >= 2:
+        folds = [set(order[k::cfg.folds]) for k in range(cfg.folds)]
+        return [([examples[i] for i in order if i not in fold],
+                 [examples[i] for i in order if i in fold]) for fold in folds], "k-fold"
     n_val = min(cfg.max_val, max(1, int(len(examples) * cfg.val_fraction)))
-    return [examples[i] for i in order[n_val:]], [examples[i] for i in order[:n_val]], "random"
+    return [([examples[i] for i in order[n_val:]], [examples[i] for i in order[:n_val]])], \
+        "random"
 
 
 def _new_model(cfg: TrainConfig, graph_dim: int,
@@ -427,52 +440,63 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
     """Train one head; returns (model, metrics).
 
     The number of epochs is chosen on validation Hits@1 (ties: lower validation loss, then
-    fewer epochs), counting the untrained model as epoch 0: it scores like the zero-shot prior
-    (``FusionModel`` starts its learned terms at zero), so training is kept only where it helps
-    on the validation questions. With a split by wording (``split_validation``) the model is
-    then fitted again on every example for the chosen number of epochs."""
+    fewer epochs), counting the starting model as epoch 0: untrained, it scores like the
+    zero-shot prior (``FusionModel`` starts its learned terms at zero), so training is kept only
+    where it helps on the validation questions. With a split by wording or k folds
+    (``split_validation``; the folds train in lockstep and their validation questions count
+    together) the model is then fitted again on every example for the chosen number of
+    epochs."""
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
-    train, val, how = split_validation(examples, cfg, rng)
-    if not train:
+    splits, how = split_validation(examples, cfg, rng)
+    if not splits[0][0]:
         raise TrainingDataError("no usable training example")
     graph_dim = features.dim if (features is not None and use_graph) else 0
-    model = _new_model(cfg, graph_dim, init)
-    optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    graph_actions = space.graph_vectors(features) if model.use_graph else None
-    batch_size = min(cfg.batch_size, max(8, len(train) // 8))  # several steps per epoch
+    graph_actions = space.graph_vectors(features) if graph_dim else None
+    runs = []
+    for train, val in splits:
+        model = _new_model(cfg, graph_dim, init)
+        optim = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        runs.append((model, optim, list(train), val,
+                     min(cfg.batch_size, max(8, len(train) // 8))))  # several steps per epoch
+    n_val = sum(len(val) for _, val in splits)
 
     def validate() -> tuple[float, float]:
-        if not val:
+        if not n_val:
             return 0.0, 0.0
-        return (hits_at_1(model, space, features, val, graph, cfg),
-                _val_loss(model, val, space, features, graph_actions))
+        hits = loss = 0.0
+        for model, _, _, val, _ in runs:
+            if val:
+                hits += hits_at_1(model, space, features, val, graph, cfg) * len(val)
+                loss += _val_loss(model, val, space, features, graph_actions) * len(val)
+        return hits / n_val, loss / n_val
 
     val_hits, val_loss = validate()
     history = [{"epoch": 0, "val_hits@1": round(val_hits, 4), "val_loss": round(val_loss, 4)}]
     best = (val_hits, -val_loss, 0)
-    best_state = {k: v.clone() for k, v in model.state_dict().items()}
+    best_state = {k: v.clone() for k, v in runs[0][0].state_dict().items()}
     stale = 0
     for epoch in range(1, cfg.epochs + 1):
-        train_loss = _train_epoch(model, optim, train, space, features, graph_actions,
-                                  batch_size, rng)
+        train_loss = sum(_train_epoch(model, optim, train, space, features, graph_actions,
+                                      batch_size, rng)
+                         for model, optim, train, _, batch_size in runs) / len(runs)
         val_hits, val_loss = validate()
         history.append({"epoch": epoch, "train_loss": round(train_loss, 4),
                         "val_hits@1": round(val_hits, 4), "val_loss": round(val_loss, 4)})
         if progress:
             progress(epoch / cfg.epochs, f"{label} epoch {epoch}: loss {train_loss:.3f}, "
                      f"val Hits@1 {val_hits:.3f}")
-        if not val or (val_hits, -val_loss) > best[:2]:
+        if not n_val or (val_hits, -val_loss) > best[:2]:
             best = (val_hits, -val_loss, epoch)
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
+            best_state = {k: v.clone() for k, v in runs[0][0].state_dict().items()}
             stale = 0
         else:
             stale += 1
             if stale >= cfg.patience:
                 break
     best_epoch = best[2]
-    if how == "phrasing":
-        # fit again on every example (the validation wording too) for the chosen epochs
+    if how in ("phrasing", "k-fold"):
+        # fit again on every example (the validation questions too) for the chosen epochs
         torch.manual_seed(cfg.seed)
         rng = random.Random(cfg.seed + 1)
         model = _new_model(cfg, graph_dim, init)
@@ -485,12 +509,14 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
             if progress:
                 progress(1.0, f"{label} refit epoch {epoch + 1}/{best_epoch} on all examples")
     else:
+        model = runs[0][0]
         model.load_state_dict(best_state)
     model.eval()
     return model, {"val_hits@1": round(best[0], 4), "best_epoch": best_epoch,
-                   "validation": how, "epochs_run": len(history) - 1,
-                   "n_train": len(examples) if how == "phrasing" else len(train),
-                   "n_val": len(val), "history": history}
+                   "validation": how, "folds": len(splits), "epochs_run": len(history) - 1,
+                   "n_train": len(examples) if how in ("phrasing", "k-fold")
+                   else len(splits[0][0]),
+                   "n_val": n_val, "history": history}
 
 
 def save_checkpoint(settings: Settings, domain: str, space: ActionSpace,

@@ -364,14 +364,24 @@ def test_model_selection_validates_on_wording_it_does_not_train_on() -> None:
         examples.append(_prepared(tuple(wording), hops))
     held = {s: validation_phrasing(s) for s in steps}
     assert all(held[s] in phrasing_choices(s, "train", nested=True) for s in steps)
-    train, val, how = split_validation(examples, TrainConfig(max_val=10), random.Random(0))
-    assert how == "phrasing" and len(val) == 10 and {e.hops for e in val} == {1, 2, 3}
+    splits, how = split_validation(examples, TrainConfig(max_val=10), random.Random(0))
+    assert how == "phrasing" and len(splits) == 1
+    train, val = splits[0]
+    assert len(val) == 10 and {e.hops for e in val} == {1, 2, 3}
     assert all(e.uses_validation_phrasing() for e in val)
     assert train and not any(e.uses_validation_phrasing() for e in train)
-    # rows without wording (a user's file) get a random split
-    plain = [_prepared(None, 1) for _ in range(20)]
-    train, val, how = split_validation(plain, TrainConfig(), random.Random(0))
-    assert how == "random" and len(train) + len(val) == 20 and val
+    # rows without wording (a user's file): k folds when few, else one random split
+    plain = [_prepared(None, 1) for _ in range(50)]
+    splits, how = split_validation(plain, TrainConfig(folds=5), random.Random(0))
+    assert how == "k-fold" and len(splits) == 5
+    for train, val in splits:
+        assert len(val) == 10 and len(train) == 40 and not {id(e) for e in train} & \
+            {id(e) for e in val}
+    assert sorted(id(e) for _, val in splits for e in val) == sorted(id(e) for e in plain)
+    splits, how = split_validation(plain, TrainConfig(kfold_below=40), random.Random(0))
+    assert how == "random" and len(splits) == 1
+    train, val = splits[0]
+    assert len(val) == 5 and len(train) == 45
 
 
 def test_zero_shot_follows_every_hop_the_question_names() -> None:
