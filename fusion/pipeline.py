@@ -53,12 +53,13 @@ TEXT_MODEL = "all-MiniLM-L6-v2"
 DOMAIN_CHECK_TTL_S = 30.0
 # The migration history as a stamp: a migration applied by any process (``kgr migrate``, another
 # API worker) changes it, and the service then forgets what it had read of the graph. Asked at
-# most every GRAPH_CHECK_TTL_S (a label scan of the few history nodes).
+# most every GRAPH_CHECK_TTL_S (a label scan of the few history nodes: 0.7 ms p50 on the local
+# server, so one look per 2 s costs nothing measurable and bounds stale answers to 2 s).
 GRAPH_STAMP_QUERY = """
 OPTIONAL MATCH (m:_Migration)
 RETURN count(m) AS applied, toString(max(m.applied_at)) AS last
 """
-GRAPH_CHECK_TTL_S = 30.0
+GRAPH_CHECK_TTL_S = 2.0
 
 
 def check_question(question: str) -> str:
