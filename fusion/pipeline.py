@@ -51,13 +51,17 @@ TEXT_MODEL = "all-MiniLM-L6-v2"
 # how long a domain that was seen to exist is trusted without asking Neo4j again (one round
 # trip less per question; a deleted domain is noticed at the latest this much later)
 DOMAIN_CHECK_TTL_S = 30.0
-# The migration history as a stamp: a migration applied by any process (``kgr migrate``, another
-# API worker) changes it, and the service then forgets what it had read of the graph. Asked at
-# most every GRAPH_CHECK_TTL_S (a label scan of the few history nodes: 0.7 ms p50 on the local
-# server, so one look per 2 s costs nothing measurable and bounds stale answers to 2 s).
+# The graph's stamp: the migration history (a migration applied by any process, e.g.
+# ``kgr migrate`` or another API worker, changes it) and the node and relationship counts (a
+# write outside migrations that adds or deletes something changes them; Neo4j answers both from
+# its count store, one db hit each). When it changes, the service forgets what it had read of
+# the graph. Asked at most every GRAPH_CHECK_TTL_S: 0.7 ms p50 on the local server, so one look
+# per 2 s costs nothing measurable and bounds stale answers to 2 s.
 GRAPH_STAMP_QUERY = """
+CALL { MATCH (n) RETURN count(n) AS nodes }
+CALL { MATCH ()-[r]->() RETURN count(r) AS relationships }
 OPTIONAL MATCH (m:_Migration)
-RETURN count(m) AS applied, toString(max(m.applied_at)) AS last
+RETURN nodes, relationships, count(m) AS applied, toString(max(m.applied_at)) AS last
 """
 GRAPH_CHECK_TTL_S = 2.0
 
@@ -247,12 +251,13 @@ class QAService:
         self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
         self.graph_check_ttl_s = GRAPH_CHECK_TTL_S
-        self._graph_stamp: tuple[int, str | None] | None = None
+        self._graph_stamp: tuple[int, str | None, int, int] | None = None
         self._graph_checked_at = -math.inf
 
     def check_graph(self) -> None:
-        """Forget what was read of the graph when its migration history has changed since the
-        last look (at most one look per ``graph_check_ttl_s``)."""
+        """Forget what was read of the graph when its stamp (migration history, node and
+        relationship counts) has changed since the last look (at most one look per
+        ``graph_check_ttl_s``). A write that changes only properties is not seen."""
         now = time.monotonic()
         if now - self._graph_checked_at < self.graph_check_ttl_s:
             return
@@ -260,7 +265,8 @@ class QAService:
         with translate_errors():
             records, _, _ = self.store.driver.execute_query(
                 GRAPH_STAMP_QUERY, database_=self.store.database, routing_=RoutingControl.READ)
-        stamp = (int(records[0]["applied"]), records[0]["last"])
+        row = records[0]
+        stamp = (int(row["applied"]), row["last"], int(row["nodes"]), int(row["relationships"]))
         if self._graph_stamp is not None and stamp != self._graph_stamp:
             self.graph_changed()
         self._graph_stamp = stamp

@@ -166,14 +166,15 @@ def test_answers_follow_the_graph_after_it_changes(
     driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str
 ) -> None:
     service = QAService(settings, driver)
+    service.graph_check_ttl_s = 3600.0  # no look at the graph's stamp in the first part
     question = "Which genes are associated with Marfan syndrome?"
     assert [a.name for a in service.ask(question, domain, mode="zero-shot").answers] == ["FBN1"]
     write_entities(driver, settings.neo4j_database,
                    [entity_row(f"{domain}:NCBIGene:7042", "TGFB2", domain, ["Gene"])])
     write_relations(driver, settings.neo4j_database, [relation_row(
         f"{domain}:NCBIGene:7042", "ASSOCIATED_WITH", toy_graph["OMIM:154700"], count=3)])
-    # the neighbour cache still holds what it read; a migration (POST /v1/migrations) tells
-    # the service, which then reads the graph as it is
+    # between looks the neighbour cache holds what it read; a migration (POST /v1/migrations)
+    # tells the service, which then reads the graph as it is
     assert "TGFB2" not in {a.name for a in service.ask(question, domain,
                                                        mode="zero-shot").answers}
     service.graph_changed()
@@ -198,6 +199,16 @@ def test_answers_follow_the_graph_after_it_changes(
     finally:
         driver.execute_query("MATCH (m:_Migration {namespace: $ns}) DELETE m", ns=namespace,
                              database_=settings.neo4j_database)
+
+    # a write outside migrations that adds a relationship changes the relationship count,
+    # which the stamp holds too
+    service.ask(question, domain, mode="zero-shot")
+    write_entities(driver, settings.neo4j_database,
+                   [entity_row(f"{domain}:NCBIGene:1277", "COL1A1", domain, ["Gene"])])
+    write_relations(driver, settings.neo4j_database, [relation_row(
+        f"{domain}:NCBIGene:1277", "ASSOCIATED_WITH", toy_graph["OMIM:154700"], count=1)])
+    answers = service.ask(question, domain, mode="zero-shot").answers
+    assert {a.name for a in answers} == {"TGFB2", "MFAP2", "FBN1", "COL1A1"}
 
 
 @pytest.mark.slow
