@@ -108,6 +108,13 @@ class AliasIndex:
                     keys[key].append((uid, exact))
         return cls(dict(keys), names, types)
 
+    def same_name(self, uid: str) -> set[str]:
+        """The entities whose name is the name of ``uid`` (normalised; ``uid`` included)."""
+        name = self.names.get(uid)
+        if name is None:
+            return {uid}
+        return {u for u, exact in self.keys.get(normalize(name), []) if exact} | {uid}
+
 
 class EntityLinker:
     """Links questions of one domain; keeps the alias index in memory."""

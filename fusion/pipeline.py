@@ -155,6 +155,7 @@ class DomainQA:
             scorer = self.zero_shot.for_question(prepared.ctx, self.expander)
             finals = beam_search(self.expander, scorer, topics, max_hops, self.caps,
                                  hints=hints)
+            self._drop_namesakes(finals)
             return self.zero_shot.rerank(prepared.ctx, finals, self.expander), models
         head = "graph" if use_graph and "graph" in self.scorers else "text"
         if head not in self.scorers:
@@ -165,8 +166,9 @@ class DomainQA:
         models.update(qa=self.checkpoint.version, graph_embeddings=head == "graph",
                       encoder=self.features.version if head == "graph" and self.features else None)
         scorer = self.scorers[head].for_question(prepared.ctx, self.expander)
-        return beam_search(self.expander, scorer, topics, max_hops, self.caps,
-                           hints=hints), models
+        finals = beam_search(self.expander, scorer, topics, max_hops, self.caps, hints=hints)
+        self._drop_namesakes(finals)
+        return finals, models
 
     def answer(self, question: str, top_k: int = 10, max_hops: int = 3,
                mode: Mode | None = None, use_graph: bool = True,
@@ -206,6 +208,15 @@ class DomainQA:
                         "retrieve_score": round(1000 * (done - linked_at), 2),
                         "total": round(1000 * (done - started), 2)},
         )
+
+    def _drop_namesakes(self, finals: list[PathResult]) -> None:
+        """Remove answers named like the path's topic: for "Which diseases are characterized by
+        Liposarcoma?" (a phenotype and a disease of that name) the disease Liposarcoma is true
+        but says nothing. The question generator leaves them out of the gold answers too."""
+        for final in finals:
+            namesakes = self.linker.index.same_name(final.topic)
+            if len(namesakes) > 1:
+                final.answers = [u for u in final.answers if u not in namesakes]
 
     def _evidence(self, final: PathResult, uid: str) -> EvidencePath:
         name = lambda u: self.expander.node(u)[0]  # noqa: E731

@@ -241,3 +241,21 @@ def test_training_on_a_small_set_then_answering_it(
     assert response.mode == "fine-tuned" and response.models["qa"] == result["version"]
     assert response.models["graph_embeddings"] is True
     assert response.answers[0].uid == toy_graph["NCBIGene:2200"]
+
+
+def test_an_answer_named_like_the_topic_is_left_out(
+    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str
+) -> None:
+    # "Marfan syndrome" also names a phenotype, which the disease of that name presents: asked
+    # which diseases present it, "Marfan syndrome" (the disease) is true but says nothing
+    phenotype = f"{domain}:HP:9999999"
+    write_entities(driver, settings.neo4j_database,
+                   [entity_row(phenotype, "Marfan syndrome", domain, ["Phenotype"])])
+    write_relations(driver, settings.neo4j_database, [
+        relation_row(toy_graph["OMIM:154700"], "HAS_PHENOTYPE", phenotype),
+        relation_row(toy_graph["OMIM:130000"], "HAS_PHENOTYPE", phenotype)])
+    response = QAService(settings, driver).ask("Which diseases present Marfan syndrome?",
+                                               domain, mode="zero-shot")
+    assert response.answers[0].name == "Ehlers-Danlos syndrome"
+    assert response.answers[0].relation_path == ["^HAS_PHENOTYPE"]
+    assert "Marfan syndrome" not in {a.name for a in response.answers}
