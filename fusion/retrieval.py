@@ -15,7 +15,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from neo4j import Driver, RoutingControl
@@ -502,8 +502,10 @@ def _best_extensions(expander: Expander, pending: list[Extension], caps: Caps,
     scores, reading neighbours lazily: ``pending`` holds upper bounds (``bound_penalty`` only),
     best first, and the type check of ``type_penalty`` can only lower them, so once the bound
     of the next pending hop falls below the beam's worst exact score, or below the margin under
-    its best, no pending hop can enter. ``adjacency`` collects what was read."""
+    its best, no pending hop can enter. ``adjacency`` collects what was read: at most
+    ``caps.rows`` neighbours over all batches (hops past the budget get none)."""
     exact: list[Extension] = []
+    budget = caps.rows
     i = 0
     while i < len(pending):
         bound = pending[i][0]
@@ -521,8 +523,10 @@ def _best_extensions(expander: Expander, pending: list[Extension], caps: Caps,
         batch = pending[i:j]
         wanted = [(u, action) for _, item, action in batch for u in item.frontier
                   if action not in adjacency.get(u, {})]
-        for uid, by_action in expander.neighbours(wanted, caps).items():
-            adjacency.setdefault(uid, {}).update(by_action)
+        if wanted and budget > 0:
+            for uid, by_action in expander.neighbours(wanted, replace(caps, rows=budget)).items():
+                adjacency.setdefault(uid, {}).update(by_action)
+                budget -= sum(len(targets) for targets in by_action.values())
         for u, action in wanted:  # hops with no neighbour left (other domains, cut rows)
             adjacency.setdefault(u, {}).setdefault(action, [])
         for total, item, action in batch:

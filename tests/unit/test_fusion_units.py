@@ -446,3 +446,28 @@ def test_a_path_inferred_from_answers_is_the_one_the_question_asks() -> None:
     assert paths[1] == [("INVESTS_IN", "in"), ("Person", "stop")]
     # only INVESTS_IN reaches both answers, whatever the question says
     assert paths[2] == [("INVESTS_IN", "in"), ("Person", "stop")]
+
+
+def test_the_row_cap_holds_over_every_read_of_a_hop() -> None:
+    # three equally good hops of 10 neighbours each and a beam of 2: the reads come in two
+    # batches, and together they stay within caps.rows
+    names = ["t"] + [f"{rel}{i}" for rel in "ABC" for i in range(10)]
+    graph = DomainGraph("toy", names={u: u for u in names}, types={u: "X" for u in names})
+    graph.adj = {"t": {(rel, "out"): [f"{rel}{i}" for i in range(10)] for rel in "ABC"}}
+    read: list[int] = []
+
+    class Counting(MemoryExpander):
+        def neighbours(self, requests: Sequence[Request], caps: Caps) -> Grouped:
+            grouped = super().neighbours(requests, caps)
+            read.append(sum(len(v) for by in grouped.values() for v in by.values()))
+            return grouped
+
+    def scorer(items: list[BeamItem], candidates: list[list[tuple[str, str]]]
+               ) -> list[list[float]]:
+        return [[0.0] * len(c) for c in candidates]
+
+    for rows, expected in ((15, 15), (50, 30)):
+        read.clear()
+        beam_search(Counting(graph), scorer, [("t", 0.0)], 1, Caps(rows=rows, beam=2,
+                                                                    margin=None))
+        assert sum(read) == expected
