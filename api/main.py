@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -17,17 +20,25 @@ from graph.driver import make_driver
 from graph.settings import Settings, get_settings
 from graph.store import GraphStore
 
+log = logging.getLogger("kgr.api")
+
 ROUTERS = (health, entities, paths, subgraph, schema, jobs, migrations, embeddings, ask)
 
 
-def create_app(settings: Settings | None = None, driver: Driver | None = None) -> FastAPI:
-    """Build the app; the driver is made from settings unless one is passed in (tests)."""
+def create_app(settings: Settings | None = None, driver: Driver | None = None,
+               warm_up: bool = False) -> FastAPI:
+    """Build the app; the driver is made from settings unless one is passed in (tests). With
+    ``warm_up`` (``kgr serve``) the QA models are loaded and run once in the background at
+    startup (``QAService.warm_up``)."""
     settings = settings or get_settings()
     owns_driver = driver is None
     neo4j_driver = driver or make_driver(settings)
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if warm_up:
+            threading.Thread(target=_warm_up, args=(app,), name="kgr-warm-up",
+                             daemon=True).start()
         yield
         if owns_driver:
             neo4j_driver.close()
@@ -51,3 +62,13 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None) -
     for module in ROUTERS:
         app.include_router(module.router)
     return app
+
+
+def _warm_up(app: FastAPI) -> None:
+    started = time.perf_counter()
+    try:
+        seconds = ask.service_of(app.state).warm_up()
+    except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs the first question
+        log.warning("QA warm-up failed (%s): %s", type(exc).__name__, exc)
+        return
+    log.info("QA warm-up done in %.1f s: %s", time.perf_counter() - started, seconds)

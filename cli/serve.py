@@ -25,6 +25,8 @@ EXAMPLE_QUESTIONS = {
 def serve(
     host: str | None = typer.Option(None, "--host", help="Default: KGR_API_HOST (127.0.0.1)"),
     port: int | None = typer.Option(None, "--port", help="Default: KGR_API_PORT (8000)"),
+    warm_up: bool = typer.Option(True, "--warm-up/--no-warm-up",
+                                 help="Load and run the QA models once at startup"),
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
@@ -32,8 +34,8 @@ def serve(
     from api.main import create_app
 
     cfg = settings()
-    uvicorn.run(create_app(cfg), host=host or cfg.api_host, port=port or cfg.api_port,
-                log_level="info")
+    uvicorn.run(create_app(cfg, warm_up=warm_up), host=host or cfg.api_host,
+                port=port or cfg.api_port, log_level="info")
 
 
 def _progress_bar(title: str) -> tuple[Progress, Callable[[float, str], None]]:
@@ -119,4 +121,4 @@ def up(
                           f"-d '{{\"question\": \"{question}\", \"domain\": \"{domain}\"}}'",
                           highlight=False, soft_wrap=True)
     if serve_api:
-        serve(host, port)
+        serve(host, port, warm_up=True)

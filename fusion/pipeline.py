@@ -64,6 +64,13 @@ OPTIONAL MATCH (m:_Migration)
 RETURN nodes, relationships, count(m) AS applied, toString(max(m.applied_at)) AS last
 """
 GRAPH_CHECK_TTL_S = 2.0
+# an entity of the domain with a relationship: the topic of the warm-up question
+WARM_UP_TOPIC_QUERY = """
+MATCH (n:Entity {domain: $domain})-[r]->()
+WHERE NOT type(r) STARTS WITH '_' AND n.name IS NOT NULL
+RETURN n.name AS name
+LIMIT 1
+"""
 
 
 def check_question(question: str) -> str:
@@ -264,6 +271,7 @@ class QAService:
         self.graph_check_ttl_s = GRAPH_CHECK_TTL_S
         self._graph_stamp: tuple[int, str | None, int, int] | None = None
         self._graph_checked_at = -math.inf
+        self.warmed_up: dict[str, float] | None = None  # seconds per domain, once warmed up
 
     def check_graph(self) -> None:
         """Forget what was read of the graph when its stamp (migration history, node and
@@ -350,6 +358,25 @@ class QAService:
             raise NotFoundError("no domain has an entity that the question mentions; "
                                 "pass a domain")
         return best[2]
+
+    def warm_up(self) -> dict[str, float]:
+        """Load every domain that has a QA model and answer one question about it, so that the
+        first question a user asks does not pay for MiniLM's first forward pass, the domain's
+        alias index and checkpoint, and Neo4j's query plans. Returns seconds per domain."""
+        seconds: dict[str, float] = {}
+        for name in self.store.domains():
+            if not qa_artifacts(self.settings).active_version(name):
+                continue
+            started = time.perf_counter()
+            with translate_errors():
+                records, _, _ = self.store.driver.execute_query(
+                    WARM_UP_TOPIC_QUERY, {"domain": name}, database_=self.store.database,
+                    routing_=RoutingControl.READ)
+            if records:
+                self.ask(f"What is related to {records[0]['name']}?", name)
+            seconds[name] = round(time.perf_counter() - started, 2)
+        self.warmed_up = seconds
+        return seconds
 
     def ask(self, question: str, domain: str | None = None, top_k: int = 10, max_hops: int = 3,
             mode: Mode | None = None, use_graph: bool = True) -> AskResponse:

@@ -19,7 +19,11 @@ _SERVICE_LOCK = threading.Lock()
 
 def qa_service(request: Request) -> QAService:
     """One QAService per app (models, alias indexes and neighbour caches loaded once)."""
-    state = request.app.state
+    return service_of(request.app.state)
+
+
+def service_of(state: Any) -> QAService:
+    """The app's QAService (``app.state``), made on first use."""
     with _SERVICE_LOCK:
         service = getattr(state, "qa_service", None)
         if service is None:

@@ -73,7 +73,7 @@ def test_ask_errors(client: TestClient, toy_graph: dict[str, str], domain: str) 
 
 
 def test_train_and_eval_run_as_admin_jobs(
-    client: TestClient, toy_graph: dict[str, str], domain: str
+    client: TestClient, driver: Driver, toy_graph: dict[str, str], domain: str
 ) -> None:
     body = {"domain": domain, "generate_per_hop": 6, "epochs": 3, "graph_embeddings": False}
     assert client.post("/v1/train/qa", json=body, headers=READER).status_code == 403
@@ -111,3 +111,17 @@ def test_train_and_eval_run_as_admin_jobs(
     assert state["status"] == "succeeded", state
     metrics = state["result"]["results"]["zero-shot"]["metrics"]
     assert metrics["1"] == {"n": 1, "hits@1": 1.0, "hits@5": 1.0, "mrr": 1.0}
+
+    # `kgr serve` warms the QA models up at startup, in the background: the trained domain is
+    # loaded and has answered a question before the first user asks one
+    warm = create_app(client.app.state.settings, driver, warm_up=True)  # type: ignore[attr-defined]
+    with TestClient(warm):
+        deadline = time.monotonic() + 60
+        service = None
+        while time.monotonic() < deadline:
+            service = getattr(warm.state, "qa_service", None)
+            if service is not None and service.warmed_up is not None:
+                break
+            time.sleep(0.2)
+        assert service is not None and service.warmed_up is not None
+        assert domain in service.warmed_up
