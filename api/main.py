@@ -37,6 +37,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if warm_up:
+            app.state.warm_up = "running"
             threading.Thread(target=_warm_up, args=(app,), name="kgr-warm-up",
                              daemon=True).start()
         yield
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.warm_up = "off"  # "running", then the seconds per domain or "failed"
     app.state.driver = neo4j_driver
     app.state.store = GraphStore(neo4j_driver, settings.neo4j_database)
     app.state.jobs = JobManager()
@@ -69,6 +71,8 @@ def _warm_up(app: FastAPI) -> None:
     try:
         seconds = ask.service_of(app.state).warm_up()
     except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs the first question
+        app.state.warm_up = "failed"
         log.warning("QA warm-up failed (%s): %s", type(exc).__name__, exc)
         return
+    app.state.warm_up = seconds
     log.info("QA warm-up done in %.1f s: %s", time.perf_counter() - started, seconds)

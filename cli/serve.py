@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -34,6 +35,12 @@ def serve(
     from api.main import create_app
 
     cfg = settings()
+    # kgr's own log lines (e.g. the warm-up's) beside uvicorn's, which has its own handlers
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
+    kgr_log = logging.getLogger("kgr")
+    kgr_log.addHandler(handler)
+    kgr_log.setLevel(logging.INFO)
     uvicorn.run(create_app(cfg, warm_up=warm_up), host=host or cfg.api_host,
                 port=port or cfg.api_port, log_level="info")
 

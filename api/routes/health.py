@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
@@ -19,13 +21,16 @@ def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz", summary="Neo4j answers")
-def readyz(driver: DriverDep, settings: SettingsDep) -> dict[str, str]:
+def readyz(request: Request, driver: DriverDep, settings: SettingsDep) -> dict[str, Any]:
+    """Ready when Neo4j answers; ``qa_warm_up`` says whether the QA models have been loaded
+    and run once ("off", "running", seconds per domain, or "failed")."""
     from neo4j import RoutingControl
 
     with translate_errors():
         driver.execute_query(READY_QUERY, database_=settings.neo4j_database,
                              routing_=RoutingControl.READ)
-    return {"status": "ready", "neo4j": settings.resolved_uri}
+    return {"status": "ready", "neo4j": settings.resolved_uri,
+            "qa_warm_up": getattr(request.app.state, "warm_up", "off")}
 
 
 @router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")

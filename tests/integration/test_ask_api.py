@@ -115,7 +115,7 @@ def test_train_and_eval_run_as_admin_jobs(
     # `kgr serve` warms the QA models up at startup, in the background: the trained domain is
     # loaded and has answered a question before the first user asks one
     warm = create_app(client.app.state.settings, driver, warm_up=True)  # type: ignore[attr-defined]
-    with TestClient(warm):
+    with TestClient(warm) as warm_client:
         deadline = time.monotonic() + 60
         service = None
         while time.monotonic() < deadline:
@@ -125,3 +125,6 @@ def test_train_and_eval_run_as_admin_jobs(
             time.sleep(0.2)
         assert service is not None and service.warmed_up is not None
         assert domain in service.warmed_up
+        ready = warm_client.get("/readyz").json()
+        assert ready["status"] == "ready" and domain in ready["qa_warm_up"]
+    assert client.get("/readyz").json()["qa_warm_up"] == "off"
