@@ -50,6 +50,18 @@ def _vocabulary_words() -> set[str]:
 STOP_WORDS = frozenset(_vocabulary_words())
 
 
+def question_word(word: str) -> bool:
+    """A stop word, or an inflection of one ("runs", "leads", "caused"): the words around a
+    mention that name relations and types rather than the entity."""
+    if word in STOP_WORDS:
+        return True
+    for suffix in ("s", "es", "ed", "d", "ing"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3 and \
+                word[:-len(suffix)] in STOP_WORDS:
+            return True
+    return False
+
+
 def normalize(text: str) -> str:
     return " ".join(w.lower() for w in WORD_RE.findall(text))
 
@@ -164,12 +176,15 @@ class EntityLinker:
     def fuzzy(self, question: str) -> list[Mention]:
         """Full-text fuzzy hits, aligned to a span and re-scored (string + embedding)."""
         tokens = self._tokens(question)
-        content = [t for t in tokens if t[0] not in STOP_WORDS]
+        content = [t for t in tokens if not question_word(t[0])]
         if not content or self.store is None:
             return []
+        text = " ".join(t[0] for t in content)
         try:
-            page = self.store.search_entities(" ".join(t[0] for t in content), domain=self.domain,
-                                              limit=10, fuzzy=True)
+            page = self.store.search_entities(text, domain=self.domain, limit=10, fuzzy=True)
+            if not page.items:  # "who runs tesla": no name holds "runs"; any word may match
+                page = self.store.search_entities(text, domain=self.domain, limit=10,
+                                                  fuzzy=True, any_word=True)
         except InvalidInputError:
             return []
         if not page.items:

@@ -17,6 +17,7 @@ from fusion.text import cached_vectors
 from fusion.verbalize import STOP, words
 
 MAX_STEPS = 4
+AUXILIARIES = {"are", "is", "was", "were", "the", "a", "an", "all"}
 TEMPERATURE = 0.05
 TYPE_BONUS = 4.0
 HOPS_BONUS = 3.0
@@ -75,7 +76,10 @@ class PathHints:
     @classmethod
     def of(cls, parse: Parse) -> PathHints:
         if not parse.hops:
-            return cls()
+            # no type noun names the hops ("What causes X?", "Where does X operate?"): nearly
+            # always one hop, so longer paths pay the penalty. Without it every hop was scored
+            # from the whole question, and the paths grew to max_hops.
+            return cls((), 1, None)
         types = list(parse.hop_types())
         if not parse.explicit_answer_type:
             types[-1] = None
@@ -117,6 +121,9 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
             if not any(s < m.end() and m.start() < e for s, e, _ in found):
                 found.append((m.start(), m.end(), etype))
     found.sort()
+    if len(found) > 1 and text[found[0][0]:found[0][1]] == "who" and \
+            set(text[found[0][1]:found[1][0]].split()) <= AUXILIARIES:
+        found = found[1:]  # "who are the people that ...": one answer noun, not two
     found = found[:3]
     segments = []
     for i, (_, end, _) in enumerate(found):

@@ -144,8 +144,9 @@ _LUCENE_SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/&|])')
 _TOKEN_RE = re.compile(r"[\w']+", re.UNICODE)
 
 
-def lucene_query(text: str, fuzzy: bool = True) -> str:
-    """A Lucene query for free text: every token as an exact term (boosted) or a fuzzy one."""
+def lucene_query(text: str, fuzzy: bool = True, any_word: bool = False) -> str:
+    """A Lucene query for free text: every token as an exact term (boosted) or a fuzzy one;
+    up to four tokens must all match unless ``any_word``."""
     tokens = [t for t in _TOKEN_RE.findall(text.lower()) if t]
     if not tokens:
         raise InvalidInputError("the search text has no searchable words")
@@ -156,7 +157,7 @@ def lucene_query(text: str, fuzzy: bool = True) -> str:
             parts.append(f"({escaped}^3 OR {escaped}*^2 OR {escaped}~1)")
         else:
             parts.append(f"({escaped}^3 OR {escaped}*)" if len(token) >= 2 else escaped)
-    return " AND ".join(parts) if len(parts) <= 4 else " OR ".join(parts)
+    return " AND ".join(parts) if len(parts) <= 4 and not any_word else " OR ".join(parts)
 
 
 def encode_cursor(payload: dict[str, Any]) -> str:
@@ -267,8 +268,11 @@ class GraphStore:
         limit: int = 20,
         cursor: str | None = None,
         fuzzy: bool = True,
+        any_word: bool = False,
     ) -> EntityPage:
-        """Full-text (fuzzy) search over names and aliases, or a listing when ``text`` is empty."""
+        """Full-text (fuzzy) search over names and aliases, or a listing when ``text`` is empty;
+        ``any_word``: a hit needs only one of the words (entity linking, where the question's
+        other words name relations)."""
         if not 1 <= limit <= 500:
             raise InvalidInputError("limit must be between 1 and 500")
         checked_types = self._check_types(types)
@@ -276,8 +280,8 @@ class GraphStore:
         if text and text.strip():
             offset = int(state.get("offset", 0))
             records = self._read(
-                SEARCH_ENTITIES_QUERY, lucene=lucene_query(text, fuzzy), types=checked_types,
-                domain=domain, offset=offset, limit=limit + 1,
+                SEARCH_ENTITIES_QUERY, lucene=lucene_query(text, fuzzy, any_word),
+                types=checked_types, domain=domain, offset=offset, limit=limit + 1,
             )
             has_more = len(records) > limit
             next_cursor = encode_cursor({"offset": offset + limit}) if has_more else None

@@ -53,6 +53,10 @@ def test_linking_names_aliases_fuzzy_and_ambiguity(
     assert typo and typo[0].method == "fuzzy"
     assert toy_graph["OMIM:154700"] in {c.uid for c in typo[0].candidates}
     assert typo[0].text == "Marfan syndrom"
+    # an inflected relation word ("causes", "runs") is not part of the name to search for
+    inflected = linker.link("Which genes causes Marfan syndrom?")
+    assert inflected and inflected[0].text == "Marfan syndrom"
+    assert toy_graph["OMIM:154700"] in {c.uid for c in inflected[0].candidates}
 
     assert linker.link("Which genes cause baldness?") == []
 
@@ -259,3 +263,17 @@ def test_an_answer_named_like_the_topic_is_left_out(
     assert response.answers[0].name == "Ehlers-Danlos syndrome"
     assert response.answers[0].relation_path == ["^HAS_PHENOTYPE"]
     assert "Marfan syndrome" not in {a.name for a in response.answers}
+
+
+def test_a_question_that_names_no_type_is_answered_in_one_hop(
+    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str
+) -> None:
+    # "What causes X?" names no type noun, so the parse gives no hop count; every hop used to
+    # be scored from the whole question and the best path grew to max_hops
+    service = QAService(settings, driver)
+    for question, answer in (("What causes Marfan syndrome?", "FBN1"),
+                             ("What are the symptoms of Ehlers-Danlos syndrome?",
+                              "Joint hypermobility")):
+        response = service.ask(question, domain, mode="zero-shot")
+        assert response.answers[0].name == answer
+        assert len(response.answers[0].relation_path) == 1

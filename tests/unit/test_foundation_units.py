@@ -31,6 +31,9 @@ def test_lucene_query_escapes_syntax_and_adds_fuzzy_terms() -> None:
     assert ":" not in query and '"' not in query
     with pytest.raises(InvalidInputError):
         lucene_query("  !!! ")
+    # up to four words must all match; with any_word (entity linking) one is enough
+    assert " AND " in lucene_query("runs tesla") and " OR (" not in lucene_query("runs tesla")
+    assert " AND " not in lucene_query("runs tesla", any_word=True)
 
 
 def test_cursor_round_trip_and_garbage() -> None:

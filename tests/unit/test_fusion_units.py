@@ -114,7 +114,11 @@ def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
     # "who" may be a person or an organisation: no answer-type hint
     who = PathHints.of(parse_question("Who controls [MASK]?", ["Company", "Person"]))
     assert who.hops == 1 and who.answer_type is None
-    assert PathHints.of(parse_question("Tell me about [MASK].", types)) == PathHints()
+    # no type noun: one hop is assumed (and no type)
+    assert PathHints.of(parse_question("What causes [MASK]?", types)) == PathHints((), 1, None)
+    # "who are the people ...": one answer noun, not two
+    people = parse_question("Who are the people that control [MASK]?", ["Company", "Person"])
+    assert people.hops == 1 and people.answer_type == "Person" and people.explicit_answer_type
     assert clean_segment("that generalize the") == clean_segment("that generalize [MASK]?")
 
 
