@@ -1,0 +1,110 @@
+"""QA on hand-written questions: natural wording, not the generator's templates.
+
+``bench/data/natural_questions.jsonl`` holds questions written by a person, each with its topic
+(an entity name), the relation path it asks for and the answer type (null: any type); the gold
+answers are read from the graph at run time (every entity of that type the path reaches from
+every entity of that name). The generated benchmark (``bench/qa_quality.py``) holds its
+wording out by template; these questions were written once and not tuned on, so they show how
+the served models (the active checkpoints) do on wording nobody generated.
+
+    .venv/bin/python bench/qa_natural.py [--verbose]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from fusion.evaluate import evaluate_rows  # noqa: E402
+from fusion.graphdata import DomainGraph  # noqa: E402
+from fusion.linking import AliasIndex, normalize  # noqa: E402
+from fusion.pipeline import DomainQA  # noqa: E402
+from fusion.retrieval import Neo4jExpander  # noqa: E402
+from fusion.space import load_graph_features  # noqa: E402
+from fusion.train import load_checkpoint, qa_artifacts  # noqa: E402
+from graph.driver import make_driver  # noqa: E402
+from graph.settings import get_settings  # noqa: E402
+from graph.store import GraphStore  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data" / "natural_questions.jsonl"
+
+
+def gold_answers(graph: DomainGraph, row: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """(topic uids, answer uids) of a row, from the graph."""
+    topics = {uid for uid, name in graph.names.items()
+              if normalize(name) == normalize(row["topic"])}
+    reached = set(topics)
+    for rel, direction in row["path"]:
+        reached = graph.follow(reached, (rel, direction))
+    if row.get("answer_type"):
+        reached = {u for u in reached if graph.types.get(u) == row["answer_type"]}
+    return topics, reached - topics
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--verbose", action="store_true", help="print every question's answer")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    settings = get_settings()
+    driver = make_driver(settings)
+    store = GraphStore(driver, settings.neo4j_database)
+    expander = Neo4jExpander(driver, settings.neo4j_database)
+    by_domain: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for line in args.data.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            by_domain[row["domain"]].append(row)
+    table = []
+    for domain, rows in sorted(by_domain.items()):
+        graph = DomainGraph.load(driver, settings.neo4j_database, domain)
+        usable = []
+        for row in rows:
+            topics, answers = gold_answers(graph, row)
+            if not topics or not answers:
+                print(f"[{domain}] skipped (no {'topic' if not topics else 'answer'} in the "
+                      f"graph): {row['question']}")
+                continue
+            usable.append({**row, "answers": sorted(answers), "hops": len(row["path"])})
+        version = qa_artifacts(settings).active_version(domain)
+        checkpoint = load_checkpoint(qa_artifacts(settings).path(domain, version)) \
+            if version else None
+        qa = DomainQA(settings, store, domain, expander,
+                      AliasIndex.load(driver, settings.neo4j_database, domain), checkpoint,
+                      load_graph_features(settings, domain))
+        runs = [("zero-shot", "zero-shot", False)]
+        if checkpoint is not None:
+            runs += [("fine-tuned + graph emb.", "fine-tuned", True),
+                     ("fine-tuned text only", "fine-tuned", False)]
+        for label, mode, use_graph in runs:
+            result = evaluate_rows(qa, usable, mode, use_graph)  # type: ignore[arg-type]
+            for hops, m in result["metrics"].items():
+                table.append((domain, label, hops, m["n"], m["hits@1"], m["hits@5"], m["mrr"]))
+            if args.verbose:
+                for row in usable:
+                    response = qa.answer(row["question"], 5, 3, mode, use_graph)  # type: ignore[arg-type]
+                    top = response.answers[0] if response.answers else None
+                    mark = "ok " if top is not None and top.uid in set(row["answers"]) else "NO "
+                    print(f"[{domain}] {label}: {mark}{row['question']} -> "
+                          f"{top.name if top else response.reason} "
+                          f"{'/'.join(top.relation_path) if top else ''}")
+        print(f"[{domain}] {len(usable)} questions; QA model {version}")
+    print()
+    print(f"{'domain':<9} {'model':<26} {'hops':<4} {'n':>4} {'Hits@1':>7} {'Hits@5':>7} "
+          f"{'MRR':>6}")
+    for domain, label, hops, n, h1, h5, mrr in table:
+        print(f"{domain:<9} {label:<26} {hops:<4} {n:>4} {h1:>7.3f} {h5:>7.3f} {mrr:>6.3f}")
+    driver.close()
+
+
+if __name__ == "__main__":
+    main()
