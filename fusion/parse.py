@@ -120,6 +120,9 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
         for m in re.finditer(rf"\b{re.escape(phrase)}\b", text[:limit]):
             if not any(s < m.end() and m.start() < e for s, e, _ in found):
                 found.append((m.start(), m.end(), etype))
+    lead = re.match(r"\s*where\b", text)
+    if lead and "Place" in types and not any(s < lead.end() for s, _, _ in found):
+        found.append((lead.end() - 5, lead.end(), "Place"))  # "Where does X operate?"
     found.sort()
     if len(found) > 1 and text[found[0][0]:found[0][1]] == "who" and \
             set(text[found[0][1]:found[1][0]].split()) <= AUXILIARIES:

@@ -116,6 +116,11 @@ def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
     assert who.hops == 1 and who.answer_type is None
     # no type noun: one hop is assumed (and no type)
     assert PathHints.of(parse_question("What causes [MASK]?", types)) == PathHints((), 1, None)
+    # a question that starts with "where" asks for a place (a "where" later is a phrasing)
+    where = parse_question("Where do the companies that [MASK] controls operate?",
+                           ["Company", "Place"])
+    assert where.hops == 2 and where.answer_type == "Place"
+    assert parse_question("Which places where [MASK] operates?", ["Place"]).hops == 1
     # "who are the people ...": one answer noun, not two
     people = parse_question("Who are the people that control [MASK]?", ["Company", "Person"])
     assert people.hops == 1 and people.answer_type == "Person" and people.explicit_answer_type
