@@ -1,11 +1,12 @@
 """QA on hand-written questions: natural wording, not the generator's templates.
 
-``bench/data/natural_questions.jsonl`` holds questions written by a person, each with its topic
-(an entity name), the relation path it asks for and the answer type (null: any type); the gold
+``bench/data/natural_*.jsonl`` hold questions written by a person, each with its topic (an
+entity name), the relation path it asks for and the answer type (null: any type); the gold
 answers are read from the graph at run time (every entity of that type the path reaches from
 every entity of that name). The generated benchmark (``bench/qa_quality.py``) holds its
-wording out by template; these questions were written once and not tuned on, so they show how
-the served models (the active checkpoints) do on wording nobody generated.
+wording out by template; these show how the served models (the active checkpoints) do on
+wording nobody generated. ``natural_dev``: looked at while fixing the parse (its failures led to
+the "where" rule); ``natural_test``: written after that, not tuned on.
 
     .venv/bin/python bench/qa_natural.py [--verbose]
 """
@@ -34,7 +35,8 @@ from graph.driver import make_driver  # noqa: E402
 from graph.settings import get_settings  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
 
-DATA = Path(__file__).resolve().parent / "data" / "natural_questions.jsonl"
+DATA = Path(__file__).resolve().parent / "data"
+SETS = (DATA / "natural_dev.jsonl", DATA / "natural_test.jsonl")
 
 
 def gold_answers(graph: DomainGraph, row: dict[str, Any]) -> tuple[set[str], set[str]]:
@@ -51,7 +53,7 @@ def gold_answers(graph: DomainGraph, row: dict[str, Any]) -> tuple[set[str], set
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, nargs="+", default=list(SETS))
     parser.add_argument("--verbose", action="store_true", help="print every question's answer")
     args = parser.parse_args()
     torch.set_num_threads(2)
@@ -59,19 +61,23 @@ def main() -> None:
     driver = make_driver(settings)
     store = GraphStore(driver, settings.neo4j_database)
     expander = Neo4jExpander(driver, settings.neo4j_database)
-    by_domain: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for line in args.data.read_text().splitlines():
-        if line.strip():
-            row = json.loads(line)
-            by_domain[row["domain"]].append(row)
+    by_set: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for path in args.data:
+        for line in path.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                by_set[(path.stem.removeprefix("natural_"), row["domain"])].append(row)
     table = []
-    for domain, rows in sorted(by_domain.items()):
-        graph = DomainGraph.load(driver, settings.neo4j_database, domain)
+    graphs: dict[str, DomainGraph] = {}
+    for (name, domain), rows in sorted(by_set.items()):
+        if domain not in graphs:
+            graphs[domain] = DomainGraph.load(driver, settings.neo4j_database, domain)
+        graph = graphs[domain]
         usable = []
         for row in rows:
             topics, answers = gold_answers(graph, row)
             if not topics or not answers:
-                print(f"[{domain}] skipped (no {'topic' if not topics else 'answer'} in the "
+                print(f"[{name} {domain}] skipped (no {'topic' if not topics else 'answer'} in the "
                       f"graph): {row['question']}")
                 continue
             usable.append({**row, "answers": sorted(answers), "hops": len(row["path"])})
@@ -88,21 +94,23 @@ def main() -> None:
         for label, mode, use_graph in runs:
             result = evaluate_rows(qa, usable, mode, use_graph)  # type: ignore[arg-type]
             for hops, m in result["metrics"].items():
-                table.append((domain, label, hops, m["n"], m["hits@1"], m["hits@5"], m["mrr"]))
+                table.append((name, domain, label, hops, m["n"], m["hits@1"], m["hits@5"],
+                              m["mrr"]))
             if args.verbose:
                 for row in usable:
                     response = qa.answer(row["question"], 5, 3, mode, use_graph)  # type: ignore[arg-type]
                     top = response.answers[0] if response.answers else None
                     mark = "ok " if top is not None and top.uid in set(row["answers"]) else "NO "
-                    print(f"[{domain}] {label}: {mark}{row['question']} -> "
+                    print(f"[{name} {domain}] {label}: {mark}{row['question']} -> "
                           f"{top.name if top else response.reason} "
                           f"{'/'.join(top.relation_path) if top else ''}")
-        print(f"[{domain}] {len(usable)} questions; QA model {version}")
+        print(f"[{name} {domain}] {len(usable)} questions; QA model {version}")
     print()
-    print(f"{'domain':<9} {'model':<26} {'hops':<4} {'n':>4} {'Hits@1':>7} {'Hits@5':>7} "
-          f"{'MRR':>6}")
-    for domain, label, hops, n, h1, h5, mrr in table:
-        print(f"{domain:<9} {label:<26} {hops:<4} {n:>4} {h1:>7.3f} {h5:>7.3f} {mrr:>6.3f}")
+    print(f"{'set':<5} {'domain':<9} {'model':<26} {'hops':<4} {'n':>4} {'Hits@1':>7} "
+          f"{'Hits@5':>7} {'MRR':>6}")
+    for name, domain, label, hops, n, h1, h5, mrr in table:
+        print(f"{name:<5} {domain:<9} {label:<26} {hops:<4} {n:>4} {h1:>7.3f} {h5:>7.3f} "
+              f"{mrr:>6.3f}")
     driver.close()
 
 

@@ -15,6 +15,7 @@ import torch
 
 from fusion.model import FusionModel
 from fusion.parse import (
+    DIRECTION_BONUS,
     MAX_STEPS,
     parse_question,
     step_priors,
@@ -24,7 +25,7 @@ from fusion.parse import (
 from fusion.retrieval import BeamItem, Expander, PathResult, Scorer
 from fusion.space import ActionSpace, GraphFeatures
 from fusion.text import cached_vectors, get_text_encoder, pool
-from fusion.verbalize import Action, noun_phrase
+from fusion.verbalize import OUT, Action, noun_phrase
 
 MASK = "[MASK]"
 ZERO_SHOT_TEMPERATURE = 0.05
@@ -155,8 +156,14 @@ class ZeroShotScorer:
         head = [f for f in finals[:top] if f.answers]
         if not head:
             return finals
+        parse = parse_question(ctx.text, self.space.types)
         texts = [verbalize_path(f, expander) for f in head]
         sims = cached_vectors(texts) @ ctx.pooled
+        # the verbalisation loses who does what to whom; the parse's subject rule holds for it
+        # as for the steps
+        forwards = torch.tensor([float(bool(f.steps) and f.steps[0][1] == OUT) for f in head])
+        if parse.topic_subject:
+            sims = sims + DIRECTION_BONUS * self.temperature * forwards
         logp = torch.log_softmax(sims / self.temperature, dim=0).tolist()
         for final, lp in zip(head, logp, strict=True):
             final.logp = 0.5 * (final.logp + lp)

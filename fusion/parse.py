@@ -14,10 +14,19 @@ from dataclasses import dataclass
 import torch
 
 from fusion.text import cached_vectors
-from fusion.verbalize import STOP, words
+from fusion.verbalize import OUT, STOP, words
 
 MAX_STEPS = 4
 AUXILIARIES = {"are", "is", "was", "were", "the", "a", "an", "all"}
+DIRECTION_BONUS = 2.0
+# The topic as the subject of a verb: "What does [MASK] produce?", "Which groups is [MASK] part
+# of?", "companies that [MASK] controls" (an auxiliary or relative pronoun, the topic, then a
+# word, and no passive "by" after it). The first hop then reads forwards (topic -REL-> answer):
+# every training phrasing of that shape ("that {x} controls", "that {x} is a kind of", ...) is
+# a forward one, and no backward one is.
+SUBJECT_RE = re.compile(
+    r"\b(?:does|do|did|has|have|had|is|are|was|were|can|could|will|would|that|which)\s+"
+    r"\[mask\]\s+[a-z]")
 TEMPERATURE = 0.05
 TYPE_BONUS = 4.0
 HOPS_BONUS = 3.0
@@ -44,6 +53,7 @@ class Parse:
     segments: list[str]  # segments[i] follows noun i; describes hop len(nouns) - i
     explicit_answer_type: bool = True  # False for "who" (a person or an organisation)
     length: int = 0  # characters of the parsed (masked) text
+    topic_subject: bool = False  # the topic is the subject of the first hop's verb
 
     @property
     def hops(self) -> int:
@@ -133,7 +143,10 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
         stop = found[i + 1][0] if i + 1 < len(found) else len(masked)
         segments.append(clean_segment(masked[end:stop], mask) or masked)
     explicit = not (found and text[found[0][0]:found[0][1]] == "who")
-    return Parse(found[0][2] if found else None, found, segments, explicit, len(masked))
+    subject = SUBJECT_RE.search(text)
+    topic_subject = subject is not None and not re.search(r"\bby\b", text[subject.end():])
+    return Parse(found[0][2] if found else None, found, segments, explicit, len(masked),
+                 topic_subject)
 
 
 def step_segment_vectors(parses: list[Parse]) -> torch.Tensor:
@@ -164,6 +177,7 @@ def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Ten
     base = pooled @ space_text.T / TEMPERATURE  # [B, A]
     out = base.unsqueeze(1).repeat(1, MAX_STEPS, 1)
     is_stop = torch.tensor([k == STOP for _, k in actions])
+    is_out = torch.tensor([k == OUT for _, k in actions])
     offset = 0
     for b, p in enumerate(parses):
         k = p.hops
@@ -174,6 +188,8 @@ def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Ten
             if 1 <= hop <= k:
                 rel = vecs[k - hop] @ space_text.T / TEMPERATURE
                 out[b, step] = torch.where(is_stop, out[b, step], rel)
+            if step == 0 and p.topic_subject:
+                out[b, step] += DIRECTION_BONUS * is_out
             for a, (name, kind) in enumerate(actions):
                 if kind != STOP:
                     continue

@@ -121,6 +121,18 @@ def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
                            ["Company", "Place"])
     assert where.hops == 2 and where.answer_type == "Place"
     assert parse_question("Which places where [MASK] operates?", ["Place"]).hops == 1
+    # the topic as the subject of the verb: the first hop reads forwards
+    for text, subject in (("What does [MASK] produce?", True),
+                          ("Which groups is [MASK] part of?", True),
+                          ("What is [MASK] controlled by?", False),  # passive
+                          ("Who controls [MASK]?", False),
+                          ("Which companies are controlled by [MASK]?", False)):
+        assert parse_question(text, ["Company", "Person"]).topic_subject is subject, text
+    # ...as every training phrasing of that shape does, and no backward one
+    for _, backwards in PHRASINGS.values():
+        for phrasing in backwards:
+            masked = "Which companies " + phrasing.replace("{x}", "[MASK]") + "?"
+            assert not parse_question(masked, ["Company"]).topic_subject, phrasing
     # "who are the people ...": one answer noun, not two
     people = parse_question("Who are the people that control [MASK]?", ["Company", "Person"])
     assert people.hops == 1 and people.answer_type == "Person" and people.explicit_answer_type
@@ -480,3 +492,4 @@ def test_the_row_cap_holds_over_every_read_of_a_hop() -> None:
         beam_search(Counting(graph), scorer, [("t", 0.0)], 1, Caps(rows=rows, beam=2,
                                                                     margin=None))
         assert sum(read) == expected
+
