@@ -156,13 +156,13 @@ class ZeroShotScorer:
         head = [f for f in finals[:top] if f.answers]
         if not head:
             return finals
-        parse = parse_question(ctx.text, self.space.types)
         texts = [verbalize_path(f, expander) for f in head]
         sims = cached_vectors(texts) @ ctx.pooled
-        # the verbalisation loses who does what to whom; the parse's subject rule holds for it
-        # as for the steps
-        forwards = torch.tensor([float(bool(f.steps) and f.steps[0][1] == OUT) for f in head])
-        if parse.topic_subject:
+        if parse_question(ctx.text, self.space.types).topic_subject:
+            # the verbalisation loses who does what to whom; the parse's subject rule holds for
+            # it as for the steps
+            forwards = torch.tensor([float(f.steps[0][1] == OUT) if f.steps else 0.0
+                                     for f in head])
             sims = sims + DIRECTION_BONUS * self.temperature * forwards
         logp = torch.log_softmax(sims / self.temperature, dim=0).tolist()
         for final, lp in zip(head, logp, strict=True):

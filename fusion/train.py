@@ -354,7 +354,7 @@ def hits_at_1(model: FusionModel, space: ActionSpace, features: GraphFeatures | 
     return hits / len(examples)
 
 
-Split = tuple[list["Prepared"], list["Prepared"]]
+Split = tuple[list[Prepared], list[Prepared]]
 
 
 def split_validation(examples: Sequence[Prepared], cfg: TrainConfig,
