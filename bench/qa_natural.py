@@ -6,7 +6,9 @@ answers are read from the graph at run time (every entity of that type the path 
 every entity of that name). The generated benchmark (``bench/qa_quality.py``) holds its
 wording out by template; these show how the served models (the active checkpoints) do on
 wording nobody generated. ``natural_dev``: looked at while fixing the parse (its failures led to
-the "where" rule); ``natural_test``: written after that, not tuned on.
+the "where" rule); ``natural_test``: written after that, measured once, then its failures led
+to the subject rule (so it is no longer clean); ``natural_test2``: written on 2026-12-01 before
+any change of that round and not looked at question by question.
 
     .venv/bin/python bench/qa_natural.py [--verbose]
 """
@@ -36,7 +38,7 @@ from graph.settings import get_settings  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
-SETS = (DATA / "natural_dev.jsonl", DATA / "natural_test.jsonl")
+SETS = (DATA / "natural_dev.jsonl", DATA / "natural_test.jsonl", DATA / "natural_test2.jsonl")
 
 
 def gold_answers(graph: DomainGraph, row: dict[str, Any]) -> tuple[set[str], set[str]]:
