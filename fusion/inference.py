@@ -158,11 +158,12 @@ class ZeroShotScorer:
             return finals
         texts = [verbalize_path(f, expander) for f in head]
         sims = cached_vectors(texts) @ ctx.pooled
-        if parse_question(ctx.text, self.space.types).topic_subject:
-            # the verbalisation loses who does what to whom; the parse's subject rule holds for
+        steps = parse_question(ctx.text, self.space.types).forward_steps()
+        if steps:
+            # the verbalisation loses who does what to whom; the parse's subject rules hold for
             # it as for the steps
-            forwards = torch.tensor([float(f.steps[0][1] == OUT) if f.steps else 0.0
-                                     for f in head])
+            forwards = torch.tensor([float(sum(f.steps[s][1] == OUT for s in steps
+                                               if s < len(f.steps))) for f in head])
             sims = sims + DIRECTION_BONUS * self.temperature * forwards
         logp = torch.log_softmax(sims / self.temperature, dim=0).tolist()
         for final, lp in zip(head, logp, strict=True):

@@ -26,7 +26,15 @@ DIRECTION_BONUS = 2.0
 # a forward one, and no backward one is.
 SUBJECT_RE = re.compile(
     r"\b(?:does|do|did|has|have|had|is|are|was|were|can|could|will|would|that|which)\s+"
-    r"\[mask\]\s+[a-z]")
+    r"(?:the\s+)?\[mask\]\s+[a-z]")
+# "What do the companies run by [MASK] produce?": the answer is the object of the verb after the
+# topic, and the type noun names the nodes in between, so "what" is an answer noun of no type
+# (one more hop). "What are the companies ..." is the plain frame: the noun is the answer.
+WHAT_AUX_RE = re.compile(r"\s*what\s+(?:do|does|did|have|has|had)\s+(?:the\s+)?")
+AUX_THE_RE = re.compile(r"\s+(?:do|does|did|have|has|had)\s+(?:the\s+)?")
+# the topic as the subject of a relative clause right before the mask ("that [MASK]"): the
+# clause's verb is the first word after the mask ("... that [MASK] controls operate?")
+RELATIVE_SUBJECT_RE = re.compile(r"\b(?:that|which|who|whom)\s*$")
 TEMPERATURE = 0.05
 TYPE_BONUS = 4.0
 HOPS_BONUS = 3.0
@@ -34,13 +42,14 @@ HOPS_BONUS = 3.0
 
 def type_words(types: list[str]) -> list[tuple[str, str]]:
     """(phrase, type) pairs: plural and singular nouns of every type, longest first."""
-    from fusion.verbalize import noun
+    from fusion.verbalize import TYPE_SYNONYMS, noun
 
     pairs = []
     for t in types:
         plural = noun(t)
         pairs.append((plural, t))
         pairs.append((words(t), t))
+        pairs += [(synonym, t) for synonym in TYPE_SYNONYMS.get(t, ())]
         if t == "Person":
             pairs += [("person", t), ("people", t), ("who", t)]
     return sorted(set(pairs), key=lambda p: -len(p[0]))
@@ -49,11 +58,24 @@ def type_words(types: list[str]) -> list[tuple[str, str]]:
 @dataclass
 class Parse:
     answer_type: str | None
-    nouns: list[tuple[int, int, str]]
+    nouns: list[tuple[int, int, str | None]]  # (start, end, type); None: "what" of no type
     segments: list[str]  # segments[i] follows noun i; describes hop len(nouns) - i
     explicit_answer_type: bool = True  # False for "who" (a person or an organisation)
     length: int = 0  # characters of the parsed (masked) text
     topic_subject: bool = False  # the topic is the subject of the first hop's verb
+    # characters that describe each noun's hop, when they are not the noun and the words up to
+    # the next noun (a leading "where" or "what do": the words after the topic)
+    spans: list[tuple[int, int]] | None = None
+    # the inner noun is the subject of the leading noun's verb ("Where do the companies that X
+    # controls operate?": companies -OPERATE_IN-> place), so the last hop reads forwards
+    lead_subject: bool = False
+
+    def forward_steps(self) -> set[int]:
+        """Steps (0-based, from the topic) that the subject rules read forwards."""
+        steps = {0} if self.topic_subject else set()
+        if self.lead_subject and self.hops:
+            steps.add(self.hops - 1)
+        return steps
 
     @property
     def hops(self) -> int:
@@ -66,6 +88,8 @@ class Parse:
         if not 0 <= step < k:
             return None
         i = k - 1 - step
+        if self.spans is not None:
+            return self.spans[i]
         end = self.nouns[i + 1][0] if i + 1 < k else self.length
         return self.nouns[i][0], end
 
@@ -125,28 +149,53 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
     text = masked.lower()
     limit = text.find(mask.lower())
     limit = len(text) if limit < 0 else limit
-    found: list[tuple[int, int, str]] = []
+    found: list[tuple[int, int, str | None]] = []
     for phrase, etype in type_words(types):
         for m in re.finditer(rf"\b{re.escape(phrase)}\b", text[:limit]):
             if not any(s < m.end() and m.start() < e for s, e, _ in found):
                 found.append((m.start(), m.end(), etype))
     lead = re.match(r"\s*where\b", text)
+    leading = False  # an answer noun before the inner nouns whose words follow the topic
     if lead and "Place" in types and not any(s < lead.end() for s, _, _ in found):
         found.append((lead.end() - 5, lead.end(), "Place"))  # "Where does X operate?"
+        leading = True
+    what = WHAT_AUX_RE.match(text)
+    if what and any(s == what.end() for s, _, _ in found):
+        start = text.index("what")
+        found.append((start, start + 4, None))  # "What do the companies run by X produce?"
+        leading = True
     found.sort()
+    if len(found) > 1 and AUX_THE_RE.fullmatch(text[found[0][1]:found[1][0]]):
+        leading = True  # "Which symptoms do the disorders linked to X have?"
     if len(found) > 1 and text[found[0][0]:found[0][1]] == "who" and \
             set(text[found[0][1]:found[1][0]].split()) <= AUXILIARIES:
         found = found[1:]  # "who are the people that ...": one answer noun, not two
     found = found[:3]
-    segments = []
-    for i, (_, end, _) in enumerate(found):
-        stop = found[i + 1][0] if i + 1 < len(found) else len(masked)
-        segments.append(clean_segment(masked[end:stop], mask) or masked)
-    explicit = not (found and text[found[0][0]:found[0][1]] == "who")
+    spans = []
+    for i, (start, _end, _) in enumerate(found):
+        spans.append((start, found[i + 1][0] if i + 1 < len(found) else len(masked)))
+    segment_texts = [masked[found[i][1]:stop] for i, (_, stop) in enumerate(spans)]
+    at = text.find(mask.lower())
+    custom = leading and len(found) > 1 and at >= 0
+    if custom:
+        # "Where do the companies that [MASK] controls operate?": the leading noun's hop is
+        # told after the topic ("operate"); the inner clause keeps its verb ("that controls")
+        # when the topic is its subject
+        split = at + len(mask)
+        if RELATIVE_SUBJECT_RE.search(text[found[-1][1]:at]):
+            verb = re.match(r"\s*[a-z][\w-]*", text[split:])
+            split += verb.end() if verb else 0
+        spans[0] = (split, len(masked))
+        spans[-1] = (found[-1][0], split)
+        segment_texts[0] = masked[split:]
+        segment_texts[-1] = masked[found[-1][1]:split]
+    segments = [clean_segment(t, mask) or masked for t in segment_texts]
+    explicit = not (found and text[found[0][0]:found[0][1]] in ("who", "what"))
     subject = SUBJECT_RE.search(text)
     topic_subject = subject is not None and not re.search(r"\bby\b", text[subject.end():])
+    lead_subject = custom and not re.search(r"\bby\b", segments[0])
     return Parse(found[0][2] if found else None, found, segments, explicit, len(masked),
-                 topic_subject)
+                 topic_subject, spans if custom else None, lead_subject)
 
 
 def step_segment_vectors(parses: list[Parse]) -> torch.Tensor:
@@ -183,12 +232,13 @@ def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Ten
         k = p.hops
         vecs = seg_vectors[offset:offset + k]
         offset += k
+        forwards = p.forward_steps()
         for step in range(MAX_STEPS):
             hop = step + 1
             if 1 <= hop <= k:
                 rel = vecs[k - hop] @ space_text.T / TEMPERATURE
                 out[b, step] = torch.where(is_stop, out[b, step], rel)
-            if step == 0 and p.topic_subject:
+            if step in forwards:
                 out[b, step] += DIRECTION_BONUS * is_out
             for a, (name, kind) in enumerate(actions):
                 if kind != STOP:

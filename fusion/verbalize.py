@@ -147,6 +147,27 @@ NOUNS: dict[str, str] = {
     "FinancialInstrument": "financial instruments", "EconomicIndicator": "economic indicators",
 }
 
+# Other words people use for a type in questions ("Which disorders ...", "Which firms ...").
+# Only the parse reads them (``fusion.parse.type_words``); the question generator keeps to
+# ``NOUNS``, so generated questions parse as before. None of them occurs in a phrasing (a unit
+# test checks it): "features" or "signs" would turn "phenotypes that are signs of X" into two
+# hops.
+TYPE_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "Disease": ("disorders", "disorder", "conditions", "condition", "illnesses", "illness",
+                "syndromes", "syndrome"),
+    "Phenotype": ("symptoms", "symptom", "abnormalities", "abnormality", "traits", "trait",
+                  "manifestations", "manifestation", "phenotypic abnormalities"),
+    "Company": ("firms", "firm", "corporations", "corporation", "businesses"),
+    "Person": ("executives", "executive", "individuals", "persons"),
+    "Place": ("countries", "country", "nations", "nation", "cities", "city"),
+    "Organization": ("organisations", "organisation", "groups", "group", "institutions",
+                     "institution"),
+    "Regulator": ("watchdogs", "watchdog", "supervisors", "supervisor"),
+    "Product": ("goods",),
+    "FinancialInstrument": ("securities", "assets"),
+    "EconomicIndicator": ("indicators", "indicator"),
+}
+
 # Question frames around the answer noun phrase; the last two are held out of training.
 FRAMES = ["Which {np}?", "What are the {np}?", "List the {np}.", "Name the {np}.",
           "Can you tell me the {np}?"]

@@ -35,6 +35,7 @@ from fusion.verbalize import (
     HELD_OUT_FRAMES,
     HELD_OUT_PHRASINGS,
     PHRASINGS,
+    TYPE_SYNONYMS,
     action_text,
     action_texts,
     noun,
@@ -137,6 +138,39 @@ def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
     people = parse_question("Who are the people that control [MASK]?", ["Company", "Person"])
     assert people.hops == 1 and people.answer_type == "Person" and people.explicit_answer_type
     assert clean_segment("that generalize the") == clean_segment("that generalize [MASK]?")
+
+
+def test_parse_reads_type_synonyms_and_leading_answer_nouns() -> None:
+    types = ["Company", "Disease", "Gene", "Person", "Phenotype", "Place", "Product"]
+    # other words for a type: "disorders" are diseases, "symptoms" phenotypes
+    hints = PathHints.of(parse_question("Which symptoms do the disorders linked to [MASK] "
+                                        "have?", types))
+    assert hints == PathHints(("Disease", "Phenotype"), 2, "Phenotype")
+    assert parse_question("Which firms does [MASK] run?", types).answer_type == "Company"
+    # "what do the Ns ...": the Ns are in between, "what" is the answer (no type); its hop is
+    # told after the topic, and the Ns are the subject of that verb (it reads forwards)
+    masked = "What do the companies run by [MASK] produce?"
+    parse = parse_question(masked, types)
+    assert PathHints.of(parse) == PathHints(("Company", None), 2, None)
+    assert parse.segments == ["produce", "run by"]
+    inner, outer = parse.hop_span(0), parse.hop_span(1)
+    assert inner is not None and outer is not None
+    assert masked[inner[0]:inner[1]] == "companies run by [MASK]"
+    assert masked[outer[0]:outer[1]] == " produce?"
+    assert parse.forward_steps() == {1}
+    # a relative clause with the topic as subject keeps its verb
+    where = parse_question("Where do the companies that [MASK] controls operate?", types)
+    assert where.segments == ["operate", "that controls"]
+    assert where.forward_steps() == {0, 1}
+    # the plain frame "What are the Ns ..." names the answer: no extra hop
+    assert parse_question("What are the companies that [MASK] controls?", types).hops == 1
+    # "the" between the auxiliary and the topic: still its subject
+    assert parse_question("What has the [MASK] raised?", types).forward_steps() == {0}
+    # no synonym occurs in a phrasing or frame, so generated questions parse as without them
+    texts = [p for pair in PHRASINGS.values() for side in pair for p in side] + FRAMES
+    for synonyms in TYPE_SYNONYMS.values():
+        for synonym in synonyms:
+            assert not any(re.search(rf"\b{synonym}\b", t) for t in texts), synonym
 
 
 def test_step_token_masks_select_each_hops_tokens() -> None:
