@@ -42,6 +42,15 @@ def ask(body: AskRequest, request: Request, _: ReaderDep) -> AskResponse:
                                    body.mode)
 
 
+@router.post("/v1/ask/refresh", summary="Forget what the ask service has read of the graph")
+def refresh(request: Request, _: AdminDep) -> dict[str, bool]:
+    """The service notices migrations and writes that add or delete nodes or relationships on
+    its own; a write made outside kgr that changes only properties (a renamed entity, a new
+    alias) is seen after this call."""
+    qa_service(request).graph_changed()
+    return {"refreshed": True}
+
+
 @router.post("/v1/train/qa", response_model=Job, status_code=202,
              summary="Train the QA model of a domain (background job)")
 def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driver: DriverDep,

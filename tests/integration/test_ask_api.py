@@ -72,6 +72,29 @@ def test_ask_errors(client: TestClient, toy_graph: dict[str, str], domain: str) 
     assert untrained.status_code == 409 and error_code(untrained) == "model_not_ready"
 
 
+def test_refresh_shows_a_property_only_write(
+    client: TestClient, settings: Settings, driver: Driver, toy_graph: dict[str, str],
+    domain: str,
+) -> None:
+    """A new alias written outside kgr changes no count, so the service's alias index keeps
+    its old view until an admin asks it to refresh."""
+    body = {"question": "Which genes are associated with Lutz-Marfan disease?", "domain": domain,
+            "mode": "zero-shot"}
+    before = client.post("/v1/ask", json=body, headers=READER).json()
+    assert not any(m["method"] in ("name", "alias") for m in before["linked_entities"])
+    driver.execute_query("MATCH (n:Entity {uid: $uid}) SET n.aliases = "
+                         "coalesce(n.aliases, []) + ['Lutz-Marfan disease']",
+                         uid=toy_graph["OMIM:154700"], database_=settings.neo4j_database)
+    stale = client.post("/v1/ask", json=body, headers=READER).json()
+    assert not any(m["method"] in ("name", "alias") for m in stale["linked_entities"])
+    assert client.post("/v1/ask/refresh", headers=READER).status_code == 403
+    assert client.post("/v1/ask/refresh", headers=ADMIN).json() == {"refreshed": True}
+    fresh = client.post("/v1/ask", json=body, headers=READER).json()
+    assert fresh["linked_entities"][0]["method"] == "alias"
+    assert fresh["linked_entities"][0]["candidates"][0]["uid"] == toy_graph["OMIM:154700"]
+    assert fresh["answers"][0]["uid"] == toy_graph["NCBIGene:2200"]
+
+
 def test_train_and_eval_run_as_admin_jobs(
     client: TestClient, driver: Driver, toy_graph: dict[str, str], domain: str
 ) -> None:
