@@ -25,7 +25,7 @@ from fusion.parse import (
 from fusion.retrieval import BeamItem, Expander, PathResult, Scorer
 from fusion.space import ActionSpace, GraphFeatures
 from fusion.text import cached_vectors, get_text_encoder, pool
-from fusion.verbalize import OUT, Action, noun_phrase
+from fusion.verbalize import OUT, Action, most_common, noun_phrase
 
 MASK = "[MASK]"
 ZERO_SHOT_TEMPERATURE = 0.05
@@ -176,5 +176,5 @@ def verbalize_path(final: PathResult, expander: Expander) -> str:
     mids = []
     for hop in range(len(final.steps)):
         counts = Counter(expander.node(u)[1] for u in final.back[hop])
-        mids.append(counts.most_common(1)[0][0] if counts else "Entity")
+        mids.append(most_common(counts) or "Entity")
     return noun_phrase(final.steps, mids, final.answer_type, MASK)

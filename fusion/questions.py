@@ -24,6 +24,7 @@ from fusion.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
     Action,
+    most_common,
     noun_phrase,
     phrasing_choices,
     split_variants,
@@ -109,7 +110,7 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
             for hop, step in enumerate(steps[:-1]):
                 reached = graph.follow(reached, step)
                 counts = Counter(graph.types[u] for u in reached)
-                mid_types[hop] = counts.most_common(1)[0][0] if counts else mid_types[hop]
+                mid_types[hop] = most_common(counts) or mid_types[hop]
             choice = [rng.choice(phrasing_choices(s, split, nested=hops > 1)) for s in steps]
             name = graph.names[topic]
             text = noun_phrase(steps, mid_types, answer_type, name, choice)

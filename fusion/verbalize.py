@@ -9,6 +9,7 @@ ends with ``{x}`` so that it can be used in any hop of a nested question.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 
 OUT, IN, STOP = "out", "in", "stop"
@@ -244,6 +245,13 @@ def action_texts(action: Action) -> list[str]:
     options = phrasings(name, kind)
     return [options[i].replace("{x}", "").replace("  ", " ").strip()
             for i in phrasing_choices(action, "train", nested=False)]
+
+
+def most_common(counts: Counter[str]) -> str | None:
+    """The most frequent key, ties to the first name: ``Counter.most_common`` breaks ties by
+    insertion order, which for keys read from a set changes with each process's string hash
+    seed (it made the generated finance questions differ from run to run)."""
+    return min(counts, key=lambda k: (-counts[k], k)) if counts else None
 
 
 def noun_phrase(steps: Sequence[Action], mid_types: Sequence[str], answer_type: str,

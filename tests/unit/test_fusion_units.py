@@ -38,6 +38,7 @@ from fusion.verbalize import (
     TYPE_SYNONYMS,
     action_text,
     action_texts,
+    most_common,
     noun,
     noun_phrase,
     phrasing_choices,
@@ -186,6 +187,15 @@ def test_step_token_masks_select_each_hops_tokens() -> None:
     assert chosen[0] == ["diseases", "characterized", "by", "[MASK]?"]
     assert chosen[1] == ["genes", "are", "associated", "with", "the"]
     assert bool(masks[2].all()) and bool(masks[3].all())  # stop decisions see everything
+
+
+def test_most_common_breaks_ties_by_name_not_by_insertion_order() -> None:
+    from collections import Counter
+
+    assert most_common(Counter(["Person", "Company", "Company", "Person"])) == "Company"
+    assert most_common(Counter(["Company", "Person", "Person", "Company"])) == "Company"
+    assert most_common(Counter(["Person", "Person", "Company"])) == "Person"
+    assert most_common(Counter()) is None
 
 
 def test_noun_phrase_nests_hops() -> None:
