@@ -170,11 +170,15 @@ class DomainQA:
                 f"no fine-tuned QA model for domain {self.domain!r}"
                 + ("" if self.scorers else "; train one with `kgr train qa`"))
         assert self.checkpoint is not None
+        rerank = self.checkpoint.reranks(head)
         models.update(qa=self.checkpoint.version, graph_embeddings=head == "graph",
-                      encoder=self.features.version if head == "graph" and self.features else None)
+                      encoder=self.features.version if head == "graph" and self.features else None,
+                      rerank=rerank)
         scorer = self.scorers[head].for_question(prepared.ctx, self.expander)
         finals = beam_search(self.expander, scorer, topics, max_hops, self.caps, hints=hints)
         self._drop_namesakes(finals)
+        if rerank:
+            finals = self.zero_shot.rerank(prepared.ctx, finals, self.expander)
         return finals, models
 
     def answer(self, question: str, top_k: int = 10, max_hops: int = 3,

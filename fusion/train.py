@@ -338,20 +338,31 @@ def _loss(model: FusionModel, batch: dict[str, Any], actions: torch.Tensor,
 def hits_at_1(model: FusionModel, space: ActionSpace, features: GraphFeatures | None,
               examples: Sequence[Prepared], graph: DomainGraph, cfg: TrainConfig) -> float:
     """Validation Hits@1 with the real beam search (over the in-memory graph)."""
+    return validation_hits(model, space, features, examples, graph, cfg)[0]
+
+
+def validation_hits(model: FusionModel, space: ActionSpace, features: GraphFeatures | None,
+                    examples: Sequence[Prepared], graph: DomainGraph,
+                    cfg: TrainConfig) -> tuple[float, float]:
+    """Hits@1 of the model's paths as they are and after the zero-shot rerank
+    (``ZeroShotScorer.rerank``), from one beam search per question."""
     if not examples:
-        return 0.0
+        return 0.0, 0.0
     model.eval()
     scorer = ModelScorer(model, space, features)
+    zero_shot = ZeroShotScorer(space)
     expander = MemoryExpander(graph)
     caps = Caps(cfg.per_type, cfg.frontier, 20_000, cfg.beam)
-    hits = 0
+    plain = reranked = 0
     for e in examples:
         finals = beam_search(expander, scorer.for_question(e.ctx, expander),
                              [(t, 0.0) for t in e.topics[:3]], cfg.max_hops, caps,
                              hints=e.hints)
         ranked = rank_answers(finals, expander, 1)
-        hits += bool(ranked and ranked[0][0] in e.answers)
-    return hits / len(examples)
+        plain += bool(ranked and ranked[0][0] in e.answers)
+        ranked = rank_answers(zero_shot.rerank(e.ctx, finals, expander), expander, 1)
+        reranked += bool(ranked and ranked[0][0] in e.answers)
+    return plain / len(examples), reranked / len(examples)
 
 
 Split = tuple[list[Prepared], list[Prepared]]
@@ -461,33 +472,43 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
                      min(cfg.batch_size, max(8, len(train) // 8))))  # several steps per epoch
     n_val = sum(len(val) for _, val in splits)
 
-    def validate() -> tuple[float, float]:
+    def validate() -> tuple[float, float, float]:
+        """Validation Hits@1 without and with the zero-shot rerank, and the loss."""
         if not n_val:
-            return 0.0, 0.0
-        hits = loss = 0.0
+            return 0.0, 0.0, 0.0
+        hits = reranked = loss = 0.0
         for model, _, _, val, _ in runs:
             if val:
-                hits += hits_at_1(model, space, features, val, graph, cfg) * len(val)
+                plain, again = validation_hits(model, space, features, val, graph, cfg)
+                hits += plain * len(val)
+                reranked += again * len(val)
                 loss += _val_loss(model, val, space, features, graph_actions) * len(val)
-        return hits / n_val, loss / n_val
+        return hits / n_val, reranked / n_val, loss / n_val
 
-    val_hits, val_loss = validate()
-    history = [{"epoch": 0, "val_hits@1": round(val_hits, 4), "val_loss": round(val_loss, 4)}]
-    best = (val_hits, -val_loss, 0)
+    def record(epoch: int, hits: float, reranked: float, loss: float) -> dict[str, Any]:
+        return {"epoch": epoch, "val_hits@1": round(max(hits, reranked), 4),
+                "val_hits@1_plain": round(hits, 4), "val_hits@1_reranked": round(reranked, 4),
+                "val_loss": round(loss, 4)}
+
+    val_hits, val_reranked, val_loss = validate()
+    history = [record(0, val_hits, val_reranked, val_loss)]
+    # the zero-shot rerank of the final paths is kept where it does not lose on validation:
+    # it helps on wording unlike the training questions and can undo what a model learnt
+    best = (max(val_hits, val_reranked), -val_loss, 0, val_reranked >= val_hits)
     best_state = {k: v.clone() for k, v in runs[0][0].state_dict().items()}
     stale = 0
     for epoch in range(1, cfg.epochs + 1):
         train_loss = sum(_train_epoch(model, optim, train, space, features, graph_actions,
                                       batch_size, rng)
                          for model, optim, train, _, batch_size in runs) / len(runs)
-        val_hits, val_loss = validate()
-        history.append({"epoch": epoch, "train_loss": round(train_loss, 4),
-                        "val_hits@1": round(val_hits, 4), "val_loss": round(val_loss, 4)})
+        val_hits, val_reranked, val_loss = validate()
+        history.append({**record(epoch, val_hits, val_reranked, val_loss),
+                        "train_loss": round(train_loss, 4)})
         if progress:
             progress(epoch / cfg.epochs, f"{label} epoch {epoch}: loss {train_loss:.3f}, "
-                     f"val Hits@1 {val_hits:.3f}")
-        if not n_val or (val_hits, -val_loss) > best[:2]:
-            best = (val_hits, -val_loss, epoch)
+                     f"val Hits@1 {max(val_hits, val_reranked):.3f}")
+        if not n_val or (max(val_hits, val_reranked), -val_loss) > best[:2]:
+            best = (max(val_hits, val_reranked), -val_loss, epoch, val_reranked >= val_hits)
             best_state = {k: v.clone() for k, v in runs[0][0].state_dict().items()}
             stale = 0
         else:
@@ -512,7 +533,9 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
         model = runs[0][0]
         model.load_state_dict(best_state)
     model.eval()
-    return model, {"val_hits@1": round(best[0], 4), "best_epoch": best_epoch,
+    # no validation questions: keep the rerank (what a model trained on few rows can't check)
+    rerank = bool(best[3]) if n_val else True
+    return model, {"val_hits@1": round(best[0], 4), "best_epoch": best_epoch, "rerank": rerank,
                    "validation": how, "folds": len(splits), "epochs_run": len(history) - 1,
                    "n_train": len(examples) if how in ("phrasing", "k-fold")
                    else len(splits[0][0]),
@@ -536,7 +559,8 @@ def save_checkpoint(settings: Settings, domain: str, space: ActionSpace,
         "domain": domain, "version": version, "config": cfg.model_dump(),
         "actions": [list(a) for a in space.actions], "types": space.types,
         "heads": {name: {"graph_dim": m.graph_dim if m.use_graph else 0, "hidden": m.hidden,
-                         "segment_attention": m.segment_attention}
+                         "segment_attention": m.segment_attention,
+                         "rerank": bool(metrics.get(name, {}).get("rerank", False))}
                   for name, m in heads.items()},
         "encoder_version": features.version if features is not None else None,
         "text_model": "sentence-transformers/all-MiniLM-L6-v2",
@@ -554,6 +578,11 @@ class Checkpoint:
     space: ActionSpace
     heads: dict[str, FusionModel]
     config: dict[str, Any]
+
+    def reranks(self, head: str) -> bool:
+        """Whether training chose the zero-shot rerank for ``head`` (``fit``); False for
+        checkpoints from before that choice."""
+        return bool(self.config["heads"].get(head, {}).get("rerank", False))
 
 
 def load_checkpoint(folder: Path) -> Checkpoint:

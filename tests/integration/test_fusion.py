@@ -245,6 +245,14 @@ def test_training_on_a_small_set_then_answering_it(
     assert response.mode == "fine-tuned" and response.models["qa"] == result["version"]
     assert response.models["graph_embeddings"] is True
     assert response.answers[0].uid == toy_graph["NCBIGene:2200"]
+    # the zero-shot rerank of each head is kept exactly where it did not lose on validation
+    for head in ("graph", "text"):
+        metrics = result[head]
+        chosen = next(h for h in metrics["history"] if h["epoch"] == metrics["best_epoch"])
+        assert metrics["rerank"] is (metrics["n_val"] == 0 or
+                                     chosen["val_hits@1_reranked"] >= chosen["val_hits@1_plain"])
+        assert qa.checkpoint is not None and qa.checkpoint.reranks(head) is metrics["rerank"]
+    assert response.models["rerank"] is result["graph"]["rerank"]
 
 
 def test_an_answer_named_like_the_topic_is_left_out(
