@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from neo4j import Driver, RoutingControl
 
 from fusion.graphdata import DOMAIN_ENTITIES_QUERY, entity_type
-from fusion.verbalize import FRAMES, NOUNS, PHRASINGS
+from fusion.verbalize import FRAMES, NOUNS, PHRASINGS, TYPE_SYNONYMS
 from graph.driver import translate_errors
 from graph.exceptions import InvalidInputError
 from graph.store import GraphStore
@@ -48,12 +48,17 @@ def _vocabulary_words() -> set[str]:
 
 
 STOP_WORDS = frozenset(_vocabulary_words())
+# Other words for types ("countries", "firms"): a mention of one of them alone is not linked
+# (FinDKG holds entities named "Countries" and "Firms", which "Which countries does Huawei
+# operate in?" must not link), but they are no stop words inside a longer name ("Down
+# syndrome", "Investment Firms").
+TYPE_WORDS = frozenset(w for words in TYPE_SYNONYMS.values() for w in words if " " not in w)
 
 
 def question_word(word: str) -> bool:
     """A stop word, or an inflection of one ("runs", "leads", "caused"): the words around a
     mention that name relations and types rather than the entity."""
-    if word in STOP_WORDS:
+    if word in STOP_WORDS or word in TYPE_WORDS:
         return True
     for suffix in ("s", "es", "ed", "d", "ing"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and \
@@ -153,7 +158,8 @@ class EntityLinker:
                 if any(taken[i:i + n]):
                     continue
                 words = [t[0] for t in tokens[i:i + n]]
-                if all(w in STOP_WORDS for w in words) or (n == 1 and len(words[0]) < 3):
+                if all(w in STOP_WORDS for w in words) or \
+                        (n == 1 and (len(words[0]) < 3 or words[0] in TYPE_WORDS)):
                     continue
                 hits = self.index.keys.get(" ".join(words))
                 if not hits:

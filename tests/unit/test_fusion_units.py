@@ -222,6 +222,14 @@ def test_linker_prefers_the_longest_match_and_keeps_ambiguity() -> None:
     assert question[top.start:top.end] == "Marfan syndrome"
     assert {c.uid for c in top.candidates} == {"m:1", "m:2"}
     assert mask_question(question, top, "[MASK]") == "Which genes are associated with [MASK]?"
+    # a word for a type alone is no entity mention; inside a longer name it is part of it
+    typed = EntityLinker(None, "m", AliasIndex(
+        keys={"countries": [("f:1", True)], "huawei": [("f:2", True)],
+              "down syndrome": [("m:4", True)]},
+        names={"f:1": "Countries", "f:2": "Huawei", "m:4": "Down syndrome"},
+        types={"f:1": "Place", "f:2": "Company", "m:4": "Disease"}))
+    assert [m.text for m in typed.link("Which countries does Huawei operate in?")] == ["Huawei"]
+    assert [m.text for m in typed.link("Which genes cause Down syndrome?")] == ["Down syndrome"]
     alias = linker.link("What does MFS present?")[0]
     assert alias.method == "alias" and alias.candidates[0].uid == "m:1"
     assert linker.link("Which genes are there?") == []
