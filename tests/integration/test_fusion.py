@@ -253,6 +253,35 @@ def test_training_on_a_small_set_then_answering_it(
                                      chosen["val_hits@1_reranked"] >= chosen["val_hits@1_plain"])
         assert qa.checkpoint is not None and qa.checkpoint.reranks(head) is metrics["rerank"]
     assert response.models["rerank"] is result["graph"]["rerank"]
+    # the graph head starts from the text head (its graph terms at zero): at epoch 0 each of
+    # its validation runs scores exactly like the text head's run at the chosen epoch
+    text, graph_head = result["text"], result["graph"]
+    assert graph_head["init"] == "text head" and graph_head["validation"] == text["validation"]
+    text_best = next(h for h in text["history"] if h["epoch"] == text["best_epoch"])
+    graph_start = graph_head["history"][0]
+    for key in ("val_hits@1_plain", "val_hits@1_reranked", "val_loss"):
+        assert graph_start[key] == pytest.approx(text_best[key], abs=1e-4), key
+
+
+def test_model_selection_within_standard_errors_picks_the_earliest_close_epoch(
+    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
+    clean_artifacts: None,
+) -> None:
+    from fusion.space import ActionSpace
+    from fusion.train import fit, prepare
+
+    graph = DomainGraph.load(driver, settings.neo4j_database, domain)
+    rows = generate_questions(graph, {1: 12, 2: 6}, "train", seed=5)
+    space = ActionSpace.build(graph.relation_types(), graph.entity_types())
+    cfg = TrainConfig(epochs=6, patience=6, hidden=32, seed=0)
+    examples, _ = prepare(rows, graph, space, cfg)
+    best = fit(examples, space, None, False, graph, cfg).metrics
+    scores = {h["epoch"]: (h["val_hits@1"], -h["val_loss"]) for h in best["history"]}
+    assert best["best_epoch"] == max(scores, key=lambda e: (*scores[e], -e)) > 0
+    # within "infinitely many" standard errors every epoch is close: the first one is chosen
+    lenient = fit(examples, space, None, False, graph,
+                  cfg.model_copy(update={"select_within_se": 1e6})).metrics
+    assert lenient["best_epoch"] == 0 and lenient["history"] == best["history"]
 
 
 def test_an_answer_named_like_the_topic_is_left_out(
