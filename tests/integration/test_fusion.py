@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterator
 
 import pytest
+import torch
 from neo4j import Driver
 
 from fusion.evaluate import evaluate_rows
@@ -261,6 +262,21 @@ def test_training_on_a_small_set_then_answering_it(
     graph_start = graph_head["history"][0]
     for key in ("val_hits@1_plain", "val_hits@1_reranked", "val_loss"):
         assert graph_start[key] == pytest.approx(text_best[key], abs=1e-4), key
+
+    # few-shot starts each head from the active checkpoint: with no epoch to train, the text
+    # head is the previous one and the graph head that text head with its graph terms at zero
+    again = train_domain(settings, driver, domain, rows[:12],
+                         TrainConfig(epochs=0, hidden=64, seed=0), graph=graph, init_active=True)
+    new = QAService(settings, driver).domain(domain).checkpoint
+    assert new is not None and new.version == again["version"]
+    old_text = qa.checkpoint.heads["text"].state_dict()
+    for name, value in new.heads["text"].state_dict().items():
+        assert torch.equal(value, old_text[name]), name
+    for name, value in new.heads["graph"].state_dict().items():
+        if name.startswith("graph_") and name != "graph_gate":
+            assert not value.any(), name
+        elif name in old_text:
+            assert torch.equal(value, old_text[name]), name
 
 
 def test_model_selection_within_standard_errors_picks_the_earliest_close_epoch(
