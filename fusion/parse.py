@@ -106,18 +106,22 @@ class PathHints:
     hop_types: tuple[str | None, ...] = ()
     hops: int | None = None
     answer_type: str | None = None
+    # steps the subject rules read forwards (``Parse.forward_steps``): a backward hop there
+    # contradicts the parse
+    forward_steps: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, parse: Parse) -> PathHints:
+        forwards = frozenset(parse.forward_steps())
         if not parse.hops:
             # no type noun names the hops ("What causes X?", "Where does X operate?"): nearly
             # always one hop, so longer paths pay the penalty. Without it every hop was scored
             # from the whole question, and the paths grew to max_hops.
-            return cls((), 1, None)
+            return cls((), 1, None, forwards)
         types = list(parse.hop_types())
         if not parse.explicit_answer_type:
             types[-1] = None
-        return cls(tuple(types), parse.hops, types[-1])
+        return cls(tuple(types), parse.hops, types[-1], forwards)
 
 
 def step_token_masks(parse: Parse, offsets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

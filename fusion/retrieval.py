@@ -31,6 +31,10 @@ MAX_HOPS = 3
 # log-probability taken off a path step that contradicts the question's parse (PathHints):
 # large enough to decide between otherwise close paths, finite because a parse can be wrong
 HINT_PENALTY = 6.0
+# taken off a backward hop where the subject rules read the question forwards ("What does X
+# produce?"; ``PathHints.forward_steps``): smaller, as those rules are a coarser reading; in
+# the step priors the same rule is a bonus, which a fine-tuned head can outweigh
+DIRECTION_PENALTY = 3.0
 
 # The hops that exist at each node: one degree count per (relationship type, direction), which
 # Neo4j answers from its per-type degree store without reading the relationships. {degrees} is
@@ -459,7 +463,8 @@ def bound_penalty(hints: PathHints | None, item: BeamItem, action: Action) -> fl
         wrong = (step != hints.hops) + (hints.answer_type is not None
                                         and action[0] != hints.answer_type)
         return HINT_PENALTY * wrong
-    return HINT_PENALTY if step >= hints.hops else 0.0
+    backward = DIRECTION_PENALTY if action[1] == IN and step in hints.forward_steps else 0.0
+    return (HINT_PENALTY if step >= hints.hops else 0.0) + backward
 
 
 def type_penalty(hints: PathHints | None, item: BeamItem, action: Action,

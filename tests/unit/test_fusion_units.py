@@ -16,6 +16,7 @@ from fusion.linking import AliasIndex, EntityLinker, mask_question
 from fusion.model import FusionModel
 from fusion.parse import MAX_STEPS, PathHints, clean_segment, parse_question, step_token_masks
 from fusion.retrieval import (
+    DIRECTION_PENALTY,
     HINT_PENALTY,
     BeamItem,
     Caps,
@@ -26,6 +27,7 @@ from fusion.retrieval import (
     Scorer,
     advance,
     beam_search,
+    bound_penalty,
     candidate_actions,
     hint_penalty,
 )
@@ -146,13 +148,13 @@ def test_parse_reads_type_synonyms_and_leading_answer_nouns() -> None:
     # other words for a type: "disorders" are diseases, "symptoms" phenotypes
     hints = PathHints.of(parse_question("Which symptoms do the disorders linked to [MASK] "
                                         "have?", types))
-    assert hints == PathHints(("Disease", "Phenotype"), 2, "Phenotype")
+    assert hints == PathHints(("Disease", "Phenotype"), 2, "Phenotype", frozenset({1}))
     assert parse_question("Which firms does [MASK] run?", types).answer_type == "Company"
     # "what do the Ns ...": the Ns are in between, "what" is the answer (no type); its hop is
     # told after the topic, and the Ns are the subject of that verb (it reads forwards)
     masked = "What do the companies run by [MASK] produce?"
     parse = parse_question(masked, types)
-    assert PathHints.of(parse) == PathHints(("Company", None), 2, None)
+    assert PathHints.of(parse) == PathHints(("Company", None), 2, None, frozenset({1}))
     assert parse.segments == ["produce", "run by"]
     inner, outer = parse.hop_span(0), parse.hop_span(1)
     assert inner is not None and outer is not None
@@ -167,6 +169,13 @@ def test_parse_reads_type_synonyms_and_leading_answer_nouns() -> None:
     assert parse_question("What are the companies that [MASK] controls?", types).hops == 1
     # "the" between the auxiliary and the topic: still its subject
     assert parse_question("What has the [MASK] raised?", types).forward_steps() == {0}
+    # in the beam a backward hop at a forward step pays the direction penalty, nothing else
+    hints = PathHints.of(parse_question("What does [MASK] produce?", types))
+    assert hints.forward_steps == {0}
+    start = BeamItem("t", (), 0.0, ["t"])
+    assert bound_penalty(hints, start, ("PRODUCE", "in")) == DIRECTION_PENALTY
+    assert bound_penalty(hints, start, ("PRODUCE", "out")) == 0.0
+    assert bound_penalty(PathHints((), 1, None), start, ("PRODUCE", "in")) == 0.0
     # no synonym occurs in a phrasing or frame, so generated questions parse as without them
     texts = [p for pair in PHRASINGS.values() for side in pair for p in side] + FRAMES
     for synonyms in TYPE_SYNONYMS.values():
