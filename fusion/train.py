@@ -348,17 +348,12 @@ def _loss(model: FusionModel, batch: dict[str, Any], actions: torch.Tensor,
                                              ignore_index=-1)
 
 
-def hits_at_1(model: FusionModel, space: ActionSpace, features: GraphFeatures | None,
-              examples: Sequence[Prepared], graph: DomainGraph, cfg: TrainConfig) -> float:
-    """Validation Hits@1 with the real beam search (over the in-memory graph)."""
-    return validation_hits(model, space, features, examples, graph, cfg)[0]
-
-
 def validation_hits(model: FusionModel, space: ActionSpace, features: GraphFeatures | None,
                     examples: Sequence[Prepared], graph: DomainGraph,
                     cfg: TrainConfig) -> tuple[float, float]:
-    """Hits@1 of the model's paths as they are and after the zero-shot rerank
-    (``ZeroShotScorer.rerank``), from one beam search per question."""
+    """Validation Hits@1 with the real beam search (over the in-memory graph): of the model's
+    paths as they are and after the zero-shot rerank (``ZeroShotScorer.rerank``), from one
+    beam search per question."""
     if not examples:
         return 0.0, 0.0
     model.eval()
@@ -594,7 +589,6 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
         floor = best[0] - cfg.select_within_se * se - 1e-9
         chosen = next(t for t in trail if t[0] >= floor)
         best, best_states = chosen[:4], chosen[4]
-    del trail
     best_epoch = best[2]
     if how in ("phrasing", "k-fold"):
         # fit again on every example (the validation questions too) for the chosen epochs
