@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from fusion.evaluate import evaluate_rows  # noqa: E402
+from fusion.evaluate import evaluate_rows, sign_test  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.linking import AliasIndex  # noqa: E402
 from fusion.pipeline import DomainQA  # noqa: E402
@@ -60,6 +60,21 @@ def ensure_encoder(settings: Any, driver: Any, domain: str, epochs: int, dim: in
     print(f"[{domain}] trained encoder {version} in {time.perf_counter() - started:.0f}s",
           flush=True)
     return version
+
+
+def ablation(rows: list[dict[str, Any]], with_graph: list[list[float]],
+             text_only: list[list[float]]) -> dict[str, tuple[int, int]]:
+    """Per hop count and 'all': (questions only the graph head answers, only the text head
+    answers), summed over the training seeds (run k of each head is the same checkpoint)."""
+    counts: dict[str, list[int]] = {}
+    for graph_run, text_run in zip(with_graph, text_only, strict=True):
+        for row, g, t in zip(rows, graph_run, text_run, strict=True):
+            for key in (str(row["hops"]), "all"):
+                cell = counts.setdefault(key, [0, 0])
+                cell[0] += int(g > t)
+                cell[1] += int(t > g)
+    order = sorted(counts, key=lambda key: (key == "all", key))
+    return {key: (counts[key][0], counts[key][1]) for key in order}
 
 
 def few_shot_rows(graph: DomainGraph, train_rows: list[dict[str, Any]],
@@ -92,6 +107,8 @@ def main() -> None:
                         help="train each model this many times (seeds 0..N-1) and report the "
                         "mean: one run's 2-3-hop Hits@1 moves by a few points with the seed")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--train-config", type=json.loads, default={},
+                        help='other TrainConfig fields as JSON, e.g. \'{"lr": 0.001}\'')
     parser.add_argument("--out", type=Path, default=Path("bench/results/qa_quality.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -101,6 +118,7 @@ def main() -> None:
     expander = Neo4jExpander(driver, settings.neo4j_database)
     report: dict[str, Any] = {}
     table = []
+    paired: list[tuple[str, str, dict[str, tuple[int, int]]]] = []
     for domain in args.domains:
         started = time.perf_counter()
         graph = DomainGraph.load(driver, settings.neo4j_database, domain)
@@ -114,18 +132,22 @@ def main() -> None:
         features = load_graph_features(settings, domain)
         index = AliasIndex.load(driver, settings.neo4j_database, domain)
         runs: dict[str, Any] = {}
+        per_question: dict[str, list[list[float]]] = {}
 
         def evaluate(label: str, versions: list[str | None], mode: str, use_graph: bool,
                      domain: str = domain, index: AliasIndex = index, features: Any = features,
                      eval_rows: list[dict[str, Any]] = eval_rows,
-                     runs: dict[str, Any] = runs) -> None:
+                     runs: dict[str, Any] = runs,
+                     per_question: dict[str, list[list[float]]] = per_question) -> None:
             results = []
             for version in versions:
                 checkpoint = None
                 if version is not None:
                     checkpoint = load_checkpoint(qa_artifacts(settings).path(domain, version))
                 qa = DomainQA(settings, store, domain, expander, index, checkpoint, features)
-                results.append(evaluate_rows(qa, eval_rows, mode, use_graph))  # type: ignore[arg-type]
+                results.append(evaluate_rows(qa, eval_rows, mode, use_graph,  # type: ignore[arg-type]
+                                             per_question=True))
+            per_question[label] = [r.pop("hits@1_per_question") for r in results]
             runs[label] = results[0] if len(results) == 1 else {"runs": results}
             for hops, m in results[0]["metrics"].items():
                 per_run = [r["metrics"][hops] for r in results]
@@ -147,9 +169,10 @@ def main() -> None:
                 t0 = time.perf_counter()
                 init = None
                 if label == "few-shot":  # from the fine-tuned model of the same seed
-                    init = load_checkpoint(qa_artifacts(settings).path(domain, fine_tuned[k]))
+                    init = load_checkpoint(qa_artifacts(settings).path(domain, str(fine_tuned[k])))
                 result = train_domain(settings, driver, domain, rows,
-                                      TrainConfig(epochs=args.epochs, seed=seed), graph=graph,
+                                      TrainConfig(**{**args.train_config, "epochs": args.epochs,
+                                                     "seed": seed}), graph=graph,
                                       init_from=init,
                                       activate=label == "fine-tuned" and seed == args.seed)
                 seconds = time.perf_counter() - t0
@@ -166,6 +189,10 @@ def main() -> None:
             if features is not None:
                 evaluate(f"{label} + graph emb.", versions, "fine-tuned", True)
             evaluate(f"{label} text only", versions, "fine-tuned", False)
+            if features is not None:
+                paired.append((domain, label, ablation(
+                    eval_rows, per_question[f"{label} + graph emb."],
+                    per_question[f"{label} text only"])))
         report[domain] = runs
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
@@ -175,6 +202,14 @@ def main() -> None:
     for domain, label, hops, n, h1, h5, mrr, spread, count in table:
         print(f"{domain:<9} {label:<26} {hops:<4} {n:>4} {h1:>7.3f} {h5:>7.3f} {mrr:>6.3f} "
               f"{count:>4} {spread:>9.2f}")
+    print()
+    print("ablation, paired on the same questions and seeds: questions that only the model "
+          "with graph embeddings answers (+) / only the text-only model answers (-), "
+          "exact sign test p")
+    for domain, label, counts in paired:
+        cells = "  ".join(f"{hops}: +{w}/-{lost} p={sign_test(w, lost):.2f}"
+                          for hops, (w, lost) in counts.items())
+        print(f"{domain:<9} {label:<11} {cells}")
     driver.close()
 
 

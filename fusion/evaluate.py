@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -26,6 +27,18 @@ def hits_at(ranked: Sequence[str], gold: set[str], k: int) -> float:
     return float(any(uid in gold for uid in ranked[:k]))
 
 
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided exact sign test of paired outcomes (McNemar's exact test): the probability,
+    with no real difference, of a split at least this uneven between ``wins`` and ``losses``
+    (questions only one of two models answers)."""
+    n = wins + losses
+    if n == 0:
+        return 1.0
+    low = min(wins, losses)
+    tail = sum(math.comb(n, k) for k in range(low + 1)) / 2 ** n
+    return min(1.0, 2 * tail)
+
+
 def summarize(rows: Sequence[tuple[int, Sequence[str], set[str]]]) -> dict[str, dict[str, float]]:
     """``rows`` of (hops, ranked uids, gold uids) -> metrics per hop count and 'all'."""
     groups: dict[str, list[tuple[Sequence[str], set[str]]]] = defaultdict(list)
@@ -48,10 +61,12 @@ def summarize(rows: Sequence[tuple[int, Sequence[str], set[str]]]) -> dict[str, 
 def evaluate_rows(qa: DomainQA, rows: Sequence[dict[str, Any]], mode: Mode,
                   use_graph: bool = True, max_hops: int = 3, top_k: int = 20,
                   progress: ProgressFn | None = None,
-                  batch_size: int = 64) -> dict[str, Any]:
+                  batch_size: int = 64, per_question: bool = False) -> dict[str, Any]:
     """Metrics of ``qa`` on rows ``{"question", "answers", "hops"?}`` (answers: uids or names).
 
-    Rows without "hops" are counted under the hop count of the predicted best path."""
+    Rows without "hops" are counted under the hop count of the predicted best path. With
+    ``per_question`` the result also holds each row's Hits@1, in row order (for paired
+    comparisons of two models on one set)."""
     by_name: dict[str, list[str]] = defaultdict(list)
     for uid, name in qa.linker.index.names.items():
         by_name[" ".join(name.lower().split())].append(uid)
@@ -73,9 +88,13 @@ def evaluate_rows(qa: DomainQA, rows: Sequence[dict[str, Any]], mode: Mode,
                      f"{mode}{'' if use_graph else ' (no graph)'}: {start + len(chunk)} questions")
     metrics = summarize(results)
     elapsed = time.perf_counter() - started
-    return {"mode": mode, "graph_embeddings": use_graph and mode == "fine-tuned",
-            "metrics": metrics, "seconds": round(elapsed, 2),
-            "ms_per_question": round(1000 * elapsed / max(1, len(rows)), 2)}
+    out: dict[str, Any] = {
+        "mode": mode, "graph_embeddings": use_graph and mode == "fine-tuned",
+        "metrics": metrics, "seconds": round(elapsed, 2),
+        "ms_per_question": round(1000 * elapsed / max(1, len(rows)), 2)}
+    if per_question:
+        out["hits@1_per_question"] = [hits_at(r, g, 1) for _, r, g in results]
+    return out
 
 
 class _NameView:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import pytest
 import torch
 
-from fusion.evaluate import reciprocal_rank, summarize
+from fusion.evaluate import reciprocal_rank, sign_test, summarize
 from fusion.graphdata import DomainGraph
 from fusion.inference import QuestionContext
 from fusion.linking import AliasIndex, EntityLinker, mask_question
@@ -63,6 +63,15 @@ def test_metrics_on_a_hand_checked_example() -> None:
     assert metrics["all"]["n"] == 4
     assert metrics["all"]["mrr"] == round((1 / 2 + 1 / 6 + 1) / 4, 4)
     assert reciprocal_rank([], {"a"}) == 0.0
+
+
+def test_sign_test_on_hand_checked_splits() -> None:
+    # two-sided exact binomial tail: 5 of 5 one way is 2 * (1/2)^5; 8 of 10 is
+    # 2 * (C(10,0) + C(10,1) + C(10,2)) / 2^10
+    assert sign_test(5, 0) == pytest.approx(2 / 32)
+    assert sign_test(2, 8) == pytest.approx(2 * 56 / 1024)
+    assert sign_test(3, 3) == 1.0
+    assert sign_test(0, 0) == 1.0
 
 
 def test_held_out_templates_never_appear_in_training() -> None:
