@@ -86,6 +86,12 @@ class ModelScorer:
             step_masks = step_token_masks(parse, ctx.offsets, ctx.mask)
             segments = step_segment_vectors([parse])[0]  # [MAX_STEPS, 384]
         cache: dict[str, torch.Tensor] = {}
+        features = self.features if self.model.frontier_graph else None
+
+        def frontier_means(items: list[BeamItem]) -> torch.Tensor | None:
+            if features is None:
+                return None
+            return features.mean_entity([item.frontier for item in items])
 
         def base_state(topic: str) -> torch.Tensor:
             if topic not in cache:
@@ -111,7 +117,8 @@ class ModelScorer:
                                             self.actions,
                                             priors[min(step, MAX_STEPS - 1)].expand(n, -1),
                                             None if segments is None else
-                                            segments[min(step, MAX_STEPS - 1)].expand(n, -1))
+                                            segments[min(step, MAX_STEPS - 1)].expand(n, -1),
+                                            frontier_means(items))
             out = []
             for row, cands in zip(logits, candidates, strict=True):
                 ids = [self.space.index.get(a, -1) for a in cands]

@@ -7,7 +7,9 @@ Inputs (one question):
   graph-encoder embedding ``[d]`` (projected and fused into the initial state);
 - the actions of the domain (a hop ``(relation, direction)`` or a stop on an answer type), each
   embedded from its text (MiniLM) plus, with graph embeddings on, the projected relation
-  embedding of the graph encoder.
+  embedding of the graph encoder;
+- with graph embeddings on and ``frontier_graph``, the mean graph-encoder embedding of the
+  frontier the path prefix has reached ``[d]``, added to the state at every step.
 
 A GRU carries the path prefix; at every step the state attends over the question tokens
 (cross-attention) and scores the candidate actions by a dot product. With
@@ -42,7 +44,7 @@ class FusionModel(nn.Module):
 
     def __init__(self, hidden: int = 192, graph_dim: int = 0, use_graph: bool = True,
                  dropout: float = 0.1, text_dim: int = TEXT_DIM,
-                 segment_attention: bool = False) -> None:
+                 segment_attention: bool = False, frontier_graph: bool = False) -> None:
         super().__init__()
         self.hidden = hidden
         self.segment_attention = segment_attention
@@ -79,6 +81,13 @@ class FusionModel(nn.Module):
             self.graph_rel_proj = nn.Linear(graph_dim, hidden)
             self.graph_ent_proj = nn.Linear(graph_dim, hidden)
             self.graph_gate = nn.Parameter(torch.tensor(0.5))
+        # where the path stands in the graph: the mean graph embedding of the prefix's frontier
+        # joins the state at every step (zero at first, like the other learned terms)
+        self.frontier_graph = bool(frontier_graph and self.use_graph)
+        if self.frontier_graph:
+            self.graph_front_proj = nn.Linear(graph_dim, hidden)
+            nn.init.zeros_(self.graph_front_proj.weight)
+            nn.init.zeros_(self.graph_front_proj.bias)
 
     def action_vectors(self, action_text: torch.Tensor, action_kind: torch.Tensor,
                        action_graph: torch.Tensor | None) -> torch.Tensor:
@@ -101,10 +110,14 @@ class FusionModel(nn.Module):
     def step_scores(self, state: torch.Tensor, step: int, keys: torch.Tensor,
                     values: torch.Tensor, mask: torch.Tensor, actions: torch.Tensor,
                     prior: torch.Tensor | None = None,
-                    segment: torch.Tensor | None = None) -> torch.Tensor:
+                    segment: torch.Tensor | None = None,
+                    frontier: torch.Tensor | None = None) -> torch.Tensor:
         """Scores of every action: state ``[B, H]``, keys/values ``[B, L, H]``, mask ``[B, L]``,
         actions ``[A, H]``, prior ``[B, A]`` (zero-shot text similarity), segment ``[B, 384]``
-        (the hop's words, with ``segment_attention``) -> ``[B, A]``."""
+        (the hop's words, with ``segment_attention``), frontier ``[B, d]`` (mean graph
+        embedding of the prefix's frontier, with ``frontier_graph``) -> ``[B, A]``."""
+        if self.frontier_graph and frontier is not None:
+            state = state + self.graph_front_proj(frontier)
         query = self.query(state + self.step.weight[min(step, 3)])
         attn = torch.einsum("bh,blh->bl", query, keys) / math.sqrt(self.hidden)
         attn = attn.masked_fill(~mask, float("-inf")).softmax(-1)
@@ -126,11 +139,13 @@ class FusionModel(nn.Module):
                 actions: torch.Tensor, gold: torch.Tensor,
                 prior: torch.Tensor | None = None,
                 step_mask: torch.Tensor | None = None,
-                segment: torch.Tensor | None = None) -> torch.Tensor:
+                segment: torch.Tensor | None = None,
+                frontier: torch.Tensor | None = None) -> torch.Tensor:
         """Teacher-forced scores ``[B, T, A]`` for gold action ids ``gold: [B, T]`` (-1 = pad);
         ``prior: [B, T, A]``, per step as in ``step_scores``; ``step_mask: [B, T, L]`` the
         tokens each step attends to and ``segment: [B, T, 384]`` each step's hop words (both used
-        with ``segment_attention``; default ``mask`` and none)."""
+        with ``segment_attention``; default ``mask`` and none); ``frontier: [B, T, d]`` the
+        mean graph embedding of the frontier before each step (with ``frontier_graph``)."""
         keys, values = self.encode_question(tokens)
         state = self.initial_state(pooled, topic_type_text, topic_graph)
         scores = []
@@ -139,8 +154,9 @@ class FusionModel(nn.Module):
             attend = step_mask[:, t] if (self.segment_attention and step_mask is not None) \
                 else mask
             step_segment = segment[:, t] if segment is not None else None
+            step_frontier = frontier[:, t] if frontier is not None else None
             scores.append(self.step_scores(state, t, keys, values, attend, actions, step_prior,
-                                           step_segment))
+                                           step_segment, step_frontier))
             taken = actions[gold[:, t].clamp(min=0)]
             state = self.gru(taken, state)
         return torch.stack(scores, dim=1)

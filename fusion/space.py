@@ -41,6 +41,16 @@ class GraphFeatures:
                 out[i] = self.entity_embeddings[idx]
         return out
 
+    def mean_entity(self, groups: list[list[str]]) -> torch.Tensor:
+        """``[len(groups), d]``: the mean embedding of each group's known uids (zeros when it
+        has none), e.g. the frontier of each path prefix."""
+        out = torch.zeros(len(groups), self.dim)
+        for i, uids in enumerate(groups):
+            rows = [self.uid_to_index[u] for u in uids if u in self.uid_to_index]
+            if rows:
+                out[i] = self.entity_embeddings[rows].mean(0)
+        return out
+
 
 def load_graph_features(settings: Settings, domain: str) -> GraphFeatures | None:
     """The active encoder's vectors for ``domain``, or None when no encoder is trained."""

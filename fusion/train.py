@@ -102,6 +102,9 @@ class TrainConfig(BaseModel):
     # and the sum of the 24 fine-tuned and few-shot Hits@1 cells is 21.89 against 21.95 when
     # the whole head trains on, so the default trains the whole head
     graph_residual_only: bool = False
+    # the graph head sees where each path prefix stands: the mean graph embedding of its
+    # frontier (``FusionModel.frontier_graph``)
+    frontier_graph: bool = True
 
 
 def qa_artifacts(settings: Settings) -> ArtifactStore:
@@ -125,6 +128,8 @@ class Prepared:
     step_mask: torch.Tensor  # [MAX_STEPS, L], see fusion.parse.step_token_masks
     segments: torch.Tensor  # [MAX_STEPS, 384], see fusion.parse.step_segment_vectors
     hints: PathHints
+    # the frontier before each gold step (the topic first), as the capped retrieval reaches it
+    frontiers: list[list[str]]
     # (hop, phrasing index) per hop for generated questions (fusion.questions), else None
     phrasings: tuple[tuple[Action, int], ...] | None = None
 
@@ -208,13 +213,16 @@ def infer_path(graph: DomainGraph, topics: list[str], answers: set[str], caps: C
 
 def teacher_steps(graph: DomainGraph, space: ActionSpace, topic: str, steps: list[Action],
                   answer_type: str, caps: Caps, max_hops: int,
-                  ) -> tuple[list[int], list[list[int]]] | None:
-    """Gold action ids and the candidate ids at each step (None if retrieval loses the path)."""
+                  ) -> tuple[list[int], list[list[int]], list[list[str]]] | None:
+    """Gold action ids, the candidate ids and the frontier at each step (None if retrieval
+    loses the path)."""
     expander = MemoryExpander(graph)
     item = BeamItem(topic, (), 0.0, [topic])
     gold: list[int] = []
     cands: list[list[int]] = []
+    frontiers: list[list[str]] = []
     for t, action in enumerate([*steps, (answer_type, STOP)]):
+        frontiers.append(list(item.frontier))
         adjacency = expander.expand_grouped(item.frontier, caps) if t < max_hops else None
         options = candidate_actions(item, adjacency, lambda u: graph.types.get(u, "Entity"))
         if t == 0:
@@ -228,7 +236,7 @@ def teacher_steps(graph: DomainGraph, space: ActionSpace, topic: str, steps: lis
             item = advance(item, action, 0.0, adjacency, caps)
             if not item.frontier:
                 return None
-    return gold, cands
+    return gold, cands, frontiers
 
 
 def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpace,
@@ -264,7 +272,7 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
     guides = dict(zip(unlabelled, encode_questions(unlabelled), strict=True))
     zero_shot = ZeroShotScorer(space)
     staged: list[tuple[str, str, list[str], list[int], list[list[int]], set[str], int,
-                       tuple[tuple[Action, int], ...] | None]] = []
+                       tuple[tuple[Action, int], ...] | None, list[list[str]]]] = []
     for row, question, masked, answers, topics in linked:
         found: tuple[str, list[Action], str] | None = None
         wording: tuple[tuple[Action, int], ...] | None = None
@@ -289,7 +297,7 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
             skipped += 1
             continue
         staged.append((question, masked, [topic] + [t for t in topics if t != topic],
-                       forced[0], forced[1], answers, len(steps), wording))
+                       forced[0], forced[1], answers, len(steps), wording, forced[2]))
     contexts = encode_questions([s[1] for s in staged])
     parses = [parse_question(s[1], space.types) for s in staged]
     priors = step_priors(parses, torch.stack([c.pooled for c in contexts]) if contexts
@@ -299,15 +307,15 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
     examples = [
         Prepared(q, ctx, tops[0], tops, graph.types.get(tops[0], "Entity"), gold, cands, ans,
                  hops, prior, step_token_masks(parse, ctx.offsets, ctx.mask), segment,
-                 PathHints.of(parse), wording)
-        for (q, _, tops, gold, cands, ans, hops, wording), ctx, prior, parse, segment
+                 PathHints.of(parse), frontiers, wording)
+        for (q, _, tops, gold, cands, ans, hops, wording, frontiers), ctx, prior, parse, segment
         in zip(staged, contexts, priors, parses, segments, strict=True)
     ]
     return examples, skipped
 
 
 def _batch(examples: Sequence[Prepared], space: ActionSpace, features: GraphFeatures | None,
-           use_graph: bool) -> dict[str, torch.Tensor | None]:
+           use_graph: bool, frontier_graph: bool = False) -> dict[str, torch.Tensor | None]:
     length = max(int(e.ctx.tokens.shape[0]) for e in examples)
     dim = examples[0].ctx.tokens.shape[1]
     steps = max(len(e.gold) for e in examples)
@@ -316,6 +324,11 @@ def _batch(examples: Sequence[Prepared], space: ActionSpace, features: GraphFeat
     step_mask = torch.zeros(len(examples), steps, length, dtype=torch.bool)
     gold = torch.full((len(examples), steps), -1, dtype=torch.long)
     allowed = torch.zeros(len(examples), steps, len(space.actions), dtype=torch.bool)
+    frontier = None
+    if features is not None and use_graph and frontier_graph:
+        frontier = features.mean_entity(
+            [e.frontiers[t] if t < len(e.frontiers) else [] for e in examples
+             for t in range(steps)]).view(len(examples), steps, -1)
     for i, e in enumerate(examples):
         n = e.ctx.tokens.shape[0]
         tokens[i, :n] = e.ctx.tokens
@@ -334,6 +347,7 @@ def _batch(examples: Sequence[Prepared], space: ActionSpace, features: GraphFeat
         "topic_type": space.topic_type_text([e.topic_type for e in examples]),
         "topic_graph": features.entity([e.topic for e in examples])
         if (features is not None and use_graph) else None,
+        "frontier": frontier,
     }
 
 
@@ -342,7 +356,7 @@ def _loss(model: FusionModel, batch: dict[str, Any], actions: torch.Tensor,
     prior = batch["prior"]
     scores = model(batch["tokens"], batch["mask"], batch["pooled"], batch["topic_type"],
                    batch["topic_graph"], actions, batch["gold"], prior, batch["step_mask"],
-                   batch["segment"])
+                   batch["segment"], batch["frontier"])
     scores = scores.masked_fill(~batch["allowed"], -1e4)
     return torch.nn.functional.cross_entropy(scores.flatten(0, 1), batch["gold"].flatten(),
                                              ignore_index=-1)
@@ -412,7 +426,8 @@ def split_validation(examples: Sequence[Prepared], cfg: TrainConfig,
 def _new_model(cfg: TrainConfig, graph_dim: int,
                init: dict[str, torch.Tensor] | None) -> FusionModel:
     model = FusionModel(cfg.hidden, graph_dim, use_graph=graph_dim > 0, dropout=cfg.dropout,
-                        segment_attention=cfg.segment_attention)
+                        segment_attention=cfg.segment_attention,
+                        frontier_graph=cfg.frontier_graph)
     if init is not None:
         model.load_state_dict(init)
     return model
@@ -428,7 +443,10 @@ def graph_init_from_text(text_state: dict[str, torch.Tensor], cfg: TrainConfig,
     if unexpected or any(not k.startswith("graph_") for k in missing):
         raise ValueError(f"not a text head of this shape: {missing or unexpected}")
     with torch.no_grad():
-        for layer in (model.graph_rel_proj, model.graph_ent_proj):
+        layers = [model.graph_rel_proj, model.graph_ent_proj]
+        if model.frontier_graph:
+            layers.append(model.graph_front_proj)
+        for layer in layers:
             layer.weight.zero_()
             layer.bias.zero_()
     return {k: v.clone() for k, v in model.state_dict().items()}
@@ -450,7 +468,7 @@ def _train_epoch(model: FusionModel, optim: torch.optim.Optimizer, train: list[P
     total = 0.0
     for start in range(0, len(train), batch_size):
         chunk = train[start:start + batch_size]
-        batch = _batch(chunk, space, features, model.use_graph)
+        batch = _batch(chunk, space, features, model.use_graph, model.frontier_graph)
         actions = model.action_vectors(space.text, space.kind, graph_actions)
         loss = _loss(model, batch, actions, space.text)
         optim.zero_grad()
@@ -469,7 +487,8 @@ def _val_loss(model: FusionModel, val: list[Prepared], space: ActionSpace,
     for start in range(0, len(val), 64):
         chunk = val[start:start + 64]
         actions = model.action_vectors(space.text, space.kind, graph_actions)
-        total += float(_loss(model, _batch(chunk, space, features, model.use_graph), actions,
+        total += float(_loss(model, _batch(chunk, space, features, model.use_graph,
+                                           model.frontier_graph), actions,
                              space.text)) * len(chunk)
     return total / max(1, len(val))
 
@@ -635,6 +654,7 @@ def save_checkpoint(settings: Settings, domain: str, space: ActionSpace,
         "actions": [list(a) for a in space.actions], "types": space.types,
         "heads": {name: {"graph_dim": m.graph_dim if m.use_graph else 0, "hidden": m.hidden,
                          "segment_attention": m.segment_attention,
+                         "frontier_graph": m.frontier_graph,
                          "rerank": bool(metrics.get(name, {}).get("rerank", False))}
                   for name, m in heads.items()},
         "encoder_version": features.version if features is not None else None,
@@ -670,7 +690,8 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     for name, head in config["heads"].items():
         model = FusionModel(head["hidden"], head["graph_dim"], use_graph=head["graph_dim"] > 0,
                             dropout=cfg.dropout,
-                            segment_attention=bool(head.get("segment_attention", False)))
+                            segment_attention=bool(head.get("segment_attention", False)),
+                            frontier_graph=bool(head.get("frontier_graph", False)))
         model.load_state_dict(load_file(str(folder / (MODEL_FILE if name == "graph"
                                                       else TEXT_MODEL_FILE))))
         heads[name] = model.eval()

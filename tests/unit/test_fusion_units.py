@@ -31,6 +31,7 @@ from fusion.retrieval import (
     candidate_actions,
     hint_penalty,
 )
+from fusion.space import GraphFeatures
 from fusion.train import Prepared, TrainConfig, split_validation, validation_phrasing
 from fusion.verbalize import (
     FRAMES,
@@ -261,7 +262,7 @@ def test_beam_prefix_scores_match_teacher_forcing(use_graph: bool,
     torch.manual_seed(0)
     graph_dim = 8 if use_graph else 0
     model = FusionModel(hidden=32, graph_dim=graph_dim, use_graph=use_graph, dropout=0.0,
-                        segment_attention=segment_attention).eval()
+                        segment_attention=segment_attention, frontier_graph=True).eval()
     with torch.no_grad():  # a trained-looking model: the learned terms start at zero
         for param in model.parameters():
             param.normal_(0.0, 0.2)
@@ -278,10 +279,11 @@ def test_beam_prefix_scores_match_teacher_forcing(use_graph: bool,
     step_mask = mask.unsqueeze(1).repeat(1, 3, 1)
     step_mask[0, 0, :2] = False  # hop 1 of question 0 reads only its last tokens
     segment = torch.randn(2, 3, 384)
+    frontier = torch.randn(2, 3, graph_dim) if use_graph else None
     with torch.no_grad():
         prior = torch.randn(2, 3, n_actions)
         reference = model(tokens, mask, pooled, topic_type, topic_graph, actions, gold, prior,
-                          step_mask, segment)
+                          step_mask, segment, frontier)
         keys, values = model.encode_question(tokens)
         base = model.initial_state(pooled, topic_type, topic_graph)
         for step in range(3):
@@ -289,13 +291,18 @@ def test_beam_prefix_scores_match_teacher_forcing(use_graph: bool,
             state = model.prefix_states(base, prefixes, actions)
             attend = step_mask[:, step] if segment_attention else mask
             fast = model.step_scores(state, step, keys, values, attend, actions, prior[:, step],
-                                     segment[:, step])
+                                     segment[:, step],
+                                     frontier[:, step] if frontier is not None else None)
             assert torch.allclose(fast, reference[:, step], atol=1e-5)
+        if use_graph:  # where the prefix stands changes the scores
+            assert not torch.allclose(model(tokens, mask, pooled, topic_type, topic_graph,
+                                            actions, gold, prior, step_mask, segment),
+                                      reference, atol=1e-3)
         if segment_attention:  # the step masks and the segment term change the scores
             plain = FusionModel(hidden=32, graph_dim=graph_dim, use_graph=use_graph,
                                 dropout=0.0, segment_attention=False).eval()
             plain.load_state_dict({k: v for k, v in model.state_dict().items()
-                                   if not k.startswith("segment_proj")})
+                                   if not k.startswith(("segment_proj", "graph_front_proj"))})
             other = plain(tokens, mask, pooled, topic_type, topic_graph, actions, gold, prior)
             assert not torch.allclose(other, reference, atol=1e-3)
 
@@ -421,7 +428,7 @@ def test_an_untrained_model_scores_exactly_like_the_zero_shot_prior(use_graph: b
     torch.manual_seed(0)
     graph_dim = 8 if use_graph else 0
     model = FusionModel(hidden=32, graph_dim=graph_dim, use_graph=use_graph,
-                        segment_attention=True).eval()
+                        segment_attention=True, frontier_graph=True).eval()
     tokens, mask = torch.randn(2, 5, 384), torch.ones(2, 5, dtype=torch.bool)
     actions = model.action_vectors(torch.randn(7, 384), torch.randint(0, 3, (7,)),
                                    torch.randn(7, graph_dim) if use_graph else None)
@@ -430,8 +437,16 @@ def test_an_untrained_model_scores_exactly_like_the_zero_shot_prior(use_graph: b
         scores = model(tokens, mask, torch.randn(2, 384), torch.randn(2, 384),
                        torch.randn(2, graph_dim) if use_graph else None, actions,
                        torch.tensor([[1, 4], [2, 0]]), prior, mask.unsqueeze(1).repeat(1, 2, 1),
-                       torch.randn(2, 2, 384))
+                       torch.randn(2, 2, 384),
+                       torch.randn(2, 2, graph_dim) if use_graph else None)
     assert torch.allclose(scores, prior)
+
+
+def test_mean_entity_averages_the_known_uids_of_each_group() -> None:
+    features = GraphFeatures("v", torch.tensor([[1.0, 0.0], [3.0, 4.0]]), torch.zeros(1, 2),
+                             {"a": 0, "b": 1}, ["R"])
+    means = features.mean_entity([["a", "b"], ["b", "unknown"], ["unknown"], []])
+    assert torch.equal(means, torch.tensor([[2.0, 2.0], [3.0, 4.0], [0.0, 0.0], [0.0, 0.0]]))
 
 
 def _prepared(wording: tuple[tuple[tuple[str, str], int], ...] | None, hops: int) -> Prepared:
@@ -439,7 +454,7 @@ def _prepared(wording: tuple[tuple[tuple[str, str], int], ...] | None, hops: int
                           torch.zeros(384), torch.zeros(1, 2, dtype=torch.long))
     return Prepared("q", ctx, "t", ["t"], "Disease", [0], [[0]], {"a"}, hops,
                     torch.zeros(MAX_STEPS, 1), torch.ones(MAX_STEPS, 1, dtype=torch.bool),
-                    torch.zeros(MAX_STEPS, 384), PathHints(), wording)
+                    torch.zeros(MAX_STEPS, 384), PathHints(), [["t"]], wording)
 
 
 def test_model_selection_validates_on_wording_it_does_not_train_on() -> None:
