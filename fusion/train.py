@@ -442,13 +442,10 @@ def graph_init_from_text(text_state: dict[str, torch.Tensor], cfg: TrainConfig,
     missing, unexpected = model.load_state_dict(text_state, strict=False)
     if unexpected or any(not k.startswith("graph_") for k in missing):
         raise ValueError(f"not a text head of this shape: {missing or unexpected}")
-    with torch.no_grad():
-        layers = [model.graph_rel_proj, model.graph_ent_proj]
-        if model.frontier_graph:
-            layers.append(model.graph_front_proj)
-        for layer in layers:
-            layer.weight.zero_()
-            layer.bias.zero_()
+    with torch.no_grad():  # every graph projection (the gate scales some of them)
+        for name, param in model.named_parameters():
+            if name.startswith("graph_") and name != "graph_gate":
+                param.zero_()
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 
