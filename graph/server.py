@@ -13,6 +13,7 @@ import secrets
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import time
 from collections.abc import Iterator
@@ -27,6 +28,10 @@ LAUNCHER_DIR = PROJECT_ROOT / "launcher"
 LIB_DIR = LAUNCHER_DIR / "lib"
 ENTRY_POINT = "org.neo4j.server.CommunityEntryPoint"
 ADMIN_TOOL = "org.neo4j.cli.AdminTool"
+# Letters and digits only: neo4j-admin parses its arguments with picocli, which reads a
+# password that starts with "-" (token_urlsafe gives one about one time in 32) as an option.
+PASSWORD_ALPHABET = string.ascii_letters + string.digits
+PASSWORD_LENGTH = 32
 
 CONF_TEMPLATE = """\
 # Written by kgr on every start; edit Settings (KGR_*) instead. The JVM heap is
@@ -45,6 +50,11 @@ server.memory.pagecache.size={pagecache}
 db.transaction.timeout=0
 dbms.usage_report.enabled=false
 """
+
+
+def new_password() -> str:
+    """A random server password that neo4j-admin cannot mistake for an option."""
+    return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
 
 
 @dataclass(frozen=True)
@@ -209,7 +219,7 @@ class LocalNeo4j:
                 f"{self.data_dir} holds a database but {self.password_file} is missing; "
                 "restore the password file or remove the data directory"
             )
-        password = secrets.token_urlsafe(24)
+        password = new_password()
         proc = subprocess.run(
             ["java", "-cp", f"{lib}/*", ADMIN_TOOL, "dbms", "set-initial-password", password],
             capture_output=True, text=True, env=self._env(), cwd=self.home,

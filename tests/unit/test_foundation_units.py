@@ -21,6 +21,7 @@ from graph.exceptions import (
     NotFoundError,
 )
 from graph.schema import check_allowed, quote_identifier
+from graph.server import PASSWORD_LENGTH, new_password
 from graph.store import decode_cursor, encode_cursor, lucene_query
 
 
@@ -123,3 +124,12 @@ def test_artifact_versions_publish_and_activate(tmp_path: Path) -> None:
     assert store.active_path("medical").name == "v2"
     with pytest.raises(InvalidInputError):
         store.domain_dir("../etc")
+
+
+def test_generated_passwords_cannot_read_as_an_option() -> None:
+    # CI once failed on a token_urlsafe password that began with "-": neo4j-admin took it
+    # for an option and said the password was missing. 2000 draws of 32 characters from
+    # the URL-safe alphabet would hold "-" or "_" with near certainty.
+    passwords = {new_password() for _ in range(2000)}
+    assert len(passwords) == 2000
+    assert all(len(p) == PASSWORD_LENGTH and p.isascii() and p.isalnum() for p in passwords)
