@@ -97,7 +97,8 @@ def main() -> None:
     parser.add_argument("--eval-per-hop", type=int, default=100)
     parser.add_argument("--few-shot", type=int, default=50,
                         help="labelled questions in the evaluation wording (few-shot)")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="most epochs (default: fusion.train.TrainConfig.resolved)")
     parser.add_argument("--encoder-epochs", type=int, default=10)
     parser.add_argument("--encoder-dim", type=int, default=64)
     parser.add_argument("--no-encoder-training", dest="train_encoder", action="store_false",
@@ -171,7 +172,9 @@ def main() -> None:
                 if label == "few-shot":  # from the fine-tuned model of the same seed
                     init = load_checkpoint(qa_artifacts(settings).path(domain, str(fine_tuned[k])))
                 result = train_domain(settings, driver, domain, rows,
-                                      TrainConfig(**{**args.train_config, "epochs": args.epochs,
+                                      TrainConfig(**{**args.train_config,
+                                                     **({"epochs": args.epochs}
+                                                        if args.epochs else {}),
                                                      "seed": seed}), graph=graph,
                                       init_from=init,
                                       activate=label == "fine-tuned" and seed == args.seed)

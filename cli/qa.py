@@ -54,7 +54,8 @@ def train_qa(
     generate_per_hop: int = typer.Option(None, "--generate-per-hop",
                                          help="Generated training questions per hop count "
                                          "(default 600 without --data, 0 with it)"),
-    epochs: int = typer.Option(30, "--epochs"),
+    epochs: int | None = typer.Option(None, "--epochs",
+                                help="Most epochs (default: 12, or 30 below 200 questions)"),
     no_graph: bool = typer.Option(False, "--no-graph-embeddings",
                                   help="Train only the text-only head (ablation)"),
     init_active: bool = typer.Option(False, "--init-from-active",

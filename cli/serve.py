@@ -66,8 +66,9 @@ def up(
         None, "--encoder-epochs", help="Encoder epochs (default: sized to the graph)"),
     qa_per_hop: int = typer.Option(600, "--qa-per-hop",
                                    help="Generated training questions per hop count"),
-    qa_epochs: int = typer.Option(30, "--qa-epochs",
-                                  help="QA training epochs (early stopping: patience 5)"),
+    qa_epochs: int | None = typer.Option(
+        None, "--qa-epochs",
+        help="Most QA training epochs (default 12; early stopping: patience 5)"),
     host: str | None = typer.Option(None, "--host"),
     port: int | None = typer.Option(None, "--port"),
 ) -> None:

@@ -86,7 +86,8 @@ class TrainQARequest(BaseModel):
         default=None, description='rows {"question", "answers", "topic_entities"?}')
     generate_per_hop: int = Field(default=600, ge=0, le=20_000,
                                   description="generated training questions per hop count")
-    epochs: int = Field(default=30, ge=1, le=500)
+    epochs: int | None = Field(default=None, ge=1, le=500,
+                               description="most epochs (default: by the number of questions)")
     graph_embeddings: bool = True
     init_from_active: bool = False
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import re
 from collections.abc import Sequence
@@ -32,7 +33,15 @@ from fusion.retrieval import (
     hint_penalty,
 )
 from fusion.space import GraphFeatures
-from fusion.train import Prepared, TrainConfig, split_validation, validation_phrasing
+from fusion.train import (
+    FEW_EXAMPLES,
+    MANY_EXAMPLES,
+    Prepared,
+    TrainConfig,
+    epoch_lr,
+    split_validation,
+    validation_phrasing,
+)
 from fusion.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
@@ -457,7 +466,7 @@ def _prepared(wording: tuple[tuple[tuple[str, str], int], ...] | None, hops: int
                     torch.zeros(MAX_STEPS, 384), PathHints(), [["t"]], wording)
 
 
-def test_model_selection_validates_on_wording_it_does_not_train_on() -> None:
+def test_model_selection_splits_at_random_or_by_wording() -> None:
     steps = [("HAS_PHENOTYPE", "out"), ("IS_A", "in"), ("ASSOCIATED_WITH", "in")]
     examples = []
     for i in range(60):
@@ -470,12 +479,18 @@ def test_model_selection_validates_on_wording_it_does_not_train_on() -> None:
         examples.append(_prepared(tuple(wording), hops))
     held = {s: validation_phrasing(s) for s in steps}
     assert all(held[s] in phrasing_choices(s, "train", nested=True) for s in steps)
-    splits, how = split_validation(examples, TrainConfig(max_val=10), random.Random(0))
+    splits, how = split_validation(examples, TrainConfig(max_val=10, validation="phrasing"),
+                                   random.Random(0))
     assert how == "phrasing" and len(splits) == 1
     train, val = splits[0]
     assert len(val) == 10 and {e.hops for e in val} == {1, 2, 3}
     assert all(e.uses_validation_phrasing() for e in val)
     assert train and not any(e.uses_validation_phrasing() for e in train)
+    # the default split of the same rows is random: every phrasing stays in training
+    splits, how = split_validation(examples, TrainConfig(kfold_below=40, max_val=10),
+                                   random.Random(0))
+    assert how == "random" and len(splits[0][1]) == 6
+    assert any(e.uses_validation_phrasing() for e in splits[0][0])
     # rows without wording (a user's file): k folds when few, else one random split
     plain = [_prepared(None, 1) for _ in range(50)]
     splits, how = split_validation(plain, TrainConfig(folds=5), random.Random(0))
@@ -578,3 +593,27 @@ def test_the_row_cap_holds_over_every_read_of_a_hop() -> None:
                                                                     margin=None))
         assert sum(read) == expected
 
+
+
+def test_cosine_schedule_decays_from_the_learning_rate_towards_zero() -> None:
+    cfg = TrainConfig(lr=0.002, epochs=4, lr_schedule="cosine")
+    by_hand = [0.002 * (1 + math.cos(math.pi * e / 4)) / 2 for e in range(4)]
+    assert [epoch_lr(cfg, e) for e in range(4)] == pytest.approx(by_hand)
+    assert epoch_lr(cfg, 0) == pytest.approx(0.002) and epoch_lr(cfg, 3) < 0.0003
+    assert epoch_lr(cfg, 9) == pytest.approx(0.0)  # past the planned epochs: no rise again
+    flat = cfg.model_copy(update={"lr_schedule": "constant"})
+    assert {epoch_lr(flat, e) for e in range(6)} == {0.002}
+    with pytest.raises(ValueError):
+        epoch_lr(TrainConfig(), 0)  # unresolved: the schedule depends on the data size
+
+
+def test_unset_hyperparameters_follow_the_size_of_the_training_set() -> None:
+    cfg = TrainConfig(kfold_below=200)
+    many, few = cfg.resolved(1800), cfg.resolved(50)
+    for resolved, defaults in ((many, MANY_EXAMPLES), (few, FEW_EXAMPLES)):
+        assert {k: getattr(resolved, k) for k in defaults} == defaults
+    assert many.lr != few.lr and many.graph_residual_only and not few.graph_residual_only
+    # what the caller set stays
+    mine = TrainConfig(epochs=3, lr=0.01).resolved(1800)
+    assert (mine.epochs, mine.lr, mine.lr_schedule) == (3, 0.01, "cosine")
+    assert cfg.epochs is None  # resolved() copies
