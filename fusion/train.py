@@ -101,9 +101,9 @@ class TrainConfig(BaseModel):
     # "phrasing" (a hop's validation phrasing, ``validation_phrasing``, is held out of
     # training). Measured per epoch against the held-out evaluation wording (medical, 1800
     # questions): with "phrasing" validation Hits@1 fell from 0.88 to 0.71 while evaluation
-    # rose from 0.81 to 0.96 — it chose the untrained model for one seed of three (3-hop 0.67
-    # against 0.85 for the others) — and training without that phrasing lost most of what the
-    # full set teaches; a random split keeps every phrasing in training
+    # rose from 0.81 to 0.96 (lr 1e-3, ``bench/qa_epoch_curve.py``); at lr 3e-3 it chose the
+    # untrained model for one seed of three (3-hop 0.67 against 0.85 for the others). A random
+    # split also keeps every phrasing in training
     validation: Literal["random", "phrasing"] = "random"
     segment_attention: bool = True
     # model selection: the earliest epoch within this many standard errors of the best
