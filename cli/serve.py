@@ -68,7 +68,7 @@ def up(
                                    help="Generated training questions per hop count"),
     qa_epochs: int | None = typer.Option(
         None, "--qa-epochs",
-        help="Most QA training epochs (default 12; early stopping: patience 5)"),
+        help="Most QA training epochs (default 12, early stopping with patience 5)"),
     host: str | None = typer.Option(None, "--host"),
     port: int | None = typer.Option(None, "--port"),
 ) -> None:
