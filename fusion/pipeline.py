@@ -252,8 +252,10 @@ class DomainQA:
         steps = " then ".join(
             (f"'{words(r)}'" if d == "out" else f"'{words(r)}' (reversed)") for r, d in final.steps)
         support = final.support.get(uid, 1)
+        paths = sum(uid in other.answers for other in finals)
+        summed = f", summed over the {paths} paths that reach it" if paths > 1 else ""
         explanation = (f"{name} ({etype}) is reached from {topic} by {steps}"
-                       f" (path probability {prob:.2f}); e.g. {evidence[0].text}"
+                       f" (probability {prob:.2f}{summed}); e.g. {evidence[0].text}"
                        + (f"; {support} links lead to it" if support > 1 else ""))
         return Answer(uid=uid, name=name, type=etype, score=round(prob, 6),
                       relation_path=[relation_label(s) for s in final.steps],

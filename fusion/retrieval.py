@@ -602,18 +602,25 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
 
 def rank_answers(finals: Sequence[PathResult], expander: Expander,
                  limit: int) -> list[tuple[str, float, PathResult]]:
-    """Entities by the probability of the best path reaching them; ties go to more supporting
-    links, then to the stronger relationship (its place in the count-ordered neighbour list:
-    Elon Musk, seen controlling Tesla for 109 weeks, before someone seen once), then name."""
+    """Entities by the probability that the question's path reaches them: the sum of the
+    probabilities of the complete paths that do (capped at 1), with the best of those paths for
+    the evidence. Summing rather than taking the best path is what the model's probabilities
+    say when it is unsure which relation a word means: an entity that two readings both reach is
+    likelier right than one reached only by the single best reading (README, QA quality).
+    Ties go to more supporting links, then to the stronger relationship (its place in the
+    count-ordered neighbour list: Elon Musk, seen controlling Tesla for 109 weeks, before someone
+    seen once), then name."""
+    total: dict[str, float] = {}
     best: dict[str, tuple[float, int, int, PathResult]] = {}
     for final in finals:
         prob = math.exp(final.logp)
         for uid in final.answers:
+            total[uid] = total.get(uid, 0.0) + prob
             support = final.support.get(uid, 1)
             position = final.order.get(uid, 0)
             if uid not in best or (prob, support, -position) > \
                     (best[uid][0], best[uid][1], -best[uid][2]):
                 best[uid] = (prob, support, position, final)
-    ordered = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[1][2],
+    ordered = sorted(best.items(), key=lambda kv: (-total[kv[0]], -kv[1][1], kv[1][2],
                                                    expander.node(kv[0])[0], kv[0]))
-    return [(uid, prob, final) for uid, (prob, _, _, final) in ordered[:limit]]
+    return [(uid, min(1.0, total[uid]), final) for uid, (_, _, _, final) in ordered[:limit]]

@@ -31,6 +31,7 @@ from fusion.retrieval import (
     bound_penalty,
     candidate_actions,
     hint_penalty,
+    rank_answers,
 )
 from fusion.space import GraphFeatures
 from fusion.train import (
@@ -617,3 +618,26 @@ def test_unset_hyperparameters_follow_the_size_of_the_training_set() -> None:
     mine = TrainConfig(epochs=3, lr=0.01).resolved(1800)
     assert (mine.epochs, mine.lr, mine.lr_schedule) == (3, 0.01, "cosine")
     assert cfg.epochs is None  # resolved() copies
+
+
+def test_answers_rank_by_the_summed_probability_of_the_paths_that_reach_them() -> None:
+    graph = DomainGraph("t", names={u: u for u in "tabc"},
+                        types={"t": "Company", "a": "Person", "b": "Person", "c": "Person"})
+    expander = MemoryExpander(graph)
+
+    def final(logp: float, answers: list[str], rel: str) -> PathResult:
+        back = [{u: ("t", rel, "out") for u in answers}]
+        return PathResult("t", ((rel, "out"),), "Person", logp, answers, back, {})
+
+    # worked out by hand: a 0.4, b 0.35 + 0.25 = 0.6, c 0.25; the best path alone would put a
+    # first, though the two readings that reach b together outweigh it
+    finals = [final(math.log(0.4), ["a"], "CONTROL"), final(math.log(0.35), ["b"], "IMPACT"),
+              final(math.log(0.25), ["b", "c"], "RELATE_TO")]
+    ranked = rank_answers(finals, expander, 10)
+    assert [uid for uid, _, _ in ranked] == ["b", "a", "c"]
+    assert [round(p, 6) for _, p, _ in ranked] == [0.6, 0.4, 0.25]
+    assert ranked[0][2] is finals[1]  # the evidence comes from b's best path
+    assert rank_answers(finals, expander, 1)[0][0] == "b"
+    # the sum is a probability: capped at 1 where several topic candidates add up past it
+    doubled = [final(math.log(0.9), ["a"], "CONTROL"), final(math.log(0.8), ["a"], "HAS")]
+    assert rank_answers(doubled, expander, 1)[0][1] == 1.0
