@@ -30,13 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from fusion.evaluate import evaluate_rows, sign_test  # noqa: E402
+from fusion.evaluate import evaluate_rows  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.linking import AliasIndex  # noqa: E402
 from fusion.pipeline import DomainQA  # noqa: E402
 from fusion.questions import generate_questions, generate_splits  # noqa: E402
 from fusion.retrieval import Neo4jExpander  # noqa: E402
 from fusion.space import load_graph_features  # noqa: E402
+from fusion.stats import sign_test  # noqa: E402
 from fusion.train import TrainConfig, load_checkpoint, qa_artifacts, train_domain  # noqa: E402
 from graph.artifacts import ArtifactStore  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
@@ -179,13 +180,18 @@ def main() -> None:
                                       init_from=init,
                                       activate=label == "fine-tuned" and seed == args.seed)
                 seconds = time.perf_counter() - t0
+                terms = result.get("graph", {}).get("graph_terms")
+                kept = "" if terms is None else (
+                    f"; graph terms {'kept' if terms['kept'] else 'dropped'} (epoch "
+                    f"{terms['epoch']}: +{terms['wins']} / -{terms['losses']} validation "
+                    f"questions against the text head, p = {terms['p']:.2f})")
                 print(f"[{domain}] {label} (seed {seed}): trained {result['version']} on "
-                      f"{result['examples']} examples in {seconds:.0f}s", flush=True)
+                      f"{result['examples']} examples in {seconds:.0f}s{kept}", flush=True)
                 runs.setdefault(f"{label} training", []).append({
                     "seed": seed, "seconds": round(seconds, 1),
                     **{k: v for k, v in result.items() if k not in ("graph", "text")},
                     "best_epoch": {h: result[h]["best_epoch"] for h in ("graph", "text")
-                                   if h in result}})
+                                   if h in result}, "graph_terms": terms})
                 versions.append(result["version"])
             if label == "fine-tuned":
                 fine_tuned = versions

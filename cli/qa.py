@@ -84,7 +84,15 @@ def train_qa(
     if json_out:
         print_json(result)
         return
-    rows_out = [(name, result[name]["val_hits@1"], result[name]["epochs_run"],
+    def head_label(name: str) -> str:
+        terms = result[name].get("graph_terms")
+        if terms is None or terms["kept"]:
+            return name
+        # fusion.train.TrainConfig.graph_terms_p: the text head serves instead
+        return (f"{name} (not kept: +{terms['wins']} / -{terms['losses']} validation questions "
+                f"against the text head, p = {terms['p']:.2f})")
+
+    rows_out = [(head_label(name), result[name]["val_hits@1"], result[name]["epochs_run"],
                  result[name]["n_train"]) for name in ("graph", "text") if name in result]
     print_table(f"qa {domain} {result['version']} (encoder {result['encoder_version']})",
                 ["head", "val Hits@1", "epochs", "train examples"], rows_out)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
@@ -25,18 +24,6 @@ def reciprocal_rank(ranked: Sequence[str], gold: set[str]) -> float:
 
 def hits_at(ranked: Sequence[str], gold: set[str], k: int) -> float:
     return float(any(uid in gold for uid in ranked[:k]))
-
-
-def sign_test(wins: int, losses: int) -> float:
-    """Two-sided exact sign test of paired outcomes (McNemar's exact test): the probability,
-    with no real difference, of a split at least this uneven between ``wins`` and ``losses``
-    (questions only one of two models answers)."""
-    n = wins + losses
-    if n == 0:
-        return 1.0
-    low = min(wins, losses)
-    tail = sum(math.comb(n, k) for k in range(low + 1)) / 2 ** n
-    return min(1.0, 2 * tail)
 
 
 def summarize(rows: Sequence[tuple[int, Sequence[str], set[str]]]) -> dict[str, dict[str, float]]:

@@ -230,8 +230,11 @@ def test_training_on_a_small_set_then_answering_it(
     graph = DomainGraph.load(driver, settings.neo4j_database, domain)
     rows = generate_questions(graph, {1: 16, 2: 8}, "train", seed=3)
     assert rows and all(r["answers"] for r in rows)
+    # graph_terms_p=None: the graph head is kept whatever its validation (the rule that drops
+    # it is tested below)
     result = train_domain(settings, driver, domain, rows,
-                          TrainConfig(epochs=40, patience=40, hidden=64, seed=0), graph=graph)
+                          TrainConfig(epochs=40, patience=40, hidden=64, seed=0,
+                                      graph_terms_p=None), graph=graph)
     assert result["encoder_version"] is not None
     folder = settings.artifacts_dir / "qa" / domain / result["version"]
     assert {MODEL_FILE, TEXT_MODEL_FILE, CONFIG_FILE} <= {p.name for p in folder.iterdir()}
@@ -266,7 +269,8 @@ def test_training_on_a_small_set_then_answering_it(
     # few-shot starts each head from the active checkpoint: with no epoch to train, the text
     # head is the previous one and the graph head that text head with its graph terms at zero
     again = train_domain(settings, driver, domain, rows[:12],
-                         TrainConfig(epochs=0, hidden=64, seed=0), graph=graph, init_active=True)
+                         TrainConfig(epochs=0, hidden=64, seed=0, graph_terms_p=None),
+                         graph=graph, init_active=True)
     new = QAService(settings, driver).domain(domain).checkpoint
     assert new is not None and new.version == again["version"]
     old_text = qa.checkpoint.heads["text"].state_dict()
@@ -277,6 +281,40 @@ def test_training_on_a_small_set_then_answering_it(
             assert not value.any(), name
         elif name in old_text:
             assert torch.equal(value, old_text[name]), name
+
+
+@pytest.mark.slow
+def test_a_graph_head_no_better_than_the_text_head_on_validation_is_not_kept(
+    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
+    clean_artifacts: None,
+) -> None:
+    from graph.encoder import EncoderConfig
+    from graph.encoder import train_domain as train_encoder_domain
+
+    train_encoder_domain(settings, driver, domain,
+                         EncoderConfig(dim=16, epochs=10, eval_every=5, device="cpu", amp=False),
+                         write_back=False)
+    graph = DomainGraph.load(driver, settings.neo4j_database, domain)
+    rows = generate_questions(graph, {1: 16, 2: 8}, "train", seed=3)
+    result = train_domain(settings, driver, domain, rows,
+                          TrainConfig(epochs=40, patience=40, hidden=64, seed=0), graph=graph)
+    terms = result["graph"]["graph_terms"]
+    # the rule, from the validation outcomes the metrics report
+    history = {h["epoch"]: h["val_hits@1"] for h in result["graph"]["history"]}
+    n_val = result["graph"]["n_val"]
+    assert round((terms["wins"] - terms["losses"]) / n_val, 4) == pytest.approx(
+        history[terms["epoch"]] - history[0], abs=2e-4)
+    assert terms["kept"] is (terms["epoch"] > 0 and terms["wins"] > terms["losses"]
+                             and terms["p"] < 0.05)
+    # the text head already answers nearly every validation question of the toy set
+    assert terms["kept"] is False
+    assert result["graph"]["best_epoch"] == 0
+    qa = QAService(settings, driver).domain(domain)
+    assert qa.checkpoint is not None and set(qa.checkpoint.heads) == {"text"}
+    response = QAService(settings, driver).ask(
+        "Which genes are associated with Marfan syndrome?", domain)
+    assert response.models["graph_embeddings"] is False and response.models["encoder"] is None
+    assert response.answers and response.answers[0].uid == toy_graph["NCBIGene:2200"]
 
 
 def test_model_selection_within_standard_errors_picks_the_earliest_close_epoch(

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 import torch
 
-from fusion.evaluate import reciprocal_rank, sign_test, summarize
+from fusion.evaluate import reciprocal_rank, summarize
 from fusion.graphdata import DomainGraph
 from fusion.inference import QuestionContext
 from fusion.linking import AliasIndex, EntityLinker, mask_question
@@ -34,6 +34,7 @@ from fusion.retrieval import (
     rank_answers,
 )
 from fusion.space import GraphFeatures
+from fusion.stats import paired_outcomes, sign_test
 from fusion.train import (
     FEW_EXAMPLES,
     MANY_EXAMPLES,
@@ -641,3 +642,15 @@ def test_answers_rank_by_the_summed_probability_of_the_paths_that_reach_them() -
     # the sum is a probability: capped at 1 where several topic candidates add up past it
     doubled = [final(math.log(0.9), ["a"], "CONTROL"), final(math.log(0.8), ["a"], "HAS")]
     assert rank_answers(doubled, expander, 1)[0][1] == 1.0
+
+
+def test_paired_outcomes_count_the_questions_only_one_model_answers() -> None:
+    first = [True, True, False, False, True]
+    second = [True, False, True, False, False]
+    assert paired_outcomes(first, second) == (2, 1)
+    assert paired_outcomes(second, first) == (1, 2)
+    # by hand: 2 of 3 discordant questions either way, p = 2 * (1 + 3) / 8 = 1
+    assert sign_test(*paired_outcomes(first, second)) == 1.0
+    assert sign_test(6, 0) == pytest.approx(2 / 64)
+    with pytest.raises(ValueError):
+        paired_outcomes([True], [True, False])
