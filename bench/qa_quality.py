@@ -199,9 +199,11 @@ def main() -> None:
                 evaluate(f"{label} + graph emb.", versions, "fine-tuned", True)
             evaluate(f"{label} text only", versions, "fine-tuned", False)
             if features is not None:
-                paired.append((domain, label, ablation(
-                    eval_rows, per_question[f"{label} + graph emb."],
-                    per_question[f"{label} text only"])))
+                kept = sum(bool(r["graph_terms"] is None or r["graph_terms"]["kept"])
+                           for r in runs[f"{label} training"])
+                paired.append((domain, f"{label} ({kept}/{len(versions)} graph heads kept)",
+                               ablation(eval_rows, per_question[f"{label} + graph emb."],
+                                        per_question[f"{label} text only"])))
         report[domain] = runs
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
@@ -214,11 +216,12 @@ def main() -> None:
     print()
     print("ablation, paired on the same questions and seeds: questions that only the model "
           "with graph embeddings answers (+) / only the text-only model answers (-), "
-          "exact sign test p")
+          "exact sign test p; where a graph head was not kept (TrainConfig.graph_terms_p) its "
+          "run answers with the text head")
     for domain, label, counts in paired:
         cells = "  ".join(f"{hops}: +{w}/-{lost} p={sign_test(w, lost):.2f}"
                           for hops, (w, lost) in counts.items())
-        print(f"{domain:<9} {label:<11} {cells}")
+        print(f"{domain:<9} {label:<36} {cells}")
     driver.close()
 
 
