@@ -21,7 +21,15 @@ from fusion.exceptions import QAModelNotReadyError, QuestionError
 from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
 from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
 from fusion.parse import PathHints, parse_question
-from fusion.retrieval import Caps, Expander, Neo4jExpander, PathResult, beam_search, rank_answers
+from fusion.retrieval import (
+    Caps,
+    Expander,
+    Neo4jExpander,
+    PathResult,
+    beam_search,
+    keep_asked_type,
+    rank_answers,
+)
 from fusion.schemas import (
     MAX_QUESTION_CHARS,
     Answer,
@@ -163,7 +171,8 @@ class DomainQA:
             finals = beam_search(self.expander, scorer, topics, max_hops, self.caps,
                                  hints=hints)
             self._drop_namesakes(finals)
-            return self.zero_shot.rerank(prepared.ctx, finals, self.expander), models
+            finals = self.zero_shot.rerank(prepared.ctx, finals, self.expander)
+            return keep_asked_type(finals, hints), models
         head = "graph" if use_graph and "graph" in self.scorers else "text"
         if head not in self.scorers:
             raise QAModelNotReadyError(
@@ -179,7 +188,7 @@ class DomainQA:
         self._drop_namesakes(finals)
         if rerank:
             finals = self.zero_shot.rerank(prepared.ctx, finals, self.expander)
-        return finals, models
+        return keep_asked_type(finals, hints), models
 
     def answer(self, question: str, top_k: int = 10, max_hops: int = 3,
                mode: Mode | None = None, use_graph: bool = True,

@@ -600,6 +600,18 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
     return finals
 
 
+def keep_asked_type(finals: list[PathResult], hints: PathHints | None) -> list[PathResult]:
+    """The paths that end on the type the question names ("Which genes ..."), where any of
+    them reaches an entity; otherwise all of them. The type penalty of the beam only lowers
+    the other paths, and their entities came after the asked ones in the answers (phenotypes
+    listed under "Which genes are associated with Marfan syndrome?" after FBN1)."""
+    asked = hints.answer_type if hints is not None else None
+    if asked is None:
+        return finals
+    kept = [f for f in finals if f.answer_type == asked]
+    return kept if any(f.answers for f in kept) else finals
+
+
 def rank_answers(finals: Sequence[PathResult], expander: Expander,
                  limit: int) -> list[tuple[str, float, PathResult]]:
     """Entities by the probability that the question's path reaches them: the sum of the

@@ -53,6 +53,7 @@ from fusion.retrieval import (
     advance,
     beam_search,
     candidate_actions,
+    keep_asked_type,
     rank_answers,
 )
 from fusion.space import ActionSpace, GraphFeatures
@@ -444,9 +445,10 @@ def validation_outcomes(model: FusionModel, space: ActionSpace,
         finals = beam_search(expander, scorer.for_question(e.ctx, expander),
                              [(t, 0.0) for t in e.topics[:3]], cfg.max_hops, caps,
                              hints=e.hints)
-        ranked = rank_answers(finals, expander, 1)
+        ranked = rank_answers(keep_asked_type(finals, e.hints), expander, 1)
         plain.append(bool(ranked and ranked[0][0] in e.answers))
-        ranked = rank_answers(zero_shot.rerank(e.ctx, finals, expander), expander, 1)
+        ranked = rank_answers(keep_asked_type(zero_shot.rerank(e.ctx, finals, expander),
+                                              e.hints), expander, 1)
         reranked.append(bool(ranked and ranked[0][0] in e.answers))
     return plain, reranked
 

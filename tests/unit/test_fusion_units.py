@@ -31,6 +31,7 @@ from fusion.retrieval import (
     bound_penalty,
     candidate_actions,
     hint_penalty,
+    keep_asked_type,
     rank_answers,
 )
 from fusion.space import GraphFeatures
@@ -654,3 +655,21 @@ def test_paired_outcomes_count_the_questions_only_one_model_answers() -> None:
     assert sign_test(6, 0) == pytest.approx(2 / 64)
     with pytest.raises(ValueError):
         paired_outcomes([True], [True, False])
+
+
+def test_answers_keep_to_the_type_the_question_names_where_one_is_reached() -> None:
+    def final(answer_type: str, answers: list[str], logp: float) -> PathResult:
+        return PathResult("t", (("R", "out"),), answer_type, logp, answers,
+                          [{u: ("t", "R", "out") for u in answers}], {})
+
+    gene = final("Gene", ["g"], math.log(0.3))
+    phenotypes = final("Phenotype", ["p1", "p2"], math.log(0.6))
+    no_genes = final("Gene", [], math.log(0.3))
+    asks_genes = PathHints(("Gene",), 1, "Gene")
+    assert keep_asked_type([phenotypes, gene], asks_genes) == [gene]
+    # no path of the asked type reaches anything: every path stays (the parse may be wrong)
+    assert keep_asked_type([phenotypes, no_genes], asks_genes) == [phenotypes, no_genes]
+    # "Who ...": no type named
+    assert keep_asked_type([phenotypes, gene], PathHints(("Person",), 1, None)) == \
+        [phenotypes, gene]
+    assert keep_asked_type([phenotypes, gene], None) == [phenotypes, gene]
