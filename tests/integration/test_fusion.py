@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import torch
@@ -216,11 +217,9 @@ def test_answers_follow_the_graph_after_it_changes(
     assert {a.name for a in answers} == {"TGFB2", "MFAP2", "FBN1", "COL1A1"}
 
 
-@pytest.mark.slow
-def test_training_on_a_small_set_then_answering_it(
-    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
-    clean_artifacts: None,
-) -> None:
+def toy_encoder_and_questions(driver: Driver, settings: Settings,
+                              domain: str) -> tuple[DomainGraph, list[dict[str, Any]]]:
+    """A tiny graph encoder for the toy domain and 24 generated training questions."""
     from graph.encoder import EncoderConfig
     from graph.encoder import train_domain as train_encoder_domain
 
@@ -228,7 +227,15 @@ def test_training_on_a_small_set_then_answering_it(
                          EncoderConfig(dim=16, epochs=10, eval_every=5, device="cpu", amp=False),
                          write_back=False)
     graph = DomainGraph.load(driver, settings.neo4j_database, domain)
-    rows = generate_questions(graph, {1: 16, 2: 8}, "train", seed=3)
+    return graph, generate_questions(graph, {1: 16, 2: 8}, "train", seed=3)
+
+
+@pytest.mark.slow
+def test_training_on_a_small_set_then_answering_it(
+    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
+    clean_artifacts: None,
+) -> None:
+    graph, rows = toy_encoder_and_questions(driver, settings, domain)
     assert rows and all(r["answers"] for r in rows)
     # graph_terms_p=None: the graph head is kept whatever its validation (the rule that drops
     # it is tested below)
@@ -288,14 +295,7 @@ def test_a_graph_head_no_better_than_the_text_head_on_validation_is_not_kept(
     driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
     clean_artifacts: None,
 ) -> None:
-    from graph.encoder import EncoderConfig
-    from graph.encoder import train_domain as train_encoder_domain
-
-    train_encoder_domain(settings, driver, domain,
-                         EncoderConfig(dim=16, epochs=10, eval_every=5, device="cpu", amp=False),
-                         write_back=False)
-    graph = DomainGraph.load(driver, settings.neo4j_database, domain)
-    rows = generate_questions(graph, {1: 16, 2: 8}, "train", seed=3)
+    graph, rows = toy_encoder_and_questions(driver, settings, domain)
     result = train_domain(settings, driver, domain, rows,
                           TrainConfig(epochs=40, patience=40, hidden=64, seed=0), graph=graph)
     terms = result["graph"]["graph_terms"]
