@@ -153,6 +153,9 @@ def ask(
     max_hops: int = typer.Option(3, "--max-hops"),
     mode: str = typer.Option(None, "--mode", help="fine-tuned or zero-shot (default: "
                              "fine-tuned when trained)"),
+    predicted_links: bool = typer.Option(
+        False, "--predicted-links", help="also follow links the graph encoder predicts (marked "
+        "in the evidence)"),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Answer a question from the graph, with evidence paths."""
@@ -165,8 +168,9 @@ def ask(
         raise QuestionError("max_hops must be in 1..3 and top_k in 1..100")
     cfg = settings()
     with open_driver(cfg) as driver:
-        response = QAService(cfg, driver).ask(question, domain, top_k, max_hops,
-                                              mode)  # type: ignore[arg-type]
+        response = QAService(cfg, driver).ask(
+            question, domain, top_k, max_hops, mode,  # type: ignore[arg-type]
+            predicted_links=predicted_links)
     if json_out:
         print_json(response)
         return

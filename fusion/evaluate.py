@@ -48,12 +48,14 @@ def summarize(rows: Sequence[tuple[int, Sequence[str], set[str]]]) -> dict[str, 
 def evaluate_rows(qa: DomainQA, rows: Sequence[dict[str, Any]], mode: Mode,
                   use_graph: bool = True, max_hops: int = 3, top_k: int = 20,
                   progress: ProgressFn | None = None,
-                  batch_size: int = 64, per_question: bool = False) -> dict[str, Any]:
+                  batch_size: int = 64, per_question: bool = False,
+                  predicted_links: bool = False) -> dict[str, Any]:
     """Metrics of ``qa`` on rows ``{"question", "answers", "hops"?}`` (answers: uids or names).
 
     Rows without "hops" are counted under the hop count of the predicted best path. With
     ``per_question`` the result also holds each row's Hits@1, in row order (for paired
-    comparisons of two models on one set)."""
+    comparisons of two models on one set). ``predicted_links``: retrieval also follows the
+    links the graph encoder predicts (``fusion.linkpred``)."""
     by_name: dict[str, list[str]] = defaultdict(list)
     for uid, name in qa.linker.index.names.items():
         by_name[" ".join(name.lower().split())].append(uid)
@@ -65,7 +67,8 @@ def evaluate_rows(qa: DomainQA, rows: Sequence[dict[str, Any]], mode: Mode,
         prepared = qa.prepare([str(r["question"]) for r in chunk])
         for row, prep in zip(chunk, prepared, strict=True):
             gold = set(resolve(graph_like, row["answers"], by_name))  # type: ignore[arg-type]
-            response = qa.answer(prep.question, top_k, max_hops, mode, use_graph, prepared=prep)
+            response = qa.answer(prep.question, top_k, max_hops, mode, use_graph, prepared=prep,
+                                 predicted_links=predicted_links)
             ranked = [a.uid for a in response.answers]
             hops = int(row.get("hops") or (len(response.answers[0].relation_path)
                                            if response.answers else 0))
@@ -77,6 +80,7 @@ def evaluate_rows(qa: DomainQA, rows: Sequence[dict[str, Any]], mode: Mode,
     elapsed = time.perf_counter() - started
     out: dict[str, Any] = {
         "mode": mode, "graph_embeddings": use_graph and mode == "fine-tuned",
+        "predicted_links": predicted_links,
         "metrics": metrics, "seconds": round(elapsed, 2),
         "ms_per_question": round(1000 * elapsed / max(1, len(rows)), 2)}
     if per_question:

@@ -159,8 +159,14 @@ class ZeroShotScorer:
 
     def rerank(self, ctx: QuestionContext, finals: list[PathResult], expander: Expander,
                top: int = 24) -> list[PathResult]:
-        """Re-score the best ``top`` complete paths by their verbalisation's similarity."""
-        head = [f for f in finals[:top] if f.answers]
+        """Re-score the best ``top`` complete paths by their verbalisation's similarity.
+
+        The softmax runs over the paths with recorded answers, as without predicted links; a
+        path whose answers are all predicted, or that takes a guessed hop (``fusion.linkpred``),
+        is scored against the same normaliser, so it cannot change the others' scores."""
+        plain = [f for f in finals if not f.guessed]
+        head = [f for f in plain[:top] if f.answers]
+        head += [f for f in [f for f in finals if f.guessed][:top] if f.answers]
         if not head:
             return finals
         texts = [verbalize_path(f, expander) for f in head]
@@ -172,7 +178,10 @@ class ZeroShotScorer:
             forwards = torch.tensor([float(sum(f.steps[s][1] == OUT for s in steps
                                                if s < len(f.steps))) for f in head])
             sims = sims + DIRECTION_BONUS * self.temperature * forwards
-        logp = torch.log_softmax(sims / self.temperature, dim=0).tolist()
+        logits = sims / self.temperature
+        recorded = torch.tensor([bool(f.recorded_answers) and not f.guessed for f in head])
+        norm = torch.logsumexp(logits[recorded] if recorded.any() else logits, dim=0)
+        logp = (logits - norm).tolist()
         for final, lp in zip(head, logp, strict=True):
             final.logp = 0.5 * (final.logp + lp)
         head.sort(key=lambda f: (-f.logp, f.hops))
@@ -182,6 +191,8 @@ class ZeroShotScorer:
 def verbalize_path(final: PathResult, expander: Expander) -> str:
     mids = []
     for hop in range(len(final.steps)):
-        counts = Counter(expander.node(u)[1] for u in final.back[hop])
+        # (the last hop's predicted nodes left out; earlier hops list them after the recorded)
+        counts = Counter(expander.node(u)[1] for u in final.back[hop]
+                         if hop < len(final.steps) - 1 or u not in final.weight)
         mids.append(most_common(counts) or "Entity")
     return noun_phrase(final.steps, mids, final.answer_type, MASK)

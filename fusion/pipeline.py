@@ -20,12 +20,14 @@ from neo4j import Driver, RoutingControl
 from fusion.exceptions import QAModelNotReadyError, QuestionError
 from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
 from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
+from fusion.linkpred import LinkPredictor, PredictingExpander
 from fusion.parse import PathHints, parse_question
 from fusion.retrieval import (
     Caps,
     Expander,
     Neo4jExpander,
     PathResult,
+    Scorer,
     beam_search,
     keep_asked_type,
     rank_answers,
@@ -42,7 +44,7 @@ from fusion.schemas import (
 )
 from fusion.space import ActionSpace, GraphFeatures, load_graph_features
 from fusion.train import Checkpoint, load_checkpoint, qa_artifacts
-from fusion.verbalize import words
+from fusion.verbalize import IN, OUT, words
 from graph.driver import translate_errors
 from graph.exceptions import NotFoundError
 from graph.settings import Settings
@@ -124,6 +126,7 @@ class DomainQA:
         if isinstance(expander, Neo4jExpander):  # this domain's hops only (its allow-list)
             expander = expander.for_types(self.space.relation_types())
         self.expander = expander
+        self.link_predictor: LinkPredictor | None = None  # loaded on the first ask that wants it
         self.zero_shot = ZeroShotScorer(self.space)
         self.scorers: dict[str, ModelScorer] = {}
         if checkpoint is not None:
@@ -157,21 +160,34 @@ class DomainQA:
     def default_mode(self) -> Mode:
         return "fine-tuned" if self.scorers else "zero-shot"
 
+    def predictor(self) -> LinkPredictor:
+        """The link predictor of the domain's active encoder (``ModelNotReadyError`` if none)."""
+        if self.link_predictor is None:
+            from graph.encoder.checkpoint import load_active_encoder
+
+            self.link_predictor = LinkPredictor.from_bundle(
+                load_active_encoder(self.settings, self.domain))
+        return self.link_predictor
+
     def search(self, prepared: Prepared, max_hops: int, mode: Mode,
-               use_graph: bool = True) -> tuple[list[PathResult], dict[str, Any]]:
-        """The complete paths, best first, and which models scored them."""
+               use_graph: bool = True, expander: Expander | None = None,
+               ) -> tuple[list[PathResult], dict[str, Any]]:
+        """The complete paths, best first, and which models scored them; ``expander`` (default:
+        the domain's) may be a ``PredictingExpander`` for this question."""
         assert prepared.ctx is not None
+        expander = expander or self.expander
         mention = prepared.mentions[0]
         topics = [(c.uid, math.log(max(c.score, 1e-6))) for c in mention.candidates]
         models: dict[str, Any] = {"text_encoder": TEXT_MODEL, "qa": None, "encoder": None,
                                   "graph_embeddings": False}
+        if isinstance(expander, PredictingExpander):
+            models["link_predictor"] = expander.predictor.version
         hints = PathHints.of(parse_question(prepared.ctx.text, self.space.types))
         if mode == "zero-shot":
-            scorer = self.zero_shot.for_question(prepared.ctx, self.expander)
-            finals = beam_search(self.expander, scorer, topics, max_hops, self.caps,
-                                 hints=hints)
+            scorer = self.zero_shot.for_question(prepared.ctx, expander)
+            finals = self._beam_search(expander, scorer, topics, max_hops, hints)
             self._drop_namesakes(finals)
-            finals = self.zero_shot.rerank(prepared.ctx, finals, self.expander)
+            finals = self.zero_shot.rerank(prepared.ctx, finals, expander)
             return keep_asked_type(finals, hints), models
         head = "graph" if use_graph and "graph" in self.scorers else "text"
         if head not in self.scorers:
@@ -183,16 +199,37 @@ class DomainQA:
         models.update(qa=self.checkpoint.version, graph_embeddings=head == "graph",
                       encoder=self.features.version if head == "graph" and self.features else None,
                       rerank=rerank)
-        scorer = self.scorers[head].for_question(prepared.ctx, self.expander)
-        finals = beam_search(self.expander, scorer, topics, max_hops, self.caps, hints=hints)
+        scorer = self.scorers[head].for_question(prepared.ctx, expander)
+        finals = self._beam_search(expander, scorer, topics, max_hops, hints)
         self._drop_namesakes(finals)
         if rerank:
-            finals = self.zero_shot.rerank(prepared.ctx, finals, self.expander)
+            finals = self.zero_shot.rerank(prepared.ctx, finals, expander)
         return keep_asked_type(finals, hints), models
+
+    def _beam_search(self, expander: Expander, scorer: Scorer,
+                     topics: list[tuple[str, float]], max_hops: int,
+                     hints: PathHints | None) -> list[PathResult]:
+        """``beam_search``; with a ``PredictingExpander`` two of them: recorded links extended by
+        predicted ones (the paths and scores of the plain search), and the paths that need a
+        hop no node on the way has recorded (``guess_hops``), e.g. a disease whose only gene
+        association is missing."""
+        if not isinstance(expander, PredictingExpander):
+            return beam_search(expander, scorer, topics, max_hops, self.caps, hints=hints)
+        finals = beam_search(expander, scorer, topics, max_hops, self.caps, hints=hints,
+                             predicted=expander.predicted)
+        known = set(expander.predictor.relations)
+        hops = [(rel, d) for rel in self.space.relation_types() if rel in known
+                for d in (OUT, IN)]
+        guessed = beam_search(expander, scorer, topics, max_hops, self.caps, hints=hints,
+                              predicted=expander.predicted, guess_hops=hops)
+        finals += [f for f in guessed if f.guessed]
+        finals.sort(key=lambda f: (-f.logp, f.hops, f.steps, f.answer_type))
+        return finals
 
     def answer(self, question: str, top_k: int = 10, max_hops: int = 3,
                mode: Mode | None = None, use_graph: bool = True,
-               prepared: Prepared | None = None) -> AskResponse:
+               prepared: Prepared | None = None,
+               predicted_links: bool = False) -> AskResponse:
         started = time.perf_counter()
         question = check_question(question)
         mode = mode or self.default_mode()
@@ -214,9 +251,15 @@ class DomainQA:
         if not prepared.mentions:
             reason = f"no entity of domain {self.domain!r} was found in the question"
         else:
-            finals, models = self.search(prepared, max_hops, mode, use_graph)
-            ranked = rank_answers(finals, self.expander, top_k)
-            answers = [self._answer(uid, prob, final, finals) for uid, prob, final in ranked]
+            expander: Expander = self.expander
+            if predicted_links:
+                index = self.linker.index
+                expander = PredictingExpander(self.expander, self.predictor(), index.names,
+                                              index.types)
+            finals, models = self.search(prepared, max_hops, mode, use_graph, expander)
+            ranked = rank_answers(finals, expander, top_k)
+            answers = [self._answer(uid, prob, final, finals, expander)
+                       for uid, prob, final in ranked]
             if not answers:
                 reason = (f"no path of at most {max_hops} hops from "
                           f"{prepared.mentions[0].candidates[0].name!r} leads to an answer")
@@ -238,34 +281,44 @@ class DomainQA:
             if len(namesakes) > 1:
                 final.answers = [u for u in final.answers if u not in namesakes]
 
-    def _evidence(self, final: PathResult, uid: str) -> EvidencePath:
-        name = lambda u: self.expander.node(u)[0]  # noqa: E731
-        hops = [EvidenceHop(source=h, source_name=name(h), type=r, target=t, target_name=name(t))
+    @staticmethod
+    def _evidence(final: PathResult, uid: str, expander: Expander) -> EvidencePath:
+        name = lambda u: expander.node(u)[0]  # noqa: E731
+        predicted = expander.predicted if isinstance(expander, PredictingExpander) else {}
+        hops = [EvidenceHop(source=h, source_name=name(h), type=r, target=t, target_name=name(t),
+                            predicted=(h, r, t) in predicted,
+                            probability=round(predicted[(h, r, t)], 6)
+                            if (h, r, t) in predicted else None)
                 for h, r, t in final.evidence(uid)]
-        text = "; ".join(f"{e.source_name} -{words(e.type)}-> {e.target_name}" for e in hops)
+        text = "; ".join(f"{e.source_name} -{words(e.type)}"
+                         f"{f' (predicted, p={e.probability:.2f})' if e.predicted else ''}"
+                         f"-> {e.target_name}" for e in hops)
         return EvidencePath(relations=hops, text=text)
 
     def _answer(self, uid: str, prob: float, final: PathResult,
-                finals: list[PathResult]) -> Answer:
-        evidence = [self._evidence(final, uid)]
+                finals: list[PathResult], expander: Expander) -> Answer:
+        evidence = [self._evidence(final, uid, expander)]
         for other in finals[:20]:
             if len(evidence) >= 3:
                 break
             if other is not final and uid in other.back[-1] and other.answer_type == \
                     final.answer_type:
-                path = self._evidence(other, uid)
+                path = self._evidence(other, uid, expander)
                 if path.text not in {e.text for e in evidence}:
                     evidence.append(path)
-        name, etype = self.expander.node(uid)
-        topic = self.expander.node(final.topic)[0]
+        name, etype = expander.node(uid)
+        topic = expander.node(final.topic)[0]
         steps = " then ".join(
             (f"'{words(r)}'" if d == "out" else f"'{words(r)}' (reversed)") for r, d in final.steps)
         support = final.support.get(uid, 1)
         paths = sum(uid in other.answers for other in finals)
         summed = f", summed over the {paths} paths that reach it" if paths > 1 else ""
+        guessed = sum(h.predicted for h in evidence[0].relations)
         explanation = (f"{name} ({etype}) is reached from {topic} by {steps}"
                        f" (probability {prob:.2f}{summed}); e.g. {evidence[0].text}"
-                       + (f"; {support} links lead to it" if support > 1 else ""))
+                       + (f"; {support} links lead to it" if support > 1 else "")
+                       + (f"; {guessed} of its links are predicted by the graph encoder, not "
+                          "recorded in the graph" if guessed else ""))
         return Answer(uid=uid, name=name, type=etype, score=round(prob, 6),
                       relation_path=[relation_label(s) for s in final.steps],
                       evidence=evidence, explanation=explanation)
@@ -394,11 +447,13 @@ class QAService:
         return seconds
 
     def ask(self, question: str, domain: str | None = None, top_k: int = 10, max_hops: int = 3,
-            mode: Mode | None = None, use_graph: bool = True) -> AskResponse:
+            mode: Mode | None = None, use_graph: bool = True,
+            predicted_links: bool = False) -> AskResponse:
         question = check_question(question)
         self.check_graph()
         if domain is None:
             domain = self.pick_domain(question)
         else:
             self.check_domain(domain)
-        return self.domain(domain).answer(question, top_k, max_hops, mode, use_graph)
+        return self.domain(domain).answer(question, top_k, max_hops, mode, use_graph,
+                                          predicted_links=predicted_links)

@@ -371,6 +371,16 @@ class BeamItem:
     back: list[dict[str, tuple[str, str, str]]] = field(default_factory=list)
     support: dict[str, int] = field(default_factory=dict)
     order: dict[str, int] = field(default_factory=dict)
+    # product of the probabilities of the predicted links on the way to a node (absent: 1,
+    # only recorded links); see fusion.linkpred
+    weight: dict[str, float] = field(default_factory=dict)
+    guessed: int = 0  # hops taken where no frontier node had a recorded link of that hop
+
+    @property
+    def recorded(self) -> list[str]:
+        """The frontier nodes reached by recorded links only."""
+        return [u for u in self.frontier if u not in self.weight] if self.weight \
+            else self.frontier
 
 
 @dataclass
@@ -385,6 +395,14 @@ class PathResult:
     back: list[dict[str, tuple[str, str, str]]]
     support: dict[str, int]
     order: dict[str, int] = field(default_factory=dict)  # best position in a neighbour list
+    weight: dict[str, float] = field(default_factory=dict)  # as BeamItem.weight
+    guessed: int = 0  # as BeamItem.guessed
+
+    @property
+    def recorded_answers(self) -> list[str]:
+        """The answers reached by recorded links only."""
+        return [u for u in self.answers if u not in self.weight] if self.weight \
+            else self.answers
 
     @property
     def hops(self) -> int:
@@ -406,14 +424,19 @@ Scorer = Callable[[list[BeamItem], list[list[Action]]], list[list[float]]]
 
 
 def candidate_actions(item: BeamItem, available: Mapping[str, Collection[Action]] | None,
-                      type_of: Callable[[str], str]) -> list[Action]:
+                      type_of: Callable[[str], str], whole_frontier: bool = False,
+                      ) -> list[Action]:
     """What may follow a prefix: answer types of its frontier (after one hop) and the hops
-    that exist at its frontier (``available``: hops per node, e.g. ``Expander.actions``)."""
+    that exist at its frontier (``available``: hops per node, e.g. ``Expander.actions``).
+    Only the nodes reached by recorded links count (unless ``whole_frontier``): predicted links
+    add answers to a path, never candidates, so the model scores every path as it would
+    without them."""
     actions: set[Action] = set()
+    frontier = item.frontier if whole_frontier else item.recorded
     if item.steps:
-        actions.update((type_of(u), STOP) for u in item.frontier if u != item.topic)
+        actions.update((type_of(u), STOP) for u in frontier if u != item.topic)
     if available is not None:
-        for uid in item.frontier:
+        for uid in frontier:
             actions.update(available.get(uid, ()))
     return sorted(actions)
 
@@ -428,29 +451,51 @@ def _ancestors(item: BeamItem, uid: str) -> set[str]:
     return seen
 
 
+def stored_triple(source: str, action: Action, target: str) -> tuple[str, str, str]:
+    """The (head, relation, tail) relationship that the hop ``source -action-> target``
+    follows."""
+    rel, direction = action
+    return (target, rel, source) if direction == IN else (source, rel, target)
+
+
 def advance(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
-            caps: Caps) -> BeamItem:
-    """The prefix extended by one hop; its frontier is capped at ``caps.frontier`` nodes."""
+            caps: Caps, predicted: Mapping[tuple[str, str, str], float] | None = None,
+            ) -> BeamItem:
+    """The prefix extended by one hop; its frontier is capped at ``caps.frontier`` nodes.
+    ``predicted``: the probabilities of adjacency entries that are predicted links (by stored
+    triple); the recorded links of the whole frontier come first, then the predicted ones,
+    and a node keeps the best product of link probabilities that reaches it."""
     back: dict[str, tuple[str, str, str]] = {}
     support: dict[str, int] = {}
     order: dict[str, int] = {}
+    best: dict[str, float] = {}  # the best product of link probabilities reaching a node
     rel, direction = action
-    for uid in item.frontier:
-        targets = adjacency.get(uid, {}).get(action)
-        if not targets:
-            continue
-        on_path = _ancestors(item, uid)
-        for position, target in enumerate(targets):  # strongest relationships first
-            if target in on_path:
-                continue  # evidence paths are simple: no node twice
-            if target not in back:
-                if len(back) >= caps.frontier:
+    for predicted_pass in ((False, True) if predicted else (False,)):
+        for uid in item.frontier:
+            targets = adjacency.get(uid, {}).get(action)
+            if not targets:
+                continue
+            on_path = _ancestors(item, uid)
+            before = item.weight.get(uid, 1.0)
+            for position, target in enumerate(targets):  # strongest relationships first
+                link = predicted.get(stored_triple(uid, action, target)) if predicted else None
+                if (link is not None) != predicted_pass:
                     continue
-                back[target] = (uid, rel, direction)
-            support[target] = support.get(target, 0) + 1
-            order[target] = min(order.get(target, position), position)
+                if target in on_path:
+                    continue  # evidence paths are simple: no node twice
+                reach = before if link is None else before * link
+                if target not in back:
+                    if len(back) >= caps.frontier:
+                        continue
+                    back[target], best[target] = (uid, rel, direction), reach
+                elif reach > best[target]:
+                    back[target], best[target] = (uid, rel, direction), reach
+                if link is None:
+                    support[target] = support.get(target, 0) + 1
+                    order[target] = min(order.get(target, position), position)
+    weight = {uid: w for uid, w in best.items() if w < 1.0}
     return BeamItem(item.topic, item.steps + (action,), logp, list(back),
-                    item.back + [back], support, order)
+                    item.back + [back], support, order, weight)
 
 
 def bound_penalty(hints: PathHints | None, item: BeamItem, action: Action) -> float:
@@ -469,8 +514,10 @@ def bound_penalty(hints: PathHints | None, item: BeamItem, action: Action) -> fl
 
 def type_penalty(hints: PathHints | None, item: BeamItem, action: Action,
                  adjacency: Grouped, type_of: Callable[[str], str],
-                 memo: dict[tuple[str, Action], set[str]] | None = None) -> float:
-    """The rest: a hop that reaches no node of the type the question names for it."""
+                 memo: dict[tuple[str, Action], set[str]] | None = None,
+                 predicted: Mapping[tuple[str, str, str], float] | None = None) -> float:
+    """The rest: a hop that reaches no node of the type the question names for it, by
+    recorded links (``predicted`` ones do not count, as in ``candidate_actions``)."""
     if hints is None or hints.hops is None or action[1] == STOP:
         return 0.0
     step = len(item.steps)
@@ -478,11 +525,12 @@ def type_penalty(hints: PathHints | None, item: BeamItem, action: Action,
     if expected is None or step >= hints.hops:
         return 0.0
     memo = {} if memo is None else memo
-    for uid in item.frontier:
+    for uid in item.recorded:
         types = memo.get((uid, action))
         if types is None:
-            types = memo[(uid, action)] = {type_of(t)
-                                           for t in adjacency.get(uid, {}).get(action, ())}
+            types = memo[(uid, action)] = {
+                type_of(t) for t in adjacency.get(uid, {}).get(action, ())
+                if not predicted or stored_triple(uid, action, t) not in predicted}
         if expected in types:
             return 0.0
     return HINT_PENALTY
@@ -502,6 +550,7 @@ Extension = tuple[float, BeamItem, Action]  # (log-probability, prefix, hop)
 def _best_extensions(expander: Expander, pending: list[Extension], caps: Caps,
                      hints: PathHints | None, type_of: Callable[[str], str],
                      adjacency: Grouped, memo: dict[tuple[str, Action], set[str]],
+                     predicted: Mapping[tuple[str, str, str], float] | None = None,
                      ) -> list[Extension]:
     """The ``caps.beam`` best hops (within ``caps.margin`` of the best) with their exact
     scores, reading neighbours lazily: ``pending`` holds upper bounds (``bound_penalty`` only),
@@ -531,12 +580,13 @@ def _best_extensions(expander: Expander, pending: list[Extension], caps: Caps,
         if wanted and budget > 0:
             for uid, by_action in expander.neighbours(wanted, replace(caps, rows=budget)).items():
                 adjacency.setdefault(uid, {}).update(by_action)
-                budget -= sum(len(targets) for targets in by_action.values())
+                budget -= sum(1 for action, targets in by_action.items() for t in targets
+                              if not predicted or stored_triple(uid, action, t) not in predicted)
         for u, action in wanted:  # hops with no neighbour left (other domains, cut rows)
             adjacency.setdefault(u, {}).setdefault(action, [])
         for total, item, action in batch:
-            exact.append((total - type_penalty(hints, item, action, adjacency, type_of, memo),
-                          item, action))
+            exact.append((total - type_penalty(hints, item, action, adjacency, type_of, memo,
+                                               predicted), item, action))
         i = j
     exact.sort(key=lambda e: (-e[0], e[2]))
     if caps.margin is not None and exact:
@@ -547,10 +597,22 @@ def _best_extensions(expander: Expander, pending: list[Extension], caps: Caps,
 
 def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, float]],
                 max_hops: int, caps: Caps, min_hops: int = 1,
-                hints: PathHints | None = None) -> list[PathResult]:
+                hints: PathHints | None = None,
+                predicted: Mapping[tuple[str, str, str], float] | None = None,
+                guess_hops: Collection[Action] = (),
+                ) -> list[PathResult]:
     """Best complete paths of 1..max_hops hops from the topics, best first; ``hints`` (the
     question's parse) penalise paths that contradict it. Per hop, the hops that exist at the
-    frontier are scored first; neighbours are read only for those that can enter the beam."""
+    frontier are scored first; neighbours are read only for those that can enter the beam.
+
+    ``predicted``: the probabilities of the predicted links among the expander's neighbours
+    (``fusion.linkpred.PredictingExpander.predicted``, filled as it reads). They extend the
+    paths that recorded links make and change no path's score. ``guess_hops``: the hops a
+    link predictor can add anywhere; given, the search also takes those that no frontier
+    node has recorded (counted in ``PathResult.guessed``), and predicted links count like
+    recorded ones for candidates and type checks: the search for what recorded links
+    cannot reach at all."""
+    guessing = bool(guess_hops)
     if not 1 <= max_hops <= MAX_HOPS:
         raise InvalidInputError(f"max_hops must be between 1 and {MAX_HOPS}")
     caps.check()
@@ -569,23 +631,32 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
             break
         available = None
         if hop < max_hops and not beyond:  # no hops read for paths the parse rules out
-            available = expander.actions(
-                list(dict.fromkeys(u for item in items for u in item.frontier)))
-        candidates = [candidate_actions(item, available, type_of) for item in items]
+            available = expander.actions(list(dict.fromkeys(
+                u for item in items for u in (item.frontier if guessing else item.recorded))))
+        candidates = [candidate_actions(item, available, type_of, guessing) for item in items]
+        extras: set[tuple[int, Action]] = set()  # (item, hop) taken without a recorded link
+        if guessing and available is not None:
+            for k, cands in enumerate(candidates):
+                missing = sorted(set(guess_hops) - set(cands))
+                extras.update((k, a) for a in missing)
+                cands.extend(missing)
         if hop < min_hops:
             candidates = [[a for a in c if a[1] != STOP] for c in candidates]
         scores = scorer(items, candidates) if any(candidates) else [[] for _ in items]
         pending: list[Extension] = []
-        for item, actions, logps in zip(items, candidates, scores, strict=True):
+        guessed: dict[tuple[int, Action], int] = {}  # id(item), hop -> guessed of the result
+        for k, (item, actions, logps) in enumerate(zip(items, candidates, scores, strict=True)):
             for action, lp in zip(actions, logps, strict=True):
                 total = item.logp + lp - bound_penalty(hints, item, action)
                 if action[1] == STOP:
                     answers = [u for u in item.frontier
                                if u != item.topic and type_of(u) == action[0]]
                     finals.append(PathResult(item.topic, item.steps, action[0], total, answers,
-                                             item.back, item.support, item.order))
+                                             item.back, item.support, item.order,
+                                             item.weight, item.guessed))
                 elif available is not None and math.isfinite(total):
                     pending.append((total, item, action))
+                    guessed[(id(item), action)] = item.guessed + ((k, action) in extras)
         if hints is not None and hints.hops is not None and hop >= hints.hops and finals:
             # a hop past the parse leads to prefixes that the next round drops unless they beat
             # the best path by a stop's penalty (see above): drop them before reading for them
@@ -593,8 +664,10 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
             pending = [e for e in pending if e[0] - HINT_PENALTY > best]
         pending.sort(key=lambda e: (-e[0], e[2]))
         adjacency: Grouped = {}
-        chosen = _best_extensions(expander, pending, caps, hints, type_of, adjacency, memo)
-        items = [advance(item, action, total, adjacency, caps) for total, item, action in chosen]
+        chosen = _best_extensions(expander, pending, caps, hints, type_of, adjacency, memo,
+                                  None if guessing else predicted)
+        items = [replace(advance(item, action, total, adjacency, caps, predicted),
+                         guessed=guessed[(id(item), action)]) for total, item, action in chosen]
         items = [item for item in items if item.frontier]
     finals.sort(key=lambda f: (-f.logp, f.hops, f.steps, f.answer_type))
     return finals
@@ -621,18 +694,30 @@ def rank_answers(finals: Sequence[PathResult], expander: Expander,
     likelier right than one reached only by the single best reading (README, QA quality).
     Ties go to more supporting links, then to the stronger relationship (its place in the
     count-ordered neighbour list: Elon Musk, seen controlling Tesla for 109 weeks, before someone
-    seen once), then name."""
+    seen once), then name. A path that reaches an entity through predicted links counts with
+    its probability times theirs (``PathResult.weight``), and of those paths only the best one
+    counts: link prediction favours well-connected entities, which many paths then reach by a
+    predicted link each, and summing those would rank such hubs first."""
     total: dict[str, float] = {}
+    predicted: dict[str, float] = {}
     best: dict[str, tuple[float, int, int, PathResult]] = {}
     for final in finals:
-        prob = math.exp(final.logp)
+        path_prob = math.exp(final.logp)
         for uid in final.answers:
-            total[uid] = total.get(uid, 0.0) + prob
+            link = final.weight.get(uid)
+            prob = path_prob if link is None else path_prob * link
+            if link is None:
+                total[uid] = total.get(uid, 0.0) + prob
+            else:
+                total.setdefault(uid, 0.0)
+                predicted[uid] = max(predicted.get(uid, 0.0), prob)
             support = final.support.get(uid, 1)
             position = final.order.get(uid, 0)
             if uid not in best or (prob, support, -position) > \
                     (best[uid][0], best[uid][1], -best[uid][2]):
                 best[uid] = (prob, support, position, final)
+    for uid, prob in predicted.items():
+        total[uid] += prob
     ordered = sorted(best.items(), key=lambda kv: (-total[kv[0]], -kv[1][1], kv[1][2],
                                                    expander.node(kv[0])[0], kv[0]))
     return [(uid, min(1.0, total[uid]), final) for uid, (_, _, _, final) in ordered[:limit]]

@@ -23,6 +23,10 @@ class AskRequest(BaseModel):
     max_hops: int = Field(default=3, ge=1, le=3)
     mode: Mode | None = Field(default=None, description="default: fine-tuned when a model is "
                               "trained for the domain, else zero-shot")
+    predicted_links: bool = Field(
+        default=False, description="also follow links that the domain's graph encoder predicts "
+        "but the graph does not record (marked in the evidence, with their probability); "
+        "needs a trained encoder")
 
 
 class EvidenceHop(BaseModel):
@@ -33,6 +37,10 @@ class EvidenceHop(BaseModel):
     type: str
     target: str
     target_name: str
+    predicted: bool = Field(default=False, description="predicted by the graph encoder, "
+                            "not recorded in the graph")
+    probability: float | None = Field(default=None,
+                                      description="link-prediction probability, if predicted")
 
 
 class EvidencePath(BaseModel):

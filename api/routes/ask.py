@@ -37,9 +37,9 @@ def ask(body: AskRequest, request: Request, _: ReaderDep) -> AskResponse:
     """Ranked answers with scores, evidence paths and an explanation, the linked entities, the
     model versions and the timings. 200 with no answers (and the reason) when the question
     names no entity of the domain; 404 for an unknown domain; 409 for mode 'fine-tuned' before
-    a model is trained."""
+    a model is trained, or for ``predicted_links`` before an encoder is trained."""
     return qa_service(request).ask(body.question, body.domain, body.top_k, body.max_hops,
-                                   body.mode)
+                                   body.mode, predicted_links=body.predicted_links)
 
 
 @router.post("/v1/ask/refresh", summary="Forget what the ask service has read of the graph")

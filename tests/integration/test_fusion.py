@@ -13,10 +13,13 @@ from neo4j import Driver
 from fusion.evaluate import evaluate_rows
 from fusion.graphdata import DomainGraph
 from fusion.linking import EntityLinker
+from fusion.linkpred import LinkPredictor
 from fusion.pipeline import QAService
 from fusion.questions import generate_questions
 from fusion.retrieval import Caps, Neo4jExpander, beam_search
 from fusion.train import CONFIG_FILE, MODEL_FILE, TEXT_MODEL_FILE, TrainConfig, train_domain
+from graph.encoder.checkpoint import load_active_encoder
+from graph.exceptions import ModelNotReadyError
 from graph.settings import Settings
 from graph.store import GraphStore
 from graph.writer import entity_row, relation_row, write_entities, write_relations
@@ -368,3 +371,43 @@ def test_a_question_that_names_no_type_is_answered_in_one_hop(
         response = service.ask(question, domain, mode="zero-shot")
         assert response.answers[0].name == answer
         assert len(response.answers[0].relation_path) == 1
+
+
+def test_predicted_links_extend_answers_without_changing_the_recorded_ones(
+    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
+    clean_artifacts: None,
+) -> None:
+    service = QAService(settings, driver)
+    question = "What phenotypes does Marfan syndrome present?"
+    with pytest.raises(ModelNotReadyError, match="no encoder"):
+        service.ask(question, domain, mode="zero-shot", predicted_links=True)
+    toy_encoder_and_questions(driver, settings, domain)
+    service = QAService(settings, driver)
+    # every entity that is not a recorded phenotype of Marfan syndrome is a predicted one
+    service.domain(domain).link_predictor = LinkPredictor.from_bundle(
+        load_active_encoder(settings, domain), top_m=8)
+    plain = service.ask(question, domain, mode="zero-shot", top_k=50)
+    extended = service.ask(question, domain, mode="zero-shot", top_k=50, predicted_links=True)
+    assert extended.models["link_predictor"]
+    marked = [a for a in extended.answers
+              if any(h.predicted for e in a.evidence for h in e.relations)]
+    assert toy_graph["HP:0000924"] in {a.uid for a in marked}  # the one phenotype not linked
+    # predicted links only add: every answer of the recorded links is still there, at least
+    # as likely, and one of the best of them comes first (the three recorded phenotypes tie,
+    # and a predicted link to one of them may break the tie)
+    scores = {a.uid: a.score for a in extended.answers}
+    for answer in plain.answers:
+        assert scores[answer.uid] >= answer.score - 1e-9
+    best = {a.uid for a in plain.answers if a.score == plain.answers[0].score}
+    assert extended.answers[0].uid in best
+    for answer in extended.answers:
+        for path in answer.evidence:
+            for hop in path.relations:
+                exists = _edge_exists(driver, settings, hop.source, hop.type, hop.target)
+                assert exists is not hop.predicted, hop
+                assert (hop.probability is not None) is hop.predicted
+                if hop.predicted:
+                    assert 0.0 < hop.probability < 1.0  # type: ignore[operator]
+    for answer in extended.answers:
+        guessed = any(h.predicted for h in answer.evidence[0].relations)
+        assert ("predicted by the graph encoder" in answer.explanation) is guessed
