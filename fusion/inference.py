@@ -190,9 +190,11 @@ class ZeroShotScorer:
 
 def verbalize_path(final: PathResult, expander: Expander) -> str:
     mids = []
+    predicted = getattr(expander, "predicted", None)  # a fusion.linkpred.PredictingExpander's
+    # the types of the nodes reached by recorded links, as without predicted ones
+    recorded = final.recorded_nodes(predicted) if predicted else None
     for hop in range(len(final.steps)):
-        # (the last hop's predicted nodes left out; earlier hops list them after the recorded)
-        counts = Counter(expander.node(u)[1] for u in final.back[hop]
-                         if hop < len(final.steps) - 1 or u not in final.weight)
+        nodes = final.back[hop] if recorded is None or not recorded[hop] else recorded[hop]
+        counts = Counter(expander.node(u)[1] for u in nodes)
         mids.append(most_common(counts) or "Entity")
     return noun_phrase(final.steps, mids, final.answer_type, MASK)

@@ -110,10 +110,18 @@ class PredictingExpander:
     def neighbours(self, requests: Sequence[Request], caps: Caps) -> Grouped:
         grouped = self.base.neighbours(requests, caps)
         out: Grouped = {uid: {a: list(t) for a, t in by.items()} for uid, by in grouped.items()}
-        # a hop whose recorded list is full (``caps.per_type``) may hold more recorded links
-        # than were read, which a prediction could repeat: such a hop is not predicted for
-        short = [(uid, action) for uid, action in dict.fromkeys(requests)
-                 if len(grouped.get(uid, {}).get(action, ())) < caps.per_type]
+        # a hop whose recorded list may be incomplete is not predicted for, since a prediction
+        # could repeat a recorded link that was not read: a full list (``caps.per_type``), and
+        # every request from the one where the rows ran out (``caps.rows``, in request order)
+        short: list[Request] = []
+        read = 0
+        for uid, action in dict.fromkeys(requests):
+            count = len(grouped.get(uid, {}).get(action, ()))
+            read += count
+            if read >= caps.rows:
+                break
+            if count < caps.per_type:
+                short.append((uid, action))
         for (uid, action), picks in self.predictor.predict(short, grouped).items():
             if not picks:
                 continue

@@ -408,6 +408,19 @@ class PathResult:
     def hops(self) -> int:
         return len(self.steps)
 
+    def recorded_nodes(self, predicted: Mapping[tuple[str, str, str], float]
+                       ) -> list[set[str]]:
+        """Per hop, the nodes this path reaches by recorded links only (``predicted``: the
+        predicted links by stored triple). A node's back link is its best way in, so it is a
+        recorded link from such a node whenever one reaches it."""
+        out: list[set[str]] = []
+        previous = {self.topic}
+        for hop in self.back:
+            previous = {u for u, (src, rel, direction) in hop.items() if src in previous
+                        and stored_triple(src, (rel, direction), u) not in predicted}
+            out.append(previous)
+        return out
+
     def evidence(self, uid: str) -> list[tuple[str, str, str]]:
         """The (head, relation, tail) triples from the topic to ``uid`` along this path."""
         triples: list[tuple[str, str, str]] = []
@@ -463,14 +476,16 @@ def advance(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
             ) -> BeamItem:
     """The prefix extended by one hop; its frontier is capped at ``caps.frontier`` nodes.
     ``predicted``: the probabilities of adjacency entries that are predicted links (by stored
-    triple); the recorded links of the whole frontier come first, then the predicted ones,
+    triple); the recorded links of the frontier's recorded nodes come first, then the rest,
     and a node keeps the best product of link probabilities that reaches it."""
     back: dict[str, tuple[str, str, str]] = {}
     support: dict[str, int] = {}
     order: dict[str, int] = {}
     best: dict[str, float] = {}  # the best product of link probabilities reaching a node
     rel, direction = action
-    for predicted_pass in ((False, True) if predicted else (False,)):
+    # first the recorded links from the nodes recorded links reached (all there is without
+    # predictions), then the rest: the same frontier as without them, then more
+    for second_pass in ((False, True) if predicted or item.weight else (False,)):
         for uid in item.frontier:
             targets = adjacency.get(uid, {}).get(action)
             if not targets:
@@ -479,7 +494,7 @@ def advance(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
             before = item.weight.get(uid, 1.0)
             for position, target in enumerate(targets):  # strongest relationships first
                 link = predicted.get(stored_triple(uid, action, target)) if predicted else None
-                if (link is not None) != predicted_pass:
+                if (link is not None or uid in item.weight) != second_pass:
                     continue
                 if target in on_path:
                     continue  # evidence paths are simple: no node twice
@@ -560,6 +575,8 @@ def _best_extensions(expander: Expander, pending: list[Extension], caps: Caps,
     ``caps.rows`` neighbours over all batches (hops past the budget get none)."""
     exact: list[Extension] = []
     budget = caps.rows
+    spare = caps.rows  # for the nodes only predicted links reach
+    side: Grouped = {}  # what was read for them, kept apart until the end (see below)
     i = 0
     while i < len(pending):
         bound = pending[i][0]
@@ -575,19 +592,43 @@ def _best_extensions(expander: Expander, pending: list[Extension], caps: Caps,
                 caps.margin is None or pending[j][0] >= bound - caps.margin):
             j += 1
         batch = pending[i:j]
-        wanted = [(u, action) for _, item, action in batch for u in item.frontier
+        # with predicted links, the nodes that recorded links reach are read first and alone
+        # count against ``caps.rows``, so they get the same neighbours as without predictions;
+        # the nodes only predicted links reach are read after them, on a budget of their own
+        wanted = [(u, action) for _, item, action in batch
+                  for u in (item.frontier if predicted is None else item.recorded)
                   if action not in adjacency.get(u, {})]
-        if wanted and budget > 0:
-            for uid, by_action in expander.neighbours(wanted, replace(caps, rows=budget)).items():
-                adjacency.setdefault(uid, {}).update(by_action)
-                budget -= sum(1 for action, targets in by_action.items() for t in targets
-                              if not predicted or stored_triple(uid, action, t) not in predicted)
+        later = [] if predicted is None else [
+            (u, action) for _, item, action in batch for u in item.frontier
+            if u in item.weight and action not in adjacency.get(u, {})
+            and action not in side.get(u, {})]
+        for requests, into in ((wanted, adjacency), (later, side)):
+            recorded = into is adjacency
+            if not requests or (budget if recorded else spare) <= 0:
+                continue
+            rows = budget if recorded else spare
+            for uid, by_action in expander.neighbours(requests, replace(caps, rows=rows)).items():
+                into.setdefault(uid, {}).update(by_action)
+                read = sum(1 for action, targets in by_action.items() for t in targets
+                           if not recorded or not predicted
+                           or stored_triple(uid, action, t) not in predicted)
+                if recorded:
+                    budget -= read
+                else:
+                    spare -= read
         for u, action in wanted:  # hops with no neighbour left (other domains, cut rows)
             adjacency.setdefault(u, {}).setdefault(action, [])
+        for u, action in later:
+            side.setdefault(u, {}).setdefault(action, [])
         for total, item, action in batch:
             exact.append((total - type_penalty(hints, item, action, adjacency, type_of, memo,
                                                predicted), item, action))
         i = j
+    # a node that one prefix reaches by a predicted link may be one that another reaches by a
+    # recorded one; read on the spare budget, its hop must not stand in for the recorded read
+    for uid, by_action in side.items():
+        for action, targets in by_action.items():
+            adjacency.setdefault(uid, {}).setdefault(action, targets)
     exact.sort(key=lambda e: (-e[0], e[2]))
     if caps.margin is not None and exact:
         floor = exact[0][0] - caps.margin
