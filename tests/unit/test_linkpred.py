@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+import random
 
+import pytest
 import torch
 
 from fusion.graphdata import DomainGraph
 from fusion.linkpred import LinkPredictor, PredictingExpander
+from fusion.parse import PathHints
 from fusion.retrieval import (
     BeamItem,
     Caps,
@@ -170,3 +173,53 @@ def test_a_hop_the_node_has_not_recorded_is_guessed_only_when_asked_for() -> Non
     assert math.isclose(genes.weight["g1"], math.e / (math.e + 1), rel_tol=1e-5)
     phenotypes = next(f for f in guessed if f.answer_type == "Phenotype")
     assert phenotypes.guessed == 0  # a recorded hop, as in the plain search
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_predicted_links_leave_every_recorded_path_as_it_was(seed: int) -> None:
+    # random typed graphs and a random (deterministic) scorer and link predictor, with small
+    # caps so that rows run out and frontiers fill: the paths, scores and recorded answers of
+    # the plain search are exactly those of the search with predicted links
+    rng = random.Random(seed)
+    types = ["P", "Q", "R"]
+    nodes = [f"n{i}" for i in range(40)]
+    graph = DomainGraph("toy", names={u: u for u in nodes},
+                        types={u: rng.choice(types) for u in nodes})
+    adj: dict[str, dict[tuple[str, str], list[str]]] = {}
+    for _ in range(160):
+        a, b = rng.sample(nodes, 2)
+        rel = rng.choice(["A", "B", "C", "D"])
+        if b not in adj.get(a, {}).get((rel, "out"), []):
+            adj.setdefault(a, {}).setdefault((rel, "out"), []).append(b)
+            adj.setdefault(b, {}).setdefault((rel, "in"), []).append(a)
+    graph.adj = adj
+    weights = {(rel, d): rng.uniform(-4, 0) for rel in "ABCD" for d in ("out", "in")}
+    weights.update({(t, "stop"): rng.uniform(-4, 0) for t in types})
+    logits = torch.randn(len(nodes), 8, len(nodes), generator=torch.Generator().manual_seed(seed))
+
+    def score(x: torch.Tensor, heads: torch.Tensor, rels: torch.Tensor) -> torch.Tensor:
+        return 3 * logits[heads, rels]
+
+    predictor = LinkPredictor(torch.zeros(len(nodes), 1), score, nodes, list("ABCD"), "r", 3)
+
+    def scorer(items: list[BeamItem], candidates: list[list[tuple[str, str]]]
+               ) -> list[list[float]]:
+        return [torch.log_softmax(torch.tensor([weights[a] for a in c]), 0).tolist()
+                if c else [] for c in candidates]
+
+    hints = PathHints((rng.choice(types), rng.choice(types)), 2, None) if seed % 2 else None
+    caps = Caps(per_type=4, frontier=3 + seed % 2, rows=12 + 6 * seed, beam=3)
+    key = lambda f: (f.steps, f.answer_type, round(f.logp, 9), f.recorded_answers)  # noqa: E731
+    extended_somewhere = False
+    for topic in ("n0", "n1", "n2", "n3"):
+        plain = beam_search(MemoryExpander(graph), scorer, [(topic, 0.0)], 3, caps, hints=hints)
+        expander = PredictingExpander(MemoryExpander(graph), predictor, graph.names,
+                                      graph.types)
+        extended = beam_search(expander, scorer, [(topic, 0.0)], 3, caps, hints=hints,
+                               predicted=expander.predicted)
+        assert [key(f) for f in extended] == [key(f) for f in plain]
+        extended_somewhere |= any(f.weight for f in extended)
+        for f in extended:  # a node with a link probability is one no recorded chain reaches
+            if f.steps:
+                assert set(f.weight).isdisjoint(f.recorded_nodes(expander.predicted)[-1])
+    assert extended_somewhere
