@@ -108,6 +108,9 @@ def eval_qa(
     mode: str = typer.Option("fine-tuned", "--mode", help="fine-tuned or zero-shot"),
     no_graph: bool = typer.Option(False, "--no-graph-embeddings",
                                   help="Use the text-only head (ablation)"),
+    predicted_links: bool = typer.Option(
+        False, "--predicted-links", help="retrieval also follows the links the graph encoder "
+        "predicts (for a graph known to be incomplete)"),
     seed: int = typer.Option(0, "--seed"),
     json_out: bool = JSON_OPT,
 ) -> None:
@@ -132,12 +135,14 @@ def eval_qa(
             task = bar.add_task("evaluating", total=1.0)
             result = evaluate_rows(qa, rows, mode, use_graph=not no_graph,  # type: ignore[arg-type]
                                    progress=lambda f, m: bar.update(task, completed=f,
-                                                                   description=m[:70]))
+                                                                   description=m[:70]),
+                                   predicted_links=predicted_links)
     if json_out:
         print_json(result)
         return
     label = f"{domain} {mode}" + (" (graph embeddings)" if result["graph_embeddings"] else
-                                  " (no graph embeddings)" if mode == "fine-tuned" else "")
+                                  " (no graph embeddings)" if mode == "fine-tuned" else "") \
+        + (" + predicted links" if predicted_links else "")
     print_table(label, ["hops", "n", "Hits@1", "Hits@5", "MRR"], [
         (hops, m["n"], f"{m['hits@1']:.3f}", f"{m['hits@5']:.3f}", f"{m['mrr']:.3f}")
         for hops, m in result["metrics"].items()

@@ -106,3 +106,5 @@ class EvalQARequest(BaseModel):
     generate_per_hop: int = Field(default=100, ge=0, le=5000)
     modes: list[EvalMode] = Field(
         default_factory=lambda: list(get_args(EvalMode)))
+    predicted_links: bool = Field(default=False, description="retrieval also follows the "
+                                  "links the graph encoder predicts (see AskRequest)")

@@ -106,7 +106,8 @@ def eval_qa(body: EvalQARequest, request: Request, settings: SettingsDep, driver
 
             results[mode] = evaluate_rows(
                 qa, rows, "zero-shot" if mode == "zero-shot" else "fine-tuned",
-                use_graph=mode == "fine-tuned", progress=sub)
+                use_graph=mode == "fine-tuned", progress=sub,
+                predicted_links=body.predicted_links)
         return {"domain": body.domain, "questions": len(rows), "results": results}
 
     return jobs.submit("eval-qa", body.domain, run)

@@ -70,6 +70,12 @@ def test_ask_errors(client: TestClient, toy_graph: dict[str, str], domain: str) 
     untrained = ask({"question": "Which genes are associated with Marfan syndrome?",
                      "domain": domain, "mode": "fine-tuned"})
     assert untrained.status_code == 409 and error_code(untrained) == "model_not_ready"
+    no_encoder = ask({"question": "Which genes are associated with Marfan syndrome?",
+                      "domain": domain, "mode": "zero-shot", "predicted_links": True})
+    assert no_encoder.status_code == 409 and error_code(no_encoder) == "model_not_ready"
+    assert "encoder" in no_encoder.json()["error"]["message"]
+    not_a_flag = ask({"question": "Which genes?", "domain": domain, "predicted_links": "maybe"})
+    assert not_a_flag.status_code == 422
 
 
 def test_refresh_shows_a_property_only_write(
