@@ -133,6 +133,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="per concurrency level")
     parser.add_argument("--mode", default=None, choices=[None, "fine-tuned", "zero-shot"])
     parser.add_argument("--domains", nargs="+", default=list(QUESTIONS))
+    parser.add_argument("--predicted-links", action="store_true",
+                        help="ask with predicted_links (retrieval also follows predicted links)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/ask_latency.json")
     args = parser.parse_args()
     port = free_port()
@@ -150,8 +152,9 @@ def main() -> None:
                 except httpx.HTTPError:
                     pass
                 time.sleep(0.5)
-            bodies = [{"question": q, "domain": d, "max_hops": 3, "top_k": 10,
-                       **({"mode": args.mode} if args.mode else {})}
+            extra = {**({"mode": args.mode} if args.mode else {}),
+                     **({"predicted_links": True} if args.predicted_links else {})}
+            bodies = [{"question": q, "domain": d, "max_hops": 3, "top_k": 10, **extra}
                       for d in args.domains for q in QUESTIONS[d]]
             for body in bodies:  # warm-up: models, alias indexes, caches
                 response = client.post(f"{base}/v1/ask", json=body, headers={"X-API-Key": KEY})
@@ -164,7 +167,7 @@ def main() -> None:
                        for c in (1, 8)]
             fresh = fresh_bodies(args.domains, 2 * args.requests)
             for body in fresh:
-                body.update({"mode": args.mode} if args.mode else {})
+                body.update(extra)
             results += [run(client, f"{base}/v1/ask", part, c, len(part), "fresh")
                         for c, part in ((1, fresh[:args.requests]), (8, fresh[args.requests:]))]
     finally:
