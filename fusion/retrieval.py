@@ -572,7 +572,8 @@ def _best_extensions(expander: Expander, pending: list[Extension], caps: Caps,
     best first, and the type check of ``type_penalty`` can only lower them, so once the bound
     of the next pending hop falls below the beam's worst exact score, or below the margin under
     its best, no pending hop can enter. ``adjacency`` collects what was read: at most
-    ``caps.rows`` neighbours over all batches (hops past the budget get none)."""
+    ``caps.rows`` neighbours over all batches (hops past the budget get none), and with
+    ``predicted`` links as many again for the nodes only predicted links reach."""
     exact: list[Extension] = []
     budget = caps.rows
     spare = caps.rows  # for the nodes only predicted links reach
