@@ -60,6 +60,7 @@ from fusion.verbalize import (
     phrasings,
     split_variants,
 )
+from tests.unit.random_graphs import TYPES, random_typed_graph
 
 
 def test_metrics_on_a_hand_checked_example() -> None:
@@ -393,17 +394,9 @@ def test_lazy_beam_search_matches_the_eager_reference(seed: int) -> None:
     # only for the hops that can enter the beam gives exactly the paths, scores and answers of
     # reading everything first, and reads fewer (node, hop) lists
     rng = random.Random(seed)
-    types = ["P", "Q", "R"]
-    nodes = [f"n{i}" for i in range(40)]
-    graph = DomainGraph("toy", names={u: u for u in nodes},
-                        types={u: rng.choice(types) for u in nodes})
-    adj: dict[str, dict[tuple[str, str], list[str]]] = {}
-    for _ in range(160):
-        a, b = rng.sample(nodes, 2)
-        rel = rng.choice(["A", "B", "C", "D"])
-        adj.setdefault(a, {}).setdefault((rel, "out"), []).append(b)
-        adj.setdefault(b, {}).setdefault((rel, "in"), []).append(a)
-    graph.adj = adj
+    types = TYPES
+    graph = random_typed_graph(rng)
+    nodes = sorted(graph.names, key=lambda u: int(u[1:]))
     weights = {(rel, d): rng.uniform(-4, 0) for rel in "ABCD" for d in ("out", "in")}
     weights.update({(t, "stop"): rng.uniform(-4, 0) for t in types})
 

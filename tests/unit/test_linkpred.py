@@ -20,6 +20,7 @@ from fusion.retrieval import (
     beam_search,
     rank_answers,
 )
+from tests.unit import random_graphs
 
 UIDS = ["d1", "d2", "g1", "g2", "g3", "p1"]
 TYPES = {"d1": "Disease", "d2": "Disease", "g1": "Gene", "g2": "Gene", "g3": "Gene",
@@ -181,18 +182,9 @@ def test_predicted_links_leave_every_recorded_path_as_it_was(seed: int) -> None:
     # caps so that rows run out and frontiers fill: the paths, scores and recorded answers of
     # the plain search are exactly those of the search with predicted links
     rng = random.Random(seed)
-    types = ["P", "Q", "R"]
-    nodes = [f"n{i}" for i in range(40)]
-    graph = DomainGraph("toy", names={u: u for u in nodes},
-                        types={u: rng.choice(types) for u in nodes})
-    adj: dict[str, dict[tuple[str, str], list[str]]] = {}
-    for _ in range(160):
-        a, b = rng.sample(nodes, 2)
-        rel = rng.choice(["A", "B", "C", "D"])
-        if b not in adj.get(a, {}).get((rel, "out"), []):
-            adj.setdefault(a, {}).setdefault((rel, "out"), []).append(b)
-            adj.setdefault(b, {}).setdefault((rel, "in"), []).append(a)
-    graph.adj = adj
+    types = random_graphs.TYPES
+    graph = random_graphs.random_typed_graph(rng, unique=True)
+    nodes = sorted(graph.names, key=lambda u: int(u[1:]))
     weights = {(rel, d): rng.uniform(-4, 0) for rel in "ABCD" for d in ("out", "in")}
     weights.update({(t, "stop"): rng.uniform(-4, 0) for t in types})
     logits = torch.randn(len(nodes), 8, len(nodes), generator=torch.Generator().manual_seed(seed))
