@@ -44,7 +44,8 @@ def test_ask_returns_answers_evidence_links_models_and_timings(
     assert data["answers"][0]["relation_path"] == ["^ASSOCIATED_WITH"]
     assert data["answers"][0]["evidence"][0]["relations"][0] == {
         "source": toy_graph["NCBIGene:2200"], "source_name": "FBN1", "type": "ASSOCIATED_WITH",
-        "target": toy_graph["OMIM:154700"], "target_name": "Marfan syndrome"}
+        "target": toy_graph["OMIM:154700"], "target_name": "Marfan syndrome",
+        "predicted": False, "probability": None}
     assert "FBN1" in data["answers"][0]["explanation"]
     assert data["linked_entities"][0]["mention"] == "Marfan syndrome"
     assert data["models"]["text_encoder"] == "all-MiniLM-L6-v2"
