@@ -98,6 +98,9 @@ def main() -> None:
     parser.add_argument("--eval-per-hop", type=int, default=300)
     parser.add_argument("--top-m", type=int, default=3,
                         help="predicted ends per (node, hop) that retrieval reads")
+    parser.add_argument("--encoder-config", type=json.loads, default={},
+                        help='EncoderConfig fields over the served default, as JSON, e.g. '
+                        '\'{"loss": "1n", "dim": 200, "epochs": 6}\'')
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", type=Path, default=Path("bench/results/qa_incomplete.json"))
@@ -116,8 +119,9 @@ def main() -> None:
         uids = sorted(graph.types)
         data = KGData.from_triples(triples, uids, graph.relation_types())
         config = EncoderConfig.for_graph(data.num_nodes, data.num_edges,
-                                         valid_fraction=0.01, test_fraction=args.missing,
-                                         seed=args.seed)
+                                         **{"valid_fraction": 0.01, "seed": args.seed,
+                                            **args.encoder_config,
+                                            "test_fraction": args.missing})
         splits = split_triples(data.triples(), config.valid_fraction, config.test_fraction,
                                config.seed)
         held = torch.cat([splits.valid, splits.test]).tolist()
