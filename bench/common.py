@@ -9,10 +9,11 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 
@@ -91,3 +92,34 @@ def api_server(extra_env: dict[str, str] | None = None,
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+Paired = dict[str, tuple[int, int]]  # hop count or "all" -> (only first right, only second)
+
+
+def paired_by_hops(rows: Sequence[dict[str, Any]], first: Sequence[Sequence[float]],
+                   second: Sequence[Sequence[float]]) -> Paired:
+    """Per hop count and 'all': questions only the first model answers, questions only the
+    second answers (per-question Hits@1 in row order), summed over runs (run k of each side on
+    the same questions, e.g. the same training seed)."""
+    counts: dict[str, list[int]] = {}
+    for first_run, second_run in zip(first, second, strict=True):
+        for row, a, b in zip(rows, first_run, second_run, strict=True):
+            for key in (str(row["hops"]), "all"):
+                cell = counts.setdefault(key, [0, 0])
+                cell[0] += int(a > b)
+                cell[1] += int(b > a)
+    order = sorted(counts, key=lambda key: (key == "all", key))
+    return {key: (counts[key][0], counts[key][1]) for key in order}
+
+
+def print_paired(title: str, lines: Sequence[tuple[str, str, Paired]], width: int,
+                 digits: int = 2) -> None:
+    """One line per (domain, label): +wins/-losses and the exact sign test per hop count."""
+    from fusion.stats import sign_test
+
+    print(title)
+    for domain, label, counts in lines:
+        cells = "  ".join(f"{hops}: +{w}/-{lost} p={sign_test(w, lost):.{digits}f}"
+                          for hops, (w, lost) in counts.items())
+        print(f"{domain:<9} {label:<{width}} {cells}")

@@ -34,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from bench.common import paired_by_hops, print_paired  # noqa: E402
 from fusion.evaluate import evaluate_rows  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.linking import AliasIndex  # noqa: E402
@@ -41,7 +42,6 @@ from fusion.linkpred import LinkPredictor  # noqa: E402
 from fusion.pipeline import DomainQA  # noqa: E402
 from fusion.questions import generate_questions  # noqa: E402
 from fusion.retrieval import MemoryExpander  # noqa: E402
-from fusion.stats import sign_test  # noqa: E402
 from fusion.train import TrainConfig, load_checkpoint, qa_artifacts, train_domain  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.encoder.config import EncoderConfig  # noqa: E402
@@ -74,18 +74,6 @@ def without(graph: DomainGraph, removed: set[Triple]) -> DomainGraph:
 def question_keys(rows: list[dict[str, Any]]) -> set[tuple[str, tuple[Any, ...], str]]:
     return {(t, tuple(tuple(s) for s in q["path"]), q["answer_type"])
             for q in rows for t in q["topic_entities"]}
-
-
-def paired(rows: list[dict[str, Any]], a: list[float], b: list[float]
-           ) -> dict[str, tuple[int, int]]:
-    out: dict[str, list[int]] = {}
-    for row, x, y in zip(rows, a, b, strict=True):
-        for key in (str(row["hops"]), "all"):
-            cell = out.setdefault(key, [0, 0])
-            cell[0] += int(x > y)
-            cell[1] += int(y > x)
-    return {k: (v[0], v[1]) for k, v in sorted(out.items(), key=lambda kv: (kv[0] == "all",
-                                                                             kv[0]))}
 
 
 def main() -> None:
@@ -174,7 +162,8 @@ def main() -> None:
                 for hops, m in res["metrics"].items():
                     table.append((domain, label, hops, m["n"], m["hits@1"], m["hits@5"],
                                   m["mrr"], broken.get(hops, sum(broken.values()))))
-            pairs.append((domain, mode, paired(eval_rows, outcomes[True], outcomes[False])))
+            pairs.append((domain, mode, paired_by_hops(eval_rows, [outcomes[True]],
+                                                         [outcomes[False]])))
         runs["seconds"] = round(time.perf_counter() - started, 1)
         report[domain] = runs
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -188,12 +177,8 @@ def main() -> None:
         print(f"{domain:<9} {label:<32} {hops:<4} {n:>4} {nb:>6} {h1:>7.3f} {h5:>7.3f} "
               f"{mrr:>6.3f}")
     print()
-    print("paired on the same questions: answered only with predicted links (+) / only with "
-          "recorded links (-), exact sign test p")
-    for domain, mode, counts in pairs:
-        cells = "  ".join(f"{hops}: +{w}/-{lost} p={sign_test(w, lost):.3f}"
-                          for hops, (w, lost) in counts.items())
-        print(f"{domain:<9} {mode:<11} {cells}")
+    print_paired("paired on the same questions: answered only with predicted links (+) / only "
+                 "with recorded links (-), exact sign test p", pairs, 11, digits=3)
     driver.close()
 
 

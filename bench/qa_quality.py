@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from bench.common import paired_by_hops, print_paired  # noqa: E402
 from fusion.evaluate import evaluate_rows  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.linking import AliasIndex  # noqa: E402
@@ -37,7 +38,6 @@ from fusion.pipeline import DomainQA  # noqa: E402
 from fusion.questions import generate_questions, generate_splits  # noqa: E402
 from fusion.retrieval import Neo4jExpander  # noqa: E402
 from fusion.space import load_graph_features  # noqa: E402
-from fusion.stats import sign_test  # noqa: E402
 from fusion.train import TrainConfig, load_checkpoint, qa_artifacts, train_domain  # noqa: E402
 from graph.artifacts import ArtifactStore  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
@@ -61,21 +61,6 @@ def ensure_encoder(settings: Any, driver: Any, domain: str, epochs: int, dim: in
     print(f"[{domain}] trained encoder {version} in {time.perf_counter() - started:.0f}s",
           flush=True)
     return version
-
-
-def ablation(rows: list[dict[str, Any]], with_graph: list[list[float]],
-             text_only: list[list[float]]) -> dict[str, tuple[int, int]]:
-    """Per hop count and 'all': (questions only the graph head answers, only the text head
-    answers), summed over the training seeds (run k of each head is the same checkpoint)."""
-    counts: dict[str, list[int]] = {}
-    for graph_run, text_run in zip(with_graph, text_only, strict=True):
-        for row, g, t in zip(rows, graph_run, text_run, strict=True):
-            for key in (str(row["hops"]), "all"):
-                cell = counts.setdefault(key, [0, 0])
-                cell[0] += int(g > t)
-                cell[1] += int(t > g)
-    order = sorted(counts, key=lambda key: (key == "all", key))
-    return {key: (counts[key][0], counts[key][1]) for key in order}
 
 
 def few_shot_rows(graph: DomainGraph, train_rows: list[dict[str, Any]],
@@ -202,8 +187,8 @@ def main() -> None:
                 kept = sum(bool(r["graph_terms"] is None or r["graph_terms"]["kept"])
                            for r in runs[f"{label} training"])
                 paired.append((domain, f"{label} ({kept}/{len(versions)} graph heads kept)",
-                               ablation(eval_rows, per_question[f"{label} + graph emb."],
-                                        per_question[f"{label} text only"])))
+                               paired_by_hops(eval_rows, per_question[f"{label} + graph emb."],
+                                              per_question[f"{label} text only"])))
         report[domain] = runs
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
@@ -214,14 +199,10 @@ def main() -> None:
         print(f"{domain:<9} {label:<26} {hops:<4} {n:>4} {h1:>7.3f} {h5:>7.3f} {mrr:>6.3f} "
               f"{count:>4} {spread:>9.2f}")
     print()
-    print("ablation, paired on the same questions and seeds: questions that only the model "
-          "with graph embeddings answers (+) / only the text-only model answers (-), "
-          "exact sign test p; where a graph head was not kept (TrainConfig.graph_terms_p) its "
-          "run answers with the text head")
-    for domain, label, counts in paired:
-        cells = "  ".join(f"{hops}: +{w}/-{lost} p={sign_test(w, lost):.2f}"
-                          for hops, (w, lost) in counts.items())
-        print(f"{domain:<9} {label:<36} {cells}")
+    print_paired("ablation, paired on the same questions and seeds: questions that only the "
+                 "model with graph embeddings answers (+) / only the text-only model answers "
+                 "(-), exact sign test p; where a graph head was not kept "
+                 "(TrainConfig.graph_terms_p) its run answers with the text head", paired, 36)
     driver.close()
 
 
