@@ -165,8 +165,8 @@ class ZeroShotScorer:
         path whose answers are all predicted, or that takes a guessed hop (``fusion.linkpred``),
         is scored against the same normaliser, so it cannot change the others' scores."""
         plain = [f for f in finals if not f.guessed]
-        head = [f for f in plain[:top] if f.answers]
-        head += [f for f in [f for f in finals if f.guessed][:top] if f.answers]
+        guessed = [f for f in finals if f.guessed]
+        head = [f for f in plain[:top] + guessed[:top] if f.answers]
         if not head:
             return finals
         texts = [verbalize_path(f, expander) for f in head]
