@@ -181,7 +181,10 @@ def ask(
         return
     if response.reason:
         typer.echo(f"no answer: {response.reason}")
-    print_table(f"{response.domain} ({response.mode})",
-                ["#", "answer", "type", "score", "evidence"],
-                [(i, a.name, a.type, f"{a.score:.3f}", a.evidence[0].text)
+    # a question with several topics ("X and Y") shows one evidence path per topic reached
+    title = f"{response.domain} ({response.mode})" + (
+        f", topics joined: {response.coordination}" if response.coordination else "")
+    print_table(title, ["#", "answer", "type", "score", "evidence"],
+                [(i, a.name, a.type, f"{a.score:.3f}",
+                  "\n".join(e.text for e in a.evidence) if a.reached_from else a.evidence[0].text)
                  for i, a in enumerate(response.answers, 1)])

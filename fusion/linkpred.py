@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fusion.retrieval import Caps, Expander, Grouped, Request, stored_triple
+from fusion.retrieval import Action, Caps, Expander, Grouped, Request, stored_triple
 from fusion.verbalize import IN
 
 Triple = tuple[str, str, str]  # (head, relation, tail) in the stored direction
@@ -106,6 +106,14 @@ class PredictingExpander:
 
     def actions(self, uids: Sequence[str]) -> Mapping[str, Any]:
         return self.base.actions(uids)
+
+    def paths_to(self, sources: Sequence[str], steps: Sequence[Action],
+                 targets: Sequence[str]) -> dict[str, list[str]]:
+        return self.base.paths_to(sources, steps, targets)  # recorded links only
+
+    def common_targets(self, groups: Sequence[Sequence[str]], steps: Sequence[Action],
+                       limit: int) -> list[str]:
+        return self.base.common_targets(groups, steps, limit)  # recorded links only
 
     def neighbours(self, requests: Sequence[Request], caps: Caps) -> Grouped:
         grouped = self.base.neighbours(requests, caps)

@@ -17,6 +17,7 @@ from typing import Any
 
 from neo4j import Driver, RoutingControl
 
+from fusion.coordination import Combined, Coordination, combine, coordinate
 from fusion.exceptions import QAModelNotReadyError, QuestionError
 from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
 from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
@@ -30,6 +31,7 @@ from fusion.retrieval import (
     Scorer,
     beam_search,
     keep_asked_type,
+    path_result,
     rank_answers,
 )
 from fusion.schemas import (
@@ -92,6 +94,11 @@ def check_question(question: str) -> str:
     return text
 
 
+COORDINATED_POOL = 500  # answers per topic that a coordinated question combines
+COORDINATED_READINGS = 3  # likeliest paths whose shared answers are read from the whole graph
+Reading = tuple[tuple[tuple[str, str], ...], str]  # a path's (steps, answer type)
+
+
 def relation_label(step: tuple[str, str]) -> str:
     return step[0] if step[1] == "out" else f"^{step[0]}"
 
@@ -103,6 +110,24 @@ class Prepared:
     question: str
     mentions: list[Mention]
     ctx: QuestionContext | None
+    coordination: Coordination | None = None  # several topics in the topic slot
+
+    @property
+    def topics(self) -> list[Mention]:
+        """The mentions whose entities the path starts from (the primary one alone, or the
+        coordinated ones in question order)."""
+        if self.coordination is not None:
+            return list(self.coordination.mentions)
+        return self.mentions[:1]
+
+
+def masked(prepared_question: str, mentions: list[Mention],
+           coordination: Coordination | None) -> str:
+    """The question with its topic slot masked (the coordinated span as one topic)."""
+    if coordination is None:
+        return mask_question(prepared_question, mentions[0], MASK)
+    return (f"{prepared_question[:coordination.start]}{MASK}"
+            f"{prepared_question[coordination.end:]}")
 
 
 class DomainQA:
@@ -127,6 +152,7 @@ class DomainQA:
             expander = expander.for_types(self.space.relation_types())
         self.expander = expander
         self.link_predictor: LinkPredictor | None = None  # loaded on the first ask that wants it
+        self.coordinate = True  # several topics joined by "and" / "or" (off: the first alone)
         self.zero_shot = ZeroShotScorer(self.space)
         self.scorers: dict[str, ModelScorer] = {}
         if checkpoint is not None:
@@ -153,9 +179,12 @@ class DomainQA:
                 for c in m.candidates:
                     if isinstance(self.expander, Neo4jExpander):
                         self.expander.remember(c.uid, c.name, c.type)
-        texts = [mask_question(q, ms[0], MASK) for q, ms in linked if ms]
+        groups = [coordinate(q, ms) if ms and self.coordinate else None for q, ms in linked]
+        texts = [masked(q, ms, group) for (q, ms), group in zip(linked, groups, strict=True)
+                 if ms]
         contexts = iter(encode_questions(texts))
-        return [Prepared(q, ms, next(contexts) if ms else None) for q, ms in linked]
+        return [Prepared(q, ms, next(contexts) if ms else None, group)
+                for (q, ms), group in zip(linked, groups, strict=True)]
 
     def default_mode(self) -> Mode:
         return "fine-tuned" if self.scorers else "zero-shot"
@@ -171,12 +200,14 @@ class DomainQA:
 
     def search(self, prepared: Prepared, max_hops: int, mode: Mode,
                use_graph: bool = True, expander: Expander | None = None,
+               mention: Mention | None = None,
                ) -> tuple[list[PathResult], dict[str, Any]]:
-        """The complete paths, best first, and which models scored them; ``expander`` (default:
-        the domain's) may be a ``PredictingExpander`` for this question."""
+        """The complete paths, best first, and which models scored them, from the entities of
+        ``mention`` (default: the primary one); ``expander`` (default: the domain's) may be a
+        ``PredictingExpander`` for this question."""
         assert prepared.ctx is not None
         expander = expander or self.expander
-        mention = prepared.mentions[0]
+        mention = mention or prepared.mentions[0]
         topics = [(c.uid, math.log(max(c.score, 1e-6))) for c in mention.candidates]
         models: dict[str, Any] = {"text_encoder": TEXT_MODEL, "qa": None, "encoder": None,
                                   "graph_embeddings": False}
@@ -256,21 +287,108 @@ class DomainQA:
                 index = self.linker.index
                 expander = PredictingExpander(self.expander, self.predictor(), index.names,
                                               index.types)
-            finals, models = self.search(prepared, max_hops, mode, use_graph, expander)
-            ranked = rank_answers(finals, expander, top_k)
-            answers = [self._answer(uid, prob, final, finals, expander)
-                       for uid, prob, final in ranked]
+            if prepared.coordination is None:
+                finals, models = self.search(prepared, max_hops, mode, use_graph, expander)
+                ranked = rank_answers(finals, expander, top_k)
+                answers = [self._answer(uid, prob, final, finals, expander)
+                           for uid, prob, final in ranked]
+            else:
+                answers, models = self._coordinated(prepared, prepared.coordination, top_k,
+                                                    max_hops, mode, use_graph, expander)
             if not answers:
-                reason = (f"no path of at most {max_hops} hops from "
-                          f"{prepared.mentions[0].candidates[0].name!r} leads to an answer")
+                names = " or ".join(repr(m.candidates[0].name) for m in prepared.topics)
+                reason = f"no path of at most {max_hops} hops from {names} leads to an answer"
         done = time.perf_counter()
         return AskResponse(
             question=question, domain=self.domain, mode=mode, answers=answers,
             linked_entities=linked, reason=reason, models=models,
+            coordination=prepared.coordination.operator if prepared.coordination else None,
             timings_ms={"link_encode": round(1000 * (linked_at - started), 2),
                         "retrieve_score": round(1000 * (done - linked_at), 2),
                         "total": round(1000 * (done - started), 2)},
         )
+
+    def _coordinated(self, prepared: Prepared, group: Coordination, top_k: int, max_hops: int,
+                     mode: Mode, use_graph: bool, expander: Expander,
+                     ) -> tuple[list[Answer], dict[str, Any]]:
+        """Answers of a question with several topics (``fusion.coordination``): one search
+        per topic, the same masked question; answers combined by the operator."""
+        searched = [self.search(prepared, max_hops, mode, use_graph, expander, mention=m)
+                    for m in group.mentions]
+        ranked = [rank_answers(finals, expander, COORDINATED_POOL) for finals, _ in searched]
+        if group.operator == "all":
+            ranked = self._complete(ranked, [finals for finals, _ in searched], group, expander)
+        combined = combine(ranked, group.operator, top_k)
+        return [self._coordinated_answer(c, group, expander) for c in combined], searched[0][1]
+
+    @staticmethod
+    def _complete(ranked: list[list[tuple[str, float, PathResult]]],
+                  finals: list[list[PathResult]], group: Coordination, expander: Expander,
+                  ) -> list[list[tuple[str, float, PathResult]]]:
+        """Add to each topic's answers the entities that every topic reaches by one of the
+        likeliest readings (``COORDINATED_READINGS`` paths), read from the whole graph: each
+        topic's own search reads capped neighbour lists (a disease with 80 phenotypes, a
+        phenotype of 3,000 diseases), so what both reach may be in neither list. Each added
+        answer has a recorded path from the topic for its evidence and counts with that
+        path's probability in the topic's own search (or, if its beam did not keep the path,
+        in the search that did)."""
+        weight: dict[Reading, float] = {}
+        logp: list[dict[Reading, float]] = []
+        for own in finals:
+            found: dict[Reading, float] = {}
+            for final in own:
+                if not final.guessed:
+                    key = (final.steps, final.answer_type)
+                    weight[key] = weight.get(key, 0.0) + math.exp(final.logp)
+                    found[key] = max(found.get(key, -math.inf), final.logp)
+            logp.append(found)
+        groups = [[c.uid for c in m.candidates] for m in group.mentions]
+        common: dict[Reading, list[str]] = {}
+        taken: set[str] = set()
+        for key in sorted(weight, key=lambda k: (-weight[k], k))[:COORDINATED_READINGS]:
+            steps, answer_type = key
+            for uid in expander.common_targets(groups, steps, COORDINATED_POOL):
+                if uid not in taken and expander.node(uid)[1] == answer_type:
+                    taken.add(uid)
+                    common.setdefault(key, []).append(uid)
+        out = []
+        for topic, answers in enumerate(ranked):
+            have = {uid for uid, _, _ in answers}
+            added = list(answers)
+            for (steps, answer_type), targets in common.items():
+                path_logp = logp[topic].get((steps, answer_type),
+                                            max(found.get((steps, answer_type), -math.inf)
+                                                for found in logp))
+                missing = [uid for uid in targets if uid not in have]
+                for uid, nodes in expander.paths_to(groups[topic], steps, missing).items():
+                    added.append((uid, math.exp(path_logp),
+                                  path_result(nodes, steps, answer_type, path_logp)))
+            out.append(added)
+        return out
+
+    def _coordinated_answer(self, combined: Combined[PathResult], group: Coordination,
+                            expander: Expander) -> Answer:
+        uid = combined.uid
+        name, etype = expander.node(uid)
+        best = max(combined.reached, key=lambda r: r[1])[2]
+        evidence = [self._evidence(final, uid, expander) for _, _, final in combined.reached]
+        asked = [m.candidates[0].name for m in group.mentions]
+        reached = [expander.node(final.topic)[0] for _, _, final in combined.reached]
+        missing = [asked[i] for i in range(len(asked))
+                   if i not in {topic for topic, _, _ in combined.reached}]
+        steps = " then ".join(
+            (f"'{words(r)}'" if d == "out" else f"'{words(r)}' (reversed)") for r, d in best.steps)
+        how = ("mean over the topics" if group.operator == "all"
+               else "that at least one topic's path reaches it")
+        explanation = (f"{name} ({etype}) is reached from {len(combined.reached)} of the "
+                       f"{len(asked)} entities asked ({', '.join(reached)}) by {steps} "
+                       f"(probability {combined.score:.2f}, {how})"
+                       + (f"; not from {', '.join(missing)}" if missing else "")
+                       + f"; e.g. {evidence[0].text}")
+        return Answer(uid=uid, name=name, type=etype, score=round(combined.score, 6),
+                      relation_path=[relation_label(s) for s in best.steps],
+                      evidence=evidence, explanation=explanation,
+                      reached_from=[final.topic for _, _, final in combined.reached])
 
     def _drop_namesakes(self, finals: list[PathResult]) -> None:
         """Remove answers named like the path's topic: for "Which diseases are characterized by

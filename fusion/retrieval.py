@@ -73,6 +73,73 @@ OUT_PATTERN_TEMPLATE = "(n)-[r:{rel}]->(m:Entity)"
 IN_PATTERN_TEMPLATE = "(n)<-[r:{rel}]-(m:Entity)"
 
 
+# One recorded path to each of $targets from any of $sources by a fixed sequence of hops: exact
+# and uncapped, unlike the capped expansion (the evidence for an answer that a topic reaches but
+# did not read). Meant for targets known to be reached: the search for each stops at its first
+# path. {pattern} is built by ``path_pattern`` from allow-listed, backtick-quoted types.
+PATH_TO_QUERY_TEMPLATE = """
+UNWIND $targets AS target
+MATCH (a:Entity {{uid: target}})
+CALL (a) {{
+  MATCH p = {pattern}
+  WHERE s.uid IN $sources
+  RETURN p LIMIT 1
+}}
+RETURN target, [n IN nodes(p) | n.uid] AS uids, [n IN nodes(p) | n.name] AS names,
+       [n IN nodes(p) | labels(n)] AS labels
+"""
+# The entities that every group of sources reaches by a fixed sequence of hops (the answers
+# "diseases with X and Y" share may be in no topic's capped neighbour lists): per group a walk
+# over node sets, at most $frontier distinct nodes per hop (so a hub bounds the work, not the
+# number of paths through it), then the nodes every group reached, at most $limit.
+# {walk} is built by ``set_walk`` from allow-listed, backtick-quoted types.
+COMMON_TARGETS_QUERY_TEMPLATE = """
+UNWIND range(0, size($groups) - 1) AS g
+CALL (g) {{
+  MATCH (n0:Entity) WHERE n0.uid IN $groups[g]
+{walk}
+}}
+WITH a, count(*) AS reached WHERE reached = size($groups)
+RETURN a.uid AS uid, a.name AS name, labels(a) AS labels
+LIMIT $limit
+"""
+COMMON_FRONTIER = 5000
+
+
+def set_walk(steps: Sequence[Action]) -> str:
+    """One ``MATCH ... WITH DISTINCT ... LIMIT $frontier`` per hop, ending in ``a``; each type
+    checked and backtick-quoted by ``quote_identifier``."""
+    lines = []
+    for hop, (rel, direction) in enumerate(steps):
+        quoted = quote_identifier(rel)
+        here, there = f"n{hop}", ("a" if hop == len(steps) - 1 else f"n{hop + 1}")
+        edge = f"-[:{quoted}]->" if direction == OUT else f"<-[:{quoted}]-"
+        lines.append(f"  MATCH ({here}){edge}({there}:Entity)")
+        lines.append(f"  WITH DISTINCT {there} LIMIT $frontier")
+    lines.append("  RETURN a")
+    return "\n".join(lines)
+
+
+def path_pattern(steps: Sequence[Action]) -> str:
+    """``(s)-[:`A`]->(:Entity)<-[:`B`]-(a:Entity)`` for steps ((A, out), (B, in)); each type
+    checked and backtick-quoted by ``quote_identifier``."""
+    parts = ["(s:Entity)"]
+    for hop, (rel, direction) in enumerate(steps):
+        node = "(a:Entity)" if hop == len(steps) - 1 else "(:Entity)"
+        quoted = quote_identifier(rel)
+        parts.append(f"-[:{quoted}]->{node}" if direction == OUT else f"<-[:{quoted}]-{node}")
+    return "".join(parts)
+
+
+def path_result(nodes: Sequence[str], steps: Sequence[Action], answer_type: str,
+                logp: float) -> PathResult:
+    """A ``PathResult`` for one known path ``nodes[0] -> ... -> nodes[-1]`` (its answer)."""
+    back = [{nodes[k + 1]: (nodes[k], rel, direction)}
+            for k, (rel, direction) in enumerate(steps)]
+    return PathResult(nodes[0], tuple(steps), answer_type, logp, [nodes[-1]], back,
+                      {nodes[-1]: 1})
+
+
 @dataclass(frozen=True)
 class ActionQueries:
     """The two retrieval queries for one allow-list of relationship types."""
@@ -141,6 +208,14 @@ class Expander(Protocol):
     def neighbours(self, requests: Sequence[Request], caps: Caps) -> Grouped: ...
 
     def node(self, uid: str) -> tuple[str, str]: ...  # (name, type)
+
+    def paths_to(self, sources: Sequence[str], steps: Sequence[Action],
+                 targets: Sequence[str]) -> dict[str, list[str]]: ...
+    # target -> the nodes of one recorded path from a source to it by ``steps`` (uncapped)
+
+    def common_targets(self, groups: Sequence[Sequence[str]], steps: Sequence[Action],
+                       limit: int) -> list[str]: ...
+    # the entities that every group of sources reaches by ``steps`` (uncapped)
 
 
 def cut_to_rows(requests: Sequence[Request], lists: Mapping[Request, list[str]],
@@ -311,6 +386,41 @@ class Neo4jExpander:
                 shared.partial.popitem(last=False)
         return fetched
 
+    def paths_to(self, sources: Sequence[str], steps: Sequence[Action],
+                 targets: Sequence[str]) -> dict[str, list[str]]:
+        """For each target that a source reaches by ``steps``: the nodes of one such path.
+        Hops outside this view's allow-list reach nothing."""
+        queries = self._query_set()
+        if not steps or not sources or not targets or \
+                any(step not in queries.actions for step in steps):
+            return {}
+        records = self._run(PATH_TO_QUERY_TEMPLATE.format(pattern=path_pattern(steps)), {
+            "sources": list(sources), "targets": list(targets)})
+        out: dict[str, list[str]] = {}
+        with self._shared.lock:
+            for r in records:
+                out[r["target"]] = list(r["uids"])
+                for uid, name, labels in zip(r["uids"], r["names"], r["labels"], strict=True):
+                    self._shared.nodes.setdefault(uid, (name or uid, entity_type(labels)))
+        return out
+
+    def common_targets(self, groups: Sequence[Sequence[str]], steps: Sequence[Action],
+                       limit: int) -> list[str]:
+        """The entities (at most ``limit``) that every group of sources reaches by ``steps``.
+        Hops outside this view's allow-list reach nothing."""
+        queries = self._query_set()
+        if not steps or not groups or any(not g for g in groups) or \
+                any(step not in queries.actions for step in steps):
+            return []
+        records = self._run(COMMON_TARGETS_QUERY_TEMPLATE.format(walk=set_walk(steps)),
+                            {"groups": [list(g) for g in groups], "frontier": COMMON_FRONTIER,
+                             "limit": limit})
+        with self._shared.lock:
+            for r in records:
+                self._shared.nodes.setdefault(r["uid"], (r["name"] or r["uid"],
+                                                         entity_type(r["labels"])))
+        return [r["uid"] for r in records]
+
     def expand(self, uids: Sequence[str], caps: Caps) -> dict[str, list[Row]]:
         """Every hop of ``uids`` with its capped neighbours, as rows (for inspection)."""
         available = self.actions(uids)
@@ -353,6 +463,42 @@ class MemoryExpander:
         lists = {(uid, action): self.graph.adj.get(uid, {}).get(action, [])[:caps.per_type]
                  for uid, action in requests}
         return cut_to_rows(requests, lists, caps.rows)
+
+    def paths_to(self, sources: Sequence[str], steps: Sequence[Action],
+                 targets: Sequence[str]) -> dict[str, list[str]]:
+        """As ``Neo4jExpander.paths_to``, over the whole (uncapped) adjacency."""
+        if not steps:
+            return {}
+        back: list[dict[str, str]] = []
+        frontier = set(sources)
+        for step in steps:
+            reached: dict[str, str] = {}
+            for uid in sorted(frontier):
+                for target in self.graph.adj.get(uid, {}).get(step, ()):
+                    reached.setdefault(target, uid)
+            back.append(reached)
+            frontier = set(reached)
+        out = {}
+        for target in targets:
+            if target in frontier:
+                nodes = [target]
+                for hop in range(len(steps) - 1, -1, -1):
+                    nodes.append(back[hop][nodes[-1]])
+                out[target] = nodes[::-1]
+        return out
+
+    def common_targets(self, groups: Sequence[Sequence[str]], steps: Sequence[Action],
+                       limit: int) -> list[str]:
+        """As ``Neo4jExpander.common_targets``, over the whole adjacency."""
+        if not steps or not groups:
+            return []
+        common: set[str] | None = None
+        for group in groups:
+            reached = set(group)
+            for step in steps:
+                reached = self.graph.follow(reached, step)
+            common = reached if common is None else common & reached
+        return sorted(common or ())[:limit]
 
     def expand_grouped(self, uids: Sequence[str], caps: Caps) -> Grouped:
         """Every hop of ``uids`` with its capped neighbours."""

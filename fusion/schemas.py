@@ -54,10 +54,14 @@ class Answer(BaseModel):
     uid: str
     name: str
     type: str
-    score: float = Field(description="probability of the best relation path reaching it")
+    score: float = Field(description="probability that the question's relation path reaches "
+                         "it (with several topics: combined as `coordination` says)")
     relation_path: list[str] = Field(description="e.g. ['HAS_PHENOTYPE', '^IS_A'] (^ = reversed)")
     evidence: list[EvidencePath]
     explanation: str
+    reached_from: list[str] | None = Field(
+        default=None, description="with several topics joined by and/or: the uids of the "
+        "topic entities whose paths reach this answer (one evidence path each)")
 
 
 class LinkedCandidate(BaseModel):
@@ -82,6 +86,9 @@ class AskResponse(BaseModel):
     answers: list[Answer]
     linked_entities: list[LinkedEntity]
     reason: str | None = Field(default=None, description="why there is no answer, if none")
+    coordination: Literal["all", "any"] | None = Field(
+        default=None, description="several topics joined in the question: 'all' (and: "
+        "answers that every topic reaches first, then those most reach) or 'any' (or)")
     models: dict[str, str | bool | None]
     timings_ms: dict[str, float]
 

@@ -51,6 +51,15 @@ def test_ask_returns_answers_evidence_links_models_and_timings(
     assert data["models"]["text_encoder"] == "all-MiniLM-L6-v2"
     assert data["timings_ms"]["total"] > 0
     assert len(data["answers"]) <= 3
+    assert data["coordination"] is None and data["answers"][0]["reached_from"] is None
+    both = client.post("/v1/ask", headers=READER, json={
+        **body, "question": "Which diseases present both tall stature and joint hypermobility?"})
+    assert both.status_code == 200, both.text
+    shared = both.json()
+    assert shared["coordination"] == "all"
+    assert shared["answers"][0]["uid"] == toy_graph["OMIM:154700"]
+    assert shared["answers"][0]["reached_from"] == [toy_graph["HP:0000098"],
+                                                    toy_graph["HP:0001382"]]
 
 
 def test_ask_errors(client: TestClient, toy_graph: dict[str, str], domain: str) -> None:

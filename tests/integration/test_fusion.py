@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import shutil
 from collections.abc import Iterator
 from typing import Any
@@ -16,13 +17,14 @@ from fusion.linking import EntityLinker
 from fusion.linkpred import LinkPredictor
 from fusion.pipeline import QAService
 from fusion.questions import generate_questions
-from fusion.retrieval import Caps, Neo4jExpander, beam_search
+from fusion.retrieval import Caps, MemoryExpander, Neo4jExpander, beam_search
 from fusion.train import CONFIG_FILE, MODEL_FILE, TEXT_MODEL_FILE, TrainConfig, train_domain
 from graph.encoder.checkpoint import load_active_encoder
 from graph.exceptions import ModelNotReadyError
 from graph.settings import Settings
 from graph.store import GraphStore
 from graph.writer import entity_row, relation_row, write_entities, write_relations
+from tests.unit.random_graphs import RELATIONS, random_typed_graph
 
 EDGE_EXISTS_QUERY = """
 MATCH (a:Entity {uid: $source})-[r]->(b:Entity {uid: $target})
@@ -371,6 +373,82 @@ def test_a_question_that_names_no_type_is_answered_in_one_hop(
         response = service.ask(question, domain, mode="zero-shot")
         assert response.answers[0].name == answer
         assert len(response.answers[0].relation_path) == 1
+
+
+def test_coordinated_topics_answer_what_all_or_any_of_them_reach(
+    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str
+) -> None:
+    service = QAService(settings, driver)
+    marfan, eds = toy_graph["OMIM:154700"], toy_graph["OMIM:130000"]
+    arachnodactyly, hypermobile = toy_graph["HP:0001166"], toy_graph["HP:0001382"]
+    both = service.ask("Which diseases present both arachnodactyly and joint hypermobility?",
+                       domain, mode="zero-shot")
+    assert both.coordination == "all"
+    assert [a.uid for a in both.answers] == [marfan, eds]  # EDS lacks arachnodactyly
+    assert both.answers[0].reached_from == [arachnodactyly, hypermobile]
+    assert both.answers[1].reached_from == [hypermobile]
+    assert "2 of the 2" in both.answers[0].explanation
+    assert "not from Arachnodactyly" in both.answers[1].explanation
+    assert both.answers[0].score > both.answers[1].score
+    for answer in both.answers:  # one evidence path per topic that reaches it, all recorded
+        assert len(answer.evidence) == len(answer.reached_from or [])
+        for path in answer.evidence:
+            for hop in path.relations:
+                assert _edge_exists(driver, settings, hop.source, hop.type, hop.target)
+    alone = service.ask("Which diseases present joint hypermobility?", domain, mode="zero-shot")
+    assert alone.coordination is None and {a.uid for a in alone.answers} == {marfan, eds}
+    either = service.ask("Which diseases present arachnodactyly or joint hypermobility?",
+                         domain, mode="zero-shot")
+    assert either.coordination == "any" and [a.uid for a in either.answers] == [marfan, eds]
+    # what no topic shares: the answers of each, and the explanation says which lacks them
+    genes = service.ask("Which genes are associated with Marfan syndrome and Ehlers-Danlos "
+                        "syndrome?", domain, mode="zero-shot")
+    assert {a.name for a in genes.answers[:2]} == {"FBN1", "COL5A1"}
+    assert all(len(a.reached_from or []) == 1 for a in genes.answers[:2])
+
+
+def test_exact_path_reads_agree_with_the_in_memory_graph(
+    driver: Driver, settings: Settings, domain: str
+) -> None:
+    # Neo4jExpander.common_targets / paths_to (what coordinated questions read beyond the
+    # capped lists) against the in-memory walks over the same random graph
+    rng = random.Random(3)
+    graph = random_typed_graph(rng, num_nodes=30, num_edges=300, unique=True)
+    uid = {n: f"{domain}:{n}" for n in graph.names}
+    write_entities(driver, settings.neo4j_database, [
+        entity_row(uid[n], n, domain, [graph.types[n]]) for n in graph.names])
+    write_relations(driver, settings.neo4j_database, [
+        relation_row(uid[a], rel, uid[b]) for a, hops in graph.adj.items()
+        for (rel, direction), targets in hops.items() if direction == "out" for b in targets])
+    memory = MemoryExpander(graph)
+    neo = Neo4jExpander(driver, settings.neo4j_database).for_types(RELATIONS)
+    nodes = sorted(graph.names)
+    compared = 0
+    for _ in range(40):
+        steps: list[tuple[str, str]] = []
+        for _hop in range(rng.randint(1, 3)):
+            step = (rng.choice(RELATIONS), rng.choice(["out", "in"]))
+            if steps and step[0] == steps[-1][0] and step[1] != steps[-1][1]:
+                continue  # straight back over the relationship just taken
+            steps.append(step)
+        groups = [rng.sample(nodes, rng.randint(1, 3)) for _ in range(rng.randint(2, 3))]
+        expected = memory.common_targets(groups, steps, 1000)
+        got = neo.common_targets([[uid[n] for n in g] for g in groups], steps, 1000)
+        assert sorted(got) == sorted(uid[n] for n in expected)
+        compared += bool(expected)
+        in_memory = memory.paths_to(groups[0], steps, nodes)
+        read = neo.paths_to([uid[n] for n in groups[0]], steps, [uid[n] for n in nodes])
+        back = {v: k for k, v in uid.items()}
+        assert {back[t] for t in read} <= set(in_memory)
+        if len(steps) <= 2:  # no walk of <= 2 such hops takes one relationship twice
+            assert {back[t] for t in read} == set(in_memory)
+        for target, path in read.items():
+            plain = [back[u] for u in path]
+            assert plain[0] in groups[0] and path[-1] == target and len(path) == len(steps) + 1
+            for (rel, direction), a, b in zip(steps, plain[:-1], plain[1:], strict=True):
+                assert b in graph.adj[a][(rel, direction)]
+    assert compared >= 10  # the draws did find shared targets
+    assert neo.common_targets([[uid[nodes[0]]]], [("NOT_IN_SCHEMA", "out")], 10) == []
 
 
 def test_predicted_links_extend_answers_without_changing_the_recorded_ones(

@@ -10,10 +10,11 @@ from collections.abc import Sequence
 import pytest
 import torch
 
+from fusion.coordination import Coordination, combine, coordinate
 from fusion.evaluate import reciprocal_rank, summarize
 from fusion.graphdata import DomainGraph
 from fusion.inference import QuestionContext
-from fusion.linking import AliasIndex, EntityLinker, mask_question
+from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
 from fusion.model import FusionModel
 from fusion.parse import MAX_STEPS, PathHints, clean_segment, parse_question, step_token_masks
 from fusion.retrieval import (
@@ -666,3 +667,66 @@ def test_answers_keep_to_the_type_the_question_names_where_one_is_reached() -> N
     assert keep_asked_type([phenotypes, gene], PathHints(("Person",), 1, None)) == \
         [phenotypes, gene]
     assert keep_asked_type([phenotypes, gene], None) == [phenotypes, gene]
+
+
+def _linked(question: str) -> tuple[list[Mention], Coordination | None]:
+    index = AliasIndex(
+        keys={"arachnodactyly": [("p:1", True)], "tall stature": [("p:2", True)],
+              "joint hypermobility": [("p:3", True)], "marfan syndrome": [("d:1", True)],
+              "fbn1": [("g:1", True)]},
+        names={"p:1": "Arachnodactyly", "p:2": "Tall stature", "p:3": "Joint hypermobility",
+               "d:1": "Marfan syndrome", "g:1": "FBN1"},
+        types={"p:1": "Phenotype", "p:2": "Phenotype", "p:3": "Phenotype", "d:1": "Disease",
+               "g:1": "Gene"})
+    mentions = EntityLinker(None, "m", index).link(question)
+    return mentions, coordinate(question, mentions)
+
+
+def test_coordinated_topics_are_found_with_their_operator_and_span() -> None:
+    question = "Which diseases present both arachnodactyly and tall stature?"
+    mentions, group = _linked(question)
+    assert group is not None and group.operator == "all"
+    assert [m.text for m in group.mentions] == ["arachnodactyly", "tall stature"]
+    assert question[group.start:group.end] == "both arachnodactyly and tall stature"
+    three = _linked("Which diseases present arachnodactyly, tall stature, and joint "
+                    "hypermobility?")[1]
+    assert three is not None and three.operator == "all"
+    assert [m.candidates[0].uid for m in three.mentions] == ["p:1", "p:2", "p:3"]
+    for text in ("Which diseases present arachnodactyly or tall stature?",
+                 "Which diseases present either tall stature or arachnodactyly?"):
+        either = _linked(text)[1]
+        assert either is not None and either.operator == "any" and len(either.mentions) == 2
+    # a lone topic, a comma without a word, other types, words between: no coordination
+    for text in ("Which diseases present arachnodactyly?",
+                 "Which diseases present arachnodactyly, tall stature?",
+                 "Which genes are associated with Marfan syndrome and arachnodactyly?",
+                 "Is arachnodactyly a kind of tall stature?",
+                 "Which phenotypes does FBN1 share with Marfan syndrome?"):
+        assert _linked(text)[1] is None, text
+
+
+def test_combined_answers_put_full_coverage_first_or_take_any() -> None:
+    ranked = [[("a", 0.9, "pa"), ("b", 0.6, "pb")],   # topic 0
+              [("b", 0.5, "qb"), ("c", 0.8, "qc")]]   # topic 1
+    both = combine(ranked, "all", 10)
+    assert [c.uid for c in both] == ["b", "a", "c"]  # only b is reached from both topics
+    assert both[0].score == pytest.approx((0.6 + 0.5) / 2)
+    assert [(t, p, path) for t, p, path in both[0].reached] == [(0, 0.6, "pb"), (1, 0.5, "qb")]
+    assert both[1].score == pytest.approx(0.45) and both[2].score == pytest.approx(0.4)
+    either = combine(ranked, "any", 2)
+    assert [c.uid for c in either] == ["a", "b"]  # noisy-or: b = 1 - 0.4 * 0.5 = 0.8 < 0.9
+    assert either[1].score == pytest.approx(0.8)
+    assert combine([[], []], "all", 5) == []
+
+
+def test_coordinated_mentions_keep_the_candidates_of_their_shared_type() -> None:
+    index = AliasIndex(
+        keys={"als": [("d:1", True), ("p:1", True)], "redundant neck skin": [("p:2", True)]},
+        names={"d:1": "ALS", "p:1": "ALS", "p:2": "Redundant neck skin"},
+        types={"d:1": "Disease", "p:1": "Phenotype", "p:2": "Phenotype"})
+    question = "Which genes contribute to ALS and redundant neck skin?"
+    mentions = EntityLinker(None, "m", index).link(question)
+    assert {c.uid for m in mentions for c in m.candidates} == {"d:1", "p:1", "p:2"}
+    group = coordinate(question, mentions)
+    assert group is not None
+    assert [[c.uid for c in m.candidates] for m in group.mentions] == [["p:1"], ["p:2"]]
