@@ -130,6 +130,15 @@ def masked(prepared_question: str, mentions: list[Mention],
             f"{prepared_question[coordination.end:]}")
 
 
+@dataclass(frozen=True)
+class Pending:
+    """An answer that a topic reaches by this path in the graph, its evidence not read yet."""
+
+    steps: tuple[tuple[str, str], ...]
+    answer_type: str
+    logp: float
+
+
 class DomainQA:
     """Answers questions about one domain with one (optional) checkpoint."""
 
@@ -315,23 +324,45 @@ class DomainQA:
         per topic, the same masked question; answers combined by the operator."""
         searched = [self.search(prepared, max_hops, mode, use_graph, expander, mention=m)
                     for m in group.mentions]
-        ranked = [rank_answers(finals, expander, COORDINATED_POOL) for finals, _ in searched]
+        ranked: list[list[tuple[str, float, PathResult | Pending]]] = [
+            list(rank_answers(finals, expander, COORDINATED_POOL)) for finals, _ in searched]
         if group.operator == "all":
             ranked = self._complete(ranked, [finals for finals, _ in searched], group, expander)
-        combined = combine(ranked, group.operator, top_k)
-        return [self._coordinated_answer(c, group, expander) for c in combined], searched[0][1]
+        groups = [[c.uid for c in m.candidates] for m in group.mentions]
+        for _ in range(3):  # the evidence of the answers shown; an answer without any drops
+            combined = combine(ranked, group.operator, top_k)
+            wanted: dict[tuple[int, Pending], list[str]] = {}
+            for answer in combined:
+                for topic, _, path in answer.reached:
+                    if isinstance(path, Pending):
+                        wanted.setdefault((topic, path), []).append(answer.uid)
+            if not wanted:
+                break
+            found = {(topic, uid): path_result(nodes, pending.steps, pending.answer_type,
+                                               pending.logp)
+                     for (topic, pending), uids in wanted.items()
+                     for uid, nodes in expander.paths_to(groups[topic], pending.steps,
+                                                         uids).items()}
+            asked = {(topic, uid) for (topic, _), uids in wanted.items() for uid in uids}
+            ranked = [[(uid, prob, found.get((topic, uid), path)) for uid, prob, path in answers
+                       if (topic, uid) not in asked or (topic, uid) in found]
+                      for topic, answers in enumerate(ranked)]
+        shown = [c for c in combine(ranked, group.operator, top_k)
+                 if not any(isinstance(path, Pending) for _, _, path in c.reached)]
+        return [self._coordinated_answer(c, group, expander)  # type: ignore[arg-type]  # no Pending
+                for c in shown], searched[0][1]
 
     @staticmethod
-    def _complete(ranked: list[list[tuple[str, float, PathResult]]],
+    def _complete(ranked: list[list[tuple[str, float, PathResult | Pending]]],
                   finals: list[list[PathResult]], group: Coordination, expander: Expander,
-                  ) -> list[list[tuple[str, float, PathResult]]]:
+                  ) -> list[list[tuple[str, float, PathResult | Pending]]]:
         """Add to each topic's answers the entities that every topic reaches by one of the
         likeliest readings (``COORDINATED_READINGS`` paths), read from the whole graph: each
         topic's own search reads capped neighbour lists (a disease with 80 phenotypes, a
-        phenotype of 3,000 diseases), so what both reach may be in neither list. Each added
-        answer has a recorded path from the topic for its evidence and counts with that
-        path's probability in the topic's own search (or, if its beam did not keep the path,
-        in the search that did)."""
+        phenotype of 3,000 diseases), so what both reach may be in neither list. An added
+        answer counts with that path's probability in the topic's own search (or, if its beam
+        did not keep the path, in the search that did); its evidence path is read later, for
+        the answers shown only (``Pending``)."""
         weight: dict[Reading, float] = {}
         logp: list[dict[Reading, float]] = []
         for own in finals:
@@ -359,10 +390,9 @@ class DomainQA:
                 path_logp = logp[topic].get((steps, answer_type),
                                             max(found.get((steps, answer_type), -math.inf)
                                                 for found in logp))
-                missing = [uid for uid in targets if uid not in have]
-                for uid, nodes in expander.paths_to(groups[topic], steps, missing).items():
-                    added.append((uid, math.exp(path_logp),
-                                  path_result(nodes, steps, answer_type, path_logp)))
+                pending = Pending(steps, answer_type, path_logp)
+                added += [(uid, math.exp(path_logp), pending) for uid in targets
+                          if uid not in have]
             out.append(added)
         return out
 

@@ -103,7 +103,7 @@ WITH a, count(*) AS reached WHERE reached = size($groups)
 RETURN a.uid AS uid, a.name AS name, labels(a) AS labels
 LIMIT $limit
 """
-COMMON_FRONTIER = 5000
+COMMON_FRONTIER = 2000
 
 
 def set_walk(steps: Sequence[Action]) -> str:
