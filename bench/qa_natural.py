@@ -8,7 +8,9 @@ wording out by template; these show how the served models (the active checkpoint
 wording nobody generated. ``natural_dev``: looked at while fixing the parse (its failures led to
 the "where" rule); ``natural_test``: written after that, measured once, then its failures led
 to the subject rule (so it is no longer clean); ``natural_test2``: written on 2026-12-01 before
-any change of that round and not looked at question by question.
+any change of that round and not looked at question by question; ``natural_coord``: questions
+with two or three topics joined by "and" / "or" (rows with "topics" and "operator"), written
+after ``fusion.coordination`` and measured once before any change to it.
 
     .venv/bin/python bench/qa_natural.py [--verbose]
 """
@@ -38,11 +40,22 @@ from graph.settings import get_settings  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
-SETS = (DATA / "natural_dev.jsonl", DATA / "natural_test.jsonl", DATA / "natural_test2.jsonl")
+SETS = (DATA / "natural_dev.jsonl", DATA / "natural_test.jsonl", DATA / "natural_test2.jsonl",
+        DATA / "natural_coord.jsonl")
 
 
 def gold_answers(graph: DomainGraph, row: dict[str, Any]) -> tuple[set[str], set[str]]:
-    """(topic uids, answer uids) of a row, from the graph."""
+    """(topic uids, answer uids) of a row, from the graph. A row with several "topics" asks
+    for what all of them reach ("operator": "all", the default) or any of them ("any")."""
+    if "topics" in row:
+        single = {k: v for k, v in row.items() if k != "topics"}
+        parts = [gold_answers(graph, {**single, "topic": t}) for t in row["topics"]]
+        if not all(topics for topics, _ in parts):
+            return set(), set()
+        answers = [reached for _, reached in parts]
+        combined = set.intersection(*answers) if row.get("operator", "all") == "all" \
+            else set.union(*answers)
+        return set.union(*(topics for topics, _ in parts)), combined
     topics = {uid for uid, name in graph.names.items()
               if normalize(name) == normalize(row["topic"])}
     reached = set(topics)
@@ -57,6 +70,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--data", type=Path, nargs="+", default=list(SETS))
     parser.add_argument("--verbose", action="store_true", help="print every question's answer")
+    parser.add_argument("--first-topic-only", action="store_true",
+                        help="answer from the first mention alone (no coordinated topics), "
+                        "as kgr did before fusion.coordination")
     args = parser.parse_args()
     torch.set_num_threads(2)
     settings = get_settings()
@@ -89,6 +105,7 @@ def main() -> None:
         qa = DomainQA(settings, store, domain, expander,
                       AliasIndex.load(driver, settings.neo4j_database, domain), checkpoint,
                       load_graph_features(settings, domain))
+        qa.coordinate = not args.first_topic_only
         runs = [("zero-shot", "zero-shot", False)]
         if checkpoint is not None:
             runs += [("fine-tuned + graph emb.", "fine-tuned", True),

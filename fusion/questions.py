@@ -17,12 +17,15 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from fusion.coordination import coordinate
 from fusion.exceptions import TrainingDataError
 from fusion.graphdata import DomainGraph
 from fusion.linking import STOP_WORDS, AliasIndex, EntityLinker, normalize
 from fusion.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
+    IN,
+    OUT,
     Action,
     most_common,
     noun_phrase,
@@ -80,23 +83,10 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
         while made < wanted and attempts < 60 * wanted + 200:
             attempts += 1
             topic = rng.choice(topics)
-            steps: list[Action] = []
-            mid_types: list[str] = []
-            current = topic
-            visited = {topic}
-            for _ in range(hops):
-                options = sorted(graph.adj.get(current, {}))
-                if not options:
-                    break
-                step = rng.choice(options)
-                current = rng.choice(graph.adj[current][step])
-                if current in visited:  # simple paths only, like the retrieval
-                    break
-                visited.add(current)
-                steps.append(step)
-                mid_types.append(graph.types[current])
-            if len(steps) < hops:
+            walked = _walk(graph, rng, topic, hops)
+            if walked is None:
                 continue
+            steps, mid_types = walked
             answer_type = mid_types[-1]
             key = (topic, tuple(steps), answer_type)
             if key in seen:
@@ -105,12 +95,7 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
             answers = graph.answers(set(same_name), steps, answer_type, cap=20 * max_answers)
             if not 1 <= len(answers) <= max_answers:
                 continue
-            # name the intermediate nodes by their most common type on the path
-            reached = set(same_name)
-            for hop, step in enumerate(steps[:-1]):
-                reached = graph.follow(reached, step)
-                counts = Counter(graph.types[u] for u in reached)
-                mid_types[hop] = most_common(counts) or mid_types[hop]
+            _name_intermediate_types(graph, same_name, steps, mid_types)
             choice = [rng.choice(phrasing_choices(s, split, nested=hops > 1)) for s in steps]
             name = graph.names[topic]
             text = noun_phrase(steps, mid_types, answer_type, name, choice)
@@ -132,6 +117,132 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
                 "answer_type": answer_type,
                 "hops": hops,
                 "split": split,
+            })
+    return out
+
+
+def _walk(graph: DomainGraph, rng: random.Random, topic: str, hops: int,
+          ) -> tuple[list[Action], list[str]] | None:
+    """A random simple path of ``hops`` hops from ``topic`` (like the retrieval's): its steps
+    and the type of the node after each, or None where the walk ends early."""
+    steps: list[Action] = []
+    mid_types: list[str] = []
+    current = topic
+    visited = {topic}
+    for _ in range(hops):
+        options = sorted(graph.adj.get(current, {}))
+        if not options:
+            return None
+        step = rng.choice(options)
+        current = rng.choice(graph.adj[current][step])
+        if current in visited:
+            return None
+        visited.add(current)
+        steps.append(step)
+        mid_types.append(graph.types[current])
+    return steps, mid_types
+
+
+def _name_intermediate_types(graph: DomainGraph, topics: list[str], steps: list[Action],
+                             mid_types: list[str]) -> None:
+    """Name the intermediate nodes by their most common type on the path (in place)."""
+    reached = set(topics)
+    for hop, step in enumerate(steps[:-1]):
+        reached = graph.follow(reached, step)
+        counts = Counter(graph.types[u] for u in reached)
+        mid_types[hop] = most_common(counts) or mid_types[hop]
+
+
+def coordinated_names(names: list[str], rng: random.Random) -> str:
+    """ "A and B", "both A and B", "A, B and C": the topic slot of a coordinated question."""
+    if len(names) == 2:
+        return rng.choice(["{} and {}", "both {} and {}"]).format(*names)
+    return ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def generate_coordinated_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
+                                   seed: int = 0, topics: int = 2,
+                                   max_answers: int = MAX_ANSWERS) -> list[dict[str, Any]]:
+    """``per_hop[k]`` questions whose topic slot joins ``topics`` entities by "and" ("Which
+    diseases present arachnodactyly and tall stature?"): one path of k hops, asked from each.
+    The gold answers are the entities that every topic's path reaches (at least one: the
+    other topics are drawn among the entities from which the path reaches an answer of the
+    first), which is what ``fusion.coordination`` ranks first for "and"."""
+    if split not in ("train", "eval"):
+        raise ValueError("split must be 'train' or 'eval'")
+    rng = random.Random(seed)
+    index = alias_index_of(graph)
+    linker = EntityLinker(None, graph.domain, index)
+    by_name: dict[str, list[str]] = defaultdict(list)
+    for uid, name in graph.names.items():
+        by_name[normalize(name)].append(uid)
+    usable = {uid for uid, rels in graph.adj.items()
+              if _usable_topic(graph.names.get(uid, ""))
+              and sum(len(v) for v in rels.values()) <= MAX_TOPIC_DEGREE}
+    pool = sorted(usable)
+    if not pool:
+        raise TrainingDataError(f"domain {graph.domain!r} has no usable topic entity")
+    frames = split_variants(FRAMES, HELD_OUT_FRAMES, split)
+    seen: set[tuple[tuple[str, ...], tuple[Action, ...], str]] = set()
+    out: list[dict[str, Any]] = []
+    for hops, wanted in sorted(per_hop.items()):
+        made, attempts = 0, 0
+        while made < wanted and attempts < 60 * wanted + 200:
+            attempts += 1
+            first = rng.choice(pool)
+            walked = _walk(graph, rng, first, hops)
+            if walked is None:
+                continue
+            steps, mid_types = walked
+            answer_type = mid_types[-1]
+            back = [(rel, IN if direction == OUT else OUT) for rel, direction in reversed(steps)]
+            sources = graph.answers(set(graph.answers({first}, steps, answer_type)), back,
+                                    graph.types[first], cap=50_000)
+            names = {normalize(graph.names[first])}
+            others = []
+            for uid in rng.sample(sorted(sources & usable), min(len(sources & usable), 20)):
+                if normalize(graph.names[uid]) not in names:
+                    names.add(normalize(graph.names[uid]))
+                    others.append(uid)
+                if len(others) == topics - 1:
+                    break
+            if len(others) < topics - 1:
+                continue
+            chosen = [first] + others
+            groups = [by_name[normalize(graph.names[t])] for t in chosen]
+            answers: set[str] | None = None
+            for group in groups:
+                reached = graph.answers(set(group), steps, answer_type, cap=20 * max_answers)
+                answers = reached if answers is None else answers & reached
+            if not answers or len(answers) > max_answers:
+                continue
+            key = (tuple(sorted(chosen)), tuple(steps), answer_type)
+            if key in seen:
+                continue
+            _name_intermediate_types(graph, groups[0], steps, mid_types)
+            choice = [rng.choice(phrasing_choices(s, split, nested=hops > 1)) for s in steps]
+            slot = coordinated_names([graph.names[t] for t in chosen], rng)
+            question = rng.choice(frames).format(
+                np=noun_phrase(steps, mid_types, answer_type, slot, choice))
+            mentions = linker.link(question)
+            group_found = coordinate(question, mentions)
+            if group_found is None or len(group_found.mentions) != topics or any(
+                    t not in {c.uid for c in m.candidates}
+                    for t, m in zip(chosen, group_found.mentions, strict=True)):
+                continue
+            seen.add(key)
+            made += 1
+            out.append({
+                "question": question,
+                "answers": sorted(answers),
+                "answer_names": sorted({graph.names[a] for a in answers}),
+                "topic_entities": sorted({u for group in groups for u in group}),
+                "topic_names": [graph.names[t] for t in chosen],
+                "path": [list(s) for s in steps],
+                "answer_type": answer_type,
+                "hops": hops,
+                "split": split,
+                "coordinated": topics,
             })
     return out
 

@@ -17,6 +17,7 @@ from fusion.inference import QuestionContext
 from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
 from fusion.model import FusionModel
 from fusion.parse import MAX_STEPS, PathHints, clean_segment, parse_question, step_token_masks
+from fusion.questions import alias_index_of, generate_coordinated_questions
 from fusion.retrieval import (
     DIRECTION_PENALTY,
     HINT_PENALTY,
@@ -730,3 +731,44 @@ def test_coordinated_mentions_keep_the_candidates_of_their_shared_type() -> None
     group = coordinate(question, mentions)
     assert group is not None
     assert [[c.uid for c in m.candidates] for m in group.mentions] == [["p:1"], ["p:2"]]
+
+
+def test_coordinated_questions_ask_what_every_topic_reaches() -> None:
+    diseases = {"d1": "Marfan syndrome", "d2": "Loeys Dietz syndrome", "d3": "Stickler syndrome",
+                "d4": "Homocystinuria"}
+    phenotypes = {"p1": "Arachnodactyly", "p2": "Tall stature", "p3": "Myopia",
+                  "p4": "Scoliosis", "p5": "Inguinal hernia"}
+    genes = {"g1": "FBN1", "g2": "TGFBR1", "g3": "COL2A1", "g4": "CBS"}
+    has = {"d1": ["p1", "p2", "p3", "p4"], "d2": ["p1", "p4", "p5"], "d3": ["p3", "p4"],
+           "d4": ["p1", "p2", "p3"]}
+    causes = {"g1": ["d1"], "g2": ["d2"], "g3": ["d3"], "g4": ["d4"]}
+    names = {**diseases, **phenotypes, **genes}
+    types = {**{u: "Disease" for u in diseases}, **{u: "Phenotype" for u in phenotypes},
+             **{u: "Gene" for u in genes}}
+    graph = DomainGraph("m", names=names, types=types)
+    adj: dict[str, dict[tuple[str, str], list[str]]] = {}
+    for rel, edges in (("HAS_PHENOTYPE", has), ("ASSOCIATED_WITH", causes)):
+        for head, tails in edges.items():
+            for tail in tails:
+                adj.setdefault(head, {}).setdefault((rel, "out"), []).append(tail)
+                adj.setdefault(tail, {}).setdefault((rel, "in"), []).append(head)
+    graph.adj = adj
+    rows = generate_coordinated_questions(graph, {1: 6, 2: 4}, "eval", seed=2)
+    assert {r["hops"] for r in rows} == {1, 2} and len(rows) >= 6
+    by_name = {v: k for k, v in names.items()}
+    linker = EntityLinker(None, "m", alias_index_of(graph))
+    for row in rows:
+        topics = [by_name[n] for n in row["topic_names"]]
+        assert len(topics) == 2 and all(n in row["question"] for n in row["topic_names"])
+        steps = [tuple(s) for s in row["path"]]
+        shared = None
+        for topic in topics:
+            reached = {topic}
+            for step in steps:
+                reached = graph.follow(reached, step)  # type: ignore[arg-type]
+            reached = {u for u in reached if types[u] == row["answer_type"]} - {topic}
+            shared = reached if shared is None else shared & reached
+        assert shared and set(row["answers"]) == shared
+        group = coordinate(row["question"], linker.link(row["question"]))
+        assert group is not None and group.operator == "all"
+        assert [m.candidates[0].uid for m in group.mentions] == topics
