@@ -19,7 +19,7 @@ and Y": the genes that both X's and Y's diseases have), not over each intermedia
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, Literal, TypeVar
 
@@ -105,27 +105,51 @@ class Combined(Generic[T]):
 
 
 def combine(ranked: Sequence[Sequence[tuple[str, float, T]]], operator: Operator,
-            limit: int) -> list[Combined[T]]:
-    """``ranked[i]``: topic i's answers ``(uid, probability, best path)``, best first (as
-    ``fusion.retrieval.rank_answers`` gives them). The combined answers, best first: see the
-    module docstring. Ties keep the order of the first topic that lists them."""
-    reached: dict[str, list[tuple[int, float, T]]] = {}
+            limit: int, reading: Callable[[T], Hashable] | None = None) -> list[Combined[T]]:
+    """``ranked[i]``: topic i's answers ``(uid, probability, path)``, best first. The combined
+    answers, best first (see the module docstring); ties keep the order of the first topic
+    that lists them.
+
+    For ``all`` with ``reading`` (the relation path a ``path`` follows), topic i's list holds
+    one entry per (answer, reading) and an answer counts as reached by several topics only
+    through the *same* reading: "diseases with X and Y" asks one relation of both, and in a
+    dense graph an entity that X reaches by one relation and Y by another would otherwise
+    pass for shared. Its coverage is then its best reading's, and its score the sum over its
+    readings of that coverage of the mean per-topic probability (the probability that the
+    question's path is one of them)."""
     first_seen: dict[str, tuple[int, int]] = {}
-    for topic, answers in enumerate(ranked):
-        for position, (uid, prob, path) in enumerate(answers):
-            reached.setdefault(uid, []).append((topic, prob, path))
-            first_seen.setdefault(uid, (topic, position))
     count = max(1, len(ranked))
     out = []
-    for uid, hits in reached.items():
-        if operator == "all":
-            score = sum(p for _, p, _ in hits) / count
-        else:
-            miss = 1.0
-            for _, p, _ in hits:
-                miss *= 1.0 - min(1.0, p)
-            score = 1.0 - miss
-        out.append(Combined(uid, score, hits))
+    if operator == "all" and reading is not None:
+        cells: dict[str, dict[Hashable, dict[int, tuple[float, T]]]] = {}
+        for topic, answers in enumerate(ranked):
+            for position, (uid, prob, path) in enumerate(answers):
+                first_seen.setdefault(uid, (topic, position))
+                cell = cells.setdefault(uid, {}).setdefault(reading(path), {})
+                if topic not in cell or prob > cell[topic][0]:
+                    cell[topic] = (prob, path)
+        for uid, by_reading in cells.items():
+            coverage = max(len(cell) for cell in by_reading.values())
+            best = [cell for cell in by_reading.values() if len(cell) == coverage]
+            mass = [sum(p for p, _ in cell.values()) for cell in best]
+            top = best[max(range(len(best)), key=lambda i: mass[i])]
+            out.append(Combined(uid, min(1.0, sum(mass) / count),
+                                [(t, p, path) for t, (p, path) in sorted(top.items())]))
+    else:
+        reached: dict[str, list[tuple[int, float, T]]] = {}
+        for topic, answers in enumerate(ranked):
+            for position, (uid, prob, path) in enumerate(answers):
+                reached.setdefault(uid, []).append((topic, prob, path))
+                first_seen.setdefault(uid, (topic, position))
+        for uid, hits in reached.items():
+            if operator == "all":
+                score = sum(p for _, p, _ in hits) / count
+            else:
+                miss = 1.0
+                for _, p, _ in hits:
+                    miss *= 1.0 - min(1.0, p)
+                score = 1.0 - miss
+            out.append(Combined(uid, score, hits))
     if operator == "all":
         out.sort(key=lambda c: (-len(c.reached), -c.score, first_seen[c.uid]))
     else:

@@ -139,6 +139,28 @@ class Pending:
     logp: float
 
 
+def reading_of(path: PathResult | Pending) -> Reading:
+    """The relation path an answer was reached by: (steps, answer type)."""
+    return (path.steps, path.answer_type)
+
+
+def reading_answers(finals: list[PathResult], limit: int
+                    ) -> list[tuple[str, float, PathResult | Pending]]:
+    """One entry per (answer, reading) with the best path of that reading, best first (a
+    predicted link weighs its path's probability down, as in ``rank_answers``)."""
+    best: dict[tuple[str, Reading], tuple[float, PathResult]] = {}
+    for final in finals:
+        path_prob = math.exp(final.logp)
+        for uid in final.answers:
+            link = final.weight.get(uid)
+            prob = path_prob if link is None else path_prob * link
+            key = (uid, reading_of(final))
+            if key not in best or prob > best[key][0]:
+                best[key] = (prob, final)
+    ordered = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0][0]))
+    return [(uid, prob, final) for (uid, _), (prob, final) in ordered[:limit]]
+
+
 class DomainQA:
     """Answers questions about one domain with one (optional) checkpoint."""
 
@@ -324,13 +346,16 @@ class DomainQA:
         per topic, the same masked question; answers combined by the operator."""
         searched = [self.search(prepared, max_hops, mode, use_graph, expander, mention=m)
                     for m in group.mentions]
-        ranked: list[list[tuple[str, float, PathResult | Pending]]] = [
-            list(rank_answers(finals, expander, COORDINATED_POOL)) for finals, _ in searched]
-        if group.operator == "all":
+        ranked: list[list[tuple[str, float, PathResult | Pending]]]
+        if group.operator == "all":  # per (answer, reading): topics must share the reading
+            ranked = [list(reading_answers(finals, COORDINATED_POOL)) for finals, _ in searched]
             ranked = self._complete(ranked, [finals for finals, _ in searched], group, expander)
+        else:
+            ranked = [list(rank_answers(finals, expander, COORDINATED_POOL))
+                      for finals, _ in searched]
         groups = [[c.uid for c in m.candidates] for m in group.mentions]
         for _ in range(3):  # the evidence of the answers shown; an answer without any drops
-            combined = combine(ranked, group.operator, top_k)
+            combined = combine(ranked, group.operator, top_k, reading_of)
             wanted: dict[tuple[int, Pending], list[str]] = {}
             for answer in combined:
                 for topic, _, path in answer.reached:
@@ -338,16 +363,20 @@ class DomainQA:
                         wanted.setdefault((topic, path), []).append(answer.uid)
             if not wanted:
                 break
-            found = {(topic, uid): path_result(nodes, pending.steps, pending.answer_type,
-                                               pending.logp)
+            found = {(topic, uid, pending): path_result(nodes, pending.steps,
+                                                        pending.answer_type, pending.logp)
                      for (topic, pending), uids in wanted.items()
                      for uid, nodes in expander.paths_to(groups[topic], pending.steps,
                                                          uids).items()}
-            asked = {(topic, uid) for (topic, _), uids in wanted.items() for uid in uids}
-            ranked = [[(uid, prob, found.get((topic, uid), path)) for uid, prob, path in answers
-                       if (topic, uid) not in asked or (topic, uid) in found]
+            asked = {(topic, uid, pending) for (topic, pending), uids in wanted.items()
+                     for uid in uids}
+            ranked = [[(uid, prob, found.get((topic, uid, path), path)
+                        if isinstance(path, Pending) else path)
+                       for uid, prob, path in answers
+                       if not isinstance(path, Pending) or (topic, uid, path) not in asked
+                       or (topic, uid, path) in found]
                       for topic, answers in enumerate(ranked)]
-        shown = [c for c in combine(ranked, group.operator, top_k)
+        shown = [c for c in combine(ranked, group.operator, top_k, reading_of)
                  if not any(isinstance(path, Pending) for _, _, path in c.reached)]
         return [self._coordinated_answer(c, group, expander)  # type: ignore[arg-type]  # no Pending
                 for c in shown], searched[0][1]
@@ -384,7 +413,7 @@ class DomainQA:
                     common.setdefault(key, []).append(uid)
         out = []
         for topic, answers in enumerate(ranked):
-            have = {uid for uid, _, _ in answers}
+            have = {(uid, reading_of(path)) for uid, _, path in answers}
             added = list(answers)
             for (steps, answer_type), targets in common.items():
                 path_logp = logp[topic].get((steps, answer_type),
@@ -392,7 +421,7 @@ class DomainQA:
                                                 for found in logp))
                 pending = Pending(steps, answer_type, path_logp)
                 added += [(uid, math.exp(path_logp), pending) for uid in targets
-                          if uid not in have]
+                          if (uid, (steps, answer_type)) not in have]
             out.append(added)
         return out
 

@@ -718,6 +718,14 @@ def test_combined_answers_put_full_coverage_first_or_take_any() -> None:
     assert [c.uid for c in either] == ["a", "b"]  # noisy-or: b = 1 - 0.4 * 0.5 = 0.8 < 0.9
     assert either[1].score == pytest.approx(0.8)
     assert combine([[], []], "all", 5) == []
+    # with readings: shared only through the same relation path ("r1" / "r2" here)
+    by_reading = [[("x", 0.9, "r1"), ("y", 0.3, "r1"), ("y", 0.2, "r2")],
+                  [("x", 0.8, "r2"), ("y", 0.4, "r1"), ("y", 0.1, "r2")]]
+    same = combine(by_reading, "all", 10, reading=lambda path: path)
+    assert [c.uid for c in same] == ["y", "x"]  # x: topic 0 by r1 but topic 1 by r2 only
+    assert [len(c.reached) for c in same] == [2, 1]
+    assert same[0].score == pytest.approx((0.3 + 0.4 + 0.2 + 0.1) / 2)  # both readings
+    assert [(t, p) for t, p, _ in same[0].reached] == [(0, 0.3), (1, 0.4)]  # the likelier
 
 
 def test_coordinated_mentions_keep_the_candidates_of_their_shared_type() -> None:
