@@ -17,7 +17,8 @@ from graph.server import LocalNeo4j
 BUILTIN_DOMAINS = ("medical", "finance")
 EXAMPLE_QUESTIONS = {
     "medical": ["Which genes are associated with Marfan syndrome?",
-                "What phenotypes does Marfan syndrome present?"],
+                "What phenotypes does Marfan syndrome present?",
+                "Which diseases present both arachnodactyly and ectopia lentis?"],
     "finance": ["Who controls Tesla Inc.?"],
 }
 

@@ -5,10 +5,11 @@ of the topic. Each of them is asked the same relation path: the model reads one 
 ("Which diseases present [MASK]?") and the search runs from each entity in turn. The answers
 then combine by the operator:
 
-- "and" (``all``): the entities that every topic reaches come first, then those that all but
-  one reach, and so on: for a differential diagnosis, a disease that explains four of five
-  phenotypes is still worth listing, after those that explain all five. Within a coverage
-  count, by the mean of the per-topic probabilities (a topic that does not reach it adds 0).
+- "and" (``all``): the entities that every topic reaches by the same relation path come
+  first, then those that all but one reach, and so on: for a differential diagnosis, a
+  disease that explains four of five phenotypes is still worth listing, after those that
+  explain all five. Within a coverage count, by the mean of the per-topic probabilities (a
+  topic that does not reach it adds 0).
 - "or" (``any``): every entity that some topic reaches, by the probability that at least one
   of the topics' paths does (noisy-or).
 
