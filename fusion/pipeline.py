@@ -146,19 +146,22 @@ def reading_of(path: PathResult | Pending) -> Reading:
 
 def reading_answers(finals: list[PathResult], limit: int
                     ) -> list[tuple[str, float, PathResult | Pending]]:
-    """One entry per (answer, reading) with the best path of that reading, best first (a
-    predicted link weighs its path's probability down, as in ``rank_answers``)."""
-    best: dict[tuple[str, Reading], tuple[float, PathResult]] = {}
+    """One entry per (answer, reading) with the best path of that reading, best first; ties
+    as in ``rank_answers`` (more supporting links, then the stronger relationship), and a
+    predicted link weighs its path's probability down as there."""
+    best: dict[tuple[str, Reading], tuple[float, int, int, PathResult]] = {}
     for final in finals:
         path_prob = math.exp(final.logp)
         for uid in final.answers:
             link = final.weight.get(uid)
             prob = path_prob if link is None else path_prob * link
             key = (uid, reading_of(final))
-            if key not in best or prob > best[key][0]:
-                best[key] = (prob, final)
-    ordered = sorted(best.items(), key=lambda kv: (-kv[1][0], kv[0][0]))
-    return [(uid, prob, final) for (uid, _), (prob, final) in ordered[:limit]]
+            support, position = final.support.get(uid, 1), final.order.get(uid, 0)
+            if key not in best or (prob, support, -position) > \
+                    (best[key][0], best[key][1], -best[key][2]):
+                best[key] = (prob, support, position, final)
+    ordered = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[1][2], kv[0][0]))
+    return [(uid, prob, final) for (uid, _), (prob, _, _, final) in ordered[:limit]]
 
 
 class DomainQA:
