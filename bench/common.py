@@ -13,9 +13,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from fusion.pipeline import DomainQA
+    from fusion.train import Checkpoint
 
 
 @dataclass
@@ -123,3 +127,22 @@ def print_paired(title: str, lines: Sequence[tuple[str, str, Paired]], width: in
         cells = "  ".join(f"{hops}: +{w}/-{lost} p={sign_test(w, lost):.{digits}f}"
                           for hops, (w, lost) in counts.items())
         print(f"{domain:<9} {label:<{width}} {cells}")
+
+
+def served_qa(settings: Any, driver: Any, domain: str, expander: Any,
+              ) -> tuple[DomainQA, Checkpoint | None]:
+    """The ``DomainQA`` of ``domain`` with its active QA checkpoint (None if untrained) and
+    graph features, as the service builds it; and that checkpoint."""
+    from fusion.linking import AliasIndex
+    from fusion.pipeline import DomainQA
+    from fusion.space import load_graph_features
+    from fusion.train import load_checkpoint, qa_artifacts
+    from graph.store import GraphStore
+
+    version = qa_artifacts(settings).active_version(domain)
+    checkpoint = load_checkpoint(qa_artifacts(settings).path(domain, version)) \
+        if version else None
+    qa = DomainQA(settings, GraphStore(driver, settings.neo4j_database), domain, expander,
+                  AliasIndex.load(driver, settings.neo4j_database, domain), checkpoint,
+                  load_graph_features(settings, domain))
+    return qa, checkpoint

@@ -31,18 +31,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from bench.common import paired_by_hops, percentile, print_paired  # noqa: E402
+from bench.common import paired_by_hops, percentile, print_paired, served_qa  # noqa: E402
 from fusion.evaluate import evaluate_rows  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
-from fusion.linking import AliasIndex, normalize  # noqa: E402
-from fusion.pipeline import DomainQA  # noqa: E402
+from fusion.linking import normalize  # noqa: E402
 from fusion.questions import generate_coordinated_questions  # noqa: E402
 from fusion.retrieval import Neo4jExpander  # noqa: E402
-from fusion.space import load_graph_features  # noqa: E402
-from fusion.train import load_checkpoint, qa_artifacts  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.settings import get_settings  # noqa: E402
-from graph.store import GraphStore  # noqa: E402
 
 
 def narrower_than_first(graph: DomainGraph, row: dict[str, Any]) -> bool:
@@ -65,7 +61,6 @@ def main() -> None:
     torch.set_num_threads(2)
     settings = get_settings()
     driver = make_driver(settings)
-    store = GraphStore(driver, settings.neo4j_database)
     expander = Neo4jExpander(driver, settings.neo4j_database)
     table: list[tuple[str, str, str, str, dict[str, float]]] = []
     pairs = []
@@ -79,12 +74,7 @@ def main() -> None:
         print(f"[{domain}] {len(rows)} questions with {args.topics} topics; the gold is "
               f"narrower than the first topic's answers in {share:.0%}; e.g. "
               f"{rows[0]['question']!r}", flush=True)
-        version = qa_artifacts(settings).active_version(domain)
-        checkpoint = load_checkpoint(qa_artifacts(settings).path(domain, version)) \
-            if version else None
-        qa = DomainQA(settings, store, domain, expander,
-                      AliasIndex.load(driver, settings.neo4j_database, domain), checkpoint,
-                      load_graph_features(settings, domain))
+        qa, checkpoint = served_qa(settings, driver, domain, expander)
         modes = ["zero-shot"] + (["fine-tuned"] if checkpoint is not None else [])
         results[domain] = {"questions": len(rows), "narrower_share": round(share, 4)}
         for mode in modes:

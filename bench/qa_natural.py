@@ -28,16 +28,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from bench.common import served_qa  # noqa: E402
 from fusion.evaluate import evaluate_rows  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
-from fusion.linking import AliasIndex, normalize  # noqa: E402
-from fusion.pipeline import DomainQA  # noqa: E402
+from fusion.linking import normalize  # noqa: E402
 from fusion.retrieval import Neo4jExpander  # noqa: E402
-from fusion.space import load_graph_features  # noqa: E402
-from fusion.train import load_checkpoint, qa_artifacts  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.settings import get_settings  # noqa: E402
-from graph.store import GraphStore  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
 SETS = (DATA / "natural_dev.jsonl", DATA / "natural_test.jsonl", DATA / "natural_test2.jsonl",
@@ -77,7 +74,6 @@ def main() -> None:
     torch.set_num_threads(2)
     settings = get_settings()
     driver = make_driver(settings)
-    store = GraphStore(driver, settings.neo4j_database)
     expander = Neo4jExpander(driver, settings.neo4j_database)
     by_set: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for path in args.data:
@@ -99,12 +95,7 @@ def main() -> None:
                       f"graph): {row['question']}")
                 continue
             usable.append({**row, "answers": sorted(answers), "hops": len(row["path"])})
-        version = qa_artifacts(settings).active_version(domain)
-        checkpoint = load_checkpoint(qa_artifacts(settings).path(domain, version)) \
-            if version else None
-        qa = DomainQA(settings, store, domain, expander,
-                      AliasIndex.load(driver, settings.neo4j_database, domain), checkpoint,
-                      load_graph_features(settings, domain))
+        qa, checkpoint = served_qa(settings, driver, domain, expander)
         qa.coordinate = not args.first_topic_only
         runs = [("zero-shot", "zero-shot", False)]
         if checkpoint is not None:
@@ -123,7 +114,8 @@ def main() -> None:
                     print(f"[{name} {domain}] {label}: {mark}{row['question']} -> "
                           f"{top.name if top else response.reason} "
                           f"{'/'.join(top.relation_path) if top else ''}")
-        print(f"[{name} {domain}] {len(usable)} questions; QA model {version}")
+        print(f"[{name} {domain}] {len(usable)} questions; QA model "
+              f"{checkpoint.version if checkpoint else None}")
     print()
     print(f"{'set':<5} {'domain':<9} {'model':<26} {'hops':<4} {'n':>4} {'Hits@1':>7} "
           f"{'Hits@5':>7} {'MRR':>6}")

@@ -55,16 +55,14 @@ def _usable_topic(name: str) -> bool:
         and len(words) <= 10
 
 
-def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
-                       seed: int = 0,
-                       exclude: set[tuple[str, tuple[Action, ...], str]] | None = None,
-                       max_answers: int = MAX_ANSWERS) -> list[dict[str, Any]]:
-    """``per_hop[k]`` questions of k hops with ``split`` 'train' or 'eval' templates."""
+def _setting(graph: DomainGraph, split: str
+             ) -> tuple[EntityLinker, dict[str, list[str]], list[str], list[str]]:
+    """What a generator needs of a graph: an exact linker, the entities by normalised name,
+    the usable topics (a short name, at most ``MAX_TOPIC_DEGREE`` links) and the frames of
+    ``split``."""
     if split not in ("train", "eval"):
         raise ValueError("split must be 'train' or 'eval'")
-    rng = random.Random(seed)
-    index = alias_index_of(graph)
-    linker = EntityLinker(None, graph.domain, index)
+    linker = EntityLinker(None, graph.domain, alias_index_of(graph))
     by_name: dict[str, list[str]] = defaultdict(list)
     for uid, name in graph.names.items():
         by_name[normalize(name)].append(uid)
@@ -75,7 +73,16 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
     )
     if not topics:
         raise TrainingDataError(f"domain {graph.domain!r} has no usable topic entity")
-    frames = split_variants(FRAMES, HELD_OUT_FRAMES, split)
+    return linker, by_name, topics, split_variants(FRAMES, HELD_OUT_FRAMES, split)
+
+
+def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
+                       seed: int = 0,
+                       exclude: set[tuple[str, tuple[Action, ...], str]] | None = None,
+                       max_answers: int = MAX_ANSWERS) -> list[dict[str, Any]]:
+    """``per_hop[k]`` questions of k hops with ``split`` 'train' or 'eval' templates."""
+    rng = random.Random(seed)
+    linker, by_name, topics, frames = _setting(graph, split)
     seen = set(exclude or ())
     out: list[dict[str, Any]] = []
     for hops, wanted in sorted(per_hop.items()):
@@ -168,21 +175,9 @@ def generate_coordinated_questions(graph: DomainGraph, per_hop: dict[int, int], 
     The gold answers are the entities that every topic's path reaches (at least one: the
     other topics are drawn among the entities from which the path reaches an answer of the
     first), which is what ``fusion.coordination`` ranks first for "and"."""
-    if split not in ("train", "eval"):
-        raise ValueError("split must be 'train' or 'eval'")
     rng = random.Random(seed)
-    index = alias_index_of(graph)
-    linker = EntityLinker(None, graph.domain, index)
-    by_name: dict[str, list[str]] = defaultdict(list)
-    for uid, name in graph.names.items():
-        by_name[normalize(name)].append(uid)
-    usable = {uid for uid, rels in graph.adj.items()
-              if _usable_topic(graph.names.get(uid, ""))
-              and sum(len(v) for v in rels.values()) <= MAX_TOPIC_DEGREE}
-    pool = sorted(usable)
-    if not pool:
-        raise TrainingDataError(f"domain {graph.domain!r} has no usable topic entity")
-    frames = split_variants(FRAMES, HELD_OUT_FRAMES, split)
+    linker, by_name, pool, frames = _setting(graph, split)
+    usable = set(pool)
     seen: set[tuple[tuple[str, ...], tuple[Action, ...], str]] = set()
     out: list[dict[str, Any]] = []
     for hops, wanted in sorted(per_hop.items()):
