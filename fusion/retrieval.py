@@ -76,13 +76,15 @@ IN_PATTERN_TEMPLATE = "(n)<-[r:{rel}]-(m:Entity)"
 # One recorded path to each of $targets from any of $sources by a fixed sequence of hops: exact
 # and uncapped, unlike the capped expansion (the evidence for an answer that a topic reaches but
 # did not read). Meant for targets known to be reached: the search for each stops at its first
-# path. {pattern} is built by ``path_pattern`` from allow-listed, backtick-quoted types.
+# path. It starts at the sources (the index hint): the planner otherwise began at the target,
+# often a hub ("United States"), and a 3-hop finance answer took up to 340 ms instead of 26.
+# {pattern} is built by ``path_pattern`` from allow-listed, backtick-quoted types.
 PATH_TO_QUERY_TEMPLATE = """
 UNWIND $targets AS target
-MATCH (a:Entity {{uid: target}})
-CALL (a) {{
+CALL (target) {{
+  MATCH (s:Entity) USING INDEX s:Entity(uid) WHERE s.uid IN $sources
   MATCH p = {pattern}
-  WHERE s.uid IN $sources
+  WHERE a.uid = target
   RETURN p LIMIT 1
 }}
 RETURN target, [n IN nodes(p) | n.uid] AS uids, [n IN nodes(p) | n.name] AS names,
