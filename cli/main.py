@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 
 from cli import encoder, keys, migrate, neo4j_cmd, qa, read, serve
 from cli.groups import eval_app, train_app
+
+# PyTorch Geometric scripts some modules with torch.jit at import, which torch 2.x deprecates:
+# one FutureWarning per command that says nothing to a kgr user ("warnings.warn(" on stderr)
+warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated",
+                        category=FutureWarning)
 
 app = typer.Typer(
     help="kgr: knowledge-graph reasoning service (Neo4j store, GNN encoder, graph QA).",
