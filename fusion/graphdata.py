@@ -17,7 +17,8 @@ from graph.schema import ENTITY_LABEL, INTERNAL_LABEL_PREFIX
 
 DOMAIN_ENTITIES_QUERY = """
 MATCH (n:Entity {domain: $domain})
-RETURN n.uid AS uid, n.name AS name, coalesce(n.aliases, []) AS aliases, labels(n) AS labels
+RETURN n.uid AS uid, n.name AS name, coalesce(n.aliases, []) AS aliases, labels(n) AS labels,
+       COUNT { (n)--() } AS degree
 """
 
 DOMAIN_EDGES_QUERY = """

@@ -3,19 +3,24 @@
 1. An in-memory index of every name and alias of the domain (normalised), matched against the
    question's word n-grams, longest first (exact name 1.0, alias 0.9). One index per domain and
    process, built with one query.
-2. Without an exact match: Neo4j full-text (fuzzy) search over names and aliases
+2. Without an exact match, names that start with a whole span of the question ("Apple" for
+   Apple Inc., "Goldman" for Goldman Sachs), the best connected entities first; and
+   Neo4j full-text (fuzzy) search over names and aliases
    (``GraphStore.search_entities``), each hit aligned to its best-matching span of the question
-   and re-scored by string similarity plus MiniLM embedding similarity (paraphrases, typos).
+   and re-scored by string similarity plus MiniLM embedding similarity (paraphrases, typos);
+   the better scored of the two is kept.
 
 An ambiguous mention (one name, several entities) keeps all its candidates.
 """
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from neo4j import Driver, RoutingControl
 
@@ -29,6 +34,17 @@ WORD_RE = re.compile(r"[A-Za-z0-9]+")
 MAX_NGRAM = 12
 MAX_CANDIDATES = 5
 FUZZY_MIN_SCORE = 0.72
+# a name matched by its first words scores below an alias of the same length; among the names
+# that start so, each candidate's score also falls with the square root of its degree's share
+# of the best connected one ("Apple": Apple Inc., 770 links, before Apple Music, 9)
+PREFIX_WEIGHT = 0.75
+PREFIX_MIN_SHARE = 0.05
+# Legal forms that end a company's name: users ask for "Apple", "Tesla", "Goldman Sachs"
+# (FinDKG: "Apple Inc.", "Tesla Inc.", "Goldman Sachs Group Inc."). A name is shortened only
+# when its last word is one of LEGAL_FORMS; LEGAL_TAILS then go too ("Group Inc.").
+LEGAL_FORMS = frozenset("inc incorporated corp corporation ltd limited plc llc lp ag nv gmbh "
+                        "spa bhd".split())
+LEGAL_TAILS = LEGAL_FORMS | {"co", "company", "group", "holdings", "holding"}
 
 _ENGLISH = """a an the of in on at to for from by with and or is are was were be been do does
 did has have had what which who whom whose where when why how list name tell me can could you
@@ -71,6 +87,32 @@ def normalize(text: str) -> str:
     return " ".join(w.lower() for w in WORD_RE.findall(text))
 
 
+def short_name(key: str) -> str | None:
+    """A normalised company name without its legal form ("goldman sachs group inc" ->
+    "goldman sachs"), or None when it has none."""
+    words = key.split()
+    if len(words) < 2 or words[-1] not in LEGAL_FORMS:
+        return None
+    while len(words) > 1 and words[-1] in LEGAL_TAILS:
+        words.pop()
+    stem = " ".join(words)
+    return stem if len(stem) >= 2 else None
+
+
+def index_keys(name: str, aliases: list[str]) -> list[tuple[str, bool]]:
+    """The normalised keys of one entity, each with whether it is the exact name: the name,
+    its aliases, then their short names (``short_name``, as aliases)."""
+    keys: list[tuple[str, bool]] = []
+    seen: set[str] = set()
+    texts = [(normalize(name), True)] + [(normalize(str(a)), False) for a in aliases]
+    texts += [(short, False) for key, _ in list(texts) if (short := short_name(key))]
+    for key, exact in texts:
+        if key and key not in seen:
+            seen.add(key)
+            keys.append((key, exact))
+    return keys
+
+
 @dataclass
 class Candidate:
     """One entity a mention may refer to."""
@@ -88,7 +130,7 @@ class Mention:
     text: str
     start: int
     end: int
-    method: str  # "name", "alias", "fuzzy"
+    method: str  # "name", "alias", "prefix", "fuzzy"
     candidates: list[Candidate] = field(default_factory=list)
 
     @property
@@ -103,6 +145,7 @@ class AliasIndex:
     keys: dict[str, list[tuple[str, bool]]]
     names: dict[str, str]
     types: dict[str, str]
+    degrees: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, driver: Driver, database: str, domain: str) -> AliasIndex:
@@ -112,18 +155,31 @@ class AliasIndex:
                 routing_=RoutingControl.READ,
             )
         keys: dict[str, list[tuple[str, bool]]] = defaultdict(list)
-        names, types = {}, {}
+        names, types, degrees = {}, {}, {}
         for r in records:
             uid = r["uid"]
             names[uid] = r["name"] or uid
             types[uid] = entity_type(r["labels"])
-            seen = set()
-            for text, exact in [(r["name"] or "", True)] + [(a, False) for a in r["aliases"]]:
-                key = normalize(str(text))
-                if key and key not in seen:
-                    seen.add(key)
-                    keys[key].append((uid, exact))
-        return cls(dict(keys), names, types)
+            degrees[uid] = int(r["degree"])
+            for key, exact in index_keys(r["name"] or "", list(r["aliases"])):
+                keys[key].append((uid, exact))
+        return cls(dict(keys), names, types, degrees)
+
+    @cached_property
+    def sorted_keys(self) -> list[str]:
+        return sorted(self.keys)
+
+    def starting_with(self, words: str) -> list[str]:
+        """The entities with a key that starts with the whole words ``words`` (normalised),
+        best connected first."""
+        keys = self.sorted_keys
+        head = words + " "
+        uids: set[str] = set()
+        for i in range(bisect.bisect_left(keys, head), len(keys)):
+            if not keys[i].startswith(head):
+                break
+            uids.update(uid for uid, _ in self.keys[keys[i]])
+        return sorted(uids, key=lambda u: (-self.degrees.get(u, 0), u))
 
     def same_name(self, uid: str) -> set[str]:
         """The entities whose name is the name of ``uid`` (normalised; ``uid`` included)."""
@@ -175,6 +231,41 @@ class EntityLinker:
                 method = "name" if any(exact for _, exact in hits) else "alias"
                 found.append(Mention(question[start:end], start, end, method,
                                      candidates[:MAX_CANDIDATES]))
+                for k in range(i, i + n):
+                    taken[k] = True
+        return found
+
+    def prefix(self, question: str) -> list[Mention]:
+        """Spans that the start of a name spells out ("Apple" for Apple Inc.), best connected
+        entities first. The words on either side of the span must be question words: in
+        "Marfan syndrom" the span "Marfan" is followed by a word of the name (a typo, which
+        ``fuzzy`` handles)."""
+        tokens = self._tokens(question)
+        found: list[Mention] = []
+        taken = [False] * len(tokens)
+        for n in range(min(MAX_NGRAM, len(tokens)), 0, -1):
+            for i in range(len(tokens) - n + 1):
+                if any(taken[i:i + n]):
+                    continue
+                words = [t[0] for t in tokens[i:i + n]]
+                if all(question_word(w) for w in words) or \
+                        (n == 1 and (len(words[0]) < 3 or words[0] in TYPE_WORDS)):
+                    continue
+                if (i > 0 and not question_word(tokens[i - 1][0])) or \
+                        (i + n < len(tokens) and not question_word(tokens[i + n][0])):
+                    continue
+                uids = self.index.starting_with(" ".join(words))[:MAX_CANDIDATES]
+                if not uids:
+                    continue
+                base = PREFIX_WEIGHT * min(1.0, 0.6 + 0.1 * n)
+                best = max(1, self.index.degrees.get(uids[0], 1))
+                candidates = [
+                    Candidate(uid, self.index.names[uid], self.index.types[uid], round(
+                        base * max(PREFIX_MIN_SHARE,
+                                   (self.index.degrees.get(uid, 1) / best) ** 0.5), 4))
+                    for uid in uids]
+                start, end = tokens[i][1], tokens[i + n - 1][2]
+                found.append(Mention(question[start:end], start, end, "prefix", candidates))
                 for k in range(i, i + n):
                     taken[k] = True
         return found
@@ -241,10 +332,16 @@ class EntityLinker:
                 for (ratio, c, s), cos in zip(scored, cosine, strict=True)]
 
     def link(self, question: str) -> list[Mention]:
-        """Mentions, best first: exact name/alias matches, else fuzzy full-text ones."""
+        """Mentions, best first: exact name/alias matches; else names that start with a span
+        or fuzzy full-text hits, whichever scores higher ("Apple": no full-text hit scores
+        enough, Apple Inc. starts so; "the Fed": the full-text hit US Fed scores above the
+        names that start with "Fed", Fed Officials first)."""
         mentions = self.exact(question)
         if not mentions:
-            mentions = self.fuzzy(question)
+            starts, fuzzy = self.prefix(question), self.fuzzy(question)
+            best = max(starts, key=lambda m: m.score, default=None)
+            mentions = starts if best is not None and \
+                best.score >= max((m.score for m in fuzzy), default=0.0) else fuzzy
         mentions.sort(key=lambda m: (-(m.end - m.start), -m.score, m.start))
         return mentions
 

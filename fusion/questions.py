@@ -20,7 +20,7 @@ from typing import Any
 from fusion.coordination import coordinate
 from fusion.exceptions import TrainingDataError
 from fusion.graphdata import DomainGraph
-from fusion.linking import STOP_WORDS, AliasIndex, EntityLinker, normalize
+from fusion.linking import STOP_WORDS, AliasIndex, EntityLinker, index_keys, normalize
 from fusion.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
@@ -40,13 +40,10 @@ MAX_TOPIC_DEGREE = 400
 def alias_index_of(graph: DomainGraph) -> AliasIndex:
     keys: dict[str, list[tuple[str, bool]]] = defaultdict(list)
     for uid, name in graph.names.items():
-        seen = set()
-        for text, exact in [(name, True)] + [(a, False) for a in graph.aliases.get(uid, [])]:
-            key = normalize(text)
-            if key and key not in seen:
-                seen.add(key)
-                keys[key].append((uid, exact))
-    return AliasIndex(dict(keys), dict(graph.names), dict(graph.types))
+        for key, exact in index_keys(name, graph.aliases.get(uid, [])):
+            keys[key].append((uid, exact))
+    degrees = {uid: sum(len(v) for v in graph.adj.get(uid, {}).values()) for uid in graph.names}
+    return AliasIndex(dict(keys), dict(graph.names), dict(graph.types), degrees)
 
 
 def _usable_topic(name: str) -> bool:

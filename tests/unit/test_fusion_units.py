@@ -14,7 +14,14 @@ from fusion.coordination import Coordination, combine, coordinate
 from fusion.evaluate import reciprocal_rank, summarize
 from fusion.graphdata import DomainGraph
 from fusion.inference import QuestionContext
-from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
+from fusion.linking import (
+    AliasIndex,
+    EntityLinker,
+    Mention,
+    index_keys,
+    mask_question,
+    short_name,
+)
 from fusion.model import FusionModel
 from fusion.parse import MAX_STEPS, PathHints, clean_segment, parse_question, step_token_masks
 from fusion.questions import alias_index_of, generate_coordinated_questions
@@ -267,6 +274,44 @@ def test_linker_prefers_the_longest_match_and_keeps_ambiguity() -> None:
     alias = linker.link("What does MFS present?")[0]
     assert alias.method == "alias" and alias.candidates[0].uid == "m:1"
     assert linker.link("Which genes are there?") == []
+
+
+def test_company_short_names_are_aliases() -> None:
+    assert short_name("apple inc") == "apple"
+    assert short_name("goldman sachs group inc") == "goldman sachs"
+    assert short_name("abo blood group") is None  # no legal form at the end
+    assert short_name("inc") is None
+    keys = index_keys("Tesla Inc.", ["Tesla Motors Inc"])
+    assert keys == [("tesla inc", True), ("tesla motors inc", False), ("tesla", False),
+                    ("tesla motors", False)]
+
+
+def test_linker_falls_back_to_names_that_start_with_a_span() -> None:
+    keys: dict[str, list[tuple[str, bool]]] = {}
+    names = {"f:1": "Apple Inc.", "f:2": "Apple Music", "f:3": "Meta Platforms Inc.",
+             "m:1": "Marfan syndrome"}
+    for uid, name in names.items():
+        for key, exact in index_keys(name, []):
+            keys.setdefault(key, []).append((uid, exact))
+    index = AliasIndex(keys, names, {u: "Company" for u in names},
+                       degrees={"f:1": 770, "f:2": 9, "f:3": 742, "m:1": 15})
+    linker = EntityLinker(None, "f", index)
+    apple = linker.link("What products has Apple introduced?")
+    assert [(m.text, m.method) for m in apple] == [("Apple", "alias")]  # the short name
+    music = linker.link("Who owns apple?")  # "Apple Inc." is shortened, so this is an alias
+    assert music[0].candidates[0].uid == "f:1"
+    meta = linker.link("What did Meta announce?")
+    assert [(m.text, m.method) for m in meta] == [("Meta", "prefix")]
+    assert meta[0].candidates[0].uid == "f:3"
+    # the best connected entity first, and scored higher
+    index.keys.pop("apple")
+    index.__dict__.pop("sorted_keys", None)
+    both = linker.link("Who owns Apple?")[0]
+    assert [c.uid for c in both.candidates] == ["f:1", "f:2"]
+    assert both.candidates[0].score > both.candidates[1].score > 0
+    # a span followed by another word of the name is a typo, not a start: no prefix mention
+    assert linker.link("Which genes cause Marfan syndrom?") == []
+    assert linker.link("Which genes cause marfan?")[0].candidates[0].uid == "m:1"
 
 
 @pytest.mark.parametrize("use_graph", [True, False])
