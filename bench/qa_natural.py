@@ -10,7 +10,10 @@ the "where" rule); ``natural_test``: written after that, measured once, then its
 to the subject rule (so it is no longer clean); ``natural_test2``: written on 2026-12-01 before
 any change of that round and not looked at question by question; ``natural_coord``: questions
 with two or three topics joined by "and" / "or" (rows with "topics" and "operator"), written
-after ``fusion.coordination`` and measured once before any change to it.
+after ``fusion.coordination`` and measured once before any change to it; ``natural_test3``:
+written on 2026-12-01 in styles the others lack (imperatives, keyword queries, lower case, short
+company names such as "Apple"), measured once, then its failures led to the short-name linking
+and the "who" / "kinds of" parse rules (so it is no longer clean either).
 
     .venv/bin/python bench/qa_natural.py [--verbose]
 """

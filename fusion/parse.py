@@ -9,6 +9,7 @@ zero-shot scorer use these as a step-wise text prior; the model learns how far t
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -27,6 +28,13 @@ DIRECTION_BONUS = 2.0
 SUBJECT_RE = re.compile(
     r"\b(?:does|do|did|has|have|had|is|are|was|were|can|could|will|would|that|which)\s+"
     r"(?:the\s+)?\[mask\]\s+[a-z]")
+# The topic first, then an auxiliary: "[MASK] is a kind of what?", "[MASK] has which
+# symptoms?" (no passive "by" after it, as above)
+TOPIC_FIRST_SUBJECT_RE = re.compile(r"^\W*(?:the\s+)?\[mask\]\s+(?:is|are|was|were|has|have|had)\b")
+# "What kinds of [MASK] are there?", "the subtypes of [MASK]", "[MASK] is a kind of what?":
+# with no type noun, the answer has the topic's own type (``Parse.topic_type_answer``)
+KIND_OF_RE = re.compile(r"\b(?:kinds?|types?|subtypes?|sorts?|forms?|varieties|variety|"
+                        r"subclass(?:es)?|classes|class|subcategor(?:y|ies))\s+of\b")
 # "What do the companies run by [MASK] produce?": the answer is the object of the verb after the
 # topic, and the type noun names the nodes in between, so "what" is an answer noun of no type
 # (one more hop). "What are the companies ..." is the plain frame: the noun is the answer.
@@ -35,6 +43,9 @@ AUX_THE_RE = re.compile(r"\s+(?:do|does|did|have|has|had)\s+(?:the\s+)?")
 # the topic as the subject of a relative clause right before the mask ("that [MASK]"): the
 # clause's verb is the first word after the mask ("... that [MASK] controls operate?")
 RELATIVE_SUBJECT_RE = re.compile(r"\b(?:that|which|who|whom)\s*$")
+# "Who ...?" asks for an actor: a person, but also a company, a government or a country ("Who
+# produces oil?": Saudi Arabia), never a product, an event or an indicator
+AGENT_TYPES = ("Person", "Company", "Organization", "Government", "Regulator", "Place")
 TEMPERATURE = 0.05
 TYPE_BONUS = 4.0
 HOPS_BONUS = 3.0
@@ -69,6 +80,10 @@ class Parse:
     # the inner noun is the subject of the leading noun's verb ("Where do the companies that X
     # controls operate?": companies -OPERATE_IN-> place), so the last hop reads forwards
     lead_subject: bool = False
+    # the types the answer may have when no one type is named: ``AGENT_TYPES`` for "who"
+    answer_types: tuple[str, ...] = ()
+    # no type noun, but "kinds of" / "subtypes of": the answer has the topic's type
+    topic_type_answer: bool = False
 
     def forward_steps(self) -> set[int]:
         """Steps (0-based, from the topic) that the subject rules read forwards."""
@@ -109,19 +124,26 @@ class PathHints:
     # steps the subject rules read forwards (``Parse.forward_steps``): a backward hop there
     # contradicts the parse
     forward_steps: frozenset[int] = frozenset()
+    # without one answer type: the types the answer may have ("who": ``AGENT_TYPES``); empty:
+    # any
+    answer_types: frozenset[str] = frozenset()
 
     @classmethod
-    def of(cls, parse: Parse) -> PathHints:
+    def of(cls, parse: Parse, topic_types: Iterable[str] = ()) -> PathHints:
+        """``topic_types``: the types of the topic's candidates, the answer's types when the
+        question asks for "kinds of" the topic (``Parse.topic_type_answer``)."""
         forwards = frozenset(parse.forward_steps())
         if not parse.hops:
             # no type noun names the hops ("What causes X?", "Where does X operate?"): nearly
             # always one hop, so longer paths pay the penalty. Without it every hop was scored
             # from the whole question, and the paths grew to max_hops.
-            return cls((), 1, None, forwards)
+            same = frozenset(topic_types) if parse.topic_type_answer else frozenset()
+            return cls((), 1, None, forwards, same)
         types = list(parse.hop_types())
         if not parse.explicit_answer_type:
             types[-1] = None
-        return cls(tuple(types), parse.hops, types[-1], forwards)
+        return cls(tuple(types), parse.hops, types[-1], forwards,
+                   frozenset(parse.answer_types) if types[-1] is None else frozenset())
 
 
 def step_token_masks(parse: Parse, offsets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -195,11 +217,14 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
         segment_texts[-1] = masked[found[-1][1]:split]
     segments = [clean_segment(t, mask) or masked for t in segment_texts]
     explicit = not (found and text[found[0][0]:found[0][1]] in ("who", "what"))
-    subject = SUBJECT_RE.search(text)
+    who = bool(found) and text[found[0][0]:found[0][1]] == "who"
+    subject = SUBJECT_RE.search(text) or TOPIC_FIRST_SUBJECT_RE.search(text)
     topic_subject = subject is not None and not re.search(r"\bby\b", text[subject.end():])
     lead_subject = custom and not re.search(r"\bby\b", segments[0])
     return Parse(found[0][2] if found else None, found, segments, explicit, len(masked),
-                 topic_subject, spans if custom else None, lead_subject)
+                 topic_subject, spans if custom else None, lead_subject,
+                 tuple(t for t in AGENT_TYPES if t in types) if who else (),
+                 not found and KIND_OF_RE.search(text) is not None)
 
 
 def step_segment_vectors(parses: list[Parse]) -> torch.Tensor:

@@ -247,7 +247,8 @@ class DomainQA:
                                   "graph_embeddings": False}
         if isinstance(expander, PredictingExpander):
             models["link_predictor"] = expander.predictor.version
-        hints = PathHints.of(parse_question(prepared.ctx.text, self.space.types))
+        hints = PathHints.of(parse_question(prepared.ctx.text, self.space.types),
+                             {c.type for c in mention.candidates})
         if mode == "zero-shot":
             scorer = self.zero_shot.for_question(prepared.ctx, expander)
             finals = self._beam_search(expander, scorer, topics, max_hops, hints)

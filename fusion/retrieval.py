@@ -698,7 +698,8 @@ def bound_penalty(hints: PathHints | None, item: BeamItem, action: Action) -> fl
     step = len(item.steps)
     if action[1] == STOP:
         wrong = (step != hints.hops) + (hints.answer_type is not None
-                                        and action[0] != hints.answer_type)
+                                        and action[0] != hints.answer_type) + \
+            bool(hints.answer_types and action[0] not in hints.answer_types)
         return HINT_PENALTY * wrong
     backward = DIRECTION_PENALTY if action[1] == IN and step in hints.forward_steps else 0.0
     return (HINT_PENALTY if step >= hints.hops else 0.0) + backward
@@ -896,14 +897,15 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
 
 
 def keep_asked_type(finals: list[PathResult], hints: PathHints | None) -> list[PathResult]:
-    """The paths that end on the type the question names ("Which genes ..."), where any of
-    them reaches an entity; otherwise all of them. The type penalty of the beam only lowers
+    """The paths that end on the type the question names ("Which genes ...", or one of
+    ``PathHints.answer_types`` for "Who ..."), where any of them reaches an entity; otherwise
+    all of them. The type penalty of the beam only lowers
     the other paths, and their entities came after the asked ones in the answers (phenotypes
     listed under "Which genes are associated with Marfan syndrome?" after FBN1)."""
-    asked = hints.answer_type if hints is not None else None
-    if asked is None:
+    if hints is None or (hints.answer_type is None and not hints.answer_types):
         return finals
-    kept = [f for f in finals if f.answer_type == asked]
+    asked = {hints.answer_type} if hints.answer_type is not None else hints.answer_types
+    kept = [f for f in finals if f.answer_type in asked]
     return kept if any(f.answers for f in kept) else finals
 
 

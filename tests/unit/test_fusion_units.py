@@ -59,6 +59,7 @@ from fusion.verbalize import (
     HELD_OUT_FRAMES,
     HELD_OUT_PHRASINGS,
     PHRASINGS,
+    STOP,
     TYPE_SYNONYMS,
     action_text,
     action_texts,
@@ -147,9 +148,20 @@ def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
     assert masked[first[0]:first[1]] == "diseases characterized by [MASK]?"
     assert masked[second[0]:second[1]] == "genes are associated with the "
     assert PathHints.of(parse) == PathHints(("Disease", "Gene"), 2, "Gene")
-    # "who" may be a person or an organisation: no answer-type hint
-    who = PathHints.of(parse_question("Who controls [MASK]?", ["Company", "Person"]))
+    # "who" may be a person or an organisation: no one answer type, but an actor's
+    who = PathHints.of(parse_question("Who controls [MASK]?", ["Company", "Person", "Event"]))
     assert who.hops == 1 and who.answer_type is None
+    assert who.answer_types == {"Company", "Person"}
+    start = BeamItem("t", (), 0.0, ["t"])
+    # stopping on an event costs more than stopping on a person (both stop before the hop)
+    assert bound_penalty(who, start, ("Event", STOP)) > bound_penalty(who, start, ("Person", STOP))
+    # "kinds of" the topic, with no type noun: the answer has the topic's type
+    for text in ("What kinds of [MASK] are there?", "List the subtypes of [MASK].",
+                 "[MASK] is a kind of what?"):
+        kinds = PathHints.of(parse_question(text, types), {"Phenotype"})
+        assert kinds.answer_types == {"Phenotype"}, text
+    assert PathHints.of(parse_question("Which genes are kinds of [MASK]?", types),
+                        {"Phenotype"}).answer_types == set()  # a type is named
     # no type noun: one hop is assumed (and no type)
     assert PathHints.of(parse_question("What causes [MASK]?", types)) == PathHints((), 1, None)
     # a question that starts with "where" asks for a place (a "where" later is a phrasing)
@@ -162,6 +174,9 @@ def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
                           ("Which groups is [MASK] part of?", True),
                           ("What is [MASK] controlled by?", False),  # passive
                           ("Who controls [MASK]?", False),
+                          ("[MASK] is a kind of what?", True),  # the topic first
+                          ("[MASK] is controlled by whom?", False),
+                          ("[MASK] genes", False),
                           ("Which companies are controlled by [MASK]?", False)):
         assert parse_question(text, ["Company", "Person"]).topic_subject is subject, text
     # ...as every training phrasing of that shape does, and no backward one
@@ -712,6 +727,9 @@ def test_answers_keep_to_the_type_the_question_names_where_one_is_reached() -> N
     # "Who ...": no type named
     assert keep_asked_type([phenotypes, gene], PathHints(("Person",), 1, None)) == \
         [phenotypes, gene]
+    # ...but the types an answer may have ("who": an actor), as for one named type
+    assert keep_asked_type([phenotypes, gene],
+                           PathHints((None,), 1, None, answer_types=frozenset({"Gene"}))) == [gene]
     assert keep_asked_type([phenotypes, gene], None) == [phenotypes, gene]
 
 
