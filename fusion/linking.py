@@ -331,12 +331,22 @@ class EntityLinker:
         return [(0.5 * ratio + 0.5 * max(0.0, cos), c, s)
                 for (ratio, c, s), cos in zip(scored, cosine, strict=True)]
 
-    def link(self, question: str) -> list[Mention]:
+    def link(self, question: str, joined: re.Pattern[str] | None = None) -> list[Mention]:
         """Mentions, best first: exact name/alias matches; else names that start with a span
         or fuzzy full-text hits, whichever scores higher ("Apple": no full-text hit scores
         enough, Apple Inc. starts so; "the Fed": the full-text hit US Fed scores above the
-        names that start with "Fed", Fed Officials first)."""
+        names that start with "Fed", Fed Officials first).
+
+        ``joined`` (``fusion.coordination.SEPARATOR_RE``): a span that starts a name is also a
+        mention next to an exact one when only a separator stands between them ("Apple and
+        Meta": Apple is a short name, Meta starts Meta Platforms Inc.)."""
         mentions = self.exact(question)
+        if mentions and joined is not None:
+            mentions += [
+                extra for extra in self.prefix(question)
+                if not any(extra.start < m.end and m.start < extra.end for m in mentions)
+                and any(joined.fullmatch(question[min(extra.end, m.end):max(extra.start, m.start)])
+                        for m in mentions)]
         if not mentions:
             starts, fuzzy = self.prefix(question), self.fuzzy(question)
             best = max(starts, key=lambda m: m.score, default=None)

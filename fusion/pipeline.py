@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 
 from neo4j import Driver, RoutingControl
 
-from fusion.coordination import Combined, Coordination, combine, coordinate
+from fusion.coordination import SEPARATOR_RE, Combined, Coordination, combine, coordinate
 from fusion.exceptions import QAModelNotReadyError, QuestionError
 from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
 from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
@@ -94,7 +95,9 @@ def check_question(question: str) -> str:
     return text
 
 
+PLURAL_DO_RE = re.compile(r"(^|\W)do(\s+(?:the\s+)?)$", re.IGNORECASE)
 COORDINATED_POOL = 500  # answers per topic that a coordinated question combines
+READING_FLOOR = 0.1  # readings of a coordinated question kept against the likeliest one
 COORDINATED_READINGS = 3  # likeliest paths whose shared answers are read from the whole graph
 Reading = tuple[tuple[tuple[str, str], ...], str]  # a path's (steps, answer type)
 
@@ -123,11 +126,16 @@ class Prepared:
 
 def masked(prepared_question: str, mentions: list[Mention],
            coordination: Coordination | None) -> str:
-    """The question with its topic slot masked (the coordinated span as one topic)."""
+    """The question with its topic slot masked (the coordinated span as one topic). The model
+    reads one topic in its place, so a plural "do" before it is made singular: "Which companies
+    do Apple and Meta control?" read as "... do [MASK] control?" took the reverse relation
+    (no training phrasing has "do" before the topic), as "... does [MASK] control?" it does
+    not. Only "do": a "have" before the span may be the main verb ("diseases that have X and
+    Y")."""
     if coordination is None:
         return mask_question(prepared_question, mentions[0], MASK)
-    return (f"{prepared_question[:coordination.start]}{MASK}"
-            f"{prepared_question[coordination.end:]}")
+    before = PLURAL_DO_RE.sub(r"\1does\2", prepared_question[:coordination.start])
+    return f"{before}{MASK}{prepared_question[coordination.end:]}"
 
 
 @dataclass(frozen=True)
@@ -162,6 +170,26 @@ def reading_answers(finals: list[PathResult], limit: int
                 best[key] = (prob, support, position, final)
     ordered = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[1][2], kv[0][0]))
     return [(uid, prob, final) for (uid, _), (prob, _, _, final) in ordered[:limit]]
+
+
+def likely_readings(ranked: list[list[tuple[str, float, PathResult | Pending]]],
+                    finals: list[list[PathResult]],
+                    ) -> list[list[tuple[str, float, PathResult | Pending]]]:
+    """The answers of the readings (relation paths) at least ``READING_FLOOR`` times as likely
+    as the likeliest one, summed over the topics. "all" ranks shared answers first, so without
+    the floor a reading the model all but rules out took the lead whenever both topics reach
+    something by it: for "Which companies do Elon Musk and Jeff Bezos control?", Twitter,
+    which both "relate to" (probability 0.0003), came before Tesla (CONTROL, 0.045)."""
+    weight: dict[Reading, float] = {}
+    for own in finals:
+        for final in own:
+            key = (final.steps, final.answer_type)
+            weight[key] = weight.get(key, 0.0) + math.exp(final.logp)
+    if not weight:
+        return ranked
+    floor = READING_FLOOR * max(weight.values())
+    return [[entry for entry in answers if weight.get(reading_of(entry[2]), 0.0) >= floor]
+            for answers in ranked]
 
 
 class DomainQA:
@@ -207,7 +235,8 @@ class DomainQA:
     # ------------------------------------------------------------------ steps
     def prepare(self, questions: list[str]) -> list[Prepared]:
         """Link every question and encode the linked ones (one MiniLM batch)."""
-        linked = [(q, self.linker.link(q)) for q in questions]
+        joined = SEPARATOR_RE if self.coordinate else None
+        linked = [(q, self.linker.link(q, joined)) for q in questions]
         for _, mentions in linked:
             for m in mentions:
                 for c in m.candidates:
@@ -354,10 +383,15 @@ class DomainQA:
         if group.operator == "all":  # per (answer, reading): topics must share the reading
             ranked = [list(reading_answers(finals, COORDINATED_POOL)) for finals, _ in searched]
             ranked = self._complete(ranked, [finals for finals, _ in searched], group, expander)
+            ranked = likely_readings(ranked, [finals for finals, _ in searched])
         else:
             ranked = [list(rank_answers(finals, expander, COORDINATED_POOL))
                       for finals, _ in searched]
         groups = [[c.uid for c in m.candidates] for m in group.mentions]
+        # a topic is no answer ("Which companies do Apple and Meta control?": not Meta, which
+        # Apple controls, nor Apple, which controls itself in FinDKG)
+        topics = {uid for uids in groups for uid in uids}
+        ranked = [[entry for entry in answers if entry[0] not in topics] for answers in ranked]
         for _ in range(3):  # the evidence of the answers shown; an answer without any drops
             combined = combine(ranked, group.operator, top_k, reading_of)
             wanted: dict[tuple[int, Pending], list[str]] = {}

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 import torch
 
-from fusion.coordination import Coordination, combine, coordinate
+from fusion.coordination import SEPARATOR_RE, Coordination, combine, coordinate
 from fusion.evaluate import reciprocal_rank, summarize
 from fusion.graphdata import DomainGraph
 from fusion.inference import QuestionContext
@@ -24,6 +24,7 @@ from fusion.linking import (
 )
 from fusion.model import FusionModel
 from fusion.parse import MAX_STEPS, PathHints, clean_segment, parse_question, step_token_masks
+from fusion.pipeline import likely_readings, masked, reading_answers, reading_of
 from fusion.questions import alias_index_of, generate_coordinated_questions
 from fusion.retrieval import (
     DIRECTION_PENALTY,
@@ -789,6 +790,48 @@ def test_combined_answers_put_full_coverage_first_or_take_any() -> None:
     assert [len(c.reached) for c in same] == [2, 1]
     assert same[0].score == pytest.approx((0.3 + 0.4 + 0.2 + 0.1) / 2)  # both readings
     assert [(t, p) for t, p, _ in same[0].reached] == [(0, 0.3), (1, 0.4)]  # the likelier
+
+
+def test_coordinated_readings_far_below_the_likeliest_are_dropped() -> None:
+    def final(topic: str, rel: str, logp: float, answers: list[str]) -> PathResult:
+        return PathResult(topic, ((rel, "out"),), "Company", logp, answers,
+                          [{a: (topic, rel, "out") for a in answers}], {})
+
+    control = [final("musk", "CONTROL", math.log(0.05), ["tesla"]),
+               final("bezos", "CONTROL", math.log(0.05), ["amazon"])]
+    relate = [final("musk", "RELATE_TO", math.log(0.0003), ["twitter"]),
+              final("bezos", "RELATE_TO", math.log(0.0003), ["twitter"])]
+    finals = [[control[0], relate[0]], [control[1], relate[1]]]
+    ranked = [list(reading_answers(own, 10)) for own in finals]
+    assert combine(ranked, "all", 1, reading_of)[0].uid == "twitter"  # shared, unlikely
+    kept = likely_readings(ranked, finals)
+    assert [[uid for uid, _, _ in answers] for answers in kept] == [["tesla"], ["amazon"]]
+    assert likely_readings([[], []], [[], []]) == [[], []]
+
+
+def test_coordinated_span_reads_as_one_singular_topic() -> None:
+    index = AliasIndex(keys={"apple": [("f:1", False)], "tesla inc": [("f:3", True)]},
+                       names={"f:1": "Apple Inc.", "f:2": "Meta Platforms Inc.",
+                              "f:3": "Tesla Inc."},
+                       types={"f:1": "Company", "f:2": "Company", "f:3": "Company"},
+                       degrees={"f:1": 770, "f:2": 742, "f:3": 351})
+    index.keys["meta platforms inc"] = [("f:2", True)]
+    linker = EntityLinker(None, "f", index)
+    question = "Which companies do Apple and Meta control?"
+    # alone, "Meta" is no exact name: only next to one, across a separator, does it count
+    assert [m.text for m in linker.link(question)] == ["Apple"]
+    mentions = linker.link(question, SEPARATOR_RE)
+    assert sorted(m.text for m in mentions) == ["Apple", "Meta"]
+    assert [m.text for m in linker.link("Which companies does Apple say Meta controls?",
+                                        SEPARATOR_RE)] == ["Apple"]
+    group = coordinate(question, mentions)
+    assert group is not None
+    assert masked(question, mentions, group) == "Which companies does [MASK] control?"
+    # "have" may be the main verb: left as it is
+    diseases = "Which companies have Apple and Meta?"
+    group = coordinate(diseases, linker.link(diseases, SEPARATOR_RE))
+    assert group is not None
+    assert masked(diseases, [], group) == "Which companies have [MASK]?"
 
 
 def test_coordinated_mentions_keep_the_candidates_of_their_shared_type() -> None:
