@@ -171,13 +171,16 @@ class ZeroShotScorer:
             return finals
         texts = [verbalize_path(f, expander) for f in head]
         sims = cached_vectors(texts) @ ctx.pooled
-        steps = parse_question(ctx.text, self.space.types).forward_steps()
-        if steps:
-            # the verbalisation loses who does what to whom; the parse's subject rules hold for
-            # it as for the steps
-            forwards = torch.tensor([float(sum(f.steps[s][1] == OUT for s in steps
-                                               if s < len(f.steps))) for f in head])
-            sims = sims + DIRECTION_BONUS * self.temperature * forwards
+        parse = parse_question(ctx.text, self.space.types)
+        steps, backs = parse.forward_steps(), parse.backward_steps()
+        if steps or backs:
+            # the verbalisation loses who does what to whom; the parse's subject and object
+            # rules hold for it as for the steps
+            agree = torch.tensor([float(sum(f.steps[s][1] == OUT for s in steps
+                                            if s < len(f.steps))
+                                        + sum(f.steps[s][1] != OUT for s in backs
+                                              if s < len(f.steps))) for f in head])
+            sims = sims + DIRECTION_BONUS * self.temperature * agree
         logits = sims / self.temperature
         recorded = torch.tensor([bool(f.recorded_answers) and not f.guessed for f in head])
         norm = torch.logsumexp(logits[recorded] if recorded.any() else logits, dim=0)

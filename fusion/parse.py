@@ -28,6 +28,15 @@ DIRECTION_BONUS = 2.0
 SUBJECT_RE = re.compile(
     r"\b(?:does|do|did|has|have|had|is|are|was|were|can|could|will|would|that|which)\s+"
     r"(?:the\s+)?\[mask\]\s+[a-z]")
+# The topic as the object of the wh-word's verb: "What causes [MASK]?", "Who controls [MASK]?",
+# "What has hurt [MASK]?" (the verb right after "what" / "who", or after "has"). The first hop
+# then reads backwards (answer -REL-> topic). In the hand-written questions all 9 of that shape
+# do; a verb that names the reverse of its relation ("What includes X?" for IS_MEMBER_OF) would
+# not, and none is asked so.
+OBJECT_RE = re.compile(
+    r"^\W*(?:what|who)\s+(?:(?:has|have|had)\s+)?"
+    r"(?!(?:is|are|was|were|be|been|do|does|did|has|have|had|can|could|will|would|the|a|an)\b)"
+    r"[a-z]+\s+(?:the\s+)?\[mask\]")
 # The topic first, then an auxiliary: "[MASK] is a kind of what?", "[MASK] has which
 # symptoms?" (no passive "by" after it, as above)
 TOPIC_FIRST_SUBJECT_RE = re.compile(r"^\W*(?:the\s+)?\[mask\]\s+(?:is|are|was|were|has|have|had)\b")
@@ -84,6 +93,11 @@ class Parse:
     answer_types: tuple[str, ...] = ()
     # no type noun, but "kinds of" / "subtypes of": the answer has the topic's type
     topic_type_answer: bool = False
+    topic_object: bool = False  # the topic is the object of the wh-word's verb (OBJECT_RE)
+
+    def backward_steps(self) -> set[int]:
+        """Steps (0-based, from the topic) that the object rule reads backwards."""
+        return {0} if self.topic_object else set()
 
     def forward_steps(self) -> set[int]:
         """Steps (0-based, from the topic) that the subject rules read forwards."""
@@ -127,6 +141,8 @@ class PathHints:
     # without one answer type: the types the answer may have ("who": ``AGENT_TYPES``); empty:
     # any
     answer_types: frozenset[str] = frozenset()
+    # steps the object rule reads backwards (``Parse.backward_steps``)
+    backward_steps: frozenset[int] = frozenset()
 
     @classmethod
     def of(cls, parse: Parse, topic_types: Iterable[str] = ()) -> PathHints:
@@ -138,12 +154,13 @@ class PathHints:
             # always one hop, so longer paths pay the penalty. Without it every hop was scored
             # from the whole question, and the paths grew to max_hops.
             same = frozenset(topic_types) if parse.topic_type_answer else frozenset()
-            return cls((), 1, None, forwards, same)
+            return cls((), 1, None, forwards, same, frozenset(parse.backward_steps()))
         types = list(parse.hop_types())
         if not parse.explicit_answer_type:
             types[-1] = None
         return cls(tuple(types), parse.hops, types[-1], forwards,
-                   frozenset(parse.answer_types) if types[-1] is None else frozenset())
+                   frozenset(parse.answer_types) if types[-1] is None else frozenset(),
+                   frozenset(parse.backward_steps()))
 
 
 def step_token_masks(parse: Parse, offsets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -224,7 +241,8 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
     return Parse(found[0][2] if found else None, found, segments, explicit, len(masked),
                  topic_subject, spans if custom else None, lead_subject,
                  tuple(t for t in AGENT_TYPES if t in types) if who else (),
-                 not found and KIND_OF_RE.search(text) is not None)
+                 not found and KIND_OF_RE.search(text) is not None,
+                 not topic_subject and OBJECT_RE.search(text) is not None)
 
 
 def step_segment_vectors(parses: list[Parse]) -> torch.Tensor:
@@ -256,12 +274,13 @@ def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Ten
     out = base.unsqueeze(1).repeat(1, MAX_STEPS, 1)
     is_stop = torch.tensor([k == STOP for _, k in actions])
     is_out = torch.tensor([k == OUT for _, k in actions])
+    is_in = torch.tensor([k not in (OUT, STOP) for _, k in actions])
     offset = 0
     for b, p in enumerate(parses):
         k = p.hops
         vecs = seg_vectors[offset:offset + k]
         offset += k
-        forwards = p.forward_steps()
+        forwards, backwards = p.forward_steps(), p.backward_steps()
         for step in range(MAX_STEPS):
             hop = step + 1
             if 1 <= hop <= k:
@@ -269,6 +288,8 @@ def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Ten
                 out[b, step] = torch.where(is_stop, out[b, step], rel)
             if step in forwards:
                 out[b, step] += DIRECTION_BONUS * is_out
+            if step in backwards:
+                out[b, step] += DIRECTION_BONUS * is_in
             for a, (name, kind) in enumerate(actions):
                 if kind != STOP:
                     continue

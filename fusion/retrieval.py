@@ -701,7 +701,8 @@ def bound_penalty(hints: PathHints | None, item: BeamItem, action: Action) -> fl
                                         and action[0] != hints.answer_type) + \
             bool(hints.answer_types and action[0] not in hints.answer_types)
         return HINT_PENALTY * wrong
-    backward = DIRECTION_PENALTY if action[1] == IN and step in hints.forward_steps else 0.0
+    backward = DIRECTION_PENALTY if (action[1] == IN and step in hints.forward_steps) or (
+        action[1] == OUT and step in hints.backward_steps) else 0.0
     return (HINT_PENALTY if step >= hints.hops else 0.0) + backward
 
 

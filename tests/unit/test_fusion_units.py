@@ -164,7 +164,8 @@ def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
     assert PathHints.of(parse_question("Which genes are kinds of [MASK]?", types),
                         {"Phenotype"}).answer_types == set()  # a type is named
     # no type noun: one hop is assumed (and no type)
-    assert PathHints.of(parse_question("What causes [MASK]?", types)) == PathHints((), 1, None)
+    assert PathHints.of(parse_question("What causes [MASK]?", types)) == \
+        PathHints((), 1, None, backward_steps=frozenset({0}))  # and the topic is the object
     # a question that starts with "where" asks for a place (a "where" later is a phrasing)
     where = parse_question("Where do the companies that [MASK] controls operate?",
                            ["Company", "Place"])
@@ -180,6 +181,17 @@ def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
                           ("[MASK] genes", False),
                           ("Which companies are controlled by [MASK]?", False)):
         assert parse_question(text, ["Company", "Person"]).topic_subject is subject, text
+    # the topic as the object of the wh-word's verb: the first hop reads backwards
+    for text, obj in (("What causes [MASK]?", True), ("Who controls [MASK]?", True),
+                      ("What has hurt [MASK]?", True), ("What has the [MASK] raised?", False),
+                      ("What does [MASK] produce?", False), ("What is [MASK] part of?", False),
+                      ("Which companies control [MASK]?", False)):
+        parsed = parse_question(text, ["Company", "Person"])
+        assert parsed.topic_object is obj and (parsed.backward_steps() == {0}) is obj, text
+    backward = PathHints.of(parse_question("What causes [MASK]?", ["Gene", "Disease"]))
+    first = BeamItem("t", (), 0.0, ["t"])
+    assert bound_penalty(backward, first, ("ASSOCIATED_WITH", "out")) == DIRECTION_PENALTY
+    assert bound_penalty(backward, first, ("ASSOCIATED_WITH", "in")) == 0.0
     # ...as every training phrasing of that shape does, and no backward one
     for _, backwards in PHRASINGS.values():
         for phrasing in backwards:
