@@ -47,6 +47,7 @@ server.directories.logs={logs}
 server.directories.run={run}
 server.directories.import={import_dir}
 server.memory.pagecache.size={pagecache}
+server.memory.query_cache.per_db_cache_num_entries={query_cache}
 db.transaction.timeout=0
 dbms.usage_report.enabled=false
 """
@@ -207,6 +208,7 @@ class LocalNeo4j:
             CONF_TEMPLATE.format(
                 bolt_port=s.bolt_port, data=self.data_dir, logs=self.logs_dir, run=self.run_dir,
                 import_dir=self.home / "import", pagecache=s.neo4j_pagecache,
+                query_cache=s.neo4j_query_cache_entries,
             )
         )
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from neo4j import Driver
 
 from graph.exceptions import InvalidInputError, NotFoundError
+from graph.settings import Settings
 from graph.store import GraphStore
 
 pytestmark = pytest.mark.integration
@@ -108,3 +110,18 @@ def test_schema_summary_counts_the_domain(store: GraphStore, toy_graph: dict[str
     assert mine.relation_types["HAS_PHENOTYPE"] == 4
     assert mine.relationship_count == 9
     assert "HAS_PHENOTYPE" in summary.relation_types and "Disease" in summary.entity_types
+
+
+def test_local_server_keeps_the_configured_number_of_query_plans(
+    driver: Driver, settings: Settings
+) -> None:
+    # every relation-path shape is its own query text, so the server kgr starts keeps far more
+    # plans than Neo4j's default of 1,000 (graph.settings.Settings.neo4j_query_cache_entries)
+    if settings.neo4j_uri:
+        pytest.skip("an external server (NEO4J_URI) has its own configuration")
+    records, _, _ = driver.execute_query(
+        "CALL dbms.listConfig('server.memory.query_cache.per_db_cache_num_entries') "
+        "YIELD name, value RETURN name, value", database_="system")
+    assert [(r["name"], int(r["value"])) for r in records] == [
+        ("server.memory.query_cache.per_db_cache_num_entries", settings.neo4j_query_cache_entries)]
+    assert settings.neo4j_query_cache_entries > 1000
