@@ -19,6 +19,7 @@ import bisect
 import difflib
 import re
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -205,7 +206,12 @@ class EntityLinker:
     def _tokens(self, question: str) -> list[tuple[str, int, int]]:
         return [(m.group().lower(), m.start(), m.end()) for m in WORD_RE.finditer(question)]
 
-    def exact(self, question: str) -> list[Mention]:
+    def _scan(self, question: str, skip: Callable[[str], bool],
+              match: Callable[[list[tuple[str, int, int]], int, int, str], Mention | None],
+              ) -> list[Mention]:
+        """The question's word n-grams, longest first and none overlapping a mention found
+        before; ``match(tokens, i, n, words)`` makes one a mention (or None). An n-gram of
+        ``skip`` words only, or one short word or type word alone, is never a mention."""
         tokens = self._tokens(question)
         found: list[Mention] = []
         taken = [False] * len(tokens)
@@ -214,61 +220,60 @@ class EntityLinker:
                 if any(taken[i:i + n]):
                     continue
                 words = [t[0] for t in tokens[i:i + n]]
-                if all(w in STOP_WORDS for w in words) or \
+                if all(skip(w) for w in words) or \
                         (n == 1 and (len(words[0]) < 3 or words[0] in TYPE_WORDS)):
                     continue
-                hits = self.index.keys.get(" ".join(words))
-                if not hits:
+                mention = match(tokens, i, n, " ".join(words))
+                if mention is None:
                     continue
-                start, end = tokens[i][1], tokens[i + n - 1][2]
-                coverage = min(1.0, 0.6 + 0.1 * n)
-                candidates = sorted(
-                    (Candidate(uid, self.index.names[uid], self.index.types[uid],
-                               round((1.0 if exact else 0.9) * coverage, 4))
-                     for uid, exact in hits),
-                    key=lambda c: (-c.score, c.uid),
-                )
-                method = "name" if any(exact for _, exact in hits) else "alias"
-                found.append(Mention(question[start:end], start, end, method,
-                                     candidates[:MAX_CANDIDATES]))
+                found.append(mention)
                 for k in range(i, i + n):
                     taken[k] = True
         return found
+
+    def exact(self, question: str) -> list[Mention]:
+        def match(tokens: list[tuple[str, int, int]], i: int, n: int,
+                  words: str) -> Mention | None:
+            hits = self.index.keys.get(words)
+            if not hits:
+                return None
+            start, end = tokens[i][1], tokens[i + n - 1][2]
+            coverage = min(1.0, 0.6 + 0.1 * n)
+            candidates = sorted(
+                (Candidate(uid, self.index.names[uid], self.index.types[uid],
+                           round((1.0 if exact else 0.9) * coverage, 4))
+                 for uid, exact in hits),
+                key=lambda c: (-c.score, c.uid),
+            )
+            method = "name" if any(exact for _, exact in hits) else "alias"
+            return Mention(question[start:end], start, end, method, candidates[:MAX_CANDIDATES])
+
+        return self._scan(question, STOP_WORDS.__contains__, match)
 
     def prefix(self, question: str) -> list[Mention]:
         """Spans that the start of a name spells out ("Apple" for Apple Inc.), best connected
         entities first. The words on either side of the span must be question words: in
         "Marfan syndrom" the span "Marfan" is followed by a word of the name (a typo, which
         ``fuzzy`` handles)."""
-        tokens = self._tokens(question)
-        found: list[Mention] = []
-        taken = [False] * len(tokens)
-        for n in range(min(MAX_NGRAM, len(tokens)), 0, -1):
-            for i in range(len(tokens) - n + 1):
-                if any(taken[i:i + n]):
-                    continue
-                words = [t[0] for t in tokens[i:i + n]]
-                if all(question_word(w) for w in words) or \
-                        (n == 1 and (len(words[0]) < 3 or words[0] in TYPE_WORDS)):
-                    continue
-                if (i > 0 and not question_word(tokens[i - 1][0])) or \
-                        (i + n < len(tokens) and not question_word(tokens[i + n][0])):
-                    continue
-                uids = self.index.starting_with(" ".join(words))[:MAX_CANDIDATES]
-                if not uids:
-                    continue
-                base = PREFIX_WEIGHT * min(1.0, 0.6 + 0.1 * n)
-                best = max(1, self.index.degrees.get(uids[0], 1))
-                candidates = [
-                    Candidate(uid, self.index.names[uid], self.index.types[uid], round(
-                        base * max(PREFIX_MIN_SHARE,
-                                   (self.index.degrees.get(uid, 1) / best) ** 0.5), 4))
-                    for uid in uids]
-                start, end = tokens[i][1], tokens[i + n - 1][2]
-                found.append(Mention(question[start:end], start, end, "prefix", candidates))
-                for k in range(i, i + n):
-                    taken[k] = True
-        return found
+        def match(tokens: list[tuple[str, int, int]], i: int, n: int,
+                  words: str) -> Mention | None:
+            if (i > 0 and not question_word(tokens[i - 1][0])) or \
+                    (i + n < len(tokens) and not question_word(tokens[i + n][0])):
+                return None
+            uids = self.index.starting_with(words)[:MAX_CANDIDATES]
+            if not uids:
+                return None
+            base = PREFIX_WEIGHT * min(1.0, 0.6 + 0.1 * n)
+            best = max(1, self.index.degrees.get(uids[0], 1))
+            candidates = [
+                Candidate(uid, self.index.names[uid], self.index.types[uid], round(
+                    base * max(PREFIX_MIN_SHARE,
+                               (self.index.degrees.get(uid, 1) / best) ** 0.5), 4))
+                for uid in uids]
+            start, end = tokens[i][1], tokens[i + n - 1][2]
+            return Mention(question[start:end], start, end, "prefix", candidates)
+
+        return self._scan(question, question_word, match)
 
     def fuzzy(self, question: str) -> list[Mention]:
         """Full-text fuzzy hits, aligned to a span and re-scored (string + embedding)."""
