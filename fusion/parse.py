@@ -27,7 +27,7 @@ DIRECTION_BONUS = 2.0
 # a forward one, and no backward one is.
 SUBJECT_RE = re.compile(
     r"\b(?:does|do|did|has|have|had|is|are|was|were|can|could|will|would|that|which)\s+"
-    r"(?:the\s+)?\[mask\]\s+[a-z]")
+    r"(?:(?:the|a|an)\s+)?\[mask\]\s+[a-z]")
 # The topic as the object of the wh-word's verb: "What causes [MASK]?", "Who controls [MASK]?",
 # "What has hurt [MASK]?" (the verb right after "what" / "who", or after "has"). The first hop
 # then reads backwards (answer -REL-> topic). In the hand-written questions all 9 of that shape

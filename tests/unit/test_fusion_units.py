@@ -173,6 +173,7 @@ def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
     assert parse_question("Which places where [MASK] operates?", ["Place"]).hops == 1
     # the topic as the subject of the verb: the first hop reads forwards
     for text, subject in (("What does [MASK] produce?", True),
+                          ("What does a [MASK] have an impact on?", True),  # an article
                           ("Which groups is [MASK] part of?", True),
                           ("What is [MASK] controlled by?", False),  # passive
                           ("Who controls [MASK]?", False),
