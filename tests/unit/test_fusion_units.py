@@ -23,7 +23,16 @@ from fusion.linking import (
     short_name,
 )
 from fusion.model import FusionModel
-from fusion.parse import MAX_STEPS, PathHints, clean_segment, parse_question, step_token_masks
+from fusion.parse import (
+    MAX_STEPS,
+    Parse,
+    PathHints,
+    base_form,
+    clean_segment,
+    parse_question,
+    step_priors,
+    step_token_masks,
+)
 from fusion.pipeline import likely_readings, masked, reading_answers, reading_of
 from fusion.questions import alias_index_of, generate_coordinated_questions
 from fusion.retrieval import (
@@ -165,7 +174,7 @@ def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
                         {"Phenotype"}).answer_types == set()  # a type is named
     # no type noun: one hop is assumed (and no type)
     assert PathHints.of(parse_question("What causes [MASK]?", types)) == \
-        PathHints((), 1, None, backward_steps=frozenset({0}))  # and the topic is the object
+        PathHints((None,), 1, None, backward_steps=frozenset({0}))  # and the topic is the object
     # a question that starts with "where" asks for a place (a "where" later is a phrasing)
     where = parse_question("Where do the companies that [MASK] controls operate?",
                            ["Company", "Place"])
@@ -204,6 +213,57 @@ def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
     assert clean_segment("that generalize the") == clean_segment("that generalize [MASK]?")
 
 
+def test_wh_questions_read_their_verb_as_a_training_phrasing() -> None:
+    types = ["Company", "Concept", "Person"]
+    # (segment of hop 1, steps read backwards, steps read forwards)
+    cases = {
+        "Who runs [MASK]?": ("that run", {0}, set()),
+        "Who invests in [MASK]?": ("that invest in", {0}, set()),
+        "What causes [MASK]?": ("that cause", {0}, set()),
+        "What has hurt the [MASK]?": ("that hurt", {0}, set()),
+        "What pushes up [MASK]?": ("that push up", {0}, set()),
+        "What is affected by [MASK]?": ("affected by", set(), {0}),
+        "What has been cut by the [MASK]?": ("cut by", set(), {0}),
+        "Who was hurt by [MASK]?": ("hurt by", set(), {0}),
+        "What does [MASK] own?": ("own", set(), {0}),
+        "What does a [MASK] have an impact on?": ("have an impact on", set(), {0}),
+    }
+    for text, (segment, backward, forward) in cases.items():
+        parse = parse_question(text, types)
+        assert parse.clause and parse.segments == [segment] and parse.hops == 1, text
+        assert parse.backward_steps() == backward and parse.forward_steps() == forward, text
+        assert PathHints.of(parse).hops == 1 and parse.ruled_steps() == {0}
+    # a type noun names the hop, or the verb is not the wh-word's: no clause
+    for text in ("Which companies does [MASK] own?", "What kinds of [MASK] are there?",
+                 "Who are the people that control [MASK]?", "What is [MASK] controlled by?",
+                 "What are the companies controlled by [MASK]?"):
+        assert not parse_question(text, types).clause, text
+    assert not parse_question("What kinds of [MASK] are there?", types).topic_object
+    assert [base_form(v) for v in ("runs", "causes", "pushes", "carries", "hurt", "raised",
+                                   "boosts", "focus")] == \
+        ["run", "cause", "push", "carry", "hurt", "raised", "boost", "focus"]
+
+
+def test_a_clause_takes_its_direction_from_the_rule(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The clause's words pick the relation; which way it reads is the wh-rule's."""
+    actions = [("R", "out"), ("R", "in"), ("S", "out"), ("S", "in"), ("T", "stop")]
+    space_text = torch.eye(5, 4)  # one axis per hop; the stop shares the last one
+    space_text[4] = torch.tensor([0.0, 0.0, 0.0, 1.0])
+    # the segment's vector points at R read forwards (as "runs" points at a forward text)
+    segment = torch.tensor([[1.0, 0.4, 0.2, 0.0]])
+    monkeypatch.setattr("fusion.parse.cached_vectors", lambda texts: segment.repeat(len(texts), 1))
+    pooled = torch.zeros(1, 4)
+    base = Parse(None, [(0, 3, "T")], ["x"], topic_object=True)
+    clause = Parse(None, [(0, 3, "T")], ["x"], topic_object=True, clause=True)
+    plain = step_priors([base], pooled, space_text, actions)[0, 0]
+    read = step_priors([clause], pooled, space_text, actions)[0, 0]
+    # without the clause flag the segment's own direction wins; with it the rule's does
+    assert plain[0] > plain[1]
+    assert read[1] > read[0] and read[1] > read[3]
+    assert torch.allclose(read[1] - read[0], torch.tensor(2.0))  # the direction bonus alone
+    assert read[2] < read[1] and read[3] < read[1]
+
+
 def test_parse_reads_type_synonyms_and_leading_answer_nouns() -> None:
     types = ["Company", "Disease", "Gene", "Person", "Phenotype", "Place", "Product"]
     # other words for a type: "disorders" are diseases, "symptoms" phenotypes
@@ -226,6 +286,7 @@ def test_parse_reads_type_synonyms_and_leading_answer_nouns() -> None:
     where = parse_question("Where do the companies that [MASK] controls operate?", types)
     assert where.segments == ["operate", "that controls"]
     assert where.forward_steps() == {0, 1}
+    assert where.ruled_steps() == {1}  # "operate" alone: the rule, not the verb, reads forwards
     # the plain frame "What are the Ns ..." names the answer: no extra hop
     assert parse_question("What are the companies that [MASK] controls?", types).hops == 1
     # "the" between the auxiliary and the topic: still its subject
