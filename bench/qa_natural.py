@@ -13,7 +13,10 @@ with two or three topics joined by "and" / "or" (rows with "topics" and "operato
 after ``fusion.coordination`` and measured once before any change to it; ``natural_test3``:
 written on 2026-12-01 in styles the others lack (imperatives, keyword queries, lower case, short
 company names such as "Apple"), measured once, then its failures led to the short-name linking
-and the "who" / "kinds of" parse rules (so it is no longer clean either).
+and the "who" / "kinds of" parse rules (so it is no longer clean either); ``natural_test4``:
+written after those changes, measured once; ``natural_test5``: written on 2026-12-02 before any
+change of that round (possessives, typos, "how many", polite wrappers), measured once, then its
+failures led to the wh-clause rule (``fusion.parse.wh_clause``).
 
     .venv/bin/python bench/qa_natural.py [--verbose]
 """
@@ -40,8 +43,7 @@ from graph.driver import make_driver  # noqa: E402
 from graph.settings import get_settings  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
-SETS = (DATA / "natural_dev.jsonl", DATA / "natural_test.jsonl", DATA / "natural_test2.jsonl",
-        DATA / "natural_coord.jsonl")
+SETS = tuple(sorted(DATA.glob("natural_*.jsonl")))
 
 
 def gold_answers(graph: DomainGraph, row: dict[str, Any]) -> tuple[set[str], set[str]]:
