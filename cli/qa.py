@@ -161,6 +161,9 @@ def ask(
     predicted_links: bool = typer.Option(
         False, "--predicted-links", help="also follow links the graph encoder predicts (marked "
         "in the evidence)"),
+    count: bool = typer.Option(
+        None, "--count/--no-count", help="also count what the best reading reaches (default: "
+        "for 'how many' questions)"),
     json_out: bool = JSON_OPT,
 ) -> None:
     """Answer a question from the graph, with evidence paths."""
@@ -175,7 +178,7 @@ def ask(
     with open_driver(cfg) as driver:
         response = QAService(cfg, driver).ask(
             question, domain, top_k, max_hops, mode,  # type: ignore[arg-type]
-            predicted_links=predicted_links)
+            predicted_links=predicted_links, count=count)
     if json_out:
         print_json(response)
         return
@@ -188,3 +191,7 @@ def ask(
                 [(i, a.name, a.type, f"{a.score:.3f}",
                   "\n".join(e.text for e in a.evidence) if a.reached_from else a.evidence[0].text)
                  for i, a in enumerate(response.answers, 1)])
+    if response.count is not None:
+        c = response.count
+        typer.echo(f"count: {c.value if c.exact else f'at least {c.value}'} ({c.type}, by "
+                   f"{'/'.join(c.relation_path)} from {len(c.topics)} topic entities)")

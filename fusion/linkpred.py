@@ -115,6 +115,10 @@ class PredictingExpander:
                        limit: int) -> list[str]:
         return self.base.common_targets(groups, steps, limit)  # recorded links only
 
+    def count_targets(self, sources: Sequence[str], steps: Sequence[Action],
+                      answer_type: str) -> tuple[int, bool]:
+        return self.base.count_targets(sources, steps, answer_type)  # recorded links only
+
     def neighbours(self, requests: Sequence[Request], caps: Caps) -> Grouped:
         grouped = self.base.neighbours(requests, caps)
         out: Grouped = {uid: {a: list(t) for a, t in by.items()} for uid, by in grouped.items()}

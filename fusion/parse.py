@@ -49,6 +49,9 @@ PASSIVE_RE = re.compile(
 WHAT_SUBJECT_RE = re.compile(
     r"^\W*what\s+(?:do|does|did|has|have|had)\s+(?:the\s+|a\s+|an\s+)?\[mask\]\s+"
     r"(?P<verb>[a-z][a-z -]*?)\s*[?.!]*\s*$")
+# "How many genes are associated with X?": the answers list is cut to top_k, so the service
+# also counts what the best reading reaches (``fusion.schemas.AnswerCount``)
+HOW_MANY_RE = re.compile(r"^\W*how\s+many\b", re.IGNORECASE)
 # The topic first, then an auxiliary: "[MASK] is a kind of what?", "[MASK] has which
 # symptoms?" (no passive "by" after it, as above)
 TOPIC_FIRST_SUBJECT_RE = re.compile(r"^\W*(?:the\s+)?\[mask\]\s+(?:is|are|was|were|has|have|had)\b")
@@ -283,6 +286,11 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
 
 
 IRREGULAR_PLURALS = {"has": "have", "does": "do", "is": "are", "was": "were"}
+
+
+def asks_count(question: str) -> bool:
+    """Whether the question asks for a number ("How many ...?")."""
+    return HOW_MANY_RE.search(question) is not None
 
 
 def base_form(verb: str) -> str:

@@ -23,7 +23,7 @@ from fusion.exceptions import QAModelNotReadyError, QuestionError
 from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
 from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
 from fusion.linkpred import LinkPredictor, PredictingExpander
-from fusion.parse import PathHints, parse_question
+from fusion.parse import PathHints, asks_count, parse_question
 from fusion.retrieval import (
     Caps,
     Expander,
@@ -38,6 +38,7 @@ from fusion.retrieval import (
 from fusion.schemas import (
     MAX_QUESTION_CHARS,
     Answer,
+    AnswerCount,
     AskResponse,
     EvidenceHop,
     EvidencePath,
@@ -324,7 +325,9 @@ class DomainQA:
     def answer(self, question: str, top_k: int = 10, max_hops: int = 3,
                mode: Mode | None = None, use_graph: bool = True,
                prepared: Prepared | None = None,
-               predicted_links: bool = False) -> AskResponse:
+               predicted_links: bool = False, count: bool | None = None) -> AskResponse:
+        """``count``: also count what the best answer's reading reaches (``AnswerCount``);
+        None: when the question asks "how many"."""
         started = time.perf_counter()
         question = check_question(question)
         mode = mode or self.default_mode()
@@ -342,6 +345,7 @@ class DomainQA:
         ]
         models: dict[str, Any] = {"text_encoder": TEXT_MODEL}
         answers: list[Answer] = []
+        counted: AnswerCount | None = None
         reason = None
         if not prepared.mentions:
             reason = f"no entity of domain {self.domain!r} was found in the question"
@@ -356,6 +360,8 @@ class DomainQA:
                 ranked = rank_answers(finals, expander, top_k)
                 answers = [self._answer(uid, prob, final, finals, expander)
                            for uid, prob, final in ranked]
+                if ranked and (asks_count(question) if count is None else count):
+                    counted = self._count(prepared, ranked[0][2], expander)
             else:
                 answers, models = self._coordinated(prepared, prepared.coordination, top_k,
                                                     max_hops, mode, use_graph, expander)
@@ -365,7 +371,7 @@ class DomainQA:
         done = time.perf_counter()
         return AskResponse(
             question=question, domain=self.domain, mode=mode, answers=answers,
-            linked_entities=linked, reason=reason, models=models,
+            linked_entities=linked, reason=reason, models=models, count=counted,
             coordination=prepared.coordination.operator if prepared.coordination else None,
             timings_ms={"link_encode": round(1000 * (linked_at - started), 2),
                         "retrieve_score": round(1000 * (done - linked_at), 2),
@@ -486,6 +492,19 @@ class DomainQA:
                       relation_path=[relation_label(s) for s in best.steps],
                       evidence=evidence, explanation=explanation,
                       reached_from=[final.topic for _, _, final in combined.reached])
+
+    @staticmethod
+    def _count(prepared: Prepared, best: PathResult, expander: Expander) -> AnswerCount:
+        """What ``best``'s reading reaches from its topic and the topic's namesakes among the
+        candidates (two "Rett syndrome" records are one disease to the asker)."""
+        named = next(((c.name, c.type) for m in prepared.topics for c in m.candidates
+                      if c.uid == best.topic), None)
+        topics = list(dict.fromkeys([best.topic] + [
+            c.uid for m in prepared.topics for c in m.candidates
+            if named is not None and (c.name, c.type) == named]))
+        value, exact = expander.count_targets(topics, best.steps, best.answer_type)
+        return AnswerCount(value=value, exact=exact, type=best.answer_type, topics=topics,
+                           relation_path=[relation_label(s) for s in best.steps])
 
     def _drop_namesakes(self, finals: list[PathResult]) -> None:
         """Remove answers named like the path's topic: for "Which diseases are characterized by
@@ -663,7 +682,7 @@ class QAService:
 
     def ask(self, question: str, domain: str | None = None, top_k: int = 10, max_hops: int = 3,
             mode: Mode | None = None, use_graph: bool = True,
-            predicted_links: bool = False) -> AskResponse:
+            predicted_links: bool = False, count: bool | None = None) -> AskResponse:
         question = check_question(question)
         self.check_graph()
         if domain is None:
@@ -671,4 +690,4 @@ class QAService:
         else:
             self.check_domain(domain)
         return self.domain(domain).answer(question, top_k, max_hops, mode, use_graph,
-                                          predicted_links=predicted_links)
+                                          predicted_links=predicted_links, count=count)

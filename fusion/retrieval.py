@@ -108,6 +108,43 @@ LIMIT $limit
 COMMON_FRONTIER = 2000
 
 
+# How many entities of one type a relation path reaches from its sources ("How many genes
+# are associated with X?"): each hop's distinct nodes are collected and cut to $frontier, so
+# the read stays bounded; a cut makes the count a lower bound (``cut``). The sources are not
+# counted (a gene -> disease -> gene path comes back to its topic).
+# Every step is OPTIONAL and an empty frontier is carried as [null], so the one row (and its
+# ``cut``) survives a walk that dies out after a cut.
+COUNT_TARGETS_QUERY_TEMPLATE = """
+OPTIONAL MATCH (n0:Entity) WHERE n0.uid IN $sources
+WITH collect(n0) AS f0, false AS cut
+{walk}
+"""
+COUNT_FRONTIER = 5000
+
+
+def count_walk(steps: Sequence[Action], answer_type: str) -> str:
+    """The hops of ``COUNT_TARGETS_QUERY_TEMPLATE``: relationship types and the answer's type
+    label checked and backtick-quoted by ``quote_identifier``."""
+    lines = []
+    last = len(steps) - 1
+    for hop, (rel, direction) in enumerate(steps):
+        quoted = quote_identifier(rel)
+        edge = f"-[:{quoted}]->" if direction == OUT else f"<-[:{quoted}]-"
+        lines.append(f"UNWIND CASE WHEN f{hop} = [] THEN [null] ELSE f{hop} END AS n{hop}")
+        if hop == last:
+            lines.append(f"OPTIONAL MATCH (n{hop}){edge}"
+                         f"(a:Entity:{quote_identifier(answer_type)})")
+            lines.append("WHERE NOT a.uid IN $sources")
+            lines.append("RETURN count(DISTINCT a) AS n, cut")
+        else:
+            nxt = f"n{hop + 1}"
+            lines.append(f"OPTIONAL MATCH (n{hop}){edge}({nxt}:Entity)")
+            lines.append(f"WITH collect(DISTINCT {nxt}) AS f{hop + 1}, cut")
+            lines.append(f"WITH f{hop + 1}[..$frontier] AS f{hop + 1}, "
+                         f"cut OR size(f{hop + 1}) > $frontier AS cut")
+    return "\n".join(lines)
+
+
 def set_walk(steps: Sequence[Action]) -> str:
     """One ``MATCH ... WITH DISTINCT ... LIMIT $frontier`` per hop, ending in ``a``; each type
     checked and backtick-quoted by ``quote_identifier``."""
@@ -219,6 +256,10 @@ class Expander(Protocol):
                        limit: int) -> list[str]: ...
     # the entities that every group of sources reaches by ``steps`` (uncapped)
 
+    def count_targets(self, sources: Sequence[str], steps: Sequence[Action],
+                      answer_type: str) -> tuple[int, bool]: ...
+    # (how many entities of ``answer_type`` the sources reach by ``steps``, whether exact)
+
 
 def cut_to_rows(requests: Sequence[Request], lists: Mapping[Request, list[str]],
                 rows: int) -> Grouped:
@@ -279,6 +320,7 @@ class Neo4jExpander:
             shared.lists.clear()
             shared.partial.clear()
             shared.nodes.clear()
+            shared.entity_types = None
 
     def remember(self, uid: str, name: str, etype: str) -> None:
         with self._shared.lock:
@@ -423,6 +465,32 @@ class Neo4jExpander:
                                                          entity_type(r["labels"])))
         return [r["uid"] for r in records]
 
+    def count_targets(self, sources: Sequence[str], steps: Sequence[Action],
+                      answer_type: str) -> tuple[int, bool]:
+        """How many entities of ``answer_type`` (a type of the graph) the sources reach by
+        ``steps``, and whether that is exact (no hop's frontier went past
+        ``COUNT_FRONTIER``). Hops outside this view's allow-list reach nothing."""
+        queries = self._query_set()
+        if not steps or not sources or any(step not in queries.actions for step in steps) or \
+                answer_type not in self._entity_types():
+            return 0, True
+        records = self._run(COUNT_TARGETS_QUERY_TEMPLATE.format(
+            walk=count_walk(steps, answer_type)),
+            {"sources": list(sources), "frontier": COUNT_FRONTIER})
+        if not records:
+            return 0, True
+        return int(records[0]["n"]), not records[0]["cut"]
+
+    def _entity_types(self) -> set[str]:
+        """The graph's entity type labels (the allow-list for a label in a query), read once
+        per expander and its views until ``clear``."""
+        shared = self._shared
+        if shared.entity_types is None:
+            from graph.schema import live_entity_types
+
+            shared.entity_types = set(live_entity_types(self.driver, self.database))
+        return shared.entity_types
+
     def expand(self, uids: Sequence[str], caps: Caps) -> dict[str, list[Row]]:
         """Every hop of ``uids`` with its capped neighbours, as rows (for inspection)."""
         available = self.actions(uids)
@@ -444,6 +512,7 @@ class _ExpanderCaches:
     # ... and the first ones of a request that a row cap cut short: enough for the same cut
     partial: OrderedDict[tuple[str, Action, int], list[str]] = field(default_factory=OrderedDict)
     nodes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    entity_types: set[str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     queries: int = 0
 
@@ -501,6 +570,17 @@ class MemoryExpander:
                 reached = self.graph.follow(reached, step)
             common = reached if common is None else common & reached
         return sorted(common or ())[:limit]
+
+    def count_targets(self, sources: Sequence[str], steps: Sequence[Action],
+                      answer_type: str) -> tuple[int, bool]:
+        """As ``Neo4jExpander.count_targets``, over the whole adjacency (always exact)."""
+        if not steps or not sources:
+            return 0, True
+        reached = set(sources)
+        for step in steps:
+            reached = self.graph.follow(reached, step)
+        return sum(1 for uid in reached - set(sources)
+                   if self.graph.types.get(uid) == answer_type), True
 
     def expand_grouped(self, uids: Sequence[str], caps: Caps) -> Grouped:
         """Every hop of ``uids`` with its capped neighbours."""

@@ -27,6 +27,9 @@ class AskRequest(BaseModel):
         default=False, description="also follow links that the domain's graph encoder predicts "
         "but the graph does not record (marked in the evidence, with their probability); "
         "needs a trained encoder")
+    count: bool | None = Field(
+        default=None, description="also say how many entities the best reading reaches "
+        "(`count` in the answer); default: when the question asks 'how many'")
 
 
 class EvidenceHop(BaseModel):
@@ -79,6 +82,21 @@ class LinkedEntity(BaseModel):
     candidates: list[LinkedCandidate]
 
 
+class AnswerCount(BaseModel):
+    """How many entities the best answer's reading reaches: its relation path from its topic
+    (and the topic's namesakes), read from the whole graph (the answers list is cut to
+    ``top_k``)."""
+
+    value: int = Field(description="distinct entities of `type` that the path reaches from "
+                       "`topics` (the topics themselves not counted)")
+    exact: bool = Field(description="false when a hop had more than 5,000 distinct nodes and "
+                        "was cut: `value` is then a lower bound")
+    type: str
+    topics: list[str] = Field(description="uids the path starts from: the best answer's topic "
+                              "and the candidates of its mention with the same name and type")
+    relation_path: list[str]
+
+
 class AskResponse(BaseModel):
     question: str
     domain: str
@@ -89,6 +107,9 @@ class AskResponse(BaseModel):
     coordination: Literal["all", "any"] | None = Field(
         default=None, description="several topics joined in the question: 'all' (and: "
         "answers that every topic reaches first, then those most reach) or 'any' (or)")
+    count: AnswerCount | None = Field(
+        default=None, description="with `count` (by default for 'how many' questions) and "
+        "one topic: how many entities the best answer's reading reaches")
     models: dict[str, str | bool | None]
     timings_ms: dict[str, float]
 

@@ -37,9 +37,12 @@ def ask(body: AskRequest, request: Request, _: ReaderDep) -> AskResponse:
     """Ranked answers with scores, evidence paths and an explanation, the linked entities, the
     model versions and the timings. 200 with no answers (and the reason) when the question
     names no entity of the domain; 404 for an unknown domain; 409 for mode 'fine-tuned' before
-    a model is trained, or for ``predicted_links`` before an encoder is trained."""
+    a model is trained, or for ``predicted_links`` before an encoder is trained. A "how
+    many" question (or ``count: true``) also gets ``count``: how many entities the best
+    answer's reading reaches in the whole graph."""
     return qa_service(request).ask(body.question, body.domain, body.top_k, body.max_hops,
-                                   body.mode, predicted_links=body.predicted_links)
+                                   body.mode, predicted_links=body.predicted_links,
+                                   count=body.count)
 
 
 @router.post("/v1/ask/refresh", summary="Forget what the ask service has read of the graph")

@@ -12,6 +12,7 @@ from neo4j import Driver
 
 from api.main import create_app
 from graph.settings import Settings
+from tests.conftest import TOY_RELATIONS
 
 pytestmark = pytest.mark.integration
 
@@ -60,6 +61,26 @@ def test_ask_returns_answers_evidence_links_models_and_timings(
     assert shared["answers"][0]["uid"] == toy_graph["OMIM:154700"]
     assert shared["answers"][0]["reached_from"] == [toy_graph["HP:0000098"],
                                                     toy_graph["HP:0001382"]]
+
+
+def test_how_many_questions_get_a_count_of_the_whole_reading(
+    client: TestClient, toy_graph: dict[str, str], domain: str
+) -> None:
+    marfan = "OMIM:154700"
+    phenotypes = {t for s, rel, t in TOY_RELATIONS if s == marfan and rel == "HAS_PHENOTYPE"}
+    body = {"question": "How many phenotypes does Marfan syndrome present?", "domain": domain,
+            "top_k": 1, "mode": "zero-shot"}
+    data = client.post("/v1/ask", json=body, headers=READER).json()
+    assert len(data["answers"]) == 1  # the list is cut to top_k; the count is not
+    assert data["count"] == {"value": len(phenotypes), "exact": True, "type": "Phenotype",
+                             "topics": [toy_graph[marfan]], "relation_path": ["HAS_PHENOTYPE"]}
+    # a plain question has no count unless asked for
+    plain = {**body, "question": "What phenotypes does Marfan syndrome present?"}
+    assert client.post("/v1/ask", json=plain, headers=READER).json()["count"] is None
+    asked = client.post("/v1/ask", json={**plain, "count": True}, headers=READER).json()
+    assert asked["count"]["value"] == len(phenotypes)
+    assert client.post("/v1/ask", json={**body, "count": False},
+                       headers=READER).json()["count"] is None
 
 
 def test_ask_errors(client: TestClient, toy_graph: dict[str, str], domain: str) -> None:

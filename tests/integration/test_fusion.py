@@ -408,7 +408,7 @@ def test_coordinated_topics_answer_what_all_or_any_of_them_reach(
 
 
 def test_exact_path_reads_agree_with_the_in_memory_graph(
-    driver: Driver, settings: Settings, domain: str
+    driver: Driver, settings: Settings, domain: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Neo4jExpander.common_targets / paths_to (what coordinated questions read beyond the
     # capped lists) against the in-memory walks over the same random graph
@@ -424,6 +424,7 @@ def test_exact_path_reads_agree_with_the_in_memory_graph(
     neo = Neo4jExpander(driver, settings.neo4j_database).for_types(RELATIONS)
     nodes = sorted(graph.names)
     compared = 0
+    counts: list[tuple[list[str], list[tuple[str, str]], str, int]] = []
     for _ in range(40):
         steps: list[tuple[str, str]] = []
         for _hop in range(rng.randint(1, 3)):
@@ -447,8 +448,28 @@ def test_exact_path_reads_agree_with_the_in_memory_graph(
             assert plain[0] in groups[0] and path[-1] == target and len(path) == len(steps) + 1
             for (rel, direction), a, b in zip(steps, plain[:-1], plain[1:], strict=True):
                 assert b in graph.adj[a][(rel, direction)]
+        # counts ("How many ...?"): every entity of the type the path reaches, sources aside
+        etype = rng.choice(sorted(set(graph.types.values())))
+        counted = memory.count_targets(groups[0], steps, etype)
+        assert neo.count_targets([uid[n] for n in groups[0]], steps, etype) == counted
+        counts.append((groups[0], steps, etype, counted[0]))
     assert compared >= 10  # the draws did find shared targets
+    assert sum(1 for *_, n in counts if n > 0) >= 10
     assert neo.common_targets([[uid[nodes[0]]]], [("NOT_IN_SCHEMA", "out")], 10) == []
+    # a type or relation outside the schema is never put into the query: nothing is counted
+    assert neo.count_targets([uid[nodes[0]]], [(RELATIONS[0], "out")],
+                             "Gene`) DETACH DELETE (x") == (0, True)
+    assert neo.count_targets([uid[nodes[0]]], [("NOT_IN_SCHEMA", "out")], etype) == (0, True)
+    # a hop frontier past the cap is cut: the count is then a lower bound, and says so
+    monkeypatch.setattr("fusion.retrieval.COUNT_FRONTIER", 2)
+    cut = 0
+    for sources, steps, etype, exact_value in counts:
+        value, exact = neo.count_targets([uid[n] for n in sources], steps, etype)
+        assert value <= exact_value and (exact or len(steps) > 1)
+        if exact:
+            assert value == exact_value
+        cut += not exact
+    assert cut > 0
 
 
 def test_predicted_links_extend_answers_without_changing_the_recorded_ones(

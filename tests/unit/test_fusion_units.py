@@ -27,6 +27,7 @@ from fusion.parse import (
     MAX_STEPS,
     Parse,
     PathHints,
+    asks_count,
     base_form,
     clean_segment,
     parse_question,
@@ -49,6 +50,7 @@ from fusion.retrieval import (
     beam_search,
     bound_penalty,
     candidate_actions,
+    count_walk,
     hint_penalty,
     keep_asked_type,
     rank_answers,
@@ -80,6 +82,7 @@ from fusion.verbalize import (
     phrasings,
     split_variants,
 )
+from graph.exceptions import InvalidInputError
 from tests.unit.random_graphs import TYPES, random_typed_graph
 
 
@@ -242,6 +245,19 @@ def test_wh_questions_read_their_verb_as_a_training_phrasing() -> None:
     assert [base_form(v) for v in ("runs", "causes", "pushes", "carries", "hurt", "raised",
                                    "boosts", "focus")] == \
         ["run", "cause", "push", "carry", "hurt", "raised", "boost", "focus"]
+
+
+def test_count_questions_and_their_query() -> None:
+    assert asks_count("How many genes are associated with Rett syndrome?")
+    assert asks_count("  how MANY phenotypes does X present")
+    assert not asks_count("Which genes are associated with Rett syndrome?")
+    query = count_walk([("HAS_PHENOTYPE", "out"), ("IS_A", "in")], "Phenotype")
+    assert "OPTIONAL MATCH (n0)-[:`HAS_PHENOTYPE`]->(n1:Entity)" in query
+    assert "OPTIONAL MATCH (n1)<-[:`IS_A`]-(a:Entity:`Phenotype`)" in query
+    assert "LIMIT" not in query and "$frontier" in query  # cut per hop, not a row limit
+    for rel, etype in (("X`]->() DETACH DELETE (n", "Gene"), ("IS_A", "Gene` {x:1})")):
+        with pytest.raises(InvalidInputError):
+            count_walk([(rel, "out")], etype)
 
 
 def test_a_clause_takes_its_direction_from_the_rule(monkeypatch: pytest.MonkeyPatch) -> None:
