@@ -191,6 +191,11 @@ def ask(
                 [(i, a.name, a.type, f"{a.score:.3f}",
                   "\n".join(e.text for e in a.evidence) if a.reached_from else a.evidence[0].text)
                  for i, a in enumerate(response.answers, 1)])
+    if response.check is not None:
+        link = response.check
+        typer.echo(f"link: {'/'.join(link.relation_path)} ({link.hops} hop"
+                   f"{'s' if link.hops != 1 else ''})" if link.connected else
+                   f"link: none within {max_hops} hops")
     if response.count is not None:
         c = response.count
         typer.echo(f"count: {c.value if c.exact else f'at least {c.value}'} ({c.type}, by "

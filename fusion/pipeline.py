@@ -18,6 +18,7 @@ from typing import Any
 
 from neo4j import Driver, RoutingControl
 
+from fusion.check import Pair, check_pair, path_text, rank_paths
 from fusion.coordination import SEPARATOR_RE, Combined, Coordination, combine, coordinate
 from fusion.exceptions import QAModelNotReadyError, QuestionError
 from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
@@ -40,6 +41,7 @@ from fusion.schemas import (
     Answer,
     AnswerCount,
     AskResponse,
+    CheckResult,
     EvidenceHop,
     EvidencePath,
     LinkedCandidate,
@@ -47,10 +49,12 @@ from fusion.schemas import (
     Mode,
 )
 from fusion.space import ActionSpace, GraphFeatures, load_graph_features
+from fusion.text import get_text_encoder
 from fusion.train import Checkpoint, load_checkpoint, qa_artifacts
 from fusion.verbalize import IN, OUT, words
 from graph.driver import translate_errors
 from graph.exceptions import NotFoundError
+from graph.models import GraphPath
 from graph.settings import Settings
 from graph.store import GraphStore
 
@@ -100,6 +104,8 @@ PLURAL_DO_RE = re.compile(r"(^|\W)do(\s+(?:the\s+)?)$", re.IGNORECASE)
 COORDINATED_POOL = 500  # answers per topic that a coordinated question combines
 READING_FLOOR = 0.1  # readings of a coordinated question kept against the likeliest one
 COORDINATED_READINGS = 3  # likeliest paths whose shared answers are read from the whole graph
+CHECK_PATHS = 10  # shortest paths read between the two entities of a yes/no question
+CHECK_PAIRS = 4  # (subject, object) namesake pairs tried until one is linked
 Reading = tuple[tuple[tuple[str, str], ...], str]  # a path's (steps, answer type)
 
 
@@ -123,6 +129,32 @@ class Prepared:
         if self.coordination is not None:
             return list(self.coordination.mentions)
         return self.mentions[:1]
+
+
+def namesakes(mention: Mention) -> list[str]:
+    """The best candidate's uid, then the other candidates with its name and type."""
+    best = mention.candidates[0]
+    return [best.uid] + [c.uid for c in mention.candidates[1:]
+                         if (c.name, c.type) == (best.name, best.type)]
+
+
+def path_steps(path: GraphPath) -> list[str]:
+    """The path's relations from its first node on: "HAS_PHENOTYPE", or "^ASSOCIATED_WITH"
+    where the relationship points back along the path."""
+    steps = []
+    for here, rel in zip(path.nodes, path.relations, strict=False):
+        steps.append(rel.type if rel.source == here.uid else f"^{rel.type}")
+    return steps
+
+
+def graph_evidence(path: GraphPath) -> EvidencePath:
+    """A stored path as evidence (every relationship in its own direction)."""
+    names = {n.uid: n.name for n in path.nodes}
+    hops = [EvidenceHop(source=r.source, source_name=names.get(r.source, r.source), type=r.type,
+                        target=r.target, target_name=names.get(r.target, r.target),
+                        predicted=False, probability=None) for r in path.relations]
+    return EvidencePath(relations=hops, text="; ".join(
+        f"{h.source_name} -{words(h.type)}-> {h.target_name}" for h in hops))
 
 
 def masked(prepared_question: str, mentions: list[Mention],
@@ -346,6 +378,7 @@ class DomainQA:
         models: dict[str, Any] = {"text_encoder": TEXT_MODEL}
         answers: list[Answer] = []
         counted: AnswerCount | None = None
+        checked: CheckResult | None = None
         reason = None
         if not prepared.mentions:
             reason = f"no entity of domain {self.domain!r} was found in the question"
@@ -355,7 +388,16 @@ class DomainQA:
                 index = self.linker.index
                 expander = PredictingExpander(self.expander, self.predictor(), index.names,
                                               index.types)
-            if prepared.coordination is None:
+            pair = check_pair(question, prepared.mentions) \
+                if prepared.coordination is None else None
+            if pair is not None and pair.subject.candidates[0].uid != \
+                    pair.object.candidates[0].uid:
+                answers, checked = self._check(question, pair, max_hops)
+                if not answers:
+                    reason = (f"no recorded path of at most {max_hops} hops links "
+                              f"{pair.subject.candidates[0].name!r} and "
+                              f"{pair.object.candidates[0].name!r}")
+            elif prepared.coordination is None:
                 finals, models = self.search(prepared, max_hops, mode, use_graph, expander)
                 ranked = rank_answers(finals, expander, top_k)
                 answers = [self._answer(uid, prob, final, finals, expander)
@@ -365,13 +407,14 @@ class DomainQA:
             else:
                 answers, models = self._coordinated(prepared, prepared.coordination, top_k,
                                                     max_hops, mode, use_graph, expander)
-            if not answers:
+            if not answers and reason is None:
                 names = " or ".join(repr(m.candidates[0].name) for m in prepared.topics)
                 reason = f"no path of at most {max_hops} hops from {names} leads to an answer"
         done = time.perf_counter()
         return AskResponse(
             question=question, domain=self.domain, mode=mode, answers=answers,
             linked_entities=linked, reason=reason, models=models, count=counted,
+            check=checked,
             coordination=prepared.coordination.operator if prepared.coordination else None,
             timings_ms={"link_encode": round(1000 * (linked_at - started), 2),
                         "retrieve_score": round(1000 * (done - linked_at), 2),
@@ -492,6 +535,44 @@ class DomainQA:
                       relation_path=[relation_label(s) for s in best.steps],
                       evidence=evidence, explanation=explanation,
                       reached_from=[final.topic for _, _, final in combined.reached])
+
+    def _check(self, question: str, pair: Pair, max_hops: int
+               ) -> tuple[list[Answer], CheckResult]:
+        """Whether and how the graph links the two entities of a yes/no or "how are X and Y
+        related" question: the shortest recorded paths between them (between the namesakes
+        of each mention's best candidate, in order, until one pair is linked), ranked by the
+        closeness of their words to the question. The object is the one answer, with the
+        ranked paths as its evidence."""
+        subjects, objects = namesakes(pair.subject), namesakes(pair.object)
+        paths: list[GraphPath] = []
+        for s_uid, o_uid in [(s, o) for s in subjects for o in objects if s != o][:CHECK_PAIRS]:
+            paths = self.store.shortest_paths(s_uid, o_uid, max_hops=max_hops,
+                                              relation_types=self.space.relation_types(),
+                                              limit=CHECK_PATHS)
+            if paths:
+                break
+        subject, obj = pair.subject.candidates[0], pair.object.candidates[0]
+        if not paths:
+            return [], CheckResult(subject=subject.uid, object=obj.uid, connected=False)
+        encoded = get_text_encoder().encode([question] + [path_text(p) for p in paths])
+        probs = rank_paths(encoded[0], encoded[1:])
+        order = sorted(range(len(paths)), key=lambda i: (-float(probs[i]), i))
+        best = paths[order[0]]
+        start, end = best.nodes[0], best.nodes[-1]
+        evidence = [graph_evidence(paths[i]) for i in order[:3]]
+        steps = path_steps(best)
+        hops = len(best.relations)
+        # a yes only for a recorded link between the two; a longer path is how they are
+        # connected, which answers "how are X and Y related" but is no "yes"
+        lead = "Yes, directly" if hops == 1 else f"Not directly; connected in {hops} hops"
+        explanation = (f"{lead}: {evidence[0].text} (the likeliest reading of {len(paths)} "
+                       f"shortest path{'s' if len(paths) > 1 else ''}, probability "
+                       f"{float(probs[order[0]]):.2f})")
+        answer = Answer(uid=end.uid, name=end.name, type=end.types[0] if end.types else "Entity",
+                        score=round(float(probs[order[0]]), 6), relation_path=steps,
+                        evidence=evidence, explanation=explanation)
+        return [answer], CheckResult(subject=start.uid, object=end.uid, connected=True,
+                                     hops=hops, relation_path=steps)
 
     @staticmethod
     def _count(prepared: Prepared, best: PathResult, expander: Expander) -> AnswerCount:

@@ -97,6 +97,19 @@ class AnswerCount(BaseModel):
     relation_path: list[str]
 
 
+class CheckResult(BaseModel):
+    """A question about two named entities ("Does X present Y?", "How is X related to Y?"):
+    whether the graph links them within ``max_hops``, and by which relation path."""
+
+    subject: str = Field(description="uid of the first entity named")
+    object: str = Field(description="uid of the second entity named")
+    connected: bool
+    hops: int | None = Field(default=None, description="length of the shortest paths found")
+    relation_path: list[str] = Field(
+        default_factory=list, description="relations of the likeliest path from subject to "
+        "object (^ = the relationship points back)")
+
+
 class AskResponse(BaseModel):
     question: str
     domain: str
@@ -110,6 +123,10 @@ class AskResponse(BaseModel):
     count: AnswerCount | None = Field(
         default=None, description="with `count` (by default for 'how many' questions) and "
         "one topic: how many entities the best answer's reading reaches")
+    check: CheckResult | None = Field(
+        default=None, description="for a yes/no or 'how are X and Y related' question about "
+        "two entities: whether and how the graph links them (the answer is the second "
+        "entity, with the shortest paths as evidence)")
     models: dict[str, str | bool | None]
     timings_ms: dict[str, float]
 

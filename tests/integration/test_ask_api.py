@@ -83,6 +83,35 @@ def test_how_many_questions_get_a_count_of_the_whole_reading(
                        headers=READER).json()["count"] is None
 
 
+def test_questions_about_two_entities_get_the_paths_between_them(
+    client: TestClient, toy_graph: dict[str, str], domain: str
+) -> None:
+    ask = lambda question, **extra: client.post(  # noqa: E731
+        "/v1/ask", headers=READER, json={"question": question, "domain": domain,
+                                         "mode": "zero-shot", **extra}).json()
+    stored = {(toy_graph[s], rel, toy_graph[t]) for s, rel, t in TOY_RELATIONS}
+    direct = ask("Does Marfan syndrome present arachnodactyly?")
+    assert direct["check"] == {"subject": toy_graph["OMIM:154700"],
+                               "object": toy_graph["HP:0001166"], "connected": True, "hops": 1,
+                               "relation_path": ["HAS_PHENOTYPE"]}
+    assert [a["uid"] for a in direct["answers"]] == [toy_graph["HP:0001166"]]
+    assert direct["answers"][0]["explanation"].startswith("Yes, directly")
+    # no direct link: the shortest connection (3 hops through the shared phenotype), every
+    # hop of it recorded in the graph, and no "yes"
+    far = ask("Is COL5A1 associated with Marfan syndrome?")
+    assert far["check"]["connected"] and far["check"]["hops"] == 3
+    assert far["answers"][0]["explanation"].startswith("Not directly")
+    for path in far["answers"][0]["evidence"]:
+        hops = [(h["source"], h["type"], h["target"]) for h in path["relations"]]
+        assert len(hops) == 3 and set(hops) <= stored
+    # within fewer hops than that, they are not linked: no answer, and the reason
+    near = ask("Is COL5A1 associated with Marfan syndrome?", max_hops=2)
+    assert near["answers"] == [] and near["check"]["connected"] is False
+    assert "no recorded path of at most 2 hops" in near["reason"]
+    # a wh-question with two entities is still answered by the path search
+    assert ask("Which genes are associated with Marfan syndrome?")["check"] is None
+
+
 def test_ask_errors(client: TestClient, toy_graph: dict[str, str], domain: str) -> None:
     ask = lambda body, headers=READER: client.post("/v1/ask", json=body,  # noqa: E731
                                                    headers=headers)

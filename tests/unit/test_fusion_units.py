@@ -10,12 +10,14 @@ from collections.abc import Sequence
 import pytest
 import torch
 
+from fusion.check import PATH_TEMPERATURE, check_pair, path_text, rank_paths
 from fusion.coordination import SEPARATOR_RE, Coordination, combine, coordinate
 from fusion.evaluate import reciprocal_rank, summarize
 from fusion.graphdata import DomainGraph
 from fusion.inference import QuestionContext
 from fusion.linking import (
     AliasIndex,
+    Candidate,
     EntityLinker,
     Mention,
     index_keys,
@@ -34,7 +36,14 @@ from fusion.parse import (
     step_priors,
     step_token_masks,
 )
-from fusion.pipeline import likely_readings, masked, reading_answers, reading_of
+from fusion.pipeline import (
+    graph_evidence,
+    likely_readings,
+    masked,
+    path_steps,
+    reading_answers,
+    reading_of,
+)
 from fusion.questions import alias_index_of, generate_coordinated_questions
 from fusion.retrieval import (
     DIRECTION_PENALTY,
@@ -83,6 +92,7 @@ from fusion.verbalize import (
     split_variants,
 )
 from graph.exceptions import InvalidInputError
+from graph.models import Entity, GraphPath, Relation
 from tests.unit.random_graphs import TYPES, random_typed_graph
 
 
@@ -245,6 +255,58 @@ def test_wh_questions_read_their_verb_as_a_training_phrasing() -> None:
     assert [base_form(v) for v in ("runs", "causes", "pushes", "carries", "hurt", "raised",
                                    "boosts", "focus")] == \
         ["run", "cause", "push", "carry", "hurt", "raised", "boost", "focus"]
+
+
+def test_questions_about_two_entities_are_recognised() -> None:
+    def mention(text: str, question: str, uid: str) -> Mention:
+        start = question.index(text)
+        return Mention(text, start, start + len(text), "name",
+                       [Candidate(uid, text, "Disease", 1.0)])
+
+    for question, first, second in (
+            ("Does Marfan syndrome present arachnodactyly?", "Marfan syndrome", "arachnodactyly"),
+            ("Is FBN1 associated with Marfan syndrome?", "FBN1", "Marfan syndrome"),
+            ("How is FBN1 related to Marfan syndrome?", "FBN1", "Marfan syndrome"),
+            ("What links FBN1 and Marfan syndrome?", "FBN1", "Marfan syndrome"),
+            ("the connection between FBN1 and Marfan syndrome", "FBN1", "Marfan syndrome")):
+        a, b = mention(second, question, "b"), mention(first, question, "a")
+        pair = check_pair(question, [a, b])  # the longer mention may come first
+        assert pair is not None and (pair.subject.text, pair.object.text) == (first, second)
+    question = "Which genes are associated with Marfan syndrome and arachnodactyly?"
+    assert check_pair(question, [mention("Marfan syndrome", question, "a"),
+                                 mention("arachnodactyly", question, "b")]) is None
+    question = "Can you tell me the genes of Marfan syndrome and arachnodactyly?"  # a request
+    assert check_pair(question, [mention("Marfan syndrome", question, "a"),
+                                 mention("arachnodactyly", question, "b")]) is None
+    question = "Is Marfan syndrome a disease?"  # one entity: nothing to check
+    assert check_pair(question, [mention("Marfan syndrome", question, "a")]) is None
+    question = "Does Marfan syndrome present tall stature?"  # overlapping mentions: one
+    assert check_pair(question, [mention("Marfan syndrome", question, "a"),
+                                 mention("Marfan", question, "c")]) is None
+
+
+def test_stored_paths_read_from_their_first_node() -> None:
+    nodes = [Entity(uid=u, name=n, domain="d", types=[t]) for u, n, t in (
+        ("g", "FBN1", "Gene"), ("d", "Marfan syndrome", "Disease"),
+        ("p", "Tall stature", "Phenotype"))]
+    path = GraphPath(nodes=nodes, relations=[Relation(type="ASSOCIATED_WITH", source="g",
+                                                      target="d"),
+                                             Relation(type="ASSOCIATED_PHENOTYPE", source="g",
+                                                      target="p")])
+    # the second relationship points back along the path
+    reversed_path = GraphPath(nodes=[nodes[1], nodes[0], nodes[2]],
+                              relations=path.relations)
+    assert path_steps(reversed_path) == ["^ASSOCIATED_WITH", "ASSOCIATED_PHENOTYPE"]
+    assert path_text(reversed_path) == ("FBN1 associated with Marfan syndrome; FBN1 associated "
+                                        "phenotype Tall stature")
+    evidence = graph_evidence(reversed_path)
+    assert [(h.source, h.type, h.target) for h in evidence.relations] == [
+        ("g", "ASSOCIATED_WITH", "d"), ("g", "ASSOCIATED_PHENOTYPE", "p")]
+    torch.manual_seed(0)
+    question = torch.nn.functional.normalize(torch.randn(8), dim=0)
+    texts = torch.nn.functional.normalize(torch.randn(5, 8), dim=1)
+    reference = torch.tensor([math.exp(float(t @ question) / PATH_TEMPERATURE) for t in texts])
+    assert torch.allclose(rank_paths(question, texts), reference / reference.sum(), atol=1e-6)
 
 
 def test_count_questions_and_their_query() -> None:
