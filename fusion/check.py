@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import torch
 
 from fusion.linking import Mention
-from fusion.verbalize import words
+from fusion.text import cached_vectors, get_text_encoder
+from fusion.verbalize import IN, OUT, phrasing_choices, phrasings, words
 from graph.models import GraphPath
 
 # A yes/no question: it starts with an auxiliary ("Is ...", "Does ...", "Can ..."), but not a
@@ -54,6 +55,40 @@ def check_pair(question: str, mentions: Sequence[Mention]) -> Pair | None:
         if len(chosen) == 2:
             return Pair(chosen[0], chosen[1])
     return None
+
+
+def placeholders(question: str, pair: Pair) -> str:
+    """The question with its two entities as "X" and "Y": "Does X present Y?"."""
+    spans = sorted([(pair.subject.start, pair.subject.end, "X"),
+                    (pair.object.start, pair.object.end, "Y")])
+    out, at = [], 0
+    for start, end, name in spans:
+        out += [question[at:start], name]
+        at = end
+    return "".join(out + [question[at:]])
+
+
+def hypotheses(relation: str) -> list[str]:
+    """"Y that X presents", "Y with X", ...: the relation's training phrasings (both
+    directions) about X and Y, never a held-out one."""
+    return [f"Y {options[i].replace('{x}', 'X')}"
+            for direction in (OUT, IN) for options in [phrasings(relation, direction)]
+            for i in phrasing_choices((relation, direction), "train", nested=False)]
+
+
+def asked_relations(question: str, pair: Pair, relations: Sequence[str]) -> torch.Tensor:
+    """``[R]`` probabilities of the relation a yes/no question asks about ("Does X present
+    Y?": HAS_PHENOTYPE): the question with X and Y for its entities against the mean of each
+    relation's phrasings about X and Y (the same texts for every question, so cached)."""
+    groups = [hypotheses(r) for r in relations]
+    flat = cached_vectors([t for g in groups for t in g])
+    means, at = [], 0
+    for g in groups:
+        means.append(flat[at:at + len(g)].mean(0))
+        at += len(g)
+    texts = torch.nn.functional.normalize(torch.stack(means), dim=-1)
+    asked = get_text_encoder().encode([placeholders(question, pair)])[0]
+    return rank_paths(asked, texts)
 
 
 def path_text(path: GraphPath) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from neo4j import Driver, RoutingControl
 
-from fusion.check import Pair, check_pair, path_text, rank_paths
+from fusion.check import YES_NO_RE, Pair, asked_relations, check_pair, path_text, rank_paths
 from fusion.coordination import SEPARATOR_RE, Combined, Coordination, combine, coordinate
 from fusion.exceptions import QAModelNotReadyError, QuestionError
 from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
@@ -541,30 +541,47 @@ class DomainQA:
         """Whether and how the graph links the two entities of a yes/no or "how are X and Y
         related" question: the shortest recorded paths between them (between the namesakes
         of each mention's best candidate, in order, until one pair is linked), ranked by the
-        closeness of their words to the question. The object is the one answer, with the
-        ranked paths as its evidence."""
+        closeness of their words to the question; a yes/no question also names the relation
+        it asks about ("Does X present Y?": HAS_PHENOTYPE), and a direct link by that relation
+        comes first. The object is the one answer, with the ranked paths as its evidence."""
+        relations = self.space.relation_types()
         subjects, objects = namesakes(pair.subject), namesakes(pair.object)
         paths: list[GraphPath] = []
         for s_uid, o_uid in [(s, o) for s in subjects for o in objects if s != o][:CHECK_PAIRS]:
             paths = self.store.shortest_paths(s_uid, o_uid, max_hops=max_hops,
-                                              relation_types=self.space.relation_types(),
-                                              limit=CHECK_PATHS)
+                                              relation_types=relations, limit=CHECK_PATHS)
             if paths:
                 break
+        asked: str | None = None
+        if YES_NO_RE.search(question) and relations:
+            weights = asked_relations(question, pair, relations)
+            asked = relations[int(weights.argmax())]
         subject, obj = pair.subject.candidates[0], pair.object.candidates[0]
         if not paths:
-            return [], CheckResult(subject=subject.uid, object=obj.uid, connected=False)
+            return [], CheckResult(subject=subject.uid, object=obj.uid, connected=False,
+                                   asked_relation=asked, holds=False if asked else None)
         encoded = get_text_encoder().encode([question] + [path_text(p) for p in paths])
         probs = rank_paths(encoded[0], encoded[1:])
-        order = sorted(range(len(paths)), key=lambda i: (-float(probs[i]), i))
+        order = sorted(range(len(paths)), key=lambda i: (
+            not (len(paths[i].relations) == 1 and paths[i].relations[0].type == asked),
+            -float(probs[i]), i))
         best = paths[order[0]]
         start, end = best.nodes[0], best.nodes[-1]
         evidence = [graph_evidence(paths[i]) for i in order[:3]]
         steps = path_steps(best)
         hops = len(best.relations)
-        # a yes only for a recorded link between the two; a longer path is how they are
-        # connected, which answers "how are X and Y related" but is no "yes"
-        lead = "Yes, directly" if hops == 1 else f"Not directly; connected in {hops} hops"
+        holds = None if asked is None else hops == 1 and best.relations[0].type == asked
+        # a yes only for a recorded link by the relation asked; another direct link, or a
+        # longer path, is how they are connected ("how are X and Y related"), no "yes"
+        if holds:
+            lead = "Yes, directly"
+        elif hops == 1 and asked is not None:
+            lead = (f"Linked directly, but by '{words(best.relations[0].type)}', not by "
+                    f"'{words(asked)}' as asked")
+        elif hops == 1:
+            lead = "Directly"
+        else:
+            lead = f"Not directly; connected in {hops} hops"
         explanation = (f"{lead}: {evidence[0].text} (the likeliest reading of {len(paths)} "
                        f"shortest path{'s' if len(paths) > 1 else ''}, probability "
                        f"{float(probs[order[0]]):.2f})")
@@ -572,7 +589,8 @@ class DomainQA:
                         score=round(float(probs[order[0]]), 6), relation_path=steps,
                         evidence=evidence, explanation=explanation)
         return [answer], CheckResult(subject=start.uid, object=end.uid, connected=True,
-                                     hops=hops, relation_path=steps)
+                                     hops=hops, relation_path=steps, asked_relation=asked,
+                                     holds=holds)
 
     @staticmethod
     def _count(prepared: Prepared, best: PathResult, expander: Expander) -> AnswerCount:

@@ -108,6 +108,12 @@ class CheckResult(BaseModel):
     relation_path: list[str] = Field(
         default_factory=list, description="relations of the likeliest path from subject to "
         "object (^ = the relationship points back)")
+    asked_relation: str | None = Field(
+        default=None, description="the relation a yes/no question asks about ('Does X "
+        "present Y?': HAS_PHENOTYPE); null for 'how are X and Y related'")
+    holds: bool | None = Field(
+        default=None, description="a yes/no question: whether a recorded relationship of "
+        "`asked_relation` links the two directly")
 
 
 class AskResponse(BaseModel):

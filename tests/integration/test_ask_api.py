@@ -93,9 +93,20 @@ def test_questions_about_two_entities_get_the_paths_between_them(
     direct = ask("Does Marfan syndrome present arachnodactyly?")
     assert direct["check"] == {"subject": toy_graph["OMIM:154700"],
                                "object": toy_graph["HP:0001166"], "connected": True, "hops": 1,
-                               "relation_path": ["HAS_PHENOTYPE"]}
+                               "relation_path": ["HAS_PHENOTYPE"],
+                               "asked_relation": "HAS_PHENOTYPE", "holds": True}
     assert [a["uid"] for a in direct["answers"]] == [toy_graph["HP:0001166"]]
     assert direct["answers"][0]["explanation"].startswith("Yes, directly")
+    # linked directly, but not by the relation the question asks about: no "yes"
+    other = ask("Does Marfan syndrome present FBN1?")
+    assert other["check"]["relation_path"] == ["^ASSOCIATED_WITH"]
+    assert other["check"]["asked_relation"] == "HAS_PHENOTYPE"
+    assert other["check"]["holds"] is False
+    assert other["answers"][0]["explanation"].startswith("Linked directly, but by")
+    # "how are X and Y related" asks no one relation
+    how = ask("How is FBN1 related to Marfan syndrome?")
+    assert how["check"]["asked_relation"] is None and how["check"]["holds"] is None
+    assert how["check"]["relation_path"] == ["ASSOCIATED_WITH"]
     # no direct link: the shortest connection (3 hops through the shared phenotype), every
     # hop of it recorded in the graph, and no "yes"
     far = ask("Is COL5A1 associated with Marfan syndrome?")
@@ -107,6 +118,7 @@ def test_questions_about_two_entities_get_the_paths_between_them(
     # within fewer hops than that, they are not linked: no answer, and the reason
     near = ask("Is COL5A1 associated with Marfan syndrome?", max_hops=2)
     assert near["answers"] == [] and near["check"]["connected"] is False
+    assert near["check"]["holds"] is False
     assert "no recorded path of at most 2 hops" in near["reason"]
     # a wh-question with two entities is still answered by the path search
     assert ask("Which genes are associated with Marfan syndrome?")["check"] is None

@@ -10,7 +10,14 @@ from collections.abc import Sequence
 import pytest
 import torch
 
-from fusion.check import PATH_TEMPERATURE, check_pair, path_text, rank_paths
+from fusion.check import (
+    PATH_TEMPERATURE,
+    check_pair,
+    hypotheses,
+    path_text,
+    placeholders,
+    rank_paths,
+)
 from fusion.coordination import SEPARATOR_RE, Coordination, combine, coordinate
 from fusion.evaluate import reciprocal_rank, summarize
 from fusion.graphdata import DomainGraph
@@ -272,6 +279,14 @@ def test_questions_about_two_entities_are_recognised() -> None:
         a, b = mention(second, question, "b"), mention(first, question, "a")
         pair = check_pair(question, [a, b])  # the longer mention may come first
         assert pair is not None and (pair.subject.text, pair.object.text) == (first, second)
+        assert placeholders(question, pair) in (
+            "Does X present Y?", "Is X associated with Y?", "How is X related to Y?",
+            "What links X and Y?", "the connection between X and Y")
+    # a relation's hypotheses are its training phrasings about X and Y, both directions
+    assert "Y that X presents" in hypotheses("HAS_PHENOTYPE")
+    assert "Y that present X" in hypotheses("HAS_PHENOTYPE")
+    assert not any("characterized" in h or "clinical features" in h
+                   for h in hypotheses("HAS_PHENOTYPE"))  # held-out phrasings stay out
     question = "Which genes are associated with Marfan syndrome and arachnodactyly?"
     assert check_pair(question, [mention("Marfan syndrome", question, "a"),
                                  mention("arachnodactyly", question, "b")]) is None
