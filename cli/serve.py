@@ -18,7 +18,9 @@ BUILTIN_DOMAINS = ("medical", "finance")
 EXAMPLE_QUESTIONS = {
     "medical": ["Which genes are associated with Marfan syndrome?",
                 "What phenotypes does Marfan syndrome present?",
-                "Which diseases present both arachnodactyly and ectopia lentis?"],
+                "Which diseases present both arachnodactyly and ectopia lentis?",
+                "Does Marfan syndrome present arachnodactyly?",
+                "How many phenotypes does Marfan syndrome present?"],
     "finance": ["Who controls Tesla Inc.?"],
 }
 
