@@ -346,6 +346,13 @@ def step_segment_vectors(parses: list[Parse]) -> torch.Tensor:
     return out
 
 
+def reverse_actions(actions: list[tuple[str, str]]) -> torch.Tensor:
+    """``[A]``: the index of each hop read the other way (a stop: its own index)."""
+    index = {a: i for i, a in enumerate(actions)}
+    return torch.tensor([index.get((name, IN if kind == OUT else OUT), i)
+                         if kind != STOP else i for i, (name, kind) in enumerate(actions)])
+
+
 def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Tensor,
                 actions: list[tuple[str, str]]) -> torch.Tensor:
     """``[B, MAX_STEPS, A]`` priors: per step, cosine of the hop's phrase (else the whole
@@ -359,10 +366,9 @@ def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Ten
     is_stop = torch.tensor([k == STOP for _, k in actions])
     is_out = torch.tensor([k == OUT for _, k in actions])
     is_in = torch.tensor([k not in (OUT, STOP) for _, k in actions])
-    # each hop's other direction (a stop: itself), for the clauses whose direction is the rule's
-    index = {a: i for i, a in enumerate(actions)}
-    reverse = torch.tensor([index.get((name, IN if kind == OUT else OUT), i)
-                            if kind != STOP else i for i, (name, kind) in enumerate(actions)])
+    # each hop's other direction (a stop: itself), for the clauses whose direction is the rule's;
+    # built only for a batch that has such a clause (no generated question does)
+    reverse = reverse_actions(actions) if any(p.ruled_steps() for p in parses) else None
     offset = 0
     for b, p in enumerate(parses):
         k = p.hops
@@ -374,7 +380,7 @@ def step_priors(parses: list[Parse], pooled: torch.Tensor, space_text: torch.Ten
             hop = step + 1
             if 1 <= hop <= k:
                 rel = vecs[k - hop] @ space_text.T / TEMPERATURE
-                if step in ruled:
+                if step in ruled and reverse is not None:
                     # the words name the relation; its direction is the rule's bonus
                     rel = torch.maximum(rel, rel[reverse])
                 out[b, step] = torch.where(is_stop, out[b, step], rel)
