@@ -11,6 +11,9 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
+
+from fusion.relwords import read_name
 
 OUT, IN, STOP = "out", "in", "stop"
 Action = tuple[str, str]  # (relation type, "out" | "in") or (entity type, "stop")
@@ -198,6 +201,22 @@ def phrasings(rel: str, direction: str) -> list[str]:
     if rel in PHRASINGS:
         forwards, backwards = PHRASINGS[rel]
         return forwards if direction == OUT else backwards
+    derived = _derived(rel)
+    if derived is not None:
+        return derived[0] if direction == OUT else derived[1]
+    return generic_phrasings(rel, direction)
+
+
+@lru_cache(maxsize=4096)
+def _derived(rel: str) -> tuple[list[str], list[str]] | None:
+    """Phrasings read from the name of a relation kgr has none for (``fusion.relwords``)."""
+    shape, pair = read_name(rel)
+    return PHRASINGS["IS_A"] if shape == "is-a" else pair
+
+
+def generic_phrasings(rel: str, direction: str) -> list[str]:
+    """Phrasings of a relation whose name has no known shape (``fusion.relwords``): its words
+    in fixed frames ("that {x} spouse", "with a spouse link to {x}")."""
     w = words(rel)
     if direction == OUT:
         return [f"that {{x}} {w}", f"{w} by {{x}}", f"that are {w} targets of {{x}}",
