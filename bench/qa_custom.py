@@ -100,6 +100,7 @@ def main() -> None:
     parser.add_argument("--train-per-hop", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--verbose", action="store_true", help="print every question's answer")
+    parser.add_argument("--zero-shot-only", action="store_true", help="train no text model")
     args = parser.parse_args()
     torch.set_num_threads(2)
     settings = get_settings()
@@ -135,6 +136,8 @@ def main() -> None:
                 lambda rel: None)
             qa = DomainQA(settings, store, DOMAIN, expander, index, None, None)
             results[(label, "zero-shot")] = ask_all(qa, rows, "zero-shot")
+            if args.zero_shot_only:
+                continue
             started = time.perf_counter()
             train_rows = generate_questions(graph, {h: args.train_per_hop for h in (1, 2, 3)},
                                             "train", args.seed)
@@ -166,6 +169,8 @@ def main() -> None:
         print(f"{label:<13} {mode:<10} {n:>3} {sum(h for h, _, _ in outcome) / n:>7.3f} "
               f"{sum(p for _, p, _ in outcome) / n:>6.3f}")
     for mode in ("zero-shot", "fine-tuned"):
+        if ("name shapes", mode) not in results:
+            continue
         wins, losses = paired_outcomes([p for _, p, _ in results[("name shapes", mode)]],
                                        [p for _, p, _ in results[("fixed frames", mode)]])
         print(f"{mode}: path right with name shapes only {wins}, with fixed frames only "

@@ -172,8 +172,9 @@ def _state(head: list[str], prep: str) -> tuple[list[str], list[str]]:
         and not last.endswith(ADJECTIVE_ENDINGS)
     if noun:
         some = article(state)
-        backward = [f"that are {state} {prep} {{x}}", f"that are the {state} {prep} {{x}}",
-                    f"serving as {state} {prep} {{x}}", f"that act as {state} {prep} {{x}}"]
+        backward = [f"{state} {prep} {{x}}", f"that are {state} {prep} {{x}}",
+                    f"that are the {state} {prep} {{x}}", f"serving as {state} {prep} {{x}}",
+                    f"that act as {state} {prep} {{x}}"]
         forward = [f"that {{x}} is {some} {prep}", f"{prep} which {{x}} is {some}"]
         if prep == "of":
             forward += [f"that have {{x}} as {some}", f"with {{x}} as {some}",

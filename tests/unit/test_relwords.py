@@ -104,5 +104,5 @@ def test_phrasings_fit_the_generator(name: str) -> None:
 
 def test_nested_question_reads_as_english() -> None:
     steps = [("CAPITAL_OF", IN), ("HEADQUARTERED_IN", IN)]
-    assert noun_phrase(steps, ["City", "Company"], "Company", "France", [1, 0]) == \
+    assert noun_phrase(steps, ["City", "Company"], "Company", "France", [2, 0]) == \
         "companies headquartered in the cities that are the capital of France"
