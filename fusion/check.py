@@ -91,6 +91,96 @@ def asked_relations(question: str, pair: Pair, relations: Sequence[str]) -> torc
     return rank_paths(asked, texts)
 
 
+# words that carry no relation: auxiliaries, articles and the wh-frame of a yes/no question
+_FRAME_WORDS = frozenset(
+    "is are was were be been being does do did can could will would may might shall should "
+    "that which who the a an it its their there any really actually also".split())
+_WORD_RE = re.compile(r"[a-z]+")
+
+
+def stem(word: str) -> str:
+    """A crude stem, the same for a verb's forms: "presents", "presented", "present" ->
+    "present"; "controlled", "controls" -> "control"; "causing", "cause" -> "caus"."""
+    word = {"has": "have", "had": "have", "having": "have"}.get(word, word)
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[:-len(suffix)]
+            break
+    if len(word) > 3 and word[-1] == word[-2] and word[-1] not in "aeiou":
+        word = word[:-1]  # "controll" -> "control"
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
+
+
+def relation_words(text: str) -> list[str]:
+    """The stems of the words that may name a relation (no auxiliaries or articles)."""
+    return [stem(w) for w in _WORD_RE.findall(text.lower()) if w not in _FRAME_WORDS]
+
+
+PREPOSITION_STEMS = frozenset(stem(w) for w in (
+    "of in on at to for from by with as into onto about over under between among through "
+    "than and or not no".split()))
+
+
+def _asked_words(question: str, pair: Pair) -> list[str]:
+    """The relation words of a question about two entities: those after the first one."""
+    first, second = sorted([pair.subject, pair.object], key=lambda m: m.start)
+    return relation_words(question[first.end:second.start] + " " + question[second.end:])
+
+
+def shared_words(question: str, pair: Pair, relation: str) -> int:
+    """The most content words (no prepositions) that the question's relation words share with
+    one phrasing of ``relation``: "Is X *in charge of* Y?" shares "charge" with CONTROL's "that
+    {x} is in charge of", "Is X a *feature* of Y?" shares "feature" with HAS_PHENOTYPE's "that
+    are clinical features of {x}"."""
+    asked = set(_asked_words(question, pair)) - PREPOSITION_STEMS
+    return max((len(asked & set(relation_words(p.replace("{x}", " "))))
+                for direction in (OUT, IN) for p in phrasings(relation, direction)), default=0)
+
+
+def asked_direction(question: str, pair: Pair, relation: str) -> bool | None:
+    """Whether a yes/no question asks ``subject -relation-> object`` (True), the reverse
+    (False), or its words do not tell (None).
+
+    The words after the first entity ("Does X *present* Y?", "Is X *controlled by* Y?",
+    "Is X *a feature of* Y?") are matched with every phrasing of the relation: the one that
+    shares the most of them (then the closest, by Jaccard) gives the direction, and two equally
+    good phrasings that disagree give none ("associated with" reads both ways). In a phrasing
+    whose slot comes before its words ("that {x} presents") the first entity plays the slot;
+    in one whose slot follows them ("that present {x}", "controlled by {x}") it plays the
+    answer. With the phrasing's direction (forwards: slot -relation-> answer) that says which
+    entity is the head."""
+    first = min([pair.subject, pair.object], key=lambda m: m.start)
+    asked = _asked_words(question, pair)
+    if not asked:
+        return None
+    scored: list[tuple[int, float, bool]] = []
+    for direction in (OUT, IN):
+        for phrasing in phrasings(relation, direction):
+            before, _, after = phrasing.partition("{x}")
+            own = set(relation_words(before + " " + after))
+            shared = len(own & set(asked))
+            if not shared:
+                continue
+            # the slot comes first when no content word precedes it ("that {x} presents",
+            # "of which {x} is a part", "with {x} as a capital"); a bare "of {x}" reads as
+            # "<answer> of X"
+            content_before = set(relation_words(before)) - PREPOSITION_STEMS
+            content_after = set(relation_words(after)) - PREPOSITION_STEMS
+            slot_first = not content_before and (bool(content_after)
+                                                 or not relation_words(before))
+            head_is_first = slot_first == (direction == OUT)
+            scored.append((shared, shared / len(own | set(asked)), head_is_first))
+    if not scored:
+        return None
+    best = max((n, j) for n, j, _ in scored)
+    readings = {head for n, j, head in scored if (n, j) == best}
+    if len(readings) != 1:
+        return None
+    head_is_first = readings.pop()
+    # ``pair.subject`` is the first mention in question order
+    return head_is_first if first is pair.subject else not head_is_first
+
+
 def path_text(path: GraphPath) -> str:
     """"Marfan syndrome has phenotype Arachnodactyly": each relationship as its words between
     its own ends (in its stored direction)."""

@@ -18,7 +18,16 @@ from typing import Any
 
 from neo4j import Driver, RoutingControl
 
-from fusion.check import YES_NO_RE, Pair, asked_relations, check_pair, path_text, rank_paths
+from fusion.check import (
+    YES_NO_RE,
+    Pair,
+    asked_direction,
+    asked_relations,
+    check_pair,
+    path_text,
+    rank_paths,
+    shared_words,
+)
 from fusion.coordination import SEPARATOR_RE, Combined, Coordination, combine, coordinate
 from fusion.exceptions import QAModelNotReadyError, QuestionError
 from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
@@ -553,16 +562,30 @@ class DomainQA:
             if paths:
                 break
         asked: str | None = None
+        forward: bool | None = None
         if YES_NO_RE.search(question) and relations:
+            # a relation whose phrasings share a content word with the question's comes
+            # first ("in charge of": CONTROL, not OPERATE_IN), then the closest in meaning
             weights = asked_relations(question, pair, relations)
-            asked = relations[int(weights.argmax())]
+            asked = max(relations, key=lambda r: (
+                shared_words(question, pair, r), float(weights[relations.index(r)])))
+            forward = asked_direction(question, pair, asked)
         subject, obj = pair.subject.candidates[0], pair.object.candidates[0]
         if not paths:
             return [], CheckResult(subject=subject.uid, object=obj.uid, connected=False,
-                                   asked_relation=asked, holds=False if asked else None)
+                                   asked_relation=asked, asked_forward=forward,
+                                   holds=False if asked else None)
+
+        def asked_link(path: GraphPath) -> bool:
+            """A direct link by the asked relation, the asked way round where the words say."""
+            if len(path.relations) != 1 or path.relations[0].type != asked:
+                return False
+            return forward is None or (path.relations[0].source == path.nodes[0].uid) == forward
+
         encoded = get_text_encoder().encode([question] + [path_text(p) for p in paths])
         probs = rank_paths(encoded[0], encoded[1:])
         order = sorted(range(len(paths)), key=lambda i: (
+            not asked_link(paths[i]),
             not (len(paths[i].relations) == 1 and paths[i].relations[0].type == asked),
             -float(probs[i]), i))
         best = paths[order[0]]
@@ -570,11 +593,15 @@ class DomainQA:
         evidence = [graph_evidence(paths[i]) for i in order[:3]]
         steps = path_steps(best)
         hops = len(best.relations)
-        holds = None if asked is None else hops == 1 and best.relations[0].type == asked
-        # a yes only for a recorded link by the relation asked; another direct link, or a
-        # longer path, is how they are connected ("how are X and Y related"), no "yes"
+        holds = None if asked is None else asked_link(best)
+        # a yes only for a recorded link by the relation asked, the way round the question
+        # asks; another direct link, or a longer path, is how they are connected ("how are X
+        # and Y related"), no "yes"
         if holds:
             lead = "Yes, directly"
+        elif hops == 1 and best.relations[0].type == asked:
+            lead = (f"Linked directly by '{words(asked)}', but the other way round from the "
+                    "question")
         elif hops == 1 and asked is not None:
             lead = (f"Linked directly, but by '{words(best.relations[0].type)}', not by "
                     f"'{words(asked)}' as asked")
@@ -590,7 +617,7 @@ class DomainQA:
                         evidence=evidence, explanation=explanation)
         return [answer], CheckResult(subject=start.uid, object=end.uid, connected=True,
                                      hops=hops, relation_path=steps, asked_relation=asked,
-                                     holds=holds)
+                                     asked_forward=forward, holds=holds)
 
     @staticmethod
     def _count(prepared: Prepared, best: PathResult, expander: Expander) -> AnswerCount:

@@ -111,9 +111,13 @@ class CheckResult(BaseModel):
     asked_relation: str | None = Field(
         default=None, description="the relation a yes/no question asks about ('Does X "
         "present Y?': HAS_PHENOTYPE); null for 'how are X and Y related'")
+    asked_forward: bool | None = Field(
+        default=None, description="a yes/no question: whether its words ask subject "
+        "-asked_relation-> object (true: 'Does X present Y?'), the reverse (false: 'Is X "
+        "presented by Y?'), or do not tell (null: 'Is X associated with Y?')")
     holds: bool | None = Field(
         default=None, description="a yes/no question: whether a recorded relationship of "
-        "`asked_relation` links the two directly")
+        "`asked_relation` links the two directly, the way round `asked_forward` says")
 
 
 class AskResponse(BaseModel):

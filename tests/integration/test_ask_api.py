@@ -94,9 +94,19 @@ def test_questions_about_two_entities_get_the_paths_between_them(
     assert direct["check"] == {"subject": toy_graph["OMIM:154700"],
                                "object": toy_graph["HP:0001166"], "connected": True, "hops": 1,
                                "relation_path": ["HAS_PHENOTYPE"],
-                               "asked_relation": "HAS_PHENOTYPE", "holds": True}
+                               "asked_relation": "HAS_PHENOTYPE", "asked_forward": True,
+                               "holds": True}
     assert [a["uid"] for a in direct["answers"]] == [toy_graph["HP:0001166"]]
     assert direct["answers"][0]["explanation"].startswith("Yes, directly")
+    # the same link asked the other way round is no "yes"; asked in the passive, it is
+    backwards = ask("Does arachnodactyly present Marfan syndrome?")
+    assert backwards["check"]["relation_path"] == ["^HAS_PHENOTYPE"]
+    assert backwards["check"]["asked_forward"] is True and backwards["check"]["holds"] is False
+    assert backwards["answers"][0]["explanation"].startswith(
+        "Linked directly by 'has phenotype', but the other way round")
+    passive = ask("Is arachnodactyly seen in Marfan syndrome?")
+    assert passive["check"]["asked_relation"] == "HAS_PHENOTYPE"
+    assert passive["check"]["asked_forward"] is False and passive["check"]["holds"] is True
     # linked directly, but not by the relation the question asks about: no "yes"
     other = ask("Does Marfan syndrome present FBN1?")
     assert other["check"]["relation_path"] == ["^ASSOCIATED_WITH"]

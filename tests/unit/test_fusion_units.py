@@ -12,11 +12,15 @@ import torch
 
 from fusion.check import (
     PATH_TEMPERATURE,
+    Pair,
+    asked_direction,
     check_pair,
     hypotheses,
     path_text,
     placeholders,
     rank_paths,
+    shared_words,
+    stem,
 )
 from fusion.coordination import SEPARATOR_RE, Coordination, combine, coordinate
 from fusion.evaluate import reciprocal_rank, summarize
@@ -298,6 +302,56 @@ def test_questions_about_two_entities_are_recognised() -> None:
     question = "Does Marfan syndrome present tall stature?"  # overlapping mentions: one
     assert check_pair(question, [mention("Marfan syndrome", question, "a"),
                                  mention("Marfan", question, "c")]) is None
+
+
+def test_the_words_of_a_yes_no_question_give_the_asked_direction() -> None:
+    def pair(question: str, first: str, second: str) -> Pair:
+        a = question.index(first)
+        b = question.index(second)
+        return Pair(Mention(first, a, a + len(first), "name", [Candidate("a", first, "T", 1.0)]),
+                    Mention(second, b, b + len(second), "name",
+                            [Candidate("b", second, "T", 1.0)]))
+
+    # (question, relation, whether it asks first -relation-> second)
+    for question, first, second, relation, forward in (
+            ("Does Marfan syndrome present arachnodactyly?", "Marfan syndrome",
+             "arachnodactyly", "HAS_PHENOTYPE", True),
+            ("Does arachnodactyly present Marfan syndrome?", "arachnodactyly",
+             "Marfan syndrome", "HAS_PHENOTYPE", True),  # as asked; the graph says no
+            ("Is arachnodactyly seen in Marfan syndrome?", "arachnodactyly",
+             "Marfan syndrome", "HAS_PHENOTYPE", False),
+            ("Is arachnodactyly a feature of Marfan syndrome?", "arachnodactyly",
+             "Marfan syndrome", "HAS_PHENOTYPE", False),
+            ("Does Marfan syndrome have arachnodactyly as a feature?", "Marfan syndrome",
+             "arachnodactyly", "HAS_PHENOTYPE", True),
+            ("Is Tesla controlled by Elon Musk?", "Tesla", "Elon Musk", "CONTROL", False),
+            ("Is Elon Musk in charge of Tesla?", "Elon Musk", "Tesla", "CONTROL", True),
+            ("Does Elon Musk lead Tesla?", "Elon Musk", "Tesla", "CONTROL", True),
+            ("Is hypotonia a kind of abnormality of the muscles?", "hypotonia",
+             "abnormality of the muscles", "IS_A", True),
+            ("Does FBN1 cause Marfan syndrome?", "FBN1", "Marfan syndrome", "ASSOCIATED_WITH",
+             True),
+            ("Is Marfan syndrome caused by FBN1?", "Marfan syndrome", "FBN1",
+             "ASSOCIATED_WITH", False),
+            # a user's own type, read from its name
+            ("Is Paris the capital of France?", "Paris", "France", "CAPITAL_OF", True),
+            ("Is Acme headquartered in Paris?", "Acme", "Paris", "HEADQUARTERED_IN", True)):
+        assert asked_direction(question, pair(question, first, second), relation) is forward, \
+            question
+    # words that read both ways, or none of the relation's, tell nothing
+    question = "Is FBN1 associated with Marfan syndrome?"
+    assert asked_direction(question, pair(question, "FBN1", "Marfan syndrome"),
+                           "ASSOCIATED_WITH") is None
+    question = "Are Tesla and Elon Musk linked?"
+    assert asked_direction(question, pair(question, "Tesla", "Elon Musk"), "CONTROL") is None
+    # the relation whose phrasings share a content word with the question's
+    question = "Is Elon Musk in charge of Tesla?"
+    together = pair(question, "Elon Musk", "Tesla")
+    assert shared_words(question, together, "CONTROL") == 1  # "charge"; "in", "of" do not count
+    assert shared_words(question, together, "OPERATE_IN") == 0
+    assert [stem(w) for w in ("presents", "presented", "present", "controlled", "controls",
+                              "causing", "cause", "has")] == \
+        ["present", "present", "present", "control", "control", "caus", "caus", "hav"]
 
 
 def test_stored_paths_read_from_their_first_node() -> None:
