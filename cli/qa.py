@@ -196,6 +196,14 @@ def ask(
         typer.echo(f"link: {'/'.join(link.relation_path)} ({link.hops} hop"
                    f"{'s' if link.hops != 1 else ''})" if link.connected else
                    f"link: none within {max_hops} hops")
+        if link.asked_relation is not None:  # a yes/no question: its verdict
+            typer.echo(f"verdict: {'yes' if link.holds else 'no'} (asked: "
+                       f"{link.asked_relation}"
+                       + ("" if link.asked_forward is None else
+                          ", subject -> object" if link.asked_forward else
+                          ", object -> subject") + ")")
+            if response.answers:
+                typer.echo(response.answers[0].explanation)
     if response.count is not None:
         c = response.count
         typer.echo(f"count: {c.value if c.exact else f'at least {c.value}'} ({c.type}, by "

@@ -56,6 +56,19 @@ def test_search_neighbors_and_paths(runner: CliRunner, toy_graph: dict[str, str]
         paths.output.split())
 
 
+def test_ask_prints_the_verdict_of_a_yes_no_question(runner: CliRunner,
+                                                     toy_graph: dict[str, str],
+                                                     domain: str) -> None:
+    right = runner.invoke(app, ["ask", "Does Marfan syndrome present arachnodactyly?",
+                                "-d", domain, "--mode", "zero-shot"])
+    assert right.exit_code == 0, right.output
+    assert "verdict: yes (asked: HAS_PHENOTYPE, subject -> object)" in right.output
+    backwards = runner.invoke(app, ["ask", "Does arachnodactyly present Marfan syndrome?",
+                                    "-d", domain, "--mode", "zero-shot"])
+    assert "verdict: no (asked: HAS_PHENOTYPE, subject -> object)" in backwards.output
+    assert "but the other way round" in " ".join(backwards.output.split())
+
+
 def test_errors_have_exit_codes_and_messages(runner: CliRunner,
                                              toy_graph: dict[str, str]) -> None:
     missing = runner.invoke(app, ["entity", "show", "nope:missing"])
