@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import torch
 
@@ -127,14 +128,27 @@ def _asked_words(question: str, pair: Pair) -> list[str]:
     return relation_words(question[first.end:second.start] + " " + question[second.end:])
 
 
+@lru_cache(maxsize=1024)
+def _phrasing_words(relation: str) -> tuple[tuple[str, frozenset[str], frozenset[str]], ...]:
+    """(direction, stems before the slot, stems after it) of every phrasing of ``relation``
+    (the same for every question, so read once)."""
+    out = []
+    for direction in (OUT, IN):
+        for phrasing in phrasings(relation, direction):
+            before, _, after = phrasing.partition("{x}")
+            out.append((direction, frozenset(relation_words(before)),
+                        frozenset(relation_words(after))))
+    return tuple(out)
+
+
 def shared_words(question: str, pair: Pair, relation: str) -> int:
     """The most content words (no prepositions) that the question's relation words share with
     one phrasing of ``relation``: "Is X *in charge of* Y?" shares "charge" with CONTROL's "that
     {x} is in charge of", "Is X a *feature* of Y?" shares "feature" with HAS_PHENOTYPE's "that
     are clinical features of {x}"."""
     asked = set(_asked_words(question, pair)) - PREPOSITION_STEMS
-    return max((len(asked & set(relation_words(p.replace("{x}", " "))))
-                for direction in (OUT, IN) for p in phrasings(relation, direction)), default=0)
+    return max((len(asked & (before | after)) for _, before, after in _phrasing_words(relation)),
+               default=0)
 
 
 def asked_direction(question: str, pair: Pair, relation: str) -> bool | None:
@@ -154,22 +168,18 @@ def asked_direction(question: str, pair: Pair, relation: str) -> bool | None:
     if not asked:
         return None
     scored: list[tuple[int, float, bool]] = []
-    for direction in (OUT, IN):
-        for phrasing in phrasings(relation, direction):
-            before, _, after = phrasing.partition("{x}")
-            own = set(relation_words(before + " " + after))
-            shared = len(own & set(asked))
-            if not shared:
-                continue
-            # the slot comes first when no content word precedes it ("that {x} presents",
-            # "of which {x} is a part", "with {x} as a capital"); a bare "of {x}" reads as
-            # "<answer> of X"
-            content_before = set(relation_words(before)) - PREPOSITION_STEMS
-            content_after = set(relation_words(after)) - PREPOSITION_STEMS
-            slot_first = not content_before and (bool(content_after)
-                                                 or not relation_words(before))
-            head_is_first = slot_first == (direction == OUT)
-            scored.append((shared, shared / len(own | set(asked)), head_is_first))
+    for direction, before, after in _phrasing_words(relation):
+        own = before | after
+        shared = len(own & set(asked))
+        if not shared:
+            continue
+        # the slot comes first when no content word precedes it ("that {x} presents", "of
+        # which {x} is a part", "with {x} as a capital"); a bare "of {x}" reads as "<answer>
+        # of X"
+        slot_first = not (before - PREPOSITION_STEMS) and (bool(after - PREPOSITION_STEMS)
+                                                            or not before)
+        head_is_first = slot_first == (direction == OUT)
+        scored.append((shared, shared / len(own | set(asked)), head_is_first))
     if not scored:
         return None
     best = max((n, j) for n, j, _ in scored)

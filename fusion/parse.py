@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fusion.relwords import base_form
 from fusion.text import cached_vectors
 from fusion.verbalize import IN, OUT, STOP, words
 
@@ -285,26 +286,9 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse
                  not found and kinds, topic_object, clause is not None)
 
 
-IRREGULAR_PLURALS = {"has": "have", "does": "do", "is": "are", "was": "were"}
-
-
 def asks_count(question: str) -> bool:
     """Whether the question asks for a number ("How many ...?")."""
     return HOW_MANY_RE.search(question) is not None
-
-
-def base_form(verb: str) -> str:
-    """The plural-subject form of a present-tense verb: "runs" -> "run", "causes" -> "cause",
-    "pushes" -> "push", "carries" -> "carry"; other forms ("hurt", "raised") as they are."""
-    if verb in IRREGULAR_PLURALS:
-        return IRREGULAR_PLURALS[verb]
-    if len(verb) > 4 and verb.endswith("ies"):
-        return verb[:-3] + "y"
-    if re.search(r"(?:ss|sh|ch|x|z|o)es$", verb):
-        return verb[:-2]
-    if verb.endswith("s") and not verb.endswith(("ss", "us", "is")):
-        return verb[:-1]
-    return verb
 
 
 def wh_clause(text: str) -> tuple[str, str] | None:

@@ -567,8 +567,8 @@ class DomainQA:
             # a relation whose phrasings share a content word with the question's comes
             # first ("in charge of": CONTROL, not OPERATE_IN), then the closest in meaning
             weights = asked_relations(question, pair, relations)
-            asked = max(relations, key=lambda r: (
-                shared_words(question, pair, r), float(weights[relations.index(r)])))
+            asked = relations[max(range(len(relations)), key=lambda i: (
+                shared_words(question, pair, relations[i]), float(weights[i])))]
             forward = asked_direction(question, pair, asked)
         subject, obj = pair.subject.candidates[0], pair.object.candidates[0]
         if not paths:

@@ -83,14 +83,20 @@ def third_person(word: str) -> bool:
     return len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is"))
 
 
+IRREGULAR_BASES = {"has": "have", "does": "do", "is": "are", "was": "were"}
+
+
 def base_form(word: str) -> str:
-    """Third person singular -> base: "carries" -> "carry", "assesses" -> "assess",
-    "diagnoses" -> "diagnose", "treats" -> "treat"."""
+    """The plural-subject form of a present-tense verb: "carries" -> "carry", "assesses" ->
+    "assess", "diagnoses" -> "diagnose", "treats" -> "treat", "has" -> "have"; other forms
+    ("hurt", "raised", "focus") as they are."""
+    if word in IRREGULAR_BASES:
+        return IRREGULAR_BASES[word]
     if word.endswith("ies") and len(word) > 4:
         return word[:-3] + "y"
     if word.endswith(("sses", "shes", "ches", "xes", "zzes", "oes")):
         return word[:-2]
-    return word[:-1] if word.endswith("s") else word
+    return word[:-1] if third_person(word) else word
 
 
 def _doubles(base: str) -> bool:
