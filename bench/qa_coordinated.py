@@ -10,7 +10,10 @@ questions whose gold answers are fewer than the first topic's own answers (where
 topic cannot be exactly right).
 
 Runs against the configured server (``KGR_HOME`` / ``NEO4J_URI``) with the active QA
-checkpoints; writes nothing. The latency lines come from one more pass over the questions
+checkpoints; writes nothing. The served models learn every phrasing (``TrainConfig.wording``),
+so with them the held-out wording is wording they have seen: the script says so per domain;
+the comparison it makes (coordinated against the first topic alone) is not about wording.
+The latency lines come from one more pass over the questions
 after the quality runs (warm caches: Neo4j's query plans, one per path shape, and the
 expander's neighbour lists), per question, coordinated and first alone.
 
@@ -75,6 +78,9 @@ def main() -> None:
               f"narrower than the first topic's answers in {share:.0%}; e.g. "
               f"{rows[0]['question']!r}", flush=True)
         qa, checkpoint = served_qa(settings, driver, domain, expander)
+        if checkpoint is not None and checkpoint.wording == "all":
+            print(f"[{domain}] note: the active model {checkpoint.version} learnt every "
+                  "phrasing, the held-out wording of these questions included", flush=True)
         modes = ["zero-shot"] + (["fine-tuned"] if checkpoint is not None else [])
         results[domain] = {"questions": len(rows), "narrower_share": round(share, 4)}
         for mode in modes:

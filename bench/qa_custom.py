@@ -134,7 +134,8 @@ def main() -> None:
             # the phrasings kgr used before: every relation without built-in ones in fixed frames
             verbalize._derived = derived if label == "name shapes" else (  # type: ignore[assignment]
                 lambda rel: None)
-            qa = DomainQA(settings, store, DOMAIN, expander, index, None, None)
+            # the wording of the 2026-12-02 figures: the training phrasings only
+            qa = DomainQA(settings, store, DOMAIN, expander, index, None, None, wording="train")
             results[(label, "zero-shot")] = ask_all(qa, rows, "zero-shot")
             if args.zero_shot_only:
                 continue
@@ -142,7 +143,8 @@ def main() -> None:
             train_rows = generate_questions(graph, {h: args.train_per_hop for h in (1, 2, 3)},
                                             "train", args.seed)
             trained = train_domain(settings, driver, DOMAIN, train_rows,
-                                   TrainConfig(seed=args.seed), graph=graph, use_graph=False,
+                                   TrainConfig(seed=args.seed, wording="train"), graph=graph,
+                                   use_graph=False,
                                    activate=False)
             checkpoint = load_checkpoint(artifacts.path(DOMAIN, trained["version"]))
             print(f"[{label}] text model on {len(train_rows)} generated questions in "

@@ -136,7 +136,8 @@ def main() -> None:
                 broken[str(row["hops"])] += 1
         t0 = time.perf_counter()
         result = train_domain(settings, driver, domain, train_rows,
-                              TrainConfig(seed=args.seed), graph=reduced, use_graph=False,
+                              TrainConfig(seed=args.seed, wording="train"), graph=reduced,
+                              use_graph=False,
                               activate=False)
         print(f"[{domain}] {len(train_rows)} training questions from the reduced graph; text "
               f"model {result['version']} in {time.perf_counter() - t0:.0f}s; broken "
@@ -150,7 +151,8 @@ def main() -> None:
             outcomes = {}
             for links in (False, True):
                 qa = DomainQA(settings, store, domain, MemoryExpander(reduced), index,
-                              checkpoint if mode == "fine-tuned" else None, None)
+                              checkpoint if mode == "fine-tuned" else None, None,
+                              wording="train")  # the evaluation wording is held out
                 qa.link_predictor = predictor
                 res = evaluate_rows(qa, eval_rows, mode, False,  # type: ignore[arg-type]
                                     per_question=True, predicted_links=links)

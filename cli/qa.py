@@ -60,6 +60,10 @@ def train_qa(
                                   help="Train only the text-only head (ablation)"),
     init_active: bool = typer.Option(False, "--init-from-active",
                                      help="Start from the active model (few-shot fine-tuning)"),
+    held_out: bool = typer.Option(
+        False, "--hold-out-wording", help="Learn only the training phrasings, as the "
+        "benchmarks do, so that `kgr eval qa` measures unseen wording (default: every "
+        "phrasing, for serving)"),
     seed: int = typer.Option(0, "--seed"),
     json_out: bool = JSON_OPT,
 ) -> None:
@@ -67,6 +71,7 @@ def train_qa(
     from fusion.graphdata import DomainGraph
     from fusion.questions import generate_questions, read_jsonl
     from fusion.train import TrainConfig, train_domain
+    from fusion.verbalize import Wording
 
     cfg = settings()
     rows: list[dict[str, Any]] = list(read_jsonl(data, cfg.max_upload_bytes)) if data else []
@@ -74,10 +79,12 @@ def train_qa(
     with open_driver(cfg) as driver, _progress_bar() as bar:
         task = bar.add_task("loading the graph", total=1.0)
         graph = DomainGraph.load(driver, cfg.neo4j_database, domain)
+        wording: Wording = "train" if held_out else "all"
         if per_hop:
-            rows += generate_questions(graph, {1: per_hop, 2: per_hop, 3: per_hop}, "train", seed)
+            rows += generate_questions(graph, {1: per_hop, 2: per_hop, 3: per_hop}, wording, seed)
         result = train_domain(
-            cfg, driver, domain, rows, TrainConfig(epochs=epochs, seed=seed), graph=graph,
+            cfg, driver, domain, rows, TrainConfig(epochs=epochs, seed=seed, wording=wording),
+            graph=graph,
             use_graph=not no_graph, init_active=init_active,
             progress=lambda f, m: bar.update(task, completed=f, description=m[:70]),
         )
@@ -147,6 +154,8 @@ def eval_qa(
         (hops, m["n"], f"{m['hits@1']:.3f}", f"{m['hits@5']:.3f}", f"{m['mrr']:.3f}")
         for hops, m in result["metrics"].items()
     ])
+    if "note" in result:
+        console.print(f"[yellow]note:[/yellow] {result['note']}")
 
 
 @handle_errors

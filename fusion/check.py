@@ -70,11 +70,11 @@ def placeholders(question: str, pair: Pair) -> str:
 
 
 def hypotheses(relation: str) -> list[str]:
-    """"Y that X presents", "Y with X", ...: the relation's training phrasings (both
-    directions) about X and Y, never a held-out one."""
+    """"Y that X presents", "Y with X", ...: every phrasing of the relation (both directions)
+    about X and Y, as the served models read them (``fusion.verbalize.Wording``)."""
     return [f"Y {options[i].replace('{x}', 'X')}"
             for direction in (OUT, IN) for options in [phrasings(relation, direction)]
-            for i in phrasing_choices((relation, direction), "train", nested=False)]
+            for i in phrasing_choices((relation, direction), "all", nested=False)]
 
 
 def asked_relations(question: str, pair: Pair, relations: Sequence[str]) -> torch.Tensor:

@@ -83,6 +83,11 @@ def evaluate_rows(qa: DomainQA, rows: Sequence[dict[str, Any]], mode: Mode,
         "predicted_links": predicted_links,
         "metrics": metrics, "seconds": round(elapsed, 2),
         "ms_per_question": round(1000 * elapsed / max(1, len(rows)), 2)}
+    if qa.wording == "all" and any(r.get("split") == "eval" for r in rows):
+        out["note"] = (
+            "these generated questions use the held-out phrasings, which this model learnt "
+            "(served models learn every phrasing): the figures are not for unseen wording; "
+            "bench/qa_quality.py measures models trained without them")
     if per_question:
         out["hits@1_per_question"] = [hits_at(r, g, 1) for _, r, g in results]
     return out

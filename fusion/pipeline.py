@@ -60,7 +60,7 @@ from fusion.schemas import (
 from fusion.space import ActionSpace, GraphFeatures, load_graph_features
 from fusion.text import get_text_encoder
 from fusion.train import Checkpoint, load_checkpoint, qa_artifacts
-from fusion.verbalize import IN, OUT, words
+from fusion.verbalize import IN, OUT, Wording, words
 from graph.driver import translate_errors
 from graph.exceptions import NotFoundError
 from graph.models import GraphPath
@@ -239,7 +239,10 @@ class DomainQA:
 
     def __init__(self, settings: Settings, store: GraphStore, domain: str, expander: Expander,
                  index: AliasIndex, checkpoint: Checkpoint | None,
-                 features: GraphFeatures | None, caps: Caps | None = None) -> None:
+                 features: GraphFeatures | None, caps: Caps | None = None,
+                 wording: Wording = "all") -> None:
+        """``wording``: the phrasings of the zero-shot action texts when there is no checkpoint
+        (a checkpoint brings its own); "train" for a benchmark of held-out wording."""
         self.settings = settings
         self.store = store
         self.domain = domain
@@ -247,11 +250,14 @@ class DomainQA:
         self.checkpoint = checkpoint
         self.features = features
         self.caps = caps or Caps()
+        # the phrasings the action texts (and the model) learnt: with "all", generated
+        # questions in the held-out wording are no longer held out (``fusion.evaluate``)
+        self.wording: Wording = checkpoint.wording if checkpoint is not None else wording
         if checkpoint is not None:
             self.space = checkpoint.space
         else:
             self.space = ActionSpace.build(self._relation_types(),
-                                           sorted(set(index.types.values())))
+                                           sorted(set(index.types.values())), wording)
         if isinstance(expander, Neo4jExpander):  # this domain's hops only (its allow-list)
             expander = expander.for_types(self.space.relation_types())
         self.expander = expander

@@ -57,8 +57,8 @@ def _setting(graph: DomainGraph, split: str
     """What a generator needs of a graph: an exact linker, the entities by normalised name,
     the usable topics (a short name, at most ``MAX_TOPIC_DEGREE`` links) and the frames of
     ``split``."""
-    if split not in ("train", "eval"):
-        raise ValueError("split must be 'train' or 'eval'")
+    if split not in ("train", "eval", "all"):
+        raise ValueError("split must be 'train', 'eval' or 'all'")
     linker = EntityLinker(None, graph.domain, alias_index_of(graph))
     by_name: dict[str, list[str]] = defaultdict(list)
     for uid, name in graph.names.items():
@@ -77,7 +77,8 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
                        seed: int = 0,
                        exclude: set[tuple[str, tuple[Action, ...], str]] | None = None,
                        max_answers: int = MAX_ANSWERS) -> list[dict[str, Any]]:
-    """``per_hop[k]`` questions of k hops with ``split`` 'train' or 'eval' templates."""
+    """``per_hop[k]`` questions of k hops with ``split`` 'train', 'eval' (held-out) or 'all'
+    templates."""
     rng = random.Random(seed)
     linker, by_name, topics, frames = _setting(graph, split)
     seen = set(exclude or ())

@@ -153,6 +153,10 @@ class TrainQARequest(BaseModel):
                                description="most epochs (default: by the number of questions)")
     graph_embeddings: bool = True
     init_from_active: bool = False
+    hold_out_wording: bool = Field(
+        default=False, description="learn only the training phrasings, as the benchmarks do, "
+        "so that generated evaluation questions are in unseen wording (default: every "
+        "phrasing, for serving)")
 
 
 class EvalQARequest(BaseModel):

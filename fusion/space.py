@@ -9,7 +9,7 @@ from typing import Any
 import torch
 
 from fusion.model import KIND_IN, KIND_OUT, KIND_STOP
-from fusion.verbalize import IN, OUT, STOP, Action, action_texts, noun
+from fusion.verbalize import IN, OUT, STOP, Action, Wording, action_texts, noun
 from graph.exceptions import ModelNotReadyError
 from graph.settings import Settings
 
@@ -77,7 +77,8 @@ def load_graph_features(settings: Settings, domain: str) -> GraphFeatures | None
 @dataclass
 class ActionSpace:
     """Every action of a domain; ``text: [A, 384]`` (the normalised mean of the action's
-    training texts, ``fusion.verbalize.action_texts``), ``kind: [A]``, ``types`` for the topic."""
+    texts in one wording, ``fusion.verbalize.action_texts``), ``kind: [A]``, ``types`` for the
+    topic."""
 
     actions: list[Action]
     types: list[str]
@@ -85,13 +86,14 @@ class ActionSpace:
     type_text: torch.Tensor
 
     @classmethod
-    def build(cls, relation_types: list[str], entity_types: list[str]) -> ActionSpace:
+    def build(cls, relation_types: list[str], entity_types: list[str],
+              wording: Wording = "all") -> ActionSpace:
         from fusion.text import get_text_encoder
 
         actions: list[Action] = [(r, d) for r in sorted(relation_types) for d in (OUT, IN)]
         actions += [(t, STOP) for t in sorted(entity_types)]
         encoder = get_text_encoder()
-        texts = [action_texts(a) for a in actions]
+        texts = [action_texts(a, wording) for a in actions]
         flat = encoder.encode([t for group in texts for t in group])
         sizes = torch.tensor([len(group) for group in texts])
         owner = torch.repeat_interleave(torch.arange(len(actions)), sizes)

@@ -59,7 +59,7 @@ from fusion.retrieval import (
 from fusion.space import ActionSpace, GraphFeatures
 from fusion.stats import paired_outcomes, sign_test
 from fusion.text import cached_vectors
-from fusion.verbalize import STOP, Action, action_texts, phrasing_choices
+from fusion.verbalize import STOP, Action, Wording, action_texts, phrasing_choices
 from graph.artifacts import ArtifactStore
 from graph.settings import Settings
 
@@ -133,6 +133,11 @@ class TrainConfig(BaseModel):
     # the graph head sees where each path prefix stands: the mean graph embedding of its
     # frontier (``FusionModel.frontier_graph``)
     frontier_graph: bool = True
+    # the phrasings the action texts are built from (``fusion.verbalize.Wording``): "all" for
+    # the models kgr serves, "train" for a benchmark that measures held-out wording (the
+    # training rows must match: ``generate_questions(..., split="train")``). Recorded in the
+    # checkpoint, so ``kgr eval qa`` can say when its generated questions are not held out.
+    wording: Wording = "all"
 
     def resolved(self, n_examples: int) -> TrainConfig:
         """This config with its None fields set for a training set of ``n_examples``: fewer
@@ -204,7 +209,7 @@ def validation_phrasing(step: Action) -> int:
     every = phrasing_choices(step, "train", nested=False)
     if len(every) < 3:
         return pool[-1]
-    vectors = cached_vectors(action_texts(step))  # the texts of ``every``, in its order
+    vectors = cached_vectors(action_texts(step, "train"))  # the texts of ``every``, in order
     position = {index: k for k, index in enumerate(every)}
 
     def likeness(index: int) -> float:
@@ -782,6 +787,11 @@ class Checkpoint:
         checkpoints from before that choice."""
         return bool(self.config["heads"].get(head, {}).get("rerank", False))
 
+    @property
+    def wording(self) -> Wording:
+        """The phrasings it learnt from; checkpoints from before the choice used "train"."""
+        return "all" if self.config["config"].get("wording") == "all" else "train"
+
 
 def load_checkpoint(folder: Path) -> Checkpoint:
     config = json.loads((folder / CONFIG_FILE).read_text())
@@ -830,9 +840,10 @@ def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[di
     if init_active or init_from is not None:
         previous = init_from if init_from is not None else load_active(settings, domain)
         space = previous.space
+        cfg = cfg.model_copy(update={"wording": previous.wording})  # its action texts
         init = {name: m.state_dict() for name, m in previous.heads.items()}
     else:
-        space = ActionSpace.build(graph.relation_types(), graph.entity_types())
+        space = ActionSpace.build(graph.relation_types(), graph.entity_types(), cfg.wording)
     if progress:
         progress(0.0, "preparing examples")
     examples, skipped = prepare(rows, graph, space, cfg)
@@ -886,12 +897,15 @@ def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[di
 
 def train_from_generated(settings: Settings, driver: Any, domain: str, per_hop: int = 600,
                          epochs: int | None = None, seed: int = 0, use_graph: bool = True,
-                         progress: ProgressFn | None = None) -> dict[str, Any]:
+                         progress: ProgressFn | None = None,
+                         wording: Wording = "all") -> dict[str, Any]:
     """What ``kgr up`` calls: generate ``per_hop`` training questions of 1, 2 and 3 hops from
-    the domain graph and train + activate a QA checkpoint (both heads) on them."""
+    the domain graph in ``wording`` (every phrasing by default: the held-out split is for
+    measuring, not for the model kgr serves) and train + activate a QA checkpoint on them."""
     from fusion.questions import generate_questions
 
     graph = DomainGraph.load(driver, settings.neo4j_database, domain)
-    rows = generate_questions(graph, {1: per_hop, 2: per_hop, 3: per_hop}, "train", seed)
-    return train_domain(settings, driver, domain, rows, TrainConfig(epochs=epochs, seed=seed),
+    rows = generate_questions(graph, {1: per_hop, 2: per_hop, 3: per_hop}, wording, seed)
+    return train_domain(settings, driver, domain, rows,
+                        TrainConfig(epochs=epochs, seed=seed, wording=wording),
                         graph=graph, use_graph=use_graph, progress=progress)

@@ -12,11 +12,18 @@ import re
 from collections import Counter
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Literal
 
 from fusion.relwords import read_name
 
 OUT, IN, STOP = "out", "in", "stop"
 Action = tuple[str, str]  # (relation type, "out" | "in") or (entity type, "stop")
+# Which phrasings a model learns from. "train": all but the held-out ones, so that generated
+# questions in the held-out wording measure wording the model has not seen (the benchmarks);
+# "all": every phrasing, for the models kgr serves (a served model that never saw "that cause"
+# or "hiked by" misreads "Which genes cause X?" and "What did the ECB hike?" for no reason but
+# the benchmark's split).
+Wording = Literal["train", "all"]
 
 # relation -> (phrasings read forwards: x -REL-> answer, read backwards: answer -REL-> x)
 PHRASINGS: dict[str, tuple[list[str], list[str]]] = {
@@ -226,7 +233,8 @@ def generic_phrasings(rel: str, direction: str) -> list[str]:
 
 
 def phrasing_choices(step: Action, split: str, nested: bool) -> list[int]:
-    """Indexes into ``phrasings(*step)`` usable for a question of ``split``. In a question of
+    """Indexes into ``phrasings(*step)`` usable for a question of ``split`` ('train': all but
+    the held-out ones, 'eval': those, 'all': every one). In a question of
     several hops (``nested``) only phrasings that end with the inner noun phrase are used
     ("phenotypes of the diseases associated with X"): centre-embedded ones ("companies that
     the people related to X control") stay in 1-hop questions, where they read naturally."""
@@ -254,17 +262,18 @@ def action_text(action: Action) -> str:
     return action_texts(action)[0]
 
 
-def action_texts(action: Action) -> list[str]:
-    """The texts that describe one action: every *training* phrasing of a hop without its slot
-    (never a held-out one), or the type's noun for a stop. ``ActionSpace`` embeds their mean:
-    one phrasing alone is a poor anchor for verbs it does not use (a held-out "that cut" is
-    nearer the mean of "decreased by / reduced by / lowered by ..." than any single one)."""
+def action_texts(action: Action, wording: Wording = "all") -> list[str]:
+    """The texts that describe one action: every phrasing of ``wording`` of a hop without its
+    slot (with "train", never a held-out one), or the type's noun for a stop. ``ActionSpace``
+    embeds their mean: one phrasing alone is a poor anchor for verbs it does not use (a
+    held-out "that cut" is nearer the mean of "decreased by / reduced by / lowered by ..."
+    than any single one)."""
     name, kind = action
     if kind == STOP:
         return [noun(name)]
     options = phrasings(name, kind)
     return [options[i].replace("{x}", "").replace("  ", " ").strip()
-            for i in phrasing_choices(action, "train", nested=False)]
+            for i in phrasing_choices(action, wording, nested=False)]
 
 
 def most_common(counts: Counter[str]) -> str | None:

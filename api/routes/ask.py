@@ -62,6 +62,7 @@ def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driv
     from fusion.graphdata import DomainGraph
     from fusion.questions import generate_questions
     from fusion.train import TrainConfig, train_domain
+    from fusion.verbalize import Wording
 
     store.check_domain(body.domain)
     rows = [dict(r) for r in body.data or []]
@@ -72,11 +73,12 @@ def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driv
     def run(progress: Any) -> dict[str, Any]:
         graph = DomainGraph.load(driver, settings.neo4j_database, body.domain)
         examples = list(rows)
+        wording: Wording = "train" if body.hold_out_wording else "all"
         if body.generate_per_hop:
             n = body.generate_per_hop
-            examples += generate_questions(graph, {1: n, 2: n, 3: n}, "train")
+            examples += generate_questions(graph, {1: n, 2: n, 3: n}, wording)
         result = train_domain(settings, driver, body.domain, examples,
-                              TrainConfig(epochs=body.epochs), graph=graph,
+                              TrainConfig(epochs=body.epochs, wording=wording), graph=graph,
                               use_graph=body.graph_embeddings,
                               init_active=body.init_from_active, progress=progress)
         service.invalidate(body.domain)

@@ -510,3 +510,44 @@ def test_predicted_links_extend_answers_without_changing_the_recorded_ones(
     for answer in extended.answers:
         guessed = any(h.predicted for h in answer.evidence[0].relations)
         assert ("predicted by the graph encoder" in answer.explanation) is guessed
+
+
+def test_served_models_learn_every_phrasing_and_evaluation_says_when_wording_was_seen(
+    driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
+    clean_artifacts: None,
+) -> None:
+    from fusion.questions import generate_splits
+    from fusion.train import load_checkpoint, qa_artifacts
+    from fusion.verbalize import phrasings
+
+    graph = DomainGraph.load(driver, settings.neo4j_database, domain)
+    every = generate_questions(graph, {1: 40}, "all", seed=2)
+    last = [r for r in every
+            if r["phrasings"][0] == len(phrasings(*r["path"][0])) - 1]
+    assert last, "'all' questions use the held-out phrasings too"
+    assert not [r for r in generate_questions(graph, {1: 40}, "train", seed=2)
+                if r["phrasings"][0] == len(phrasings(*r["path"][0])) - 1]
+    _, held_out = generate_splits(graph, 12, 6, seed=4, hops=(1,))
+    notes = {}
+    for wording in ("all", "train"):
+        result = train_domain(settings, driver, domain, every,
+                              TrainConfig(epochs=1, hidden=32, seed=0, wording=wording),
+                              graph=graph, use_graph=False)
+        checkpoint = load_checkpoint(qa_artifacts(settings).path(domain, result["version"]))
+        assert checkpoint.wording == wording
+        assert checkpoint.config["config"]["wording"] == wording
+        qa = QAService(settings, driver).domain(domain)
+        assert qa.checkpoint is not None and qa.checkpoint.version == result["version"]
+        assert qa.wording == wording
+        notes[wording] = evaluate_rows(qa, held_out, "fine-tuned").get("note")
+        # a user's own rows are no generated held-out questions: no note
+        assert "note" not in evaluate_rows(qa, [{k: v for k, v in r.items() if k != "split"}
+                                                for r in held_out], "fine-tuned")
+    assert notes["train"] is None
+    assert notes["all"] is not None and "held-out phrasings" in notes["all"]
+    # few-shot keeps the action texts, and so the wording, of the model it starts from
+    again = train_domain(settings, driver, domain, every[:10],
+                         TrainConfig(epochs=0, hidden=32, seed=0), graph=graph,
+                         use_graph=False, init_active=True)
+    assert load_checkpoint(qa_artifacts(settings).path(domain, again["version"])).wording \
+        == "train"
