@@ -69,19 +69,20 @@ def placeholders(question: str, pair: Pair) -> str:
     return "".join(out + [question[at:]])
 
 
-def hypotheses(relation: str) -> list[str]:
+def hypotheses(relation: str, domain: str | None = None) -> list[str]:
     """"Y that X presents", "Y with X", ...: every phrasing of the relation (both directions)
     about X and Y, as the served models read them (``fusion.verbalize.Wording``)."""
     return [f"Y {options[i].replace('{x}', 'X')}"
-            for direction in (OUT, IN) for options in [phrasings(relation, direction)]
-            for i in phrasing_choices((relation, direction), "all", nested=False)]
+            for direction in (OUT, IN) for options in [phrasings(relation, direction, domain)]
+            for i in phrasing_choices((relation, direction), "all", False, domain)]
 
 
-def asked_relations(question: str, pair: Pair, relations: Sequence[str]) -> torch.Tensor:
+def asked_relations(question: str, pair: Pair, relations: Sequence[str],
+                    domain: str | None = None) -> torch.Tensor:
     """``[R]`` probabilities of the relation a yes/no question asks about ("Does X present
     Y?": HAS_PHENOTYPE): the question with X and Y for its entities against the mean of each
     relation's phrasings about X and Y (the same texts for every question, so cached)."""
-    groups = [hypotheses(r) for r in relations]
+    groups = [hypotheses(r, domain) for r in relations]
     flat = cached_vectors([t for g in groups for t in g])
     means, at = [], 0
     for g in groups:
@@ -128,30 +129,38 @@ def _asked_words(question: str, pair: Pair) -> list[str]:
     return relation_words(question[first.end:second.start] + " " + question[second.end:])
 
 
+def _phrasing_words(relation: str, domain: str | None = None
+                    ) -> tuple[tuple[str, frozenset[str], frozenset[str]], ...]:
+    """(direction, stems before the slot, stems after it) of every phrasing of ``relation``."""
+    return _words_of(tuple((direction, phrasing) for direction in (OUT, IN)
+                           for phrasing in phrasings(relation, direction, domain)))
+
+
 @lru_cache(maxsize=1024)
-def _phrasing_words(relation: str) -> tuple[tuple[str, frozenset[str], frozenset[str]], ...]:
-    """(direction, stems before the slot, stems after it) of every phrasing of ``relation``
-    (the same for every question, so read once)."""
+def _words_of(table: tuple[tuple[str, str], ...]
+              ) -> tuple[tuple[str, frozenset[str], frozenset[str]], ...]:
+    """The stems of some phrasings (the same for every question, so read once; keyed by the
+    phrasings themselves, so a domain that declares new ones is read anew)."""
     out = []
-    for direction in (OUT, IN):
-        for phrasing in phrasings(relation, direction):
-            before, _, after = phrasing.partition("{x}")
-            out.append((direction, frozenset(relation_words(before)),
-                        frozenset(relation_words(after))))
+    for direction, phrasing in table:
+        before, _, after = phrasing.partition("{x}")
+        out.append((direction, frozenset(relation_words(before)),
+                    frozenset(relation_words(after))))
     return tuple(out)
 
 
-def shared_words(question: str, pair: Pair, relation: str) -> int:
+def shared_words(question: str, pair: Pair, relation: str, domain: str | None = None) -> int:
     """The most content words (no prepositions) that the question's relation words share with
     one phrasing of ``relation``: "Is X *in charge of* Y?" shares "charge" with CONTROL's "that
     {x} is in charge of", "Is X a *feature* of Y?" shares "feature" with HAS_PHENOTYPE's "that
     are clinical features of {x}"."""
     asked = set(_asked_words(question, pair)) - PREPOSITION_STEMS
-    return max((len(asked & (before | after)) for _, before, after in _phrasing_words(relation)),
-               default=0)
+    return max((len(asked & (before | after))
+                for _, before, after in _phrasing_words(relation, domain)), default=0)
 
 
-def asked_direction(question: str, pair: Pair, relation: str) -> bool | None:
+def asked_direction(question: str, pair: Pair, relation: str, domain: str | None = None
+                    ) -> bool | None:
     """Whether a yes/no question asks ``subject -relation-> object`` (True), the reverse
     (False), or its words do not tell (None).
 
@@ -168,7 +177,7 @@ def asked_direction(question: str, pair: Pair, relation: str) -> bool | None:
     if not asked:
         return None
     scored: list[tuple[int, float, bool]] = []
-    for direction, before, after in _phrasing_words(relation):
+    for direction, before, after in _phrasing_words(relation, domain):
         own = before | after
         shared = len(own & set(asked))
         if not shared:

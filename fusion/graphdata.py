@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from neo4j import Driver, RoutingControl
 
+from fusion.vocabulary import load_declared_phrasings
 from graph.driver import translate_errors
 from graph.exceptions import NotFoundError
 from graph.schema import ENTITY_LABEL, INTERNAL_LABEL_PREFIX
@@ -74,6 +75,8 @@ class DomainGraph:
             adj[r["target"]][(r["type"], "in")].append((weight, r["source"]))
         graph.adj = {uid: {k: [u for _, u in sorted(v)] for k, v in rels.items()}
                      for uid, rels in adj.items()}
+        # the questions generated from it use the phrasings the domain declares
+        load_declared_phrasings(driver, database, domain)
         return graph
 
     def relation_types(self) -> list[str]:

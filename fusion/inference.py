@@ -169,7 +169,7 @@ class ZeroShotScorer:
         head = [f for f in plain[:top] + guessed[:top] if f.answers]
         if not head:
             return finals
-        texts = [verbalize_path(f, expander) for f in head]
+        texts = [verbalize_path(f, expander, self.space.domain) for f in head]
         sims = cached_vectors(texts) @ ctx.pooled
         parse = parse_question(ctx.text, self.space.types)
         steps, backs = parse.forward_steps(), parse.backward_steps()
@@ -191,7 +191,7 @@ class ZeroShotScorer:
         return head
 
 
-def verbalize_path(final: PathResult, expander: Expander) -> str:
+def verbalize_path(final: PathResult, expander: Expander, domain: str | None = None) -> str:
     mids = []
     predicted = getattr(expander, "predicted", None)  # a fusion.linkpred.PredictingExpander's
     # the types of the nodes reached by recorded links, as without predicted ones
@@ -200,4 +200,4 @@ def verbalize_path(final: PathResult, expander: Expander) -> str:
         nodes = final.back[hop] if recorded is None or not recorded[hop] else recorded[hop]
         counts = Counter(expander.node(u)[1] for u in nodes)
         mids.append(most_common(counts) or "Entity")
-    return noun_phrase(final.steps, mids, final.answer_type, MASK)
+    return noun_phrase(final.steps, mids, final.answer_type, MASK, domain=domain)

@@ -61,6 +61,7 @@ from fusion.space import ActionSpace, GraphFeatures, load_graph_features
 from fusion.text import get_text_encoder
 from fusion.train import Checkpoint, load_checkpoint, qa_artifacts
 from fusion.verbalize import IN, OUT, Wording, words
+from fusion.vocabulary import load_declared_phrasings
 from graph.driver import translate_errors
 from graph.exceptions import NotFoundError
 from graph.models import GraphPath
@@ -253,11 +254,13 @@ class DomainQA:
         # the phrasings the action texts (and the model) learnt: with "all", generated
         # questions in the held-out wording are no longer held out (``fusion.evaluate``)
         self.wording: Wording = checkpoint.wording if checkpoint is not None else wording
+        if store.driver is not None:  # the phrasings the domain declares (fusion.vocabulary)
+            load_declared_phrasings(store.driver, store.database, domain)
         if checkpoint is not None:
             self.space = checkpoint.space
         else:
             self.space = ActionSpace.build(self._relation_types(),
-                                           sorted(set(index.types.values())), wording)
+                                           sorted(set(index.types.values())), wording, domain)
         if isinstance(expander, Neo4jExpander):  # this domain's hops only (its allow-list)
             expander = expander.for_types(self.space.relation_types())
         self.expander = expander
@@ -572,10 +575,10 @@ class DomainQA:
         if YES_NO_RE.search(question) and relations:
             # a relation whose phrasings share a content word with the question's comes
             # first ("in charge of": CONTROL, not OPERATE_IN), then the closest in meaning
-            weights = asked_relations(question, pair, relations)
+            weights = asked_relations(question, pair, relations, self.domain)
             asked = relations[max(range(len(relations)), key=lambda i: (
-                shared_words(question, pair, relations[i]), float(weights[i])))]
-            forward = asked_direction(question, pair, asked)
+                shared_words(question, pair, relations[i], self.domain), float(weights[i])))]
+            forward = asked_direction(question, pair, asked, self.domain)
         subject, obj = pair.subject.candidates[0], pair.object.candidates[0]
         if not paths:
             return [], CheckResult(subject=subject.uid, object=obj.uid, connected=False,

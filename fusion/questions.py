@@ -101,9 +101,10 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
             if not 1 <= len(answers) <= max_answers:
                 continue
             _name_intermediate_types(graph, same_name, steps, mid_types)
-            choice = [rng.choice(phrasing_choices(s, split, nested=hops > 1)) for s in steps]
+            choice = [rng.choice(phrasing_choices(s, split, hops > 1, graph.domain))
+                      for s in steps]
             name = graph.names[topic]
-            text = noun_phrase(steps, mid_types, answer_type, name, choice)
+            text = noun_phrase(steps, mid_types, answer_type, name, choice, graph.domain)
             question = rng.choice(frames).format(np=text)
             mentions = linker.exact(question)
             mentions.sort(key=lambda m: (-(m.end - m.start), -m.score, m.start))
@@ -213,10 +214,11 @@ def generate_coordinated_questions(graph: DomainGraph, per_hop: dict[int, int], 
             if key in seen:
                 continue
             _name_intermediate_types(graph, groups[0], steps, mid_types)
-            choice = [rng.choice(phrasing_choices(s, split, nested=hops > 1)) for s in steps]
+            choice = [rng.choice(phrasing_choices(s, split, hops > 1, graph.domain))
+                      for s in steps]
             slot = coordinated_names([graph.names[t] for t in chosen], rng)
             question = rng.choice(frames).format(
-                np=noun_phrase(steps, mid_types, answer_type, slot, choice))
+                np=noun_phrase(steps, mid_types, answer_type, slot, choice, graph.domain))
             mentions = linker.link(question)
             group_found = coordinate(question, mentions)
             if group_found is None or len(group_found.mentions) != topics or any(

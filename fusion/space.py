@@ -84,23 +84,25 @@ class ActionSpace:
     types: list[str]
     text: torch.Tensor
     type_text: torch.Tensor
+    # whose declared phrasings (``fusion.verbalize.declare``) the texts and the rerank read
+    domain: str | None = None
 
     @classmethod
     def build(cls, relation_types: list[str], entity_types: list[str],
-              wording: Wording = "all") -> ActionSpace:
+              wording: Wording = "all", domain: str | None = None) -> ActionSpace:
         from fusion.text import get_text_encoder
 
         actions: list[Action] = [(r, d) for r in sorted(relation_types) for d in (OUT, IN)]
         actions += [(t, STOP) for t in sorted(entity_types)]
         encoder = get_text_encoder()
-        texts = [action_texts(a, wording) for a in actions]
+        texts = [action_texts(a, wording, domain) for a in actions]
         flat = encoder.encode([t for group in texts for t in group])
         sizes = torch.tensor([len(group) for group in texts])
         owner = torch.repeat_interleave(torch.arange(len(actions)), sizes)
         summed = torch.zeros(len(actions), flat.shape[1]).index_add_(0, owner, flat)
         text = torch.nn.functional.normalize(summed, dim=-1)  # mean direction per action
         type_text = encoder.encode([noun(t) for t in sorted(entity_types)])
-        return cls(actions, sorted(entity_types), text, type_text)
+        return cls(actions, sorted(entity_types), text, type_text, domain)
 
     def __post_init__(self) -> None:
         self.index = {a: i for i, a in enumerate(self.actions)}

@@ -797,7 +797,8 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     config = json.loads((folder / CONFIG_FILE).read_text())
     vectors = load_file(str(folder / SPACE_FILE))
     actions = [(a[0], a[1]) for a in config["actions"]]
-    space = ActionSpace(actions, config["types"], vectors["text"], vectors["type_text"])
+    space = ActionSpace(actions, config["types"], vectors["text"], vectors["type_text"],
+                        config.get("domain"))
     cfg = TrainConfig(**config["config"])
     heads: dict[str, FusionModel] = {}
     for name, head in config["heads"].items():
@@ -843,7 +844,8 @@ def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[di
         cfg = cfg.model_copy(update={"wording": previous.wording})  # its action texts
         init = {name: m.state_dict() for name, m in previous.heads.items()}
     else:
-        space = ActionSpace.build(graph.relation_types(), graph.entity_types(), cfg.wording)
+        space = ActionSpace.build(graph.relation_types(), graph.entity_types(), cfg.wording,
+                                  domain)
     if progress:
         progress(0.0, "preparing examples")
     examples, skipped = prepare(rows, graph, space, cfg)

@@ -203,8 +203,27 @@ def noun(entity_type: str) -> str:
     return base if base.endswith("s") else base + "s"
 
 
-def phrasings(rel: str, direction: str) -> list[str]:
-    """All phrasings of one hop (the last ``HELD_OUT_PHRASINGS`` are for evaluation only)."""
+# Phrasings a domain declares for its relationship types (a load's ``phrasings:``, kept in the
+# graph and read by ``fusion.vocabulary``): domain -> relation -> (forwards, backwards), an
+# empty list where a direction is not declared. They come first, in that domain only.
+_declared: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
+
+
+def declare(domain: str, table: dict[str, tuple[list[str], list[str]]]) -> None:
+    """Make ``table`` the declared phrasings of ``domain`` (replacing what it declared before)."""
+    _declared[domain] = {rel: (list(f), list(b)) for rel, (f, b) in table.items()}
+
+
+def declared(domain: str | None) -> dict[str, tuple[list[str], list[str]]]:
+    return _declared.get(domain or "", {})
+
+
+def phrasings(rel: str, direction: str, domain: str | None = None) -> list[str]:
+    """All phrasings of one hop (the last ``HELD_OUT_PHRASINGS`` are for evaluation only): those
+    ``domain`` declares, else kgr's own, else read from the name, else fixed frames."""
+    own = _declared.get(domain or "", {}).get(rel)
+    if own is not None and own[0 if direction == OUT else 1]:
+        return own[0 if direction == OUT else 1]
     if rel in PHRASINGS:
         forwards, backwards = PHRASINGS[rel]
         return forwards if direction == OUT else backwards
@@ -232,13 +251,14 @@ def generic_phrasings(rel: str, direction: str) -> list[str]:
             f"having {w} towards {{x}}"]
 
 
-def phrasing_choices(step: Action, split: str, nested: bool) -> list[int]:
+def phrasing_choices(step: Action, split: str, nested: bool, domain: str | None = None
+                     ) -> list[int]:
     """Indexes into ``phrasings(*step)`` usable for a question of ``split`` ('train': all but
     the held-out ones, 'eval': those, 'all': every one). In a question of
     several hops (``nested``) only phrasings that end with the inner noun phrase are used
     ("phenotypes of the diseases associated with X"): centre-embedded ones ("companies that
     the people related to X control") stay in 1-hop questions, where they read naturally."""
-    options = phrasings(*step)
+    options = phrasings(*step, domain)
     held = HELD_OUT_PHRASINGS if len(options) > HELD_OUT_PHRASINGS else 0
     pool = list(range(len(options) - held)) if split == "train" else \
         list(range(len(options) - held, len(options)))
@@ -262,7 +282,8 @@ def action_text(action: Action) -> str:
     return action_texts(action)[0]
 
 
-def action_texts(action: Action, wording: Wording = "all") -> list[str]:
+def action_texts(action: Action, wording: Wording = "all", domain: str | None = None
+                 ) -> list[str]:
     """The texts that describe one action: every phrasing of ``wording`` of a hop without its
     slot (with "train", never a held-out one), or the type's noun for a stop. ``ActionSpace``
     embeds their mean: one phrasing alone is a poor anchor for verbs it does not use (a
@@ -271,9 +292,9 @@ def action_texts(action: Action, wording: Wording = "all") -> list[str]:
     name, kind = action
     if kind == STOP:
         return [noun(name)]
-    options = phrasings(name, kind)
+    options = phrasings(name, kind, domain)
     return [options[i].replace("{x}", "").replace("  ", " ").strip()
-            for i in phrasing_choices(action, wording, nested=False)]
+            for i in phrasing_choices(action, wording, nested=False, domain=domain)]
 
 
 def most_common(counts: Counter[str]) -> str | None:
@@ -284,7 +305,8 @@ def most_common(counts: Counter[str]) -> str | None:
 
 
 def noun_phrase(steps: Sequence[Action], mid_types: Sequence[str], answer_type: str,
-                topic: str, choice: Sequence[int] | None = None) -> str:
+                topic: str, choice: Sequence[int] | None = None, domain: str | None = None
+                ) -> str:
     """The answer noun phrase of a path: "phenotypes of the diseases associated with FBN1".
 
     ``mid_types[i]`` is the type named for the nodes after hop i (the last is the answer type);
@@ -292,7 +314,7 @@ def noun_phrase(steps: Sequence[Action], mid_types: Sequence[str], answer_type: 
     """
     inner = topic
     for hop, (rel, direction) in enumerate(steps):
-        options = phrasings(rel, direction)
+        options = phrasings(rel, direction, domain)
         phrase = options[(choice[hop] if choice else 0) % len(options)]
         head = noun(answer_type if hop == len(steps) - 1 else mid_types[hop])
         inner = f"{head} {phrase.replace('{x}', inner)}"

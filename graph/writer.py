@@ -46,6 +46,11 @@ WITH n LIMIT $batch_size
 DETACH DELETE n
 RETURN count(*) AS deleted
 """
+# how the domain's questions name its relationship types (``fusion.vocabulary``)
+DELETE_DOMAIN_PHRASINGS_QUERY = """
+MATCH (p:_Phrasings {domain: $domain})
+DELETE p
+"""
 
 
 def batched(rows: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -129,4 +134,8 @@ def delete_domain(driver: Driver, database: str, domain: str, batch_size: int = 
             count = records[0]["deleted"]
             deleted += count
             if count == 0:
-                return deleted
+                break
+        # and how its questions name its relationship types (``fusion.vocabulary``)
+        driver.execute_query(DELETE_DOMAIN_PHRASINGS_QUERY, {"domain": domain},
+                             database_=database)
+    return deleted

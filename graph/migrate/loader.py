@@ -129,6 +129,14 @@ ROLLBACK_RELATIONS_QUERY = """
 MATCH ()-[r]->() WHERE r._mig = $tag
 CALL (r) { DELETE r } IN TRANSACTIONS OF $batch_size ROWS
 """
+# How questions name a relationship type of a domain (a load's ``phrasings:``; read by
+# ``fusion.vocabulary``). One node per (domain, type) and migration: a later migration's
+# declaration wins, and a rolled-back one goes with its tag.
+CREATE_PHRASINGS_QUERY = """
+UNWIND $rows AS row
+CREATE (:_Phrasings {domain: $domain, relation: row.relation, forward: row.forward,
+                     backward: row.backward, created: datetime(), _mig: $tag})
+"""
 COUNT_TAGGED_QUERY = """
 CALL () { MATCH (n) WHERE n._mig = $tag RETURN count(n) AS nodes }
 CALL () { MATCH ()-[r]->() WHERE r._mig = $tag RETURN count(r) AS rels }
@@ -345,6 +353,15 @@ class MigrationContext:
                     f"entity {end!r} does not exist")
         raise MigrationFailedError(f"{self.script}: some {rel_type} relationships were not "
                                    "created (duplicate uids?)")
+
+    def declare_phrasings(self, domain: str, table: dict[str, tuple[list[str], list[str]]]
+                          ) -> None:
+        """Record how questions name relationship types of ``domain`` (``fusion.vocabulary``):
+        type -> (forward phrasings, backward phrasings), ``{x}`` for the entity asked about."""
+        rows = [{"relation": rel, "forward": list(f), "backward": list(b)}
+                for rel, (f, b) in sorted(table.items())]
+        if rows:
+            self.run(CREATE_PHRASINGS_QUERY, {"domain": domain, "rows": rows})
 
     def run(self, query: str, params: dict[str, Any] | None = None) -> list[Record]:
         """Run one Cypher statement (``$tag`` is passed too: tag what you create with it)."""

@@ -16,6 +16,10 @@ A manifest (YAML or JSON) names a domain and the files to load, relative to the 
     triples:                        # no header: head <TAB> relation <TAB> tail
       - file: triples.tsv
         uppercase: true             # relation names upper-cased (default)
+    phrasings:                      # optional: how questions name a relationship type of the
+      TREATS:                       #   load, "{x}" for the entity asked about
+        forward: ["treated by {x}", "that {x} treats"]   # the answer is the tail
+        backward: ["that treat {x}", "used against {x}"]  # the answer is the head
 
 Files are UTF-8, tab-separated (``.csv`` files: comma-separated). Lines that are empty or start
 with ``#`` are skipped. Property types: str, int, float, bool, list (``|``-separated strings).
@@ -72,8 +76,36 @@ class TriplesFileSpec(_FileSpec):
     uppercase: bool = True
 
 
+MAX_PHRASINGS = 30
+MAX_PHRASING_CHARS = 200
+
+
+class PhrasingSpec(BaseModel):
+    """How questions name one relationship type, read forwards (``x -REL-> answer``) and
+    backwards (``answer -REL-> x``); a direction left empty keeps the phrasings kgr derives."""
+
+    model_config = ConfigDict(extra="forbid")
+    forward: list[str] = Field(default_factory=list, max_length=MAX_PHRASINGS)
+    backward: list[str] = Field(default_factory=list, max_length=MAX_PHRASINGS)
+
+
+def phrasing_problem(phrasing: str) -> str | None:
+    """Why a declared phrasing is unusable, or None: it needs exactly one ``{x}`` (the entity
+    asked about) and some words besides."""
+    if phrasing.count("{x}") != 1:
+        return "needs exactly one {x} (the entity the question names)"
+    if "{" in phrasing.replace("{x}", "") or "}" in phrasing.replace("{x}", ""):
+        return "has braces other than {x}"
+    if not phrasing.replace("{x}", "").strip():
+        return "has no words besides {x}"
+    if len(phrasing) > MAX_PHRASING_CHARS:
+        return f"is longer than {MAX_PHRASING_CHARS} characters"
+    return None
+
+
 class Manifest(BaseModel):
-    """A declarative load: one domain, its node, relationship and triples files."""
+    """A declarative load: one domain, its node, relationship and triples files, and how
+    questions name its relationship types."""
 
     model_config = ConfigDict(extra="forbid")
     domain: str = Field(min_length=1, max_length=64)
@@ -82,6 +114,7 @@ class Manifest(BaseModel):
     nodes: list[NodeFileSpec] = Field(default_factory=list)
     relationships: list[RelationFileSpec] = Field(default_factory=list)
     triples: list[TriplesFileSpec] = Field(default_factory=list)
+    phrasings: dict[str, PhrasingSpec] = Field(default_factory=dict)
 
     def files(self) -> list[str]:
         return [s.file for s in (*self.nodes, *self.relationships, *self.triples)]
@@ -135,6 +168,20 @@ def read_manifest(path: Path) -> tuple[Manifest | None, list[Problem]]:
         for prop in spec.properties:
             if not is_identifier(prop):
                 problems.append(Problem(name, None, f"property name {prop!r} is not an identifier"))
+    for rel_type, declared in manifest.phrasings.items():
+        if not is_identifier(rel_type):
+            problems.append(Problem(name, None, f"phrasings: {rel_type!r} is not a relationship "
+                                                "type name"))
+        if not declared.forward and not declared.backward:
+            problems.append(Problem(name, None, f"phrasings.{rel_type}: give forward and/or "
+                                                "backward phrasings"))
+        for direction, phrasings in (("forward", declared.forward),
+                                     ("backward", declared.backward)):
+            for phrasing in phrasings:
+                why = phrasing_problem(phrasing)
+                if why is not None:
+                    problems.append(Problem(name, None, f"phrasings.{rel_type}.{direction}: "
+                                                        f"{phrasing[:60]!r} {why}"))
     return manifest, problems
 
 
@@ -157,6 +204,8 @@ class ParsedLoad:
     problems: list[Problem] = field(default_factory=list)
     # uids referenced by relationships but not defined in the load -> first reference
     pending_ends: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # relationship type -> (forward, backward) phrasings the manifest declares
+    phrasings: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
 
     @property
     def relation_count(self) -> int:
@@ -377,6 +426,14 @@ def parse_load(manifest_path: Path, manifest: Manifest) -> ParsedLoad:
                 relation = relation.upper()
             add_relation(label, number, head, relation, tail, {}, create_missing=True)
 
+    for rel_type, declared in manifest.phrasings.items():
+        if rel_type not in load.relations:
+            known = ", ".join(sorted(load.relations)[:20]) or "none"
+            load.add_problem(str(manifest_path), None,
+                             f"phrasings for {rel_type!r}: the load creates no {rel_type} "
+                             f"relationships (its types: {known})")
+            continue
+        load.phrasings[rel_type] = (list(declared.forward), list(declared.backward))
     return load
 
 

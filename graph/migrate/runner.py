@@ -392,6 +392,7 @@ class MigrationRunner:
                                 task=f"{load.domain} entities")
             for rel_type, rows in load.relations.items():
                 ctx.create_relations(rel_type, rows, total=len(rows))
+            ctx.declare_phrasings(load.domain, load.phrasings)
         elif migration.kind == "cypher":
             if prepared.schema_only:
                 with translate_errors():

@@ -106,3 +106,27 @@ def test_nested_question_reads_as_english() -> None:
     steps = [("CAPITAL_OF", IN), ("HEADQUARTERED_IN", IN)]
     assert noun_phrase(steps, ["City", "Company"], "Company", "France", [2, 0]) == \
         "companies headquartered in the cities that are the capital of France"
+
+
+def test_declared_phrasings_come_first_in_their_domain_only() -> None:
+    from fusion.verbalize import action_texts, declare, declared
+
+    derived = phrasings("TREATS", "out")
+    declare("unit-pharma", {"TREATS": (["cured by {x}", "that {x} cures"], []),
+                            "HAS_PHENOTYPE": ([], ["that display {x}"])})
+    try:
+        assert phrasings("TREATS", "out", "unit-pharma") == ["cured by {x}", "that {x} cures"]
+        # a direction the domain leaves empty keeps the derived phrasings
+        assert phrasings("TREATS", "in", "unit-pharma") == phrasings("TREATS", "in")
+        # a built-in relation name declared in a user's domain takes its words there only
+        assert phrasings("HAS_PHENOTYPE", "in", "unit-pharma") == ["that display {x}"]
+        assert phrasings("HAS_PHENOTYPE", "in", "medical") == phrasings("HAS_PHENOTYPE", "in")
+        assert phrasings("TREATS", "out") == derived
+        assert action_texts(("TREATS", "out"), "all", "unit-pharma") == ["cured by", "that cures"]
+        # the last phrasing is held out of training, as for kgr's own
+        assert action_texts(("TREATS", "out"), "train", "unit-pharma") == ["cured by"]
+        declare("unit-pharma", {})
+        assert declared("unit-pharma") == {}
+        assert phrasings("TREATS", "out", "unit-pharma") == derived
+    finally:
+        declare("unit-pharma", {})
