@@ -33,6 +33,7 @@ app.add_typer(eval_app, name="eval")
 app.add_typer(encoder.app, name="embeddings")
 if hasattr(qa, "ask"):
     app.command("ask")(qa.ask)
+app.command("phrasings")(qa.phrasings)
 
 if __name__ == "__main__":
     app()

@@ -217,3 +217,26 @@ def ask(
         c = response.count
         typer.echo(f"count: {c.value if c.exact else f'at least {c.value}'} ({c.type}, by "
                    f"{'/'.join(c.relation_path)} from {len(c.topics)} topic entities)")
+
+
+@handle_errors
+def phrasings(domain: str = DOMAIN_OPT, json_out: bool = JSON_OPT) -> None:
+    """How questions name each relationship type of a domain, and where the words come from."""
+    from fusion.pipeline import QAService
+
+    cfg = settings()
+    with open_driver(cfg) as driver:
+        result = QAService(cfg, driver).phrasings(domain)
+    if json_out:
+        print_json(result)
+        return
+    print_table(f"{domain}: phrasings ({{x}} = the entity a question names)",
+                ["relation", "read forwards", "from", "read backwards", "from"], [
+        (r.relation, "; ".join(r.forward), r.forward_source, "; ".join(r.backward),
+         r.backward_source) for r in result.relations])
+    if any("frames" in (r.forward_source, r.backward_source) for r in result.relations):
+        console.print("[yellow]note:[/yellow] 'frames' means kgr could not read the type's "
+                      "name; declare phrasings for it (migrations/README.md)")
+    if result.model_current is False:
+        console.print(f"[yellow]note:[/yellow] the active model {result.model} was trained "
+                      f"with other phrasings; run `kgr train qa -d {domain}` to learn these")

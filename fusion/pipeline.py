@@ -56,11 +56,13 @@ from fusion.schemas import (
     LinkedCandidate,
     LinkedEntity,
     Mode,
+    PhrasingsResponse,
+    RelationPhrasings,
 )
 from fusion.space import ActionSpace, GraphFeatures, load_graph_features
 from fusion.text import get_text_encoder
 from fusion.train import Checkpoint, load_checkpoint, qa_artifacts
-from fusion.verbalize import IN, OUT, Wording, words
+from fusion.verbalize import IN, OUT, Wording, phrasing_source, phrasings, words
 from fusion.vocabulary import load_declared_phrasings
 from graph.driver import translate_errors
 from graph.exceptions import NotFoundError
@@ -259,7 +261,7 @@ class DomainQA:
         if checkpoint is not None:
             self.space = checkpoint.space
         else:
-            self.space = ActionSpace.build(self._relation_types(),
+            self.space = ActionSpace.build(self.live_relation_types(),
                                            sorted(set(index.types.values())), wording, domain)
         if isinstance(expander, Neo4jExpander):  # this domain's hops only (its allow-list)
             expander = expander.for_types(self.space.relation_types())
@@ -276,7 +278,7 @@ class DomainQA:
                     continue
                 self.scorers[name] = ModelScorer(model, self.space, features)
 
-    def _relation_types(self) -> list[str]:
+    def live_relation_types(self) -> list[str]:
         with translate_errors():
             records, _, _ = self.store.driver.execute_query(
                 DOMAIN_RELATION_TYPES_QUERY, {"domain": self.domain},
@@ -814,6 +816,20 @@ class QAService:
             seconds[name] = round(time.perf_counter() - started, 2)
         self.warmed_up = seconds
         return seconds
+
+    def phrasings(self, domain: str) -> PhrasingsResponse:
+        """How questions name each relationship type of ``domain`` now, where those words come
+        from, and whether the active model learnt them (404 for an unknown domain)."""
+        qa = self.domain(domain)  # reads the domain's declared phrasings
+        relations = [RelationPhrasings(
+            relation=rel, forward=phrasings(rel, OUT, domain), backward=phrasings(rel, IN, domain),
+            forward_source=phrasing_source(rel, OUT, domain),
+            backward_source=phrasing_source(rel, IN, domain)) for rel in qa.live_relation_types()]
+        checkpoint = qa.checkpoint
+        return PhrasingsResponse(
+            domain=domain, relations=relations,
+            model=checkpoint.version if checkpoint is not None else None,
+            model_current=checkpoint.phrasings_current() if checkpoint is not None else None)
 
     def ask(self, question: str, domain: str | None = None, top_k: int = 10, max_hops: int = 3,
             mode: Mode | None = None, use_graph: bool = True,

@@ -141,6 +141,31 @@ class AskResponse(BaseModel):
     timings_ms: dict[str, float]
 
 
+PhrasingOrigin = Literal["declared", "built-in", "name", "frames"]
+
+
+class RelationPhrasings(BaseModel):
+    """How questions name one relationship type of a domain ({x}: the entity named)."""
+
+    relation: str
+    forward: list[str] = Field(description="read forwards: {x} -relation-> answer")
+    backward: list[str] = Field(description="read backwards: answer -relation-> {x}")
+    forward_source: PhrasingOrigin = Field(
+        description="declared (the domain's migration), built-in (kgr's), name (read from the "
+        "type's name) or frames (fixed frames around its words: worth declaring phrasings)")
+    backward_source: PhrasingOrigin
+
+
+class PhrasingsResponse(BaseModel):
+    domain: str
+    relations: list[RelationPhrasings]
+    model: str | None = Field(default=None, description="the active QA model's version")
+    model_current: bool | None = Field(
+        default=None, description="whether the active model was trained with these "
+        "phrasings (false: train it again to learn them; null: no model, or one from before "
+        "phrasings were recorded)")
+
+
 class TrainQARequest(BaseModel):
     """Train a QA model: on generated questions, or on uploaded-before rows, or both."""
 

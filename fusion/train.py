@@ -59,7 +59,14 @@ from fusion.retrieval import (
 from fusion.space import ActionSpace, GraphFeatures
 from fusion.stats import paired_outcomes, sign_test
 from fusion.text import cached_vectors
-from fusion.verbalize import STOP, Action, Wording, action_texts, phrasing_choices
+from fusion.verbalize import (
+    STOP,
+    Action,
+    Wording,
+    action_texts,
+    phrasing_choices,
+    phrasing_table,
+)
 from graph.artifacts import ArtifactStore
 from graph.settings import Settings
 
@@ -747,8 +754,10 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
 def save_checkpoint(settings: Settings, domain: str, space: ActionSpace,
                     heads: dict[str, FusionModel], cfg: TrainConfig,
                     features: GraphFeatures | None, metrics: dict[str, Any],
-                    activate: bool = True) -> str:
-    """Publish a new version folder: safetensors per head + space vectors + config.json."""
+                    activate: bool = True,
+                    phrasings: dict[str, list[list[str]]] | None = None) -> str:
+    """Publish a new version folder: safetensors per head + space vectors + config.json.
+    ``phrasings``: those the space's texts come from (default: the domain's now)."""
     store = qa_artifacts(settings)
     version = store.new_version_name()
     folder = store.staging_dir(domain, version)
@@ -767,6 +776,9 @@ def save_checkpoint(settings: Settings, domain: str, space: ActionSpace,
                   for name, m in heads.items()},
         "encoder_version": features.version if features is not None else None,
         "text_model": "sentence-transformers/all-MiniLM-L6-v2",
+        # the phrasings its action texts were built from (``Checkpoint.phrasings_current``)
+        "phrasings": phrasings if phrasings is not None else
+        phrasing_table(space.relation_types(), space.domain),
         "metrics": metrics, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
     store.publish(domain, version, folder, activate=activate)
@@ -781,6 +793,15 @@ class Checkpoint:
     space: ActionSpace
     heads: dict[str, FusionModel]
     config: dict[str, Any]
+
+    def phrasings_current(self) -> bool | None:
+        """Whether its domain's phrasings are still those it was trained with (None: a
+        checkpoint from before they were recorded). A domain that declares new phrasings
+        (``fusion.vocabulary``) needs a new model to learn them."""
+        recorded = self.config.get("phrasings")
+        if recorded is None:
+            return None
+        return bool(recorded == phrasing_table(self.space.relation_types(), self.space.domain))
 
     def reranks(self, head: str) -> bool:
         """Whether training chose the zero-shot rerank for ``head`` (``fit``); False for
@@ -838,10 +859,12 @@ def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[di
         graph = DomainGraph.load(driver, settings.neo4j_database, domain)
     features = load_graph_features(settings, domain) if use_graph else None
     init: dict[str, dict[str, torch.Tensor]] = {}
+    previous_phrasings: dict[str, list[list[str]]] | None = None
     if init_active or init_from is not None:
         previous = init_from if init_from is not None else load_active(settings, domain)
         space = previous.space
         cfg = cfg.model_copy(update={"wording": previous.wording})  # its action texts
+        previous_phrasings = previous.config.get("phrasings")
         init = {name: m.state_dict() for name, m in previous.heads.items()}
     else:
         space = ActionSpace.build(graph.relation_types(), graph.entity_types(), cfg.wording,
@@ -892,7 +915,9 @@ def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[di
         if fitted.metrics.get("graph_terms", {}).get("kept") is False:
             continue  # no better than the text head on validation: the text head serves
         heads[name] = fitted.model
-    version = save_checkpoint(settings, domain, space, heads, cfg, features, metrics, activate)
+    # a few-shot model keeps the action texts, and so the phrasings, of the one it starts from
+    version = save_checkpoint(settings, domain, space, heads, cfg, features, metrics, activate,
+                              previous_phrasings)
     return {"domain": domain, "version": version, "encoder_version":
             features.version if features is not None else None, **metrics}
 

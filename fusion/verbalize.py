@@ -218,6 +218,29 @@ def declared(domain: str | None) -> dict[str, tuple[list[str], list[str]]]:
     return _declared.get(domain or "", {})
 
 
+PhrasingSource = Literal["declared", "built-in", "name", "frames"]
+
+
+def phrasing_source(rel: str, direction: str, domain: str | None = None) -> PhrasingSource:
+    """Where ``phrasings(rel, direction, domain)`` come from: the domain's declaration, kgr's
+    own table, the type's name read as English (``fusion.relwords``), or fixed frames around
+    its words (a name of no known shape: worth declaring phrasings for)."""
+    own = _declared.get(domain or "", {}).get(rel)
+    if own is not None and own[0 if direction == OUT else 1]:
+        return "declared"
+    if rel in PHRASINGS:
+        return "built-in"
+    return "name" if _derived(rel) is not None else "frames"
+
+
+def phrasing_table(relations: Sequence[str], domain: str | None = None
+                   ) -> dict[str, list[list[str]]]:
+    """relation -> [forward phrasings, backward phrasings] as ``domain`` reads them now (what a
+    checkpoint records, to tell later whether its domain's phrasings have changed since)."""
+    return {rel: [phrasings(rel, OUT, domain), phrasings(rel, IN, domain)]
+            for rel in sorted(relations)}
+
+
 def phrasings(rel: str, direction: str, domain: str | None = None) -> list[str]:
     """All phrasings of one hop (the last ``HELD_OUT_PHRASINGS`` are for evaluation only): those
     ``domain`` declares, else kgr's own, else read from the name, else fixed frames."""

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 
 from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
 from api.jobs import Job
 from fusion.pipeline import QAService
-from fusion.schemas import AskRequest, AskResponse, EvalQARequest, TrainQARequest
+from fusion.schemas import (
+    AskRequest,
+    AskResponse,
+    EvalQARequest,
+    PhrasingsResponse,
+    TrainQARequest,
+)
 
 router = APIRouter(tags=["ask"])
 
@@ -43,6 +49,17 @@ def ask(body: AskRequest, request: Request, _: ReaderDep) -> AskResponse:
     return qa_service(request).ask(body.question, body.domain, body.top_k, body.max_hops,
                                    body.mode, predicted_links=body.predicted_links,
                                    count=body.count)
+
+
+@router.get("/v1/ask/phrasings", response_model=PhrasingsResponse,
+            summary="How questions name each relationship type of a domain")
+def domain_phrasings(domain: Annotated[str, Query(min_length=1, max_length=100)],
+                     request: Request, _: ReaderDep) -> PhrasingsResponse:
+    """Each relationship type's phrasings ({x}: the entity a question names), where they come
+    from (declared in the domain's migration, kgr's own, read from the type's name, or fixed
+    frames: declare phrasings for those), and whether the active QA model learnt them. 404
+    for an unknown domain."""
+    return qa_service(request).phrasings(domain)
 
 
 @router.post("/v1/ask/refresh", summary="Forget what the ask service has read of the graph")

@@ -49,6 +49,13 @@ REL_COLUMNS = ("source", "target", "type")
 MAX_PROBLEMS = 1000
 DOMAIN_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
+# whether the domain has a relationship of the type (phrasings declared for a type the load
+# itself does not create); the type is compared as a value, so any string is safe here
+DOMAIN_HAS_RELATION_TYPE_QUERY = """
+MATCH (:Entity {domain: $domain})-[r]->()
+WHERE type(r) = $type
+RETURN count(r) > 0 AS found LIMIT 1
+"""
 EXISTING_UIDS_QUERY = """
 UNWIND $uids AS uid
 MATCH (n:Entity {uid: uid})
@@ -153,9 +160,9 @@ def read_manifest(path: Path) -> tuple[Manifest | None, list[Problem]]:
     if not is_identifier(manifest.default_type) or manifest.default_type == ENTITY_LABEL:
         problems.append(Problem(name, None,
                                 f"default_type {manifest.default_type!r} is not a valid label"))
-    if not manifest.files():
-        problems.append(Problem(name, None,
-                                "the manifest names no nodes, relationships or triples"))
+    if not manifest.files() and not manifest.phrasings:
+        problems.append(Problem(name, None, "the manifest names no nodes, relationships, "
+                                            "triples or phrasings"))
     for rel in manifest.files():
         target = (path.parent / rel)
         if Path(rel).is_absolute() or ".." in Path(rel).parts:
@@ -204,8 +211,10 @@ class ParsedLoad:
     problems: list[Problem] = field(default_factory=list)
     # uids referenced by relationships but not defined in the load -> first reference
     pending_ends: dict[str, tuple[str, int]] = field(default_factory=dict)
-    # relationship type -> (forward, backward) phrasings the manifest declares
+    # relationship type -> (forward, backward) phrasings the manifest declares: of a type the
+    # load creates or the domain has (``check_against_graph``)
     phrasings: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    manifest_file: str = ""
 
     @property
     def relation_count(self) -> int:
@@ -427,13 +436,8 @@ def parse_load(manifest_path: Path, manifest: Manifest) -> ParsedLoad:
             add_relation(label, number, head, relation, tail, {}, create_missing=True)
 
     for rel_type, declared in manifest.phrasings.items():
-        if rel_type not in load.relations:
-            known = ", ".join(sorted(load.relations)[:20]) or "none"
-            load.add_problem(str(manifest_path), None,
-                             f"phrasings for {rel_type!r}: the load creates no {rel_type} "
-                             f"relationships (its types: {known})")
-            continue
         load.phrasings[rel_type] = (list(declared.forward), list(declared.backward))
+    load.manifest_file = str(manifest_path)
     return load
 
 
@@ -463,6 +467,17 @@ def check_against_graph(driver: Driver, database: str, load: ParsedLoad) -> None
         if uid not in found_ends:
             load.add_problem(label, number, f"relationship end {uid.split(':', 1)[1]!r} is "
                                             "neither in the node files nor in the graph")
+    for rel_type in sorted(set(load.phrasings) - set(load.relations)):
+        with translate_errors():
+            records, _, _ = driver.execute_query(
+                DOMAIN_HAS_RELATION_TYPE_QUERY, {"domain": load.domain, "type": rel_type},
+                database_=database, routing_=RoutingControl.READ)
+        if not records or not records[0]["found"]:
+            known = ", ".join(sorted(load.relations)[:20]) or "none"
+            load.add_problem(load.manifest_file, None,
+                             f"phrasings for {rel_type!r}: neither the load (its types: "
+                             f"{known}) nor domain {load.domain!r} has {rel_type} "
+                             "relationships")
 
 
 def prepare_load(driver: Driver | None, database: str, manifest_path: Path

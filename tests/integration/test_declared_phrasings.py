@@ -5,17 +5,21 @@ against the real Neo4j."""
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from neo4j import Driver
 
+from api.main import create_app
 from fusion.graphdata import DomainGraph
 from fusion.pipeline import QAService
 from fusion.questions import generate_questions
+from fusion.train import TrainConfig, train_domain
 from fusion.verbalize import phrasings
 from graph.migrate.exceptions import MigrationValidationError
 from graph.migrate.runner import MigrationRunner
@@ -180,6 +184,62 @@ def test_declared_phrasings_name_coded_relationship_types(
     assert phrasing_nodes(driver, settings, domain) == 0
 
 
+def test_the_api_shows_each_types_phrasings_and_whether_the_model_learnt_them(
+        driver: Driver, settings: Settings, tmp_path: Path, namespace: str,
+        domain: str) -> None:
+    folder = tmp_path / "migrations"
+    folder.mkdir()
+    # P1909 is declared one way only; MARRIED_TO reads as English; SPOUSE has no known shape
+    write_load(folder, "V1__drugs.yaml", domain, NODES,
+               TRIPLES + "aspirin\tMARRIED_TO\tibuprofen\naspirin\tSPOUSE\tibuprofen\n",
+               'phrasings:\n  P1909:\n    forward: ["that are side effects of {x}"]\n')
+    runner_for(driver, settings, folder, namespace).migrate()
+    app_settings = settings.model_copy(update={"api_keys": "admin:a-key,reader:r-key"})
+    reader = {"X-API-Key": "r-key"}
+    try:
+        with TestClient(create_app(app_settings, driver)) as client:
+            got = client.get("/v1/ask/phrasings", params={"domain": domain}, headers=reader)
+            assert got.status_code == 200, got.text
+            body = got.json()
+            by_type = {r["relation"]: r for r in body["relations"]}
+            assert set(by_type) == {"P1909", "P2176", "MARRIED_TO", "SPOUSE"}
+            assert by_type["P1909"]["forward"] == ["that are side effects of {x}"]
+            assert (by_type["P1909"]["forward_source"], by_type["P1909"]["backward_source"]) \
+                == ("declared", "frames")
+            assert by_type["MARRIED_TO"]["forward_source"] == "name"
+            assert by_type["SPOUSE"]["backward_source"] == "frames"
+            assert body["model"] is None and body["model_current"] is None
+            assert client.get("/v1/ask/phrasings", params={"domain": "no-such-domain"},
+                              headers=reader).status_code == 404
+            assert client.get("/v1/ask/phrasings", params={"domain": domain}).status_code == 401
+
+            # a model trained now learns these phrasings; a later declaration outdates it
+            graph = DomainGraph.load(driver, settings.neo4j_database, domain)
+            train_domain(settings, driver, domain, generate_questions(graph, {1: 12}, "all"),
+                         TrainConfig(epochs=1, hidden=16), graph=graph, use_graph=False)
+            client.post("/v1/ask/refresh", headers={"X-API-Key": "a-key"})
+            body = client.get("/v1/ask/phrasings", params={"domain": domain},
+                              headers=reader).json()
+            assert body["model"] is not None and body["model_current"] is True
+            # a migration may declare phrasings alone, for types the domain has
+            (folder / "V2__more.yaml").write_text(textwrap.dedent(f"""\
+                domain: {domain}
+                phrasings:
+                  SPOUSE:
+                    forward: ["married to {{x}}"]
+                    backward: ["married to {{x}}"]
+                """))
+            runner_for(driver, settings, folder, namespace).migrate()
+            client.post("/v1/ask/refresh", headers={"X-API-Key": "a-key"})
+            body = client.get("/v1/ask/phrasings", params={"domain": domain},
+                              headers=reader).json()
+            spouse = next(r for r in body["relations"] if r["relation"] == "SPOUSE")
+            assert spouse["forward_source"] == "declared"
+            assert body["model_current"] is False
+    finally:
+        shutil.rmtree(settings.artifacts_dir / "qa" / domain, ignore_errors=True)
+
+
 def test_bad_phrasings_are_refused_before_anything_is_written(
         driver: Driver, settings: Settings, tmp_path: Path, namespace: str,
         domain: str) -> None:
@@ -209,6 +269,6 @@ def test_bad_phrasings_are_refused_before_anything_is_written(
     # well-formed phrasings of a type the load does not create
     write_load(folder, "V1__drugs.yaml", domain, NODES, TRIPLES,
                'phrasings:\n  P9999:\n    backward: ["linked to {x}"]\n')
-    with pytest.raises(MigrationValidationError, match="creates no P9999 relationships"):
+    with pytest.raises(MigrationValidationError, match="nor domain .* has P9999 relationships"):
         runner.migrate()
     assert phrasing_nodes(driver, settings, domain) == 0
