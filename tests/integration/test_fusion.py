@@ -319,6 +319,8 @@ def test_a_graph_head_no_better_than_the_text_head_on_validation_is_not_kept(
     response = QAService(settings, driver).ask(
         "Which genes are associated with Marfan syndrome?", domain)
     assert response.models["graph_embeddings"] is False and response.models["encoder"] is None
+    # and an evaluation asked for the graph head says the text head answered
+    assert evaluate_rows(qa, rows[:4], "fine-tuned")["graph_embeddings"] is False
     assert response.answers and response.answers[0].uid == toy_graph["NCBIGene:2200"]
 
 
