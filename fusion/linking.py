@@ -358,7 +358,27 @@ class EntityLinker:
             mentions = starts if best is not None and \
                 best.score >= max((m.score for m in fuzzy), default=0.0) else fuzzy
         mentions.sort(key=lambda m: (-(m.end - m.start), -m.score, m.start))
+        return of_complement_first(question, mentions)
+
+
+# "the price of gold", "the capital of France", "the CEO of Tesla": a mention followed by "of"
+# and another one names something of that other one, which is what the question is about
+OF_LINK_RE = re.compile(r"\s+of\s+(?:the\s+)?", re.IGNORECASE)
+
+
+def of_complement_first(question: str, mentions: list[Mention]) -> list[Mention]:
+    """The mentions with the topic first: when the first (the longest) is followed by "of"
+    and another mention, that other one. "What weighs on the price of gold?" linked "price"
+    (the entity Price, a longer word than "gold") and answered what weighs on Price."""
+    if len(mentions) < 2:
         return mentions
+    gap = OF_LINK_RE.match(question, mentions[0].end)
+    if gap is None:
+        return mentions
+    for mention in mentions[1:]:
+        if mention.start == gap.end():
+            return [mention] + [m for m in mentions if m is not mention]
+    return mentions
 
 
 def mask_question(question: str, mention: Mention | None, mask: str) -> str:

@@ -1114,3 +1114,25 @@ def test_coordinated_questions_ask_what_every_topic_reaches() -> None:
         group = coordinate(row["question"], linker.link(row["question"]))
         assert group is not None and group.operator == "all"
         assert [m.candidates[0].uid for m in group.mentions] == topics
+
+
+def test_the_complement_of_an_of_phrase_is_the_topic() -> None:
+    keys: dict[str, list[tuple[str, bool]]] = {}
+    names = {"f:1": "Price", "f:2": "Gold", "f:3": "Capital", "f:4": "France",
+             "f:5": "Bank of England"}
+    for uid, name in names.items():
+        for key, exact in index_keys(name, []):
+            keys.setdefault(key, []).append((uid, exact))
+    linker = EntityLinker(None, "f", AliasIndex(keys, names, {u: "Concept" for u in names}))
+
+    def topic(question: str) -> str:
+        first = linker.link(question)[0]
+        return question[first.start:first.end]
+
+    # "price" is the longer word, but the question is about gold's price
+    assert topic("What weighs on the price of gold?") == "gold"
+    assert topic("What has pushed up the price of the gold?") == "gold"
+    assert topic("What is the capital of France?") == "France"
+    # no "of" between them, or one name that holds "of": the longest mention, as before
+    assert topic("Does the price affect gold?") == "price"
+    assert topic("Where does the Bank of England operate?") == "Bank of England"
