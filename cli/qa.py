@@ -234,6 +234,8 @@ def phrasings(domain: str = DOMAIN_OPT, json_out: bool = JSON_OPT) -> None:
                 ["relation", "read forwards", "from", "read backwards", "from"], [
         (r.relation, "; ".join(r.forward), r.forward_source, "; ".join(r.backward),
          r.backward_source) for r in result.relations])
+    for entity_type, type_words in sorted(result.type_words.items()):
+        console.print(f"{entity_type}: also named {', '.join(type_words)}")
     if any("frames" in (r.forward_source, r.backward_source) for r in result.relations):
         console.print("[yellow]note:[/yellow] 'frames' means kgr could not read the type's "
                       "name; declare phrasings for it (migrations/README.md)")

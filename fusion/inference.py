@@ -59,7 +59,8 @@ def encode_questions(texts: list[str], batch_size: int = 64) -> list[QuestionCon
 
 def question_priors(ctx: QuestionContext, space: ActionSpace) -> torch.Tensor:
     """``[MAX_STEPS, A]`` step priors of one (masked) question."""
-    return step_priors([parse_question(ctx.text, space.types)], ctx.pooled.unsqueeze(0),
+    return step_priors([parse_question(ctx.text, space.types, domain=space.domain)],
+                       ctx.pooled.unsqueeze(0),
                        space.text, space.actions)[0]
 
 
@@ -80,7 +81,7 @@ class ModelScorer:
         keys, values = self.model.encode_question(ctx.tokens.unsqueeze(0))
         mask = ctx.mask.unsqueeze(0)
         priors = question_priors(ctx, self.space)
-        parse = parse_question(ctx.text, self.space.types)
+        parse = parse_question(ctx.text, self.space.types, domain=self.space.domain)
         step_masks = segments = None
         if self.model.segment_attention:
             step_masks = step_token_masks(parse, ctx.offsets, ctx.mask)
@@ -171,7 +172,7 @@ class ZeroShotScorer:
             return finals
         texts = [verbalize_path(f, expander, self.space.domain) for f in head]
         sims = cached_vectors(texts) @ ctx.pooled
-        parse = parse_question(ctx.text, self.space.types)
+        parse = parse_question(ctx.text, self.space.types, domain=self.space.domain)
         steps, backs = parse.forward_steps(), parse.backward_steps()
         if steps or backs:
             # the verbalisation loses who does what to whom; the parse's subject and object

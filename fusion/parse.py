@@ -76,9 +76,10 @@ TYPE_BONUS = 4.0
 HOPS_BONUS = 3.0
 
 
-def type_words(types: list[str]) -> list[tuple[str, str]]:
-    """(phrase, type) pairs: plural and singular nouns of every type, longest first."""
-    from fusion.verbalize import TYPE_SYNONYMS, noun
+def type_words(types: list[str], domain: str | None = None) -> list[tuple[str, str]]:
+    """(phrase, type) pairs: plural and singular nouns of every type, longest first (with the
+    words ``domain`` declares for its types)."""
+    from fusion.verbalize import TYPE_SYNONYMS, extra_type_words, noun
 
     pairs = []
     for t in types:
@@ -86,6 +87,7 @@ def type_words(types: list[str]) -> list[tuple[str, str]]:
         pairs.append((plural, t))
         pairs.append((words(t), t))
         pairs += [(synonym, t) for synonym in TYPE_SYNONYMS.get(t, ())]
+        pairs += [(word, t) for word in extra_type_words(t, domain)]
         if t == "Person":
             pairs += [("person", t), ("people", t), ("who", t)]
     return sorted(set(pairs), key=lambda p: -len(p[0]))
@@ -216,12 +218,14 @@ def clean_segment(text: str, mask: str = "[MASK]") -> str:
     return " ".join(words)
 
 
-def parse_question(masked: str, types: list[str], mask: str = "[MASK]") -> Parse:
+def parse_question(masked: str, types: list[str], mask: str = "[MASK]",
+                   domain: str | None = None) -> Parse:
+    """``domain``: whose declared type words count as type nouns too (``fusion.vocabulary``)."""
     text = masked.lower()
     limit = text.find(mask.lower())
     limit = len(text) if limit < 0 else limit
     found: list[tuple[int, int, str | None]] = []
-    for phrase, etype in type_words(types):
+    for phrase, etype in type_words(types, domain):
         for m in re.finditer(rf"\b{re.escape(phrase)}\b", text[:limit]):
             if not any(s < m.end() and m.start() < e for s, e, _ in found):
                 found.append((m.start(), m.end(), etype))

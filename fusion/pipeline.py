@@ -62,7 +62,15 @@ from fusion.schemas import (
 from fusion.space import ActionSpace, GraphFeatures, load_graph_features
 from fusion.text import get_text_encoder
 from fusion.train import Checkpoint, load_checkpoint, qa_artifacts
-from fusion.verbalize import IN, OUT, Wording, phrasing_source, phrasings, words
+from fusion.verbalize import (
+    IN,
+    OUT,
+    Wording,
+    declared_type_words,
+    phrasing_source,
+    phrasings,
+    words,
+)
 from fusion.vocabulary import load_declared_phrasings
 from graph.driver import translate_errors
 from graph.exceptions import NotFoundError
@@ -329,7 +337,8 @@ class DomainQA:
                                   "graph_embeddings": False}
         if isinstance(expander, PredictingExpander):
             models["link_predictor"] = expander.predictor.version
-        hints = PathHints.of(parse_question(prepared.ctx.text, self.space.types),
+        hints = PathHints.of(parse_question(prepared.ctx.text, self.space.types,
+                                            domain=self.domain),
                              {c.type for c in mention.candidates})
         if mode == "zero-shot":
             scorer = self.zero_shot.for_question(prepared.ctx, expander)
@@ -827,7 +836,7 @@ class QAService:
             backward_source=phrasing_source(rel, IN, domain)) for rel in qa.live_relation_types()]
         checkpoint = qa.checkpoint
         return PhrasingsResponse(
-            domain=domain, relations=relations,
+            domain=domain, relations=relations, type_words=declared_type_words(domain),
             model=checkpoint.version if checkpoint is not None else None,
             model_current=checkpoint.phrasings_current() if checkpoint is not None else None)
 

@@ -159,6 +159,9 @@ class RelationPhrasings(BaseModel):
 class PhrasingsResponse(BaseModel):
     domain: str
     relations: list[RelationPhrasings]
+    type_words: dict[str, list[str]] = Field(
+        default_factory=dict, description="other words for entity types that the domain "
+        "declares ('medications' for Drug), beside each type's own noun")
     model: str | None = Field(default=None, description="the active QA model's version")
     model_current: bool | None = Field(
         default=None, description="whether the active model was trained with these "

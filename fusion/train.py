@@ -262,7 +262,8 @@ def infer_path(graph: DomainGraph, topics: list[str], answers: set[str], caps: C
     hints = None
     if guide is not None:
         scorer = guide[0].for_question(guide[1], expander)
-        hints = PathHints.of(parse_question(guide[1].text, guide[0].space.types))
+        hints = PathHints.of(parse_question(guide[1].text, guide[0].space.types,
+                                            domain=guide[0].space.domain))
     best: tuple[float, float, str, list[Action], str] | None = None
     for topic in topics[:3]:
         for final in beam_search(expander, scorer, [(topic, 0.0)], max_hops, wide, hints=hints):
@@ -366,7 +367,7 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
         staged.append((question, masked, [topic] + [t for t in topics if t != topic],
                        forced[0], forced[1], answers, len(steps), wording, forced[2]))
     contexts = encode_questions([s[1] for s in staged])
-    parses = [parse_question(s[1], space.types) for s in staged]
+    parses = [parse_question(s[1], space.types, domain=space.domain) for s in staged]
     priors = step_priors(parses, torch.stack([c.pooled for c in contexts]) if contexts
                          else torch.zeros(0, 384), space.text, space.actions) \
         if staged else torch.zeros(0)

@@ -218,6 +218,25 @@ def declared(domain: str | None) -> dict[str, tuple[list[str], list[str]]]:
     return _declared.get(domain or "", {})
 
 
+# Other words for entity types that domains declare (a load's ``type_words:``): domain -> type
+# -> words. The parse of that domain's questions reads them beside ``TYPE_SYNONYMS``.
+_declared_type_words: dict[str, dict[str, list[str]]] = {}
+
+
+def declare_type_words(domain: str, table: dict[str, list[str]]) -> None:
+    """Make ``table`` the declared type words of ``domain`` (replacing what it declared)."""
+    _declared_type_words[domain] = {t: [w.lower() for w in ws] for t, ws in table.items()}
+
+
+def declared_type_words(domain: str | None) -> dict[str, list[str]]:
+    return {t: list(ws) for t, ws in _declared_type_words.get(domain or "", {}).items()}
+
+
+def extra_type_words(entity_type: str, domain: str | None) -> list[str]:
+    """The words ``domain`` declares for ``entity_type``, beside ``TYPE_SYNONYMS``."""
+    return list(_declared_type_words.get(domain or "", {}).get(entity_type, ()))
+
+
 PhrasingSource = Literal["declared", "built-in", "name", "frames"]
 
 

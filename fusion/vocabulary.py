@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from neo4j import Driver, RoutingControl
 
-from fusion.verbalize import declare
+from fusion.verbalize import declare, declare_type_words
 from graph.driver import translate_errors
 
 # later declarations of a type win (``created``: the migration that wrote them)
@@ -23,13 +23,25 @@ ORDER BY p.created, p.relation
 """
 
 
+DECLARED_TYPE_WORDS_QUERY = """
+MATCH (w:_TypeWords {domain: $domain})
+RETURN w.type AS type, w.words AS words
+ORDER BY w.created, w.type
+"""
+
+
 def load_declared_phrasings(driver: Driver, database: str, domain: str
                             ) -> dict[str, tuple[list[str], list[str]]]:
-    """Read ``domain``'s declared phrasings and make them the ones its questions use."""
+    """Read ``domain``'s declared phrasings (returned) and type words and make them the ones its
+    questions use."""
     with translate_errors():
         records, _, _ = driver.execute_query(DECLARED_PHRASINGS_QUERY, {"domain": domain},
                                              database_=database, routing_=RoutingControl.READ)
     table = {r["relation"]: (list(r["forward"] or []), list(r["backward"] or []))
              for r in records}
     declare(domain, table)
+    with translate_errors():
+        records, _, _ = driver.execute_query(DECLARED_TYPE_WORDS_QUERY, {"domain": domain},
+                                             database_=database, routing_=RoutingControl.READ)
+    declare_type_words(domain, {r["type"]: list(r["words"] or []) for r in records})
     return table

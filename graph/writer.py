@@ -46,9 +46,9 @@ WITH n LIMIT $batch_size
 DETACH DELETE n
 RETURN count(*) AS deleted
 """
-# how the domain's questions name its relationship types (``fusion.vocabulary``)
+# how the domain's questions name its relationship and entity types (``fusion.vocabulary``)
 DELETE_DOMAIN_PHRASINGS_QUERY = """
-MATCH (p:_Phrasings {domain: $domain})
+MATCH (p) WHERE (p:_Phrasings OR p:_TypeWords) AND p.domain = $domain
 DELETE p
 """
 

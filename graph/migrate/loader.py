@@ -137,6 +137,12 @@ UNWIND $rows AS row
 CREATE (:_Phrasings {domain: $domain, relation: row.relation, forward: row.forward,
                      backward: row.backward, created: datetime(), _mig: $tag})
 """
+# other words questions use for an entity type of a domain (a load's ``type_words:``)
+CREATE_TYPE_WORDS_QUERY = """
+UNWIND $rows AS row
+CREATE (:_TypeWords {domain: $domain, type: row.type, words: row.words, created: datetime(),
+                     _mig: $tag})
+"""
 COUNT_TAGGED_QUERY = """
 CALL () { MATCH (n) WHERE n._mig = $tag RETURN count(n) AS nodes }
 CALL () { MATCH ()-[r]->() WHERE r._mig = $tag RETURN count(r) AS rels }
@@ -362,6 +368,13 @@ class MigrationContext:
                 for rel, (f, b) in sorted(table.items())]
         if rows:
             self.run(CREATE_PHRASINGS_QUERY, {"domain": domain, "rows": rows})
+
+    def declare_type_words(self, domain: str, table: dict[str, list[str]]) -> None:
+        """Record other words questions use for entity types of ``domain`` ("medications" for
+        Drug; ``fusion.vocabulary``)."""
+        rows = [{"type": t, "words": list(ws)} for t, ws in sorted(table.items())]
+        if rows:
+            self.run(CREATE_TYPE_WORDS_QUERY, {"domain": domain, "rows": rows})
 
     def run(self, query: str, params: dict[str, Any] | None = None) -> list[Record]:
         """Run one Cypher statement (``$tag`` is passed too: tag what you create with it)."""

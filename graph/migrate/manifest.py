@@ -20,6 +20,8 @@ A manifest (YAML or JSON) names a domain and the files to load, relative to the 
       TREATS:                       #   load, "{x}" for the entity asked about
         forward: ["treated by {x}", "that {x} treats"]   # the answer is the tail
         backward: ["that treat {x}", "used against {x}"]  # the answer is the head
+    type_words:                     # optional: other words questions use for an entity type
+      Drug: [medications, medication, medicines]
 
 Files are UTF-8, tab-separated (``.csv`` files: comma-separated). Lines that are empty or start
 with ``#`` are skipped. Property types: str, int, float, bool, list (``|``-separated strings).
@@ -30,6 +32,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -49,6 +52,13 @@ REL_COLUMNS = ("source", "target", "type")
 MAX_PROBLEMS = 1000
 DOMAIN_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
+# whether the domain has an entity of the type (type words declared for a type the load does
+# not create); compared as a value
+DOMAIN_HAS_ENTITY_TYPE_QUERY = """
+MATCH (n:Entity {domain: $domain})
+WHERE $type IN labels(n)
+RETURN count(n) > 0 AS found LIMIT 1
+"""
 # whether the domain has a relationship of the type (phrasings declared for a type the load
 # itself does not create); the type is compared as a value, so any string is safe here
 DOMAIN_HAS_RELATION_TYPE_QUERY = """
@@ -85,6 +95,7 @@ class TriplesFileSpec(_FileSpec):
 
 MAX_PHRASINGS = 30
 MAX_PHRASING_CHARS = 200
+TYPE_WORD_RE = re.compile(r"^[a-z][a-z '-]{0,58}[a-z]$")
 
 
 class PhrasingSpec(BaseModel):
@@ -122,6 +133,7 @@ class Manifest(BaseModel):
     relationships: list[RelationFileSpec] = Field(default_factory=list)
     triples: list[TriplesFileSpec] = Field(default_factory=list)
     phrasings: dict[str, PhrasingSpec] = Field(default_factory=dict)
+    type_words: dict[str, list[str]] = Field(default_factory=dict)
 
     def files(self) -> list[str]:
         return [s.file for s in (*self.nodes, *self.relationships, *self.triples)]
@@ -160,9 +172,9 @@ def read_manifest(path: Path) -> tuple[Manifest | None, list[Problem]]:
     if not is_identifier(manifest.default_type) or manifest.default_type == ENTITY_LABEL:
         problems.append(Problem(name, None,
                                 f"default_type {manifest.default_type!r} is not a valid label"))
-    if not manifest.files() and not manifest.phrasings:
+    if not manifest.files() and not manifest.phrasings and not manifest.type_words:
         problems.append(Problem(name, None, "the manifest names no nodes, relationships, "
-                                            "triples or phrasings"))
+                                            "triples, phrasings or type words"))
     for rel in manifest.files():
         target = (path.parent / rel)
         if Path(rel).is_absolute() or ".." in Path(rel).parts:
@@ -189,6 +201,17 @@ def read_manifest(path: Path) -> tuple[Manifest | None, list[Problem]]:
                 if why is not None:
                     problems.append(Problem(name, None, f"phrasings.{rel_type}.{direction}: "
                                                         f"{phrasing[:60]!r} {why}"))
+    for entity_type, type_words in manifest.type_words.items():
+        if not is_identifier(entity_type) or entity_type == ENTITY_LABEL:
+            problems.append(Problem(name, None, f"type_words: {entity_type!r} is not an entity "
+                                                "type name"))
+        if not 1 <= len(type_words) <= MAX_PHRASINGS:
+            problems.append(Problem(name, None, f"type_words.{entity_type}: give 1 to "
+                                                f"{MAX_PHRASINGS} words"))
+        for word in type_words:
+            if not TYPE_WORD_RE.match(str(word)):
+                problems.append(Problem(name, None, f"type_words.{entity_type}: {str(word)[:60]!r} "
+                                                    "is not a lower-case word or phrase"))
     return manifest, problems
 
 
@@ -214,6 +237,8 @@ class ParsedLoad:
     # relationship type -> (forward, backward) phrasings the manifest declares: of a type the
     # load creates or the domain has (``check_against_graph``)
     phrasings: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
+    # entity type -> other words for it (the same rule: a type of the load or the domain)
+    type_words: dict[str, list[str]] = field(default_factory=dict)
     manifest_file: str = ""
 
     @property
@@ -437,6 +462,7 @@ def parse_load(manifest_path: Path, manifest: Manifest) -> ParsedLoad:
 
     for rel_type, declared in manifest.phrasings.items():
         load.phrasings[rel_type] = (list(declared.forward), list(declared.backward))
+    load.type_words = {t: list(dict.fromkeys(ws)) for t, ws in manifest.type_words.items()}
     load.manifest_file = str(manifest_path)
     return load
 
@@ -478,6 +504,16 @@ def check_against_graph(driver: Driver, database: str, load: ParsedLoad) -> None
                              f"phrasings for {rel_type!r}: neither the load (its types: "
                              f"{known}) nor domain {load.domain!r} has {rel_type} "
                              "relationships")
+    loaded_types = {label for row in load.entities for label in row["labels"]}
+    for entity_type in sorted(set(load.type_words) - loaded_types):
+        with translate_errors():
+            records, _, _ = driver.execute_query(
+                DOMAIN_HAS_ENTITY_TYPE_QUERY, {"domain": load.domain, "type": entity_type},
+                database_=database, routing_=RoutingControl.READ)
+        if not records or not records[0]["found"]:
+            load.add_problem(load.manifest_file, None,
+                             f"type_words for {entity_type!r}: neither the load nor domain "
+                             f"{load.domain!r} has {entity_type} entities")
 
 
 def prepare_load(driver: Driver | None, database: str, manifest_path: Path

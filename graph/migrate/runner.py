@@ -393,6 +393,7 @@ class MigrationRunner:
             for rel_type, rows in load.relations.items():
                 ctx.create_relations(rel_type, rows, total=len(rows))
             ctx.declare_phrasings(load.domain, load.phrasings)
+            ctx.declare_type_words(load.domain, load.type_words)
         elif migration.kind == "cypher":
             if prepared.schema_only:
                 with translate_errors():

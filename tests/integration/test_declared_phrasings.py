@@ -17,6 +17,7 @@ from neo4j import Driver
 
 from api.main import create_app
 from fusion.graphdata import DomainGraph
+from fusion.parse import parse_question
 from fusion.pipeline import QAService
 from fusion.questions import generate_questions
 from fusion.train import TrainConfig, train_domain
@@ -34,6 +35,7 @@ MATCH (m) WHERE (m:_Migration OR m:_MigrationAttempt OR m:_MigrationLock)
 DELETE m
 """
 PHRASING_NODES_QUERY = "MATCH (p:_Phrasings {domain: $domain}) RETURN count(p) AS n"
+TYPE_WORD_NODES_QUERY = "MATCH (w:_TypeWords {domain: $domain}) RETURN count(w) AS n"
 
 # Wikidata-style coded relationship types: their names say nothing a question could match
 # (P2176: drug used for treatment, P1909: side effect)
@@ -62,6 +64,8 @@ phrasings:
   P1909:
     forward: ["that are side effects of {x}", "caused by {x}"]
     backward: ["that cause {x}", "with the side effect {x}"]
+type_words:
+  Drug: [medications, medication, medicines]
 """
 QUESTIONS = [
     ("What does aspirin treat?", {"headache", "fever"}, ["P2176"]),
@@ -133,6 +137,8 @@ def test_declared_phrasings_name_coded_relationship_types(
     runner_for(driver, settings, folder, namespace).migrate()
     runner_for(driver, settings, other, namespace + "-plain").migrate()
     assert phrasing_nodes(driver, settings, domain) == 2
+    assert driver.execute_query(TYPE_WORD_NODES_QUERY, {"domain": domain},
+                                database_=settings.neo4j_database).records[0]["n"] == 1
     assert phrasing_nodes(driver, settings, plain_domain) == 0
 
     service = QAService(settings, driver)
@@ -147,6 +153,18 @@ def test_declared_phrasings_name_coded_relationship_types(
     assert phrasings("P2176", "in", domain) == ["that treat {x}", "used against {x}",
                                                  "given for {x}"]
     assert "used against {x}" not in phrasings("P2176", "in", plain_domain)
+
+    # a declared word for a type is a type noun of that domain's questions: "medications"
+    # names the Drug hop of a 2-hop question
+    question = "Which conditions are side effects of the medications used against headache?"
+    response = service.ask(question, domain, top_k=5, mode="zero-shot")
+    assert response.answers and response.answers[0].relation_path == ["^P2176", "P1909"]
+    assert {a.name for a in response.answers[:2]} == {"stomach ulcer", "tinnitus"}
+    masked = "Which conditions are side effects of the medications used against [MASK]?"
+    assert "Drug" in [t for _, _, t in parse_question(masked, ["Condition", "Drug"],
+                                                      domain=domain).nouns]
+    assert "Drug" not in [t for _, _, t in parse_question(masked, ["Condition", "Drug"],
+                                                          domain=plain_domain).nouns]
 
     # a yes/no question names the declared relation, and its direction
     response = service.ask("Does aspirin treat fever?", domain)
@@ -182,6 +200,8 @@ def test_declared_phrasings_name_coded_relationship_types(
 
     delete_domain(driver, settings.neo4j_database, domain)
     assert phrasing_nodes(driver, settings, domain) == 0
+    assert driver.execute_query(TYPE_WORD_NODES_QUERY, {"domain": domain},
+                                database_=settings.neo4j_database).records[0]["n"] == 0
 
 
 def test_the_api_shows_each_types_phrasings_and_whether_the_model_learnt_them(
@@ -192,7 +212,8 @@ def test_the_api_shows_each_types_phrasings_and_whether_the_model_learnt_them(
     # P1909 is declared one way only; MARRIED_TO reads as English; SPOUSE has no known shape
     write_load(folder, "V1__drugs.yaml", domain, NODES,
                TRIPLES + "aspirin\tMARRIED_TO\tibuprofen\naspirin\tSPOUSE\tibuprofen\n",
-               'phrasings:\n  P1909:\n    forward: ["that are side effects of {x}"]\n')
+               'phrasings:\n  P1909:\n    forward: ["that are side effects of {x}"]\n'
+               'type_words:\n  Drug: [medicines]\n')
     runner_for(driver, settings, folder, namespace).migrate()
     app_settings = settings.model_copy(update={"api_keys": "admin:a-key,reader:r-key"})
     reader = {"X-API-Key": "r-key"}
@@ -209,6 +230,7 @@ def test_the_api_shows_each_types_phrasings_and_whether_the_model_learnt_them(
             assert by_type["MARRIED_TO"]["forward_source"] == "name"
             assert by_type["SPOUSE"]["backward_source"] == "frames"
             assert body["model"] is None and body["model_current"] is None
+            assert body["type_words"] == {"Drug": ["medicines"]}
             assert client.get("/v1/ask/phrasings", params={"domain": "no-such-domain"},
                               headers=reader).status_code == 404
             assert client.get("/v1/ask/phrasings", params={"domain": domain}).status_code == 401
@@ -252,6 +274,9 @@ def test_bad_phrasings_are_refused_before_anything_is_written(
           P9999:
             backward: ["linked to {x}"]
           P1909: {}
+        type_words:
+          Drug: [Medications]
+          Pill: [pills]
         """))
     runner = runner_for(driver, settings, folder, namespace)
     with pytest.raises(MigrationValidationError) as excinfo:
@@ -261,6 +286,7 @@ def test_bad_phrasings_are_refused_before_anything_is_written(
     assert "'that {x} treats {x}' needs exactly one {x}" in messages
     assert "braces other than {x}" in messages
     assert "phrasings.P1909: give forward and/or backward phrasings" in messages
+    assert "'Medications' is not a lower-case word or phrase" in messages
     records, _, _ = driver.execute_query("MATCH (n:Entity {domain: $domain}) RETURN count(n) AS n",
                                          {"domain": domain}, database_=settings.neo4j_database)
     assert records[0]["n"] == 0 and phrasing_nodes(driver, settings, domain) == 0
@@ -268,7 +294,10 @@ def test_bad_phrasings_are_refused_before_anything_is_written(
 
     # well-formed phrasings of a type the load does not create
     write_load(folder, "V1__drugs.yaml", domain, NODES, TRIPLES,
-               'phrasings:\n  P9999:\n    backward: ["linked to {x}"]\n')
-    with pytest.raises(MigrationValidationError, match="nor domain .* has P9999 relationships"):
+               'phrasings:\n  P9999:\n    backward: ["linked to {x}"]\n'
+               'type_words:\n  Pill: [pills]\n')
+    with pytest.raises(MigrationValidationError) as excinfo:
         runner.migrate()
+    messages = "\n".join(p.message for p in excinfo.value.problems)
+    assert "has P9999 relationships" in messages and "has Pill entities" in messages
     assert phrasing_nodes(driver, settings, domain) == 0
