@@ -22,6 +22,12 @@ from graph.settings import PROJECT_ROOT, Settings
 from graph.store import GraphStore
 from graph.writer import delete_domain, entity_row, relation_row, write_entities, write_relations
 
+# a test's own migration history namespace (``namespace`` fixture), removed afterwards
+CLEANUP_NAMESPACE_QUERY = """
+MATCH (m) WHERE (m:_Migration OR m:_MigrationAttempt OR m:_MigrationLock)
+  AND m.namespace = $namespace
+DELETE m
+"""
 TEST_HOME = PROJECT_ROOT / ".kgr-test"
 TEST_BOLT_PORT = int(os.environ.get("KGR_TEST_BOLT_PORT", "7697"))
 
@@ -59,6 +65,15 @@ def domain(driver: Driver, settings: Settings) -> Iterator[str]:
     name = f"t{uuid.uuid4().hex[:10]}"
     yield name
     delete_domain(driver, settings.neo4j_database, name)
+
+
+@pytest.fixture
+def namespace(driver: Driver, settings: Settings) -> Iterator[str]:
+    """A migration history namespace of its own; its history is deleted after the test."""
+    name = f"test-{uuid.uuid4().hex[:10]}"
+    yield name
+    driver.execute_query(CLEANUP_NAMESPACE_QUERY, {"namespace": name},
+                         database_=settings.neo4j_database)
 
 
 TOY_ENTITIES: list[tuple[str, str, str, dict[str, Any]]] = [

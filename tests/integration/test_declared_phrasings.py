@@ -29,11 +29,6 @@ from graph.writer import delete_domain
 
 pytestmark = pytest.mark.integration
 
-CLEANUP_NAMESPACE_QUERY = """
-MATCH (m) WHERE (m:_Migration OR m:_MigrationAttempt OR m:_MigrationLock)
-  AND m.namespace = $namespace
-DELETE m
-"""
 PHRASING_NODES_QUERY = "MATCH (p:_Phrasings {domain: $domain}) RETURN count(p) AS n"
 TYPE_WORD_NODES_QUERY = "MATCH (w:_TypeWords {domain: $domain}) RETURN count(w) AS n"
 
@@ -72,14 +67,6 @@ QUESTIONS = [
     ("What are the side effects of aspirin?", {"ulcer", "tinnitus"}, ["P1909"]),
     ("Which drugs are used against headache?", {"aspirin", "ibuprofen"}, ["^P2176"]),
 ]
-
-
-@pytest.fixture
-def namespace(driver: Driver, settings: Settings) -> Iterator[str]:
-    name = f"test-{uuid.uuid4().hex[:10]}"
-    yield name
-    driver.execute_query(CLEANUP_NAMESPACE_QUERY, {"namespace": name},
-                         database_=settings.neo4j_database)
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ import sys
 import textwrap
 import threading
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,24 +32,11 @@ from graph.store import GraphStore
 
 pytestmark = pytest.mark.integration
 
-CLEANUP_NAMESPACE_QUERY = """
-MATCH (m) WHERE (m:_Migration OR m:_MigrationAttempt OR m:_MigrationLock)
-  AND m.namespace = $namespace
-DELETE m
-"""
 DOMAIN_COUNTS_QUERY = """
 MATCH (n:Entity {domain: $domain})
 OPTIONAL MATCH (n)-[r]->()
 RETURN count(DISTINCT n) AS nodes, count(r) AS rels
 """
-
-
-@pytest.fixture
-def namespace(driver: Driver, settings: Settings) -> Iterator[str]:
-    name = f"test-{uuid.uuid4().hex[:10]}"
-    yield name
-    driver.execute_query(CLEANUP_NAMESPACE_QUERY, {"namespace": name},
-                         database_=settings.neo4j_database)
 
 
 @pytest.fixture

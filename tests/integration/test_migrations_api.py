@@ -16,16 +16,12 @@ from neo4j import Driver
 from api.main import create_app
 from graph.migrate.runner import MigrationRunner
 from graph.settings import Settings
+from tests.conftest import CLEANUP_NAMESPACE_QUERY
 
 pytestmark = pytest.mark.integration
 
 ADMIN_KEY = "admin-" + uuid.uuid4().hex
 READER_KEY = "reader-" + uuid.uuid4().hex
-CLEANUP_NAMESPACE_QUERY = """
-MATCH (m) WHERE (m:_Migration OR m:_MigrationAttempt OR m:_MigrationLock)
-  AND m.namespace = $namespace
-DELETE m
-"""
 ADMIN = {"X-API-Key": ADMIN_KEY}
 
 

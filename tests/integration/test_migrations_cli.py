@@ -13,14 +13,10 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from graph.settings import Settings, get_settings
+from tests.conftest import CLEANUP_NAMESPACE_QUERY
 
 pytestmark = pytest.mark.integration
 
-CLEANUP_NAMESPACE_QUERY = """
-MATCH (m) WHERE (m:_Migration OR m:_MigrationAttempt OR m:_MigrationLock)
-  AND m.namespace = $namespace
-DELETE m
-"""
 
 
 @pytest.fixture
