@@ -212,6 +212,17 @@ def read_manifest(path: Path) -> tuple[Manifest | None, list[Problem]]:
             if not TYPE_WORD_RE.match(str(word)):
                 problems.append(Problem(name, None, f"type_words.{entity_type}: {str(word)[:60]!r} "
                                                     "is not a lower-case word or phrase"))
+                continue
+            # a type word inside a phrasing would read as a type noun there and split the hop
+            # ("members" for a type: "that are members of {x}" would become two hops)
+            clash = re.compile(rf"\b{re.escape(str(word))}\b", re.IGNORECASE)
+            for rel_type, declared in manifest.phrasings.items():
+                used = next((p for p in (*declared.forward, *declared.backward)
+                             if clash.search(p)), None)
+                if used is not None:
+                    problems.append(Problem(name, None, f"type_words.{entity_type}: {word!r} "
+                                                        f"occurs in phrasing {used!r} of "
+                                                        f"{rel_type}; it would split that hop"))
     return manifest, problems
 
 

@@ -258,11 +258,12 @@ def test_bad_phrasings_are_refused_before_anything_is_written(
         phrasings:
           P2176:
             forward: ["treated by", "that {x} treats {x}", "given {for} {x}"]
+            backward: ["that treat {x}", "taken as medicines for {x}"]
           P9999:
             backward: ["linked to {x}"]
           P1909: {}
         type_words:
-          Drug: [Medications]
+          Drug: [Medications, medicines]
           Pill: [pills]
         """))
     runner = runner_for(driver, settings, folder, namespace)
@@ -274,6 +275,7 @@ def test_bad_phrasings_are_refused_before_anything_is_written(
     assert "braces other than {x}" in messages
     assert "phrasings.P1909: give forward and/or backward phrasings" in messages
     assert "'Medications' is not a lower-case word or phrase" in messages
+    assert "'medicines' occurs in phrasing 'taken as medicines for {x}' of P2176" in messages
     records, _, _ = driver.execute_query("MATCH (n:Entity {domain: $domain}) RETURN count(n) AS n",
                                          {"domain": domain}, database_=settings.neo4j_database)
     assert records[0]["n"] == 0 and phrasing_nodes(driver, settings, domain) == 0
