@@ -26,7 +26,16 @@ from functools import cached_property
 from neo4j import Driver, RoutingControl
 
 from fusion.graphdata import DOMAIN_ENTITIES_QUERY, entity_type
-from fusion.verbalize import FRAMES, NOUNS, PHRASINGS, TYPE_SYNONYMS
+from fusion.verbalize import (
+    FRAMES,
+    NOUNS,
+    PHRASINGS,
+    TYPE_SYNONYMS,
+    declared,
+    declared_type_words,
+    declared_version,
+    noun,
+)
 from graph.driver import translate_errors
 from graph.exceptions import InvalidInputError
 from graph.store import GraphStore
@@ -202,6 +211,34 @@ class EntityLinker:
                 raise ValueError("an EntityLinker needs a store or an alias index")
             index = AliasIndex.load(store.driver, store.database, domain)
         self.index = index
+        # the nouns of the domain's own types ("drugs" for Drug): question words here, as the
+        # built-in types' nouns are everywhere
+        self._type_nouns = frozenset(
+            w for t in set(index.types.values()) for w in WORD_RE.findall(noun(t).lower()))
+        self._own_words: tuple[int, frozenset[str]] = (-1, frozenset())
+
+    def _domain_words(self) -> frozenset[str]:
+        """Words of the phrasings and type words this domain declares (``fusion.vocabulary``),
+        read anew when they change: a migration may declare new ones while the linker lives."""
+        version = declared_version(self.domain)
+        if self._own_words[0] != version:
+            table, type_words = declared(self.domain), declared_type_words(self.domain)
+            texts = [p for pair in table.values() for side in pair for p in side]
+            texts += [w for ws in type_words.values() for w in ws]
+            self._own_words = (version, frozenset(
+                w.lower() for text in texts for w in WORD_RE.findall(text.replace("{x}", " "))))
+        return self._own_words[1]
+
+    def question_word(self, word: str) -> bool:
+        """``question_word``, or a word of the domain's type nouns and declared vocabulary
+        ("Which drugs does Bayer prescribe?": "drugs" and "prescribe" are no part of a name)."""
+        if question_word(word) or word in self._type_nouns:
+            return True
+        own = self._domain_words()
+        # either form may be the declared one: "treats" declared, "treat" asked, or the reverse
+        return bool(own) and (word in own or any(
+            (word.endswith(suffix) and word[:-len(suffix)] in own) or word + suffix in own
+            for suffix in ("s", "es", "ed", "d", "ing")))
 
     def _tokens(self, question: str) -> list[tuple[str, int, int]]:
         return [(m.group().lower(), m.start(), m.end()) for m in WORD_RE.finditer(question)]
@@ -257,8 +294,8 @@ class EntityLinker:
         ``fuzzy`` handles)."""
         def match(tokens: list[tuple[str, int, int]], i: int, n: int,
                   words: str) -> Mention | None:
-            if (i > 0 and not question_word(tokens[i - 1][0])) or \
-                    (i + n < len(tokens) and not question_word(tokens[i + n][0])):
+            if (i > 0 and not self.question_word(tokens[i - 1][0])) or \
+                    (i + n < len(tokens) and not self.question_word(tokens[i + n][0])):
                 return None
             uids = self.index.starting_with(words)[:MAX_CANDIDATES]
             if not uids:
@@ -273,12 +310,12 @@ class EntityLinker:
             start, end = tokens[i][1], tokens[i + n - 1][2]
             return Mention(question[start:end], start, end, "prefix", candidates)
 
-        return self._scan(question, question_word, match)
+        return self._scan(question, self.question_word, match)
 
     def fuzzy(self, question: str) -> list[Mention]:
         """Full-text fuzzy hits, aligned to a span and re-scored (string + embedding)."""
         tokens = self._tokens(question)
-        content = [t for t in tokens if not question_word(t[0])]
+        content = [t for t in tokens if not self.question_word(t[0])]
         if not content or self.store is None:
             return []
         text = " ".join(t[0] for t in content)

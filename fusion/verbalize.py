@@ -209,9 +209,18 @@ def noun(entity_type: str) -> str:
 _declared: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
 
 
+_declared_versions: dict[str, int] = {}
+
+
+def declared_version(domain: str | None) -> int:
+    """Changes whenever ``domain``'s declarations are set anew (for caches built from them)."""
+    return _declared_versions.get(domain or "", 0)
+
+
 def declare(domain: str, table: dict[str, tuple[list[str], list[str]]]) -> None:
     """Make ``table`` the declared phrasings of ``domain`` (replacing what it declared before)."""
     _declared[domain] = {rel: (list(f), list(b)) for rel, (f, b) in table.items()}
+    _declared_versions[domain] = _declared_versions.get(domain, 0) + 1
 
 
 def declared(domain: str | None) -> dict[str, tuple[list[str], list[str]]]:
@@ -226,6 +235,7 @@ _declared_type_words: dict[str, dict[str, list[str]]] = {}
 def declare_type_words(domain: str, table: dict[str, list[str]]) -> None:
     """Make ``table`` the declared type words of ``domain`` (replacing what it declared)."""
     _declared_type_words[domain] = {t: [w.lower() for w in ws] for t, ws in table.items()}
+    _declared_versions[domain] = _declared_versions.get(domain, 0) + 1
 
 
 def declared_type_words(domain: str | None) -> dict[str, list[str]]:

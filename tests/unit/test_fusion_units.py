@@ -1136,3 +1136,35 @@ def test_the_complement_of_an_of_phrase_is_the_topic() -> None:
     # no "of" between them, or one name that holds "of": the longest mention, as before
     assert topic("Does the price affect gold?") == "price"
     assert topic("Where does the Bank of England operate?") == "Bank of England"
+
+
+def test_a_domains_own_words_are_question_words_for_linking() -> None:
+    from fusion.verbalize import declare, declare_type_words
+
+    keys: dict[str, list[tuple[str, bool]]] = {}
+    names = {"u:1": "Bayer Healthcare", "u:2": "headache"}
+    for uid, name in names.items():
+        for key, exact in index_keys(name, []):
+            keys.setdefault(key, []).append((uid, exact))
+    index = AliasIndex(keys, names, {"u:1": "Manufacturer", "u:2": "Condition"},
+                       degrees={"u:1": 5, "u:2": 3})
+    linker = EntityLinker(None, "unit-linking", index)
+    question = "Which conditions does Bayer treat?"
+    # "Bayer" is the start of a name only when the words around it ask rather than name:
+    # "treat" is no word kgr knows
+    assert linker.link(question) == []
+    assert linker.question_word("manufacturers")  # the domain's own type noun
+    declare("unit-linking", {"TREATS": (["that {x} treats"], ["that treat {x}"])})
+    declare_type_words("unit-linking", {"Manufacturer": ["drugmakers"]})
+    try:
+        mentions = linker.link(question)
+        assert [m.text for m in mentions] == ["Bayer"] and mentions[0].candidates[0].uid == "u:1"
+        assert linker.question_word("drugmakers") and linker.question_word("treated")
+        assert not linker.question_word("bayer")
+        # another domain's linker does not read them
+        other = EntityLinker(None, "unit-other", index)
+        assert other.link(question) == [] and not other.question_word("drugmakers")
+    finally:
+        declare("unit-linking", {})
+        declare_type_words("unit-linking", {})
+    assert linker.link(question) == []
