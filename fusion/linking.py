@@ -216,15 +216,24 @@ class EntityLinker:
         self._type_nouns = frozenset(
             w for t in set(index.types.values()) for w in WORD_RE.findall(noun(t).lower()))
         self._own_words: tuple[int, frozenset[str]] = (-1, frozenset())
+        self._relation_phrasings: tuple[str, ...] = ()
+
+    def use_relation_phrasings(self, texts: list[str]) -> None:
+        """The phrasings of the domain's relationship types that kgr read from their names
+        (``fusion.relwords``): their words are question words here too."""
+        self._relation_phrasings = tuple(texts)
+        self._own_words = (-1, frozenset())
 
     def _domain_words(self) -> frozenset[str]:
-        """Words of the phrasings and type words this domain declares (``fusion.vocabulary``),
-        read anew when they change: a migration may declare new ones while the linker lives."""
+        """Words of the phrasings and type words this domain declares (``fusion.vocabulary``)
+        and of ``use_relation_phrasings``, read anew when they change: a migration may declare
+        new ones while the linker lives."""
         version = declared_version(self.domain)
         if self._own_words[0] != version:
             table, type_words = declared(self.domain), declared_type_words(self.domain)
             texts = [p for pair in table.values() for side in pair for p in side]
             texts += [w for ws in type_words.values() for w in ws]
+            texts += list(self._relation_phrasings)
             self._own_words = (version, frozenset(
                 w.lower() for text in texts for w in WORD_RE.findall(text.replace("{x}", " "))))
         return self._own_words[1]

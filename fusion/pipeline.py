@@ -65,6 +65,7 @@ from fusion.train import Checkpoint, load_checkpoint, qa_artifacts
 from fusion.verbalize import (
     IN,
     OUT,
+    PHRASINGS,
     Wording,
     declared_type_words,
     phrasing_source,
@@ -271,6 +272,11 @@ class DomainQA:
         else:
             self.space = ActionSpace.build(self.live_relation_types(),
                                            sorted(set(index.types.values())), wording, domain)
+        # the words of its relationship types that kgr has no phrasings of its own for (read
+        # from their names) name relations, not entities, in its questions
+        self.linker.use_relation_phrasings([
+            p for rel in self.space.relation_types() if rel not in PHRASINGS
+            for direction in (OUT, IN) for p in phrasings(rel, direction, domain)])
         if isinstance(expander, Neo4jExpander):  # this domain's hops only (its allow-list)
             expander = expander.for_types(self.space.relation_types())
         self.expander = expander

@@ -81,6 +81,15 @@ def test_a_users_relation_names_are_read_as_english(
         assert best.uid == lab_graph[answer]
 
 
+def test_the_words_of_a_users_relations_are_no_entity_words_for_linking(
+        driver: Driver, settings: Settings, domain: str, lab_graph: dict[str, str]) -> None:
+    linker = QAService(settings, driver).domain(domain).linker
+    # read from MEASURES, LOCATED_IN and INTERACTS_WITH; kgr's own vocabulary has none of them
+    for word in ("measure", "measures", "located", "interacts"):
+        assert linker.question_word(word), word
+    assert not linker.question_word("blood") and not linker.question_word("virus")
+
+
 def test_the_generator_words_a_users_relations_in_their_grammar() -> None:
     # the phrasings the question generator and the zero-shot scorer read for these types
     assert phrasings("MEASURES", "in")[0] == "that measure {x}"

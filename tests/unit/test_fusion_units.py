@@ -1168,3 +1168,6 @@ def test_a_domains_own_words_are_question_words_for_linking() -> None:
         declare("unit-linking", {})
         declare_type_words("unit-linking", {})
     assert linker.link(question) == []
+    # phrasings read from the names of the domain's types count the same way
+    linker.use_relation_phrasings(["treated by {x}", "that {x} treats"])
+    assert [m.text for m in linker.link(question)] == ["Bayer"]
