@@ -207,8 +207,6 @@ def noun(entity_type: str) -> str:
 # graph and read by ``fusion.vocabulary``): domain -> relation -> (forwards, backwards), an
 # empty list where a direction is not declared. They come first, in that domain only.
 _declared: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
-
-
 _declared_versions: dict[str, int] = {}
 
 
@@ -225,6 +223,12 @@ def declare(domain: str, table: dict[str, tuple[list[str], list[str]]]) -> None:
 
 def declared(domain: str | None) -> dict[str, tuple[list[str], list[str]]]:
     return _declared.get(domain or "", {})
+
+
+def _declared_for(rel: str, direction: str, domain: str | None) -> list[str]:
+    """The phrasings ``domain`` declares for one direction of ``rel`` (empty: none)."""
+    own = _declared.get(domain or "", {}).get(rel)
+    return [] if own is None else own[0 if direction == OUT else 1]
 
 
 # Other words for entity types that domains declare (a load's ``type_words:``): domain -> type
@@ -254,8 +258,7 @@ def phrasing_source(rel: str, direction: str, domain: str | None = None) -> Phra
     """Where ``phrasings(rel, direction, domain)`` come from: the domain's declaration, kgr's
     own table, the type's name read as English (``fusion.relwords``), or fixed frames around
     its words (a name of no known shape: worth declaring phrasings for)."""
-    own = _declared.get(domain or "", {}).get(rel)
-    if own is not None and own[0 if direction == OUT else 1]:
+    if _declared_for(rel, direction, domain):
         return "declared"
     if rel in PHRASINGS:
         return "built-in"
@@ -273,9 +276,9 @@ def phrasing_table(relations: Sequence[str], domain: str | None = None
 def phrasings(rel: str, direction: str, domain: str | None = None) -> list[str]:
     """All phrasings of one hop (the last ``HELD_OUT_PHRASINGS`` are for evaluation only): those
     ``domain`` declares, else kgr's own, else read from the name, else fixed frames."""
-    own = _declared.get(domain or "", {}).get(rel)
-    if own is not None and own[0 if direction == OUT else 1]:
-        return own[0 if direction == OUT else 1]
+    own = _declared_for(rel, direction, domain)
+    if own:
+        return own
     if rel in PHRASINGS:
         forwards, backwards = PHRASINGS[rel]
         return forwards if direction == OUT else backwards
