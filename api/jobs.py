@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from fusion import threads
 from graph.exceptions import ConflictError, KgrError, NotFoundError
 
 JobStatus = Literal["queued", "running", "succeeded", "failed"]
@@ -69,7 +70,8 @@ class JobManager:
             self._update(job_id, progress=max(0.0, min(1.0, fraction)), message=message)
 
         try:
-            result = fn(progress)
+            with threads.training():  # every core for its tensors, not the serving level
+                result = fn(progress)
         except KgrError as exc:
             self._update(job_id, status="failed", error=exc.message, finished_at=datetime.now(UTC))
         except Exception as exc:  # a job must never take the server down; keep the trace

@@ -16,6 +16,7 @@ from api.jobs import JobManager
 from api.metrics import Metrics
 from api.routes import ask, embeddings, entities, health, jobs, migrations, paths, schema, subgraph
 from api.security import KeyRing, load_keys
+from fusion import threads
 from graph.driver import make_driver
 from graph.settings import Settings, get_settings
 from graph.store import GraphStore
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        threads.serve(settings.serve_torch_threads)
         if warm_up:
             app.state.warm_up = "running"
             threading.Thread(target=_warm_up, args=(app,), name="kgr-warm-up",

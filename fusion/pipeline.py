@@ -18,6 +18,7 @@ from typing import Any
 
 from neo4j import Driver, RoutingControl
 
+from fusion import threads
 from fusion.check import (
     YES_NO_RE,
     Pair,
@@ -850,6 +851,7 @@ class QAService:
             mode: Mode | None = None, use_graph: bool = True,
             predicted_links: bool = False, count: bool | None = None) -> AskResponse:
         question = check_question(question)
+        threads.for_ask()
         self.check_graph()
         if domain is None:
             domain = self.pick_domain(question)

@@ -19,6 +19,8 @@ from typing import Any
 
 import torch
 
+from fusion.threads import default_threads
+
 TEXT_DIM = 384
 MAX_QUESTION_TOKENS = 48
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -128,7 +130,8 @@ def onnx_session(model_path: Path, cache_dir: Path) -> Any:
     if not target.exists():
         export_onnx(model_path, target)
     options = onnxruntime.SessionOptions()
-    options.intra_op_num_threads = max(1, torch.get_num_threads())
+    # its own pool, sized to the process's cores: a serving process runs PyTorch on fewer
+    options.intra_op_num_threads = max(1, default_threads())
     # no busy-waiting between runs: its threads would take the cores from the request
     # threads, Neo4j's driver and the beam search of a busy server
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     # against PyTorch at load; 5.7 ms a question against 20.4 ms on a 2-core box) or "torch".
     # Without onnxruntime, or if the export or the check fails, PyTorch runs it.
     text_runtime: Literal["onnx", "torch"] = "onnx"
+    # PyTorch's intra-op threads while the API serves (training jobs take every core while
+    # they run): an ask's tensors are tiny, and more threads wake and spin for each op, taking
+    # the cores from Neo4j and MiniLM (``fusion.threads``).
+    serve_torch_threads: int = Field(default=1, ge=1, le=256)
 
     # Data and artifacts.
     data_dir: Path = Field(default=PROJECT_ROOT.parent / "shared" / "data")
