@@ -74,6 +74,13 @@ def _vocabulary_words() -> set[str]:
 
 
 STOP_WORDS = frozenset(_vocabulary_words())
+# Two characters, capitals or digits, at least one letter: a gene symbol ("F8", "AR") or a
+# company's ticker-like name ("BP", "3M"). Shorter words than three are never mentions
+# otherwise ("of", "us", "He"); one of this shape links to an entity whose name is written
+# exactly so, and only by the exact-name match (before, they went to the fuzzy search, which
+# took 20-60 ms and missed "GE"-like names or found the wrong entity).
+ACRONYM_RE = re.compile(r"(?=.*[A-Z])[A-Z0-9]{2}")
+
 # Other words for types ("countries", "firms"): a mention of one of them alone is not linked
 # (FinDKG holds entities named "Countries" and "Firms", which "Which countries does Huawei
 # operate in?" must not link), but they are no stop words inside a longer name ("Down
@@ -254,10 +261,11 @@ class EntityLinker:
 
     def _scan(self, question: str, skip: Callable[[str], bool],
               match: Callable[[list[tuple[str, int, int]], int, int, str], Mention | None],
-              ) -> list[Mention]:
+              acronyms: bool = False) -> list[Mention]:
         """The question's word n-grams, longest first and none overlapping a mention found
         before; ``match(tokens, i, n, words)`` makes one a mention (or None). An n-gram of
-        ``skip`` words only, or one short word or type word alone, is never a mention."""
+        ``skip`` words only, or one short word or type word alone, is never a mention; with
+        ``acronyms`` a two-character word in capitals is one ("F8", "BP": ``ACRONYM_RE``)."""
         tokens = self._tokens(question)
         found: list[Mention] = []
         taken = [False] * len(tokens)
@@ -266,8 +274,10 @@ class EntityLinker:
                 if any(taken[i:i + n]):
                     continue
                 words = [t[0] for t in tokens[i:i + n]]
-                if all(skip(w) for w in words) or \
-                        (n == 1 and (len(words[0]) < 3 or words[0] in TYPE_WORDS)):
+                if all(skip(w) for w in words) or (n == 1 and (
+                        words[0] in TYPE_WORDS or (len(words[0]) < 3 and not (
+                            acronyms and ACRONYM_RE.fullmatch(
+                                question[tokens[i][1]:tokens[i][2]]))))):
                     continue
                 mention = match(tokens, i, n, " ".join(words))
                 if mention is None:
@@ -281,9 +291,12 @@ class EntityLinker:
         def match(tokens: list[tuple[str, int, int]], i: int, n: int,
                   words: str) -> Mention | None:
             hits = self.index.keys.get(words)
+            start, end = tokens[i][1], tokens[i + n - 1][2]
+            if hits and len(words) < 3:  # an acronym: only a name written just so ("AR")
+                hits = [(uid, exact) for uid, exact in hits
+                        if exact and self.index.names[uid] == question[start:end]]
             if not hits:
                 return None
-            start, end = tokens[i][1], tokens[i + n - 1][2]
             coverage = min(1.0, 0.6 + 0.1 * n)
             candidates = sorted(
                 (Candidate(uid, self.index.names[uid], self.index.types[uid],
@@ -294,7 +307,7 @@ class EntityLinker:
             method = "name" if any(exact for _, exact in hits) else "alias"
             return Mention(question[start:end], start, end, method, candidates[:MAX_CANDIDATES])
 
-        return self._scan(question, STOP_WORDS.__contains__, match)
+        return self._scan(question, STOP_WORDS.__contains__, match, acronyms=True)
 
     def prefix(self, question: str) -> list[Mention]:
         """Spans that the start of a name spells out ("Apple" for Apple Inc.), best connected

@@ -1171,3 +1171,27 @@ def test_a_domains_own_words_are_question_words_for_linking() -> None:
     # phrasings read from the names of the domain's types count the same way
     linker.use_relation_phrasings(["treated by {x}", "that {x} treats"])
     assert [m.text for m in linker.link(question)] == ["Bayer"]
+
+
+def test_two_character_names_in_capitals_link_exactly() -> None:
+    names = {"m:1": "F8", "m:2": "AR", "f:1": "He", "f:2": "3M", "m:3": "Hemophilia A",
+             "f:3": "IN", "m:4": "Androgen receptor"}
+    keys: dict[str, list[tuple[str, bool]]] = {}
+    for uid, name in names.items():
+        for key, exact in index_keys(name, ["ar"] if uid == "m:4" else []):
+            keys.setdefault(key, []).append((uid, exact))
+    linker = EntityLinker(None, "m", AliasIndex(keys, names, {u: "Gene" for u in names}))
+
+    def linked(question: str) -> list[tuple[str, str, list[str]]]:
+        return [(m.text, m.method, [c.uid for c in m.candidates]) for m in linker.link(question)]
+
+    # a gene symbol or a company's short name, written as the entity's name is
+    assert linked("Which diseases are associated with F8?") == [("F8", "name", ["m:1"])]
+    assert linked("What places does 3M operate in?") == [("3M", "name", ["f:2"])]
+    # the alias "ar" of another entity is no exact name: only the entity named "AR"
+    assert linked("Which diseases are associated with AR?") == [("AR", "name", ["m:2"])]
+    # otherwise short words stay out: other casing, a pronoun, digits, a stop word in capitals
+    assert linked("Which diseases are associated with f8?") == []
+    assert linked("Which companies does He control?") == []
+    assert linked("Which genes are associated with 19 diseases?") == []
+    assert linked("WHICH GENES ARE IN Hemophilia A?") == [("Hemophilia A", "name", ["m:3"])]
