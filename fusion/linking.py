@@ -224,12 +224,21 @@ class EntityLinker:
             w for t in set(index.types.values()) for w in WORD_RE.findall(noun(t).lower()))
         self._own_words: tuple[int, frozenset[str]] = (-1, frozenset())
         self._relation_phrasings: tuple[str, ...] = ()
+        self._relation_type_words: frozenset[str] = frozenset()
 
     def use_relation_phrasings(self, texts: list[str]) -> None:
         """The phrasings of the domain's relationship types that kgr read from their names
         (``fusion.relwords``): their words are question words here too."""
         self._relation_phrasings = tuple(texts)
         self._own_words = (-1, frozenset())
+
+    def use_relation_types(self, types: list[str]) -> None:
+        """The domain's relationship types: a span made of their names' words (and stop words)
+        only is no exact mention. FinDKG holds entities named after its types
+        ("Negative_Impact_On"), and "What does inflation have a negative impact on?" linked
+        that one, the longer span, as its topic instead of inflation."""
+        self._relation_type_words = frozenset(
+            w for t in types for w in normalize(t.replace("_", " ")).split())
 
     def _domain_words(self) -> frozenset[str]:
         """Words of the phrasings and type words this domain declares (``fusion.vocabulary``)
@@ -307,7 +316,10 @@ class EntityLinker:
             method = "name" if any(exact for _, exact in hits) else "alias"
             return Mention(question[start:end], start, end, method, candidates[:MAX_CANDIDATES])
 
-        return self._scan(question, STOP_WORDS.__contains__, match, acronyms=True)
+        def skip(word: str) -> bool:
+            return word in STOP_WORDS or word in self._relation_type_words
+
+        return self._scan(question, skip, match, acronyms=True)
 
     def prefix(self, question: str) -> list[Mention]:
         """Spans that the start of a name spells out ("Apple" for Apple Inc.), best connected

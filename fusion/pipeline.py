@@ -278,6 +278,7 @@ class DomainQA:
         self.linker.use_relation_phrasings([
             p for rel in self.space.relation_types() if rel not in PHRASINGS
             for direction in (OUT, IN) for p in phrasings(rel, direction, domain)])
+        self.linker.use_relation_types(self.space.relation_types())
         if isinstance(expander, Neo4jExpander):  # this domain's hops only (its allow-list)
             expander = expander.for_types(self.space.relation_types())
         self.expander = expander

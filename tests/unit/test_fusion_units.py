@@ -1195,3 +1195,19 @@ def test_two_character_names_in_capitals_link_exactly() -> None:
     assert linked("Which companies does He control?") == []
     assert linked("Which genes are associated with 19 diseases?") == []
     assert linked("WHICH GENES ARE IN Hemophilia A?") == [("Hemophilia A", "name", ["m:3"])]
+
+
+def test_a_span_of_relationship_type_words_is_no_exact_mention() -> None:
+    names = {"f:1": "Negative_Impact_On", "f:2": "Inflation", "f:3": "Positive Thinking"}
+    keys: dict[str, list[tuple[str, bool]]] = {}
+    for uid, name in names.items():
+        for key, exact in index_keys(name, []):
+            keys.setdefault(key, []).append((uid, exact))
+    linker = EntityLinker(None, "f", AliasIndex(keys, names, {u: "Concept" for u in names}))
+    question = "What does inflation have a negative impact on?"
+    # FinDKG names an entity after a relationship type: the longer span won the topic
+    assert [m.text for m in linker.link(question)] == ["negative impact on", "inflation"]
+    linker.use_relation_types(["NEGATIVE_IMPACT_ON", "POSITIVE_IMPACT_ON"])
+    assert [m.text for m in linker.link(question)] == ["inflation"]
+    # a name with other words still links
+    assert [m.text for m in linker.link("Who likes Positive Thinking?")] == ["Positive Thinking"]
