@@ -39,6 +39,13 @@ OBJECT_RE = re.compile(
     r"(?!(?:is|are|was|were|be|been|do|does|did|has|have|had|can|could|will|would|the|a|an)\b)"
     r"(?P<verb>[a-z]+)(?P<particle>\s+(?:in|into|on|to|with|for|from|of|at|up|down|off|"
     r"part\s+in))?\s+(?:the\s+|a\s+|an\s+)?\[mask\]")
+# "Who is in charge of [MASK]?", "Who is the head of [MASK]?": "who" and a copula, then words
+# ending in "of" (no passive "by"): the answer is the agent, the topic what it is in charge of,
+# so the first hop reads backwards as with OBJECT_RE. Only "who": "What is a symptom of X?"
+# names the topic's own phenotype (a forward hop).
+WHO_OF_RE = re.compile(
+    r"^\W*who\s+(?:is|are|was|were)\s+(?!(?:[a-z]+\s+)*by\b)(?:[a-z]+\s+){1,4}?of\s+"
+    r"(?:the\s+|a\s+|an\s+)?\[mask\]")
 # The topic as the agent of a passive: "What is affected by [MASK]?", "What has been cut by
 # [MASK]?". The participle and "by" are a forward training phrasing's own words ("affected by
 # {x}"), so they make the hop's segment, read forwards.
@@ -268,7 +275,8 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]",
     subject = SUBJECT_RE.search(text) or TOPIC_FIRST_SUBJECT_RE.search(text)
     topic_subject = subject is not None and not re.search(r"\bby\b", text[subject.end():])
     kinds = KIND_OF_RE.search(text) is not None
-    topic_object = not topic_subject and not kinds and OBJECT_RE.search(text) is not None
+    topic_object = not topic_subject and not kinds and (
+        OBJECT_RE.search(text) is not None or WHO_OF_RE.search(text) is not None)
     clause = wh_clause(text)
     if clause is not None and (not found or (len(found) == 1 and
                                              text[found[0][0]:found[0][1]] == "who")):

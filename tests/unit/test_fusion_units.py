@@ -1233,3 +1233,14 @@ def test_a_mention_takes_the_period_that_ends_its_name() -> None:
     # no period to take: a name without one, or none after the span
     assert linker.link("Who produces Oil.")[0].text == "Oil"
     assert linker.link("Who controls Tesla Inc")[0].text == "Tesla Inc"
+
+
+def test_who_is_something_of_the_topic_reads_the_first_hop_backwards() -> None:
+    types = ["Person", "Company", "Disease", "Phenotype"]
+    for question in ("Who is in charge of [MASK]?", "Who is the boss of [MASK]?",
+                     "who are the owners of the [MASK]?"):
+        assert parse_question(question, types).backward_steps() == {0}, question
+    # a passive "by" names the topic as the agent; "what" may name the topic's own feature
+    assert parse_question("Who is affected by the decisions of [MASK]?",
+                          types).backward_steps() == set()
+    assert parse_question("What is a symptom of [MASK]?", types).backward_steps() == set()
