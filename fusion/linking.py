@@ -429,21 +429,8 @@ class EntityLinker:
             best = max(starts, key=lambda m: m.score, default=None)
             mentions = starts if best is not None and \
                 best.score >= max((m.score for m in fuzzy), default=0.0) else fuzzy
-        for mention in mentions:
-            with_name_period(question, mention)
         mentions.sort(key=lambda m: (-(m.end - m.start), -m.score, m.start))
         return of_complement_first(question, mentions)
-
-
-def with_name_period(question: str, mention: Mention) -> None:
-    """Extend ``mention`` over the period that ends its entity's name ("Tesla Inc."): the
-    spans end with their last word, and "What does [MASK]. produce?" read no relation at all
-    (the parse took the period for the end of a sentence), nor did "Which people run the
-    companies that [MASK]. invests in?" read Apple Inc. as the subject."""
-    if question[mention.end:mention.end + 1] == "." and \
-            any(c.name.endswith(".") for c in mention.candidates):
-        mention.end += 1
-        mention.text = question[mention.start:mention.end]
 
 
 # "the price of gold", "the capital of France", "the CEO of Tesla": a mention followed by "of"

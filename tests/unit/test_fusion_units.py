@@ -1213,28 +1213,6 @@ def test_a_span_of_relationship_type_words_is_no_exact_mention() -> None:
     assert [m.text for m in linker.link("Who likes Positive Thinking?")] == ["Positive Thinking"]
 
 
-def test_a_mention_takes_the_period_that_ends_its_name() -> None:
-    names = {"f:1": "Tesla Inc.", "f:2": "Oil"}
-    keys: dict[str, list[tuple[str, bool]]] = {}
-    for uid, name in names.items():
-        for key, exact in index_keys(name, []):
-            keys.setdefault(key, []).append((uid, exact))
-    linker = EntityLinker(None, "f", AliasIndex(keys, names, {"f:1": "Company", "f:2": "Product"}))
-    question = "Which people run the companies that Tesla Inc. invests in?"
-    mention = linker.link(question)[0]
-    assert mention.text == "Tesla Inc."
-    assert mask_question(question, mention, "[MASK]") == \
-        "Which people run the companies that [MASK] invests in?"
-    # the parse reads the masked question: with "[MASK]." it found no relation at all
-    parse = parse_question(mask_question("What does Tesla Inc. produce?",
-                                         linker.link("What does Tesla Inc. produce?")[0],
-                                         "[MASK]"), ["Company", "Product"])
-    assert parse.hops == 1
-    # no period to take: a name without one, or none after the span
-    assert linker.link("Who produces Oil.")[0].text == "Oil"
-    assert linker.link("Who controls Tesla Inc")[0].text == "Tesla Inc"
-
-
 def test_who_is_something_of_the_topic_reads_the_first_hop_backwards() -> None:
     types = ["Person", "Company", "Disease", "Phenotype"]
     for question in ("Who is in charge of [MASK]?", "Who is the boss of [MASK]?",
