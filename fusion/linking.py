@@ -78,7 +78,7 @@ STOP_WORDS = frozenset(_vocabulary_words())
 # company's ticker-like name ("BP", "3M"). Shorter words than three are never mentions
 # otherwise ("of", "us", "He"); one of this shape links to an entity whose name is written
 # exactly so, and only by the exact-name match (before, they went to the fuzzy search, which
-# took 20-60 ms and missed "GE"-like names or found the wrong entity).
+# found the same entities on the questions tried but took 20-60 ms).
 ACRONYM_RE = re.compile(r"(?=.*[A-Z])[A-Z0-9]{2}")
 
 # Other words for types ("countries", "firms"): a mention of one of them alone is not linked
