@@ -225,10 +225,19 @@ def clean_segment(text: str, mask: str = "[MASK]") -> str:
     return " ".join(words)
 
 
+def name_period_as_space(masked: str, mask: str = "[MASK]") -> str:
+    """``masked`` with the period right after the mask blanked when the sentence goes on in
+    lower case ("What does [MASK]. produce?" from "Tesla Inc."): the mention ends with the
+    name's last word, so the name's period stays, and the rules that want a word right after
+    the topic (the subject rule, "what does X <verb>") read none. The same length, so every
+    character position stays; the model's tokens are the masked text's, unchanged."""
+    return re.sub(rf"{re.escape(mask)}\.(?=\s+[a-z])", mask + " ", masked)
+
+
 def parse_question(masked: str, types: list[str], mask: str = "[MASK]",
                    domain: str | None = None) -> Parse:
     """``domain``: whose declared type words count as type nouns too (``fusion.vocabulary``)."""
-    text = masked.lower()
+    text = name_period_as_space(masked, mask).lower()
     limit = text.find(mask.lower())
     limit = len(text) if limit < 0 else limit
     found: list[tuple[int, int, str | None]] = []

@@ -43,6 +43,7 @@ from fusion.parse import (
     asks_count,
     base_form,
     clean_segment,
+    name_period_as_space,
     parse_question,
     step_priors,
     step_token_masks,
@@ -1222,3 +1223,18 @@ def test_who_is_something_of_the_topic_reads_the_first_hop_backwards() -> None:
     assert parse_question("Who is affected by the decisions of [MASK]?",
                           types).backward_steps() == set()
     assert parse_question("What is a symptom of [MASK]?", types).backward_steps() == set()
+
+
+def test_the_period_of_a_name_before_the_mask_does_not_end_the_sentence() -> None:
+    types = ["Person", "Company", "Product"]
+    # "Tesla Inc." masked to "[MASK]." (the mention ends with the name's last word)
+    with_period = parse_question("What does [MASK]. produce?", types)
+    assert with_period.segments == ["produce"] and with_period.forward_steps() == {0}
+    nested = parse_question("Which people run the companies that [MASK]. invests in?", types)
+    assert nested.forward_steps() == {0} and nested.segments[-1] == "that invests in"
+    # the same parse as without the period, character positions included
+    plain = parse_question("Which people run the companies that [MASK] invests in?", types)
+    assert nested.nouns == plain.nouns and nested.segments == plain.segments
+    # a new sentence after the topic is left alone
+    assert name_period_as_space("About [MASK]. What is it?") == "About [MASK]. What is it?"
+    assert name_period_as_space("Who controls [MASK].?") == "Who controls [MASK].?"
