@@ -29,6 +29,10 @@ DIRECTION_BONUS = 2.0
 SUBJECT_RE = re.compile(
     r"\b(?:does|do|did|has|have|had|is|are|was|were|can|could|will|would|that|which)\s+"
     r"(?:(?:the|a|an)\s+)?\[mask\]\s+[a-z]")
+# "the price of [MASK]": a measure of the topic that FinDKG records as the topic itself (no
+# entity holds gold's price), so "What has pushed up the price of gold?" asks what raised Gold.
+# Not type nouns: "Who controls the companies of X?" names a hop of its own.
+ATTRIBUTE_NOUNS = r"(?:price|prices|value|cost|costs|rate|rates|level|levels|supply|output)"
 # The topic as the object of the wh-word's verb: "What causes [MASK]?", "Who controls [MASK]?",
 # "What has hurt [MASK]?" (the verb right after "what" / "who", or after "has"). The first hop
 # then reads backwards (answer -REL-> topic). In the hand-written questions all 9 of that shape
@@ -38,7 +42,8 @@ OBJECT_RE = re.compile(
     r"^\W*(?:what|who)\s+(?:(?:has|have|had)\s+)?"
     r"(?!(?:is|are|was|were|be|been|do|does|did|has|have|had|can|could|will|would|the|a|an)\b)"
     r"(?P<verb>[a-z]+)(?P<particle>\s+(?:in|into|on|to|with|for|from|of|at|up|down|off|"
-    r"part\s+in))?\s+(?:the\s+|a\s+|an\s+)?\[mask\]")
+    r"part\s+in))?\s+(?:the\s+|a\s+|an\s+)?(?:(?:share\s+)?{ATTRIBUTE}\s+of\s+(?:the\s+)?)?"
+    r"\[mask\]".replace("{ATTRIBUTE}", ATTRIBUTE_NOUNS))
 # "Who is in charge of [MASK]?", "Who is the head of [MASK]?": "who" and a copula, then words
 # ending in "of" (no passive "by"): the answer is the agent, the topic what it is in charge of,
 # so the first hop reads backwards as with OBJECT_RE. Only "who": "What is a symptom of X?"

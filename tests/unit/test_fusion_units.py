@@ -1238,3 +1238,14 @@ def test_the_period_of_a_name_before_the_mask_does_not_end_the_sentence() -> Non
     # a new sentence after the topic is left alone
     assert name_period_as_space("About [MASK]. What is it?") == "About [MASK]. What is it?"
     assert name_period_as_space("Who controls [MASK].?") == "Who controls [MASK].?"
+
+
+def test_the_price_of_the_topic_is_the_object_of_the_wh_verb() -> None:
+    types = ["Person", "Company", "Product", "Place"]
+    pushed = parse_question("What has pushed up the price of [MASK]?", types)
+    assert pushed.backward_steps() == {0} and pushed.segments == ["that pushed up"]
+    assert parse_question("What weighs on the share price of [MASK]?",
+                          types).backward_steps() == {0}
+    # a type noun there names a hop of its own, not a measure of the topic
+    companies = parse_question("Who controls the companies of [MASK]?", types)
+    assert companies.backward_steps() == set() and companies.hops == 2
