@@ -248,6 +248,8 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]",
     found: list[tuple[int, int, str | None]] = []
     for phrase, etype in type_words(types, domain):
         for m in re.finditer(rf"\b{re.escape(phrase)}\b", text[:limit]):
+            if not text[m.end():limit].strip():
+                continue  # "the gene [MASK]": the topic's own type, not a hop of the path
             if not any(s < m.end() and m.start() < e for s, e, _ in found):
                 found.append((m.start(), m.end(), etype))
     lead = re.match(r"\s*where\b", text)

@@ -1249,3 +1249,17 @@ def test_the_price_of_the_topic_is_the_object_of_the_wh_verb() -> None:
     # a type noun there names a hop of its own, not a measure of the topic
     companies = parse_question("Who controls the companies of [MASK]?", types)
     assert companies.backward_steps() == set() and companies.hops == 2
+
+
+def test_a_type_noun_right_before_the_topic_is_not_a_hop() -> None:
+    types = ["Disease", "Gene", "Phenotype", "Place", "Company"]
+    # "the gene PAH" names the topic's type: one hop, whose words keep "the gene" (the
+    # gene-phenotype phrasings say "associated with the gene {x}")
+    gene = parse_question("List the disorders associated with the gene [MASK].", types)
+    assert gene.nouns == [(9, 18, "Disease")] and gene.segments == ["associated with the gene"]
+    # "put in place" is a phrasing's verb, not the type Place
+    assert parse_question("List the companies that put in place [MASK].", types).hops == 1
+    # a type noun with words between it and the topic still counts
+    two = parse_question("Which genes are associated with the diseases that present [MASK]?",
+                         types)
+    assert [t for _, _, t in two.nouns] == ["Gene", "Disease"]
