@@ -51,6 +51,12 @@ OBJECT_RE = re.compile(
 WHO_OF_RE = re.compile(
     r"^\W*who\s+(?:is|are|was|were)\s+(?!(?:[a-z]+\s+)*by\b)(?:[a-z]+\s+){1,4}?of\s+"
     r"(?:the\s+|a\s+|an\s+)?\[mask\]")
+# "Who runs the [companies] that ...": a verb (not an auxiliary) between "who" and the next
+# type noun, the words of the answer's hop
+WHO_VERB_RE = re.compile(
+    r"\s+(?!(?:is|are|was|were|be|been|do|does|did|has|have|had|can|could|will|would)\b)"
+    r"(?P<verb>[a-z]+)(?P<particle>\s+(?:in|into|on|to|with|for|from|at|up|down|off))?"
+    r"\s+(?:the\s+|a\s+|an\s+)?$")
 # The topic as the agent of a passive: "What is affected by [MASK]?", "What has been cut by
 # [MASK]?". The participle and "by" are a forward training phrasing's own words ("affected by
 # {x}"), so they make the hop's segment, read forwards.
@@ -305,6 +311,15 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]",
         topic_subject = topic_subject or clause[1] == OUT
     else:
         clause = None
+        who_verb = WHO_VERB_RE.match(text[found[0][1]:found[1][0]]) \
+            if len(found) > 1 and not custom and text[found[0][0]:found[0][1]] == "who" else None
+        if who_verb:
+            # "Who runs the companies that ...": the answer's hop in a training phrasing's words
+            # ("people that run {x}"), as ``wh_clause`` does for one hop; "runs" alone reads as
+            # OPERATE_IN
+            particle = " ".join((who_verb["particle"] or "").split())
+            segments[0] = " ".join(["that", base_form(who_verb["verb"])] +
+                                   ([particle] if particle else []))
     explicit = not (found and text[found[0][0]:found[0][1]] in ("who", "what"))
     who = bool(found) and text[found[0][0]:found[0][1]] == "who"
     lead_subject = custom and not re.search(r"\bby\b", segments[0])

@@ -1263,3 +1263,15 @@ def test_a_type_noun_right_before_the_topic_is_not_a_hop() -> None:
     two = parse_question("Which genes are associated with the diseases that present [MASK]?",
                          types)
     assert [t for _, _, t in two.nouns] == ["Gene", "Disease"]
+
+
+def test_who_and_a_verb_before_the_next_type_noun_read_as_a_training_phrasing() -> None:
+    types = ["Person", "Company", "Place"]
+    runs = parse_question("Who runs the companies that operate in [MASK]?", types)
+    assert runs.segments == ["that run", "that operate in"] and runs.hops == 2
+    assert parse_question("Who invests in the companies that [MASK] controls?",
+                          types).segments[0] == "that invest in"
+    # a copula is no verb of the hop; one noun after "who are the" is the answer noun itself
+    assert parse_question("Who is the head of the companies that make [MASK]?",
+                          types).segments[0] == "is the head of"
+    assert parse_question("Who are the people that run [MASK]?", types).segments == ["that run"]
