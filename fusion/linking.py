@@ -100,6 +100,20 @@ def question_word(word: str) -> bool:
     return False
 
 
+PLURAL_VARIANT_SCORE = 0.95
+
+
+def singular_last_word(key: str) -> str | None:
+    """``key`` (normalised words) with its last word in the singular ("gold prices" -> "gold
+    price", "rare earth supplies" -> "rare earth supply"), or None when it does not end like a
+    plural."""
+    head, _, last = key.rpartition(" ")
+    if len(last) < 4 or last.endswith(("ss", "us", "is", "ws")) or not last.endswith("s"):
+        return None
+    single = last[:-3] + "y" if last.endswith("ies") else last[:-1]
+    return f"{head} {single}" if head else single
+
+
 def normalize(text: str) -> str:
     return " ".join(w.lower() for w in WORD_RE.findall(text))
 
@@ -300,6 +314,11 @@ class EntityLinker:
         def match(tokens: list[tuple[str, int, int]], i: int, n: int,
                   words: str) -> Mention | None:
             hits = self.index.keys.get(words)
+            number = 1.0
+            if not hits and n >= 2 and (singular := singular_last_word(words)):
+                # "gold prices" for Gold Price: a name of several words whose last one the
+                # question writes in the plural (one word alone is too often another entity)
+                hits, number = self.index.keys.get(singular), PLURAL_VARIANT_SCORE
             start, end = tokens[i][1], tokens[i + n - 1][2]
             if hits and len(words) < 3:  # an acronym: only a name written just so ("AR")
                 hits = [(uid, exact) for uid, exact in hits
@@ -309,11 +328,11 @@ class EntityLinker:
             coverage = min(1.0, 0.6 + 0.1 * n)
             candidates = sorted(
                 (Candidate(uid, self.index.names[uid], self.index.types[uid],
-                           round((1.0 if exact else 0.9) * coverage, 4))
+                           round((1.0 if exact else 0.9) * coverage * number, 4))
                  for uid, exact in hits),
                 key=lambda c: (-c.score, c.uid),
             )
-            method = "name" if any(exact for _, exact in hits) else "alias"
+            method = "name" if number == 1.0 and any(exact for _, exact in hits) else "alias"
             return Mention(question[start:end], start, end, method, candidates[:MAX_CANDIDATES])
 
         def skip(word: str) -> bool:

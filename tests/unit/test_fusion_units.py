@@ -1265,6 +1265,28 @@ def test_a_type_noun_right_before_the_topic_is_not_a_hop() -> None:
     assert [t for _, _, t in two.nouns] == ["Gene", "Disease"]
 
 
+def test_a_name_of_several_words_links_with_its_last_word_in_the_plural() -> None:
+    names = {"f:1": "Gold Price", "f:2": "Gold", "f:3": "Rare Earth Supply", "f:4": "Price",
+             "f:5": "Fox New"}
+    keys: dict[str, list[tuple[str, bool]]] = {}
+    for uid, name in names.items():
+        for key, exact in index_keys(name, []):
+            keys.setdefault(key, []).append((uid, exact))
+    linker = EntityLinker(None, "f", AliasIndex(keys, names, {u: "Concept" for u in names}))
+
+    def linked(question: str) -> list[tuple[str, str, list[tuple[str, float]]]]:
+        return [(m.text, m.method, [(c.uid, c.score) for c in m.candidates])
+                for m in linker.link(question)]
+
+    # the plural variant scores a little below the name written exactly
+    assert linked("What pushed up gold prices?")[0] == ("gold prices", "alias", [("f:1", 0.76)])
+    assert linked("What pushed up the gold price?")[0] == ("gold price", "name", [("f:1", 0.8)])
+    assert linked("Who cut rare earth supplies?")[0][2] == [("f:3", 0.855)]
+    # one word alone keeps to its exact name ("prices" is not Price), and "news" is no plural
+    assert [m.text for m in linker.link("Which prices rose?")] == []
+    assert [m.text for m in linker.link("What does Fox News report?")] == []
+
+
 def test_who_and_a_verb_before_the_next_type_noun_read_as_a_training_phrasing() -> None:
     types = ["Person", "Company", "Place"]
     runs = parse_question("Who runs the companies that operate in [MASK]?", types)
