@@ -97,6 +97,9 @@ def main() -> None:
     parser.add_argument("--train-seeds", type=int, default=1,
                         help="train each model this many times (seeds 0..N-1) and report the "
                         "mean: one run's 2-3-hop Hits@1 moves by a few points with the seed")
+    parser.add_argument("--first-train-seed", type=int, default=None,
+                        help="train with seeds N..N+train-seeds-1 (default: --seed), on the "
+                        "same questions: more seeds for one data set")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--train-config", type=json.loads, default={},
                         help='other TrainConfig fields as JSON, e.g. \'{"lr": 0.001}\'')
@@ -158,7 +161,8 @@ def main() -> None:
         fine_tuned: list[str | None] = []
         for label, rows in (("fine-tuned", train_rows), ("few-shot", shots)):
             versions: list[str | None] = []
-            for k, seed in enumerate(range(args.seed, args.seed + args.train_seeds)):
+            first = args.seed if args.first_train_seed is None else args.first_train_seed
+            for k, seed in enumerate(range(first, first + args.train_seeds)):
                 t0 = time.perf_counter()
                 init = None
                 if label == "few-shot":  # from the fine-tuned model of the same seed
