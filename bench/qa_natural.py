@@ -16,7 +16,9 @@ company names such as "Apple"), measured once, then its failures led to the shor
 and the "who" / "kinds of" parse rules (so it is no longer clean either); ``natural_test4``:
 written after those changes, measured once; ``natural_test5``: written on 2026-12-02 before any
 change of that round (possessives, typos, "how many", polite wrappers), measured once, then its
-failures led to the wh-clause rule (``fusion.parse.wh_clause``).
+failures led to the wh-clause rule (``fusion.parse.wh_clause``); ``natural_test6``: written on
+2026-12-04 before any change of that round was measured on it (past tense, "Inc." mid-sentence,
+"the price of X", "the gene X", colon and keyword styles), measured before and after them.
 
     .venv/bin/python bench/qa_natural.py [--verbose]
 """
