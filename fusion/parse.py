@@ -252,12 +252,19 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]",
     limit = text.find(mask.lower())
     limit = len(text) if limit < 0 else limit
     found: list[tuple[int, int, str | None]] = []
+    singular = {words(t) for t in types}
     for phrase, etype in type_words(types, domain):
         for m in re.finditer(rf"\b{re.escape(phrase)}\b", text[:limit]):
-            if not text[m.end():limit].strip():
-                continue  # "the gene [MASK]": the topic's own type, not a hop of the path
+            if phrase in singular and not text[m.end():limit].strip():
+                # "the gene [MASK]": the topic's own type, not a hop of the path ("the
+                # companies [MASK] runs" is a clause: the plural names the hop's nodes)
+                continue
             if not any(s < m.end() and m.start() < e for s, e, _ in found):
                 found.append((m.start(), m.end(), etype))
+    # "the people who control [MASK]": a "who" right after a type noun is its relative
+    # pronoun, not a second answer noun
+    found = [f for f in found if not (text[f[0]:f[1]] == "who" and any(
+        e <= f[0] and not text[e:f[0]].strip() for _, e, _ in found))]
     lead = re.match(r"\s*where\b", text)
     leading = False  # an answer noun before the inner nouns whose words follow the topic
     if lead and "Place" in types and not any(s < lead.end() for s, _, _ in found):
@@ -286,7 +293,8 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]",
         # told after the topic ("operate"); the inner clause keeps its verb ("that controls")
         # when the topic is its subject
         split = at + len(mask)
-        if RELATIVE_SUBJECT_RE.search(text[found[-1][1]:at]):
+        if RELATIVE_SUBJECT_RE.search(text[found[-1][1]:at]) or \
+                not text[found[-1][1]:at].strip():  # "the companies [MASK] controls"
             verb = re.match(r"\s*[a-z][\w-]*", text[split:])
             split += verb.end() if verb else 0
         spans[0] = (split, len(masked))
@@ -296,6 +304,14 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]",
     segments = [clean_segment(t, mask) or masked for t in segment_texts]
     subject = SUBJECT_RE.search(text) or TOPIC_FIRST_SUBJECT_RE.search(text)
     topic_subject = subject is not None and not re.search(r"\bby\b", text[subject.end():])
+    at = text.find(mask.lower())
+    if found and at >= 0 and not text[found[-1][1]:at].strip() and \
+            re.match(r"\s+[a-z]", text[at + len(mask):]) and \
+            not re.search(r"\bby\b", text[at + len(mask):]):
+        # "the companies [MASK] runs": a clause without "that" whose subject is the topic;
+        # read as the training phrasing "that {x} controls" is (forwards)
+        topic_subject = True
+        segments[-1] = f"that {segments[-1]}"
     kinds = KIND_OF_RE.search(text) is not None
     topic_object = not topic_subject and not kinds and (
         OBJECT_RE.search(text) is not None or WHO_OF_RE.search(text) is not None)

@@ -1297,3 +1297,17 @@ def test_who_and_a_verb_before_the_next_type_noun_read_as_a_training_phrasing() 
     assert parse_question("Who is the head of the companies that make [MASK]?",
                           types).segments[0] == "is the head of"
     assert parse_question("Who are the people that run [MASK]?", types).segments == ["that run"]
+
+
+def test_a_relative_clause_without_that_reads_the_topic_as_its_subject() -> None:
+    types = ["Person", "Company", "Product", "Place"]
+    # a plural right before the topic names the clause's nodes, not the topic's type
+    runs = parse_question("What are the products of the companies [MASK] runs?", types)
+    assert [t for _, _, t in runs.nouns] == ["Product", "Company"]
+    assert runs.segments[-1] == "that runs" and runs.forward_steps() == {0}
+    where = parse_question("Where do the companies [MASK] controls operate?", types)
+    assert where.segments == ["operate", "that controls"] and where.forward_steps() == {0, 1}
+    # a passive keeps its direction; "who" after a noun is that noun's relative pronoun
+    assert parse_question("Which companies [MASK] is backed by?", types).forward_steps() == set()
+    people = parse_question("Name the people who control [MASK].", types)
+    assert people.hops == 1 and people.answer_type == "Person"
