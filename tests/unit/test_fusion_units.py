@@ -45,6 +45,7 @@ from fusion.parse import (
     clean_segment,
     name_period_as_space,
     parse_question,
+    phrasing_fragments,
     step_priors,
     step_token_masks,
 )
@@ -1311,3 +1312,19 @@ def test_a_relative_clause_without_that_reads_the_topic_as_its_subject() -> None
     assert parse_question("Which companies [MASK] is backed by?", types).forward_steps() == set()
     people = parse_question("Name the people who control [MASK].", types)
     assert people.hops == 1 and people.answer_type == "Person"
+
+
+def test_a_type_word_inside_a_training_phrasing_names_no_hop() -> None:
+    medical = ["Disease", "Gene", "Phenotype"]
+    # "that are risk genes for {x}" (ASSOCIATED_WITH): its "genes" is not a second noun
+    risk = parse_question("Which genes that are risk genes for [MASK]?", medical,
+                          domain="medical")
+    assert risk.hops == 1 and risk.segments == ["that are risk genes for"]
+    finance = ["Company", "Concept", "Government", "Place", "Event"]
+    placed = parse_question("List the governments that disclose the concepts put in place by "
+                            "[MASK].", finance, domain="finance")
+    assert [t for _, _, t in placed.nouns] == ["Government", "Concept"]
+    assert placed.segments == ["that disclose", "put in place by"]
+    # the held-out phrasings are never among the fragments (they stay unseen in training)
+    assert "contribute to" not in phrasing_fragments("medical")
+    assert "put in place by" in phrasing_fragments("finance")
