@@ -1344,8 +1344,9 @@ FINANCE_TYPES = ["Company", "Concept", "EconomicIndicator", "Event", "FinancialI
 def test_every_generated_phrasing_parses_to_its_path_shape(types: list[str],
                                                           relations: list[str]) -> None:
     """What the generator writes, the parse reads back: the hop count, the type named after
-    each hop and the answer type (every phrasing, held-out ones too, in every frame; a type word
-    inside a phrasing once made 121 training questions parse with a hop too many)."""
+    each hop, the answer type and no direction against the path (every phrasing, held-out
+    ones too, in every frame; a type word inside a phrasing once made 121 training questions
+    parse with a hop too many)."""
     rng = random.Random(0)
     wrong = []
     steps_of = [(rel, direction) for rel in relations for direction in ("out", "in")]
@@ -1364,4 +1365,8 @@ def test_every_generated_phrasing_parses_to_its_path_shape(types: list[str],
         parse = parse_question(question, types)
         if parse.hops != len(steps) or list(parse.hop_types()) != mid_types:
             wrong.append((question, parse.hop_types()))
+        # the subject and object rules never contradict a generated hop's direction
+        if any(steps[i][1] != "out" for i in parse.forward_steps()) or \
+                any(steps[i][1] == "out" for i in parse.backward_steps()):
+            wrong.append((question, "direction"))
     assert not wrong, wrong[:5]
