@@ -25,6 +25,9 @@ RETURN n.uid AS uid, n.domain AS domain,
        [label IN labels(n) WHERE label <> 'Entity' AND NOT label STARTS WITH '_'] AS types
 """
 
+# Edges of one page of heads, in a fixed order: a head's relationships came back in an order
+# that differed between page sizes (seen once in CI), so the same graph exported to another
+# edge_index and training was not reproducible.
 EXPORT_EDGES_QUERY = """
 MATCH (a:Entity)
 WHERE a.domain IN $domains AND ($after IS NULL OR a.uid > $after)
@@ -32,6 +35,7 @@ WITH a ORDER BY a.uid ASC LIMIT $limit
 MATCH (a)-[r]->(b:Entity)
 WHERE b.domain IN $domains AND NOT type(r) STARTS WITH '_'
 RETURN a.uid AS head, type(r) AS rel, b.uid AS tail
+ORDER BY head, rel, tail
 """
 
 EXPORT_PAGE_END_QUERY = """
