@@ -304,7 +304,6 @@ def parse_question(masked: str, types: list[str], mask: str = "[MASK]",
     segments = [clean_segment(t, mask) or masked for t in segment_texts]
     subject = SUBJECT_RE.search(text) or TOPIC_FIRST_SUBJECT_RE.search(text)
     topic_subject = subject is not None and not re.search(r"\bby\b", text[subject.end():])
-    at = text.find(mask.lower())
     if found and at >= 0 and not text[found[-1][1]:at].strip() and \
             re.match(r"\s+[a-z]", text[at + len(mask):]) and \
             not re.search(r"\bby\b", text[at + len(mask):]):
