@@ -58,8 +58,10 @@ from fusion.pipeline import (
 )
 from fusion.questions import alias_index_of, generate_coordinated_questions
 from fusion.retrieval import (
+    ANSWER_TYPE_WEIGHT,
     DIRECTION_PENALTY,
     HINT_PENALTY,
+    MAJORITY_PENALTY,
     BeamItem,
     Caps,
     Grouped,
@@ -1364,3 +1366,40 @@ def test_every_generated_phrasing_parses_to_its_path_shape(types: list[str],
                 any(steps[i][1] == "out" for i in parse.backward_steps()):
             wrong.append((question, "direction"))
     assert not wrong, wrong[:5]
+
+
+def test_named_types_weigh_paths_by_what_their_hops_reach() -> None:
+    # t -A-> {c1 Company, p1 Person, p2 Person} and t -B-> {c2, c3 Company}, then -C-> a Product;
+    # the scorer cannot tell A from B. "products of the companies ... t": both first hops reach
+    # a company, but mostly people follow A, so B's path comes first, by MAJORITY_PENALTY.
+    names = ["t", "c1", "p1", "p2", "c2", "c3", "x1", "x2"]
+    types = {"t": "Place", "c1": "Company", "p1": "Person", "p2": "Person", "c2": "Company",
+             "c3": "Company", "x1": "Product", "x2": "Product"}
+    graph = DomainGraph("toy", names={u: u for u in names}, types=types)
+    graph.adj = {"t": {("A", "out"): ["c1", "p1", "p2"], ("B", "out"): ["c2", "c3"]},
+                 "c1": {("C", "out"): ["x1"]}, "c2": {("C", "out"): ["x2"]},
+                 "p1": {("C", "out"): ["x1"]}, "p2": {("C", "out"): ["x1"]}}
+
+    def scorer(items: list[BeamItem], candidates: list[list[tuple[str, str]]]
+               ) -> list[list[float]]:
+        return [[0.0] * len(c) for c in candidates]
+
+    hints = PathHints(("Company", "Product"), 2, "Product")
+    finals = beam_search(MemoryExpander(graph), scorer, [("t", 0.0)], 2, Caps(), hints=hints)
+    by_first = {f.steps[0][0]: f.logp for f in finals
+                if f.hops == 2 and f.answer_type == "Product"}
+    assert finals[0].steps == (("B", "out"), ("C", "out"))
+    assert by_first["B"] > by_first["A"]
+    assert by_first["B"] - by_first["A"] == pytest.approx(MAJORITY_PENALTY)
+    # the type named for the last hop is the answer's: a path pays the log of the share of
+    # what it reaches that has that type (A reaches one company in three)
+    one_hop = PathHints(("Company",), 1, "Company")
+    item = BeamItem("t", (), 0.0, ["t"])
+    adjacency: Grouped = {"t": graph.adj["t"]}
+    type_of = types.__getitem__
+    assert hint_penalty(one_hop, item, ("B", "out"), adjacency, type_of) == 0.0
+    a_penalty = hint_penalty(one_hop, item, ("A", "out"), adjacency, type_of)
+    assert 0.0 < a_penalty == pytest.approx(ANSWER_TYPE_WEIGHT * math.log(3))
+    # no company at all: the parse's full penalty, as before
+    assert hint_penalty(PathHints(("Product",), 1, "Product"), item, ("B", "out"), adjacency,
+                        type_of) == HINT_PENALTY
