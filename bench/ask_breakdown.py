@@ -9,6 +9,8 @@ the mean milliseconds per question of each part, and the slowest questions with 
 - ``degrees`` / ``neighbours``: the retrieval's Neo4j round trips (driver time included);
 - ``path_texts``: MiniLM on the verbalised paths of the rerank (only texts not met before);
 - ``qa_model``: the fusion model's scoring (initial states, prefix GRU, step scores);
+- ``type_check``: ``fusion.retrieval.type_penalty``, the types the question names against what
+  each scored hop reaches (pure Python over the neighbours already read);
 - ``link_encode``: linking and the question's MiniLM pass (the service's own timing).
 
 It wraps those functions to time them: a profile, not a benchmark with a peer.
@@ -65,6 +67,15 @@ def instrument(parts: Parts) -> None:
     for name in ("initial_state", "prefix_states", "step_scores"):
         setattr(model.FusionModel, name,
                 timed(lambda *_: "qa_model", getattr(model.FusionModel, name), parts))
+    penalty = retrieval.type_penalty
+
+    def type_check(*args: Any, **kwargs: Any) -> float:
+        started = time.perf_counter()
+        try:
+            return penalty(*args, **kwargs)
+        finally:
+            parts["type_check"] += 1000 * (time.perf_counter() - started)
+    retrieval.type_penalty = type_check  # type: ignore[assignment]
 
 
 def fresh_questions(driver: Any, database: str, offset: int, count: int) -> list[tuple[str, str]]:
@@ -124,7 +135,8 @@ def main() -> None:
     print(f"{len(rows)} fresh questions (offset {args.offset}): p50 "
           f"{statistics.median(latencies):.1f} ms, p90 {at(0.9):.1f}, p99 {at(0.99):.1f}, "
           f"max {latencies[-1]:.1f}")
-    names = ["link_encode", "degrees", "neighbours", "other_queries", "path_texts", "qa_model"]
+    names = ["link_encode", "degrees", "neighbours", "other_queries", "path_texts", "qa_model",
+             "type_check"]
     mean = sum(latencies) / len(latencies)
     shares = {n: total[n] / len(rows) for n in names}
     print("mean ms per question: " + ", ".join(f"{n} {v:.1f}" for n, v in shares.items())
