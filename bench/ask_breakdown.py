@@ -75,7 +75,7 @@ def instrument(parts: Parts) -> None:
             return penalty(*args, **kwargs)
         finally:
             parts["type_check"] += 1000 * (time.perf_counter() - started)
-    retrieval.type_penalty = type_check  # type: ignore[assignment]
+    retrieval.type_penalty = type_check
 
 
 def fresh_questions(driver: Any, database: str, offset: int, count: int) -> list[tuple[str, str]]:
