@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from graph.exceptions import InvalidInputError, ModelNotReadyError, NotFoundError
+from graph.exceptions import ConflictError, InvalidInputError, ModelNotReadyError, NotFoundError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 ACTIVE_FILE = "ACTIVE"
@@ -86,6 +86,33 @@ class ArtifactStore:
         if not folder.exists():
             return []
         return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    def delete(self, domain: str, version: str) -> None:
+        """Remove a version that is not active (``ConflictError`` for the active one).
+
+        The folder is renamed out of the listing first, so a reader never lists a version that
+        is half deleted."""
+        path = self.path(domain, version)
+        if self.active_version(domain) == version:
+            raise ConflictError(
+                f"{self.root.name} version {version} is the active one of {domain!r}; activate "
+                "another version first")
+        trash = path.with_name(f".deleting-{version}-{os.getpid()}")
+        path.rename(trash)
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def prune(self, domain: str, keep: int) -> list[str]:
+        """Delete all but the ``keep`` newest versions, never the active one; returns the
+        versions deleted, oldest first."""
+        if keep < 1:
+            raise InvalidInputError("keep must be at least 1")
+        active = self.active_version(domain)
+        # names are UTC timestamps (``new_version_name``): their order is their age
+        kept = set(self.versions(domain)[-keep:]) | {active}
+        deleted = [v for v in self.versions(domain) if v not in kept]
+        for version in deleted:
+            self.delete(domain, version)
+        return deleted
 
     @staticmethod
     def write_json(path: Path, data: dict[str, Any]) -> None:

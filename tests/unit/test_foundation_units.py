@@ -126,6 +126,30 @@ def test_artifact_versions_publish_and_activate(tmp_path: Path) -> None:
         store.domain_dir("../etc")
 
 
+def test_artifact_versions_delete_and_prune_spare_the_active_one(tmp_path: Path) -> None:
+    store = ArtifactStore(tmp_path, "qa")
+    for version in ("v1", "v2", "v3", "v4"):
+        staging = store.staging_dir("finance", version)
+        (staging / "config.json").write_text("{}")
+        store.publish("finance", version, staging, activate=version == "v2")
+    with pytest.raises(ConflictError, match="active"):
+        store.delete("finance", "v2")
+    with pytest.raises(NotFoundError):
+        store.delete("finance", "v9")
+    with pytest.raises(InvalidInputError):
+        store.delete("finance", "../v1")
+    with pytest.raises(InvalidInputError):
+        store.prune("finance", 0)
+    # the newest one and the active one stay, whatever their age
+    assert store.prune("finance", 1) == ["v1", "v3"]
+    assert store.versions("finance") == ["v2", "v4"] and store.active_version("finance") == "v2"
+    assert not [p for p in store.domain_dir("finance").iterdir() if p.name.startswith(".")]
+    assert store.prune("finance", 5) == []
+    store.activate("finance", "v4")
+    store.delete("finance", "v2")
+    assert store.versions("finance") == ["v4"]
+
+
 def test_generated_passwords_cannot_read_as_an_option() -> None:
     # CI once failed on a token_urlsafe password that began with "-": neo4j-admin took it
     # for an option and said the password was missing. 2000 draws of 32 characters from
