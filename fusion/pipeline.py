@@ -287,10 +287,19 @@ class DomainQA:
         self.zero_shot = ZeroShotScorer(self.space)
         self.scorers: dict[str, ModelScorer] = {}
         if checkpoint is not None:
+            trained_with = checkpoint.config.get("encoder_version")
             for name, model in checkpoint.heads.items():
                 if model.use_graph and (features is None or features.dim != model.graph_dim):
                     log.warning("QA head %r of %s needs graph features of width %s; skipped",
                                 name, domain, model.graph_dim)
+                    continue
+                # its graph terms were fitted to one encoder's vectors: another encoder's, even
+                # of the same width, are another space, so the text head answers instead
+                if model.use_graph and features is not None and trained_with is not None \
+                        and features.version != trained_with:
+                    log.warning("QA head %r of %s was trained with encoder %s, not the active %s; "
+                                "skipped (retrain QA, or activate that encoder)", name, domain,
+                                trained_with, features.version)
                     continue
                 self.scorers[name] = ModelScorer(model, self.space, features)
 
