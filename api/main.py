@@ -14,7 +14,18 @@ from neo4j import Driver
 from api.errors import install_error_handlers
 from api.jobs import JobManager
 from api.metrics import Metrics
-from api.routes import ask, embeddings, entities, health, jobs, migrations, paths, schema, subgraph
+from api.routes import (
+    ask,
+    embeddings,
+    entities,
+    health,
+    jobs,
+    migrations,
+    models,
+    paths,
+    schema,
+    subgraph,
+)
 from api.security import KeyRing, load_keys
 from fusion import threads
 from graph.driver import make_driver
@@ -23,7 +34,7 @@ from graph.store import GraphStore
 
 log = logging.getLogger("kgr.api")
 
-ROUTERS = (health, entities, paths, subgraph, schema, jobs, migrations, embeddings, ask)
+ROUTERS = (health, entities, paths, subgraph, schema, jobs, migrations, embeddings, models, ask)
 
 
 def create_app(settings: Settings | None = None, driver: Driver | None = None,

@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from cli import encoder, keys, migrate, neo4j_cmd, qa, read, serve
+from cli import encoder, keys, migrate, models, neo4j_cmd, qa, read, serve
 from cli.groups import eval_app, train_app
 
 # PyTorch Geometric scripts some modules with torch.jit at import, which torch 2.x deprecates:
@@ -31,6 +31,7 @@ app.add_typer(migrate.app, name="migrate")
 app.add_typer(train_app, name="train")
 app.add_typer(eval_app, name="eval")
 app.add_typer(encoder.app, name="embeddings")
+app.add_typer(models.app, name="models")
 if hasattr(qa, "ask"):
     app.command("ask")(qa.ask)
 app.command("phrasings")(qa.phrasings)

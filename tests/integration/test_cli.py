@@ -27,7 +27,8 @@ def runner(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliR
 
 def test_every_command_has_help(runner: CliRunner) -> None:
     for args in (["--help"], ["neo4j", "--help"], ["entity", "search", "--help"],
-                 ["paths", "--help"], ["serve", "--help"], ["keys", "create", "--help"]):
+                 ["paths", "--help"], ["serve", "--help"], ["keys", "create", "--help"],
+                 ["models", "--help"], ["models", "activate", "--help"]):
         result = runner.invoke(app, args)
         assert result.exit_code == 0, (args, result.output)
         assert "Usage" in result.output

@@ -1,0 +1,101 @@
+"""``kgr models``: the stored versions of the encoder and QA models (``fusion.versions``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import typer
+
+from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
+from graph.exceptions import DatabaseUnavailableError
+
+if TYPE_CHECKING:
+    from fusion.versions import Kind
+
+app = typer.Typer(help="Stored model versions: list, activate (roll back), delete, prune.",
+                  no_args_is_help=True)
+
+KIND_ARG = typer.Argument(..., help="encoder or qa")
+DOMAIN_ARG = typer.Argument(..., help="Domain, e.g. medical")
+JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
+
+
+def _kind(value: str) -> Kind:
+    from fusion.versions import check_kind
+
+    return check_kind(value)
+
+
+@app.command("list")
+@handle_errors
+def list_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG, json_out: bool = JSON_OPT) -> None:
+    """The versions of a domain's models, oldest first, with the active one marked."""
+    from fusion.versions import list_versions
+
+    cfg = settings()
+    checked = _kind(kind)
+    with open_driver(cfg) as driver:
+        try:
+            versions = list_versions(cfg, driver, checked, domain)
+        except DatabaseUnavailableError:  # the files alone still say what is stored
+            versions = list_versions(cfg, None, checked, domain)
+    if json_out:
+        print_json([v.model_dump(mode="json") for v in versions])
+        return
+    if not versions:
+        console.print(f"no {kind} versions stored for domain {domain!r}")
+        return
+    extra = "encoder" if kind == "qa" else "served"
+    print_table(f"{kind} versions of {domain}",
+                ["version", "active", "created (UTC)", "MB", "metrics", extra],
+                [(v.version, "*" if v.active else "", v.created_at,
+                  f"{v.size_bytes / 1e6:.1f}",
+                  ", ".join(f"{k} {val}" for k, val in v.metrics.items()),
+                  v.encoder_version if kind == "qa" else v.served) for v in versions])
+
+
+@app.command("activate")
+@handle_errors
+def activate_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG,
+                 version: str = typer.Argument(..., help="A version from `kgr models list`"),
+                 json_out: bool = JSON_OPT) -> None:
+    """Serve an earlier (or any stored) version; an encoder's embeddings go back into Neo4j."""
+    from fusion.versions import activate_version
+
+    cfg = settings()
+    with open_driver(cfg) as driver:
+        info = activate_version(cfg, driver, _kind(kind), domain, version)
+    if json_out:
+        print_json(info)
+        return
+    console.print(f"{kind} version [bold]{info.version}[/] of {domain} is active")
+    if info.graph_head_usable is False:
+        console.print(f"its graph head was trained with encoder {info.encoder_version}, which "
+                      "is not active: the text head answers")
+
+
+@app.command("delete")
+@handle_errors
+def delete_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG,
+               version: str = typer.Argument(...)) -> None:
+    """Remove a stored version (not the active one)."""
+    from fusion.versions import delete_version
+
+    delete_version(settings(), _kind(kind), domain, version)
+    console.print(f"{kind} version {version} of {domain} deleted")
+
+
+@app.command("prune")
+@handle_errors
+def prune_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG,
+              keep: int = typer.Option(3, "--keep", help="How many of the newest to keep"),
+              json_out: bool = JSON_OPT) -> None:
+    """Remove all but the newest versions; the active one always stays."""
+    from fusion.versions import prune_versions
+
+    deleted = prune_versions(settings(), _kind(kind), domain, keep)
+    if json_out:
+        print_json({"deleted": deleted})
+        return
+    console.print(f"deleted {len(deleted)} {kind} version(s) of {domain}" +
+                  (": " + ", ".join(deleted) if deleted else ""))
