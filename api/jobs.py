@@ -44,12 +44,7 @@ class JobManager:
 
     def submit(self, kind: str, domain: str, fn: JobFn) -> Job:
         with self._lock:
-            for job in self._jobs.values():
-                live = job.status in ("queued", "running")
-                if live and job.kind == kind and job.domain == domain:
-                    raise ConflictError(
-                        f"a {kind} job for domain {domain!r} is already running (job {job.id})"
-                    )
+            self._check_idle(kind, domain)
             job = Job(id=uuid.uuid4().hex[:12], kind=kind, domain=domain,
                       created_at=datetime.now(UTC))
             self._jobs[job.id] = job
@@ -57,6 +52,18 @@ class JobManager:
                                   name=f"kgr-job-{job.id}")
         thread.start()
         return job.model_copy()
+
+    def check_idle(self, kind: str, domain: str) -> None:
+        """``ConflictError`` while a job of ``kind`` for ``domain`` is queued or running."""
+        with self._lock:
+            self._check_idle(kind, domain)
+
+    def _check_idle(self, kind: str, domain: str) -> None:
+        for job in self._jobs.values():
+            live = job.status in ("queued", "running")
+            if live and job.kind == kind and job.domain == domain:
+                raise ConflictError(
+                    f"a {kind} job for domain {domain!r} is already running (job {job.id})")
 
     def _update(self, job_id: str, **changes: Any) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from fusion.schemas import (
 )
 
 router = APIRouter(tags=["ask"])
+TRAIN_QA_JOB_KIND = "train-qa"
 
 _SERVICE_LOCK = threading.Lock()
 
@@ -101,7 +102,7 @@ def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driv
         service.invalidate(body.domain)
         return result
 
-    return jobs.submit("train-qa", body.domain, run)
+    return jobs.submit(TRAIN_QA_JOB_KIND, body.domain, run)
 
 
 @router.post("/v1/eval/qa", response_model=Job, status_code=202,

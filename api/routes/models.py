@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
-from api.deps import AdminDep, DriverDep, ReaderDep, SettingsDep, StoreDep
+from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
+from api.routes.ask import TRAIN_QA_JOB_KIND
+from api.routes.embeddings import TRAIN_JOB_KIND as TRAIN_ENCODER_JOB_KIND
 from fusion.versions import (
     Kind,
     VersionInfo,
@@ -22,6 +24,8 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 KindPath = Annotated[Kind, Path(description="encoder or qa")]
 DomainPath = Annotated[str, Path(min_length=1, max_length=100)]
 VersionPath = Annotated[str, Path(min_length=1, max_length=100)]
+# the training job that publishes (and activates) versions of each kind
+TRAINING_JOB: dict[Kind, str] = {"encoder": TRAIN_ENCODER_JOB_KIND, "qa": TRAIN_QA_JOB_KIND}
 
 
 class ActivateRequest(BaseModel):
@@ -49,11 +53,14 @@ def list_models(kind: KindPath, domain: DomainPath, _: ReaderDep, settings: Sett
 
 @router.post("/{kind}/{domain}/active", response_model=VersionInfo)
 def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest, _: AdminDep,
-                   settings: SettingsDep, driver: DriverDep, store: StoreDep) -> VersionInfo:
+                   settings: SettingsDep, driver: DriverDep, store: StoreDep,
+                   jobs: JobsDep) -> VersionInfo:
     """Serve this version from the next question on. It is loaded first (422 if it does not
     load); an encoder version's embeddings are written back into Neo4j before it is served,
-    which takes seconds for a large domain."""
+    which takes seconds for a large domain. 409 while this kind's training job runs for the
+    domain: it would write the same embedding slot and flip the pointer when it ends."""
     store.check_domain(domain)
+    jobs.check_idle(TRAINING_JOB[kind], domain)
     return activate_version(settings, driver, kind, domain, body.version)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -108,6 +109,16 @@ def test_rolling_the_encoder_back_serves_its_embeddings_and_the_active_one_stays
                       headers={"X-API-Key": READER}).status_code == 404
     pointer = active_embedding(driver, settings.neo4j_database, domain)
     assert pointer is not None and pointer.version == first
+
+    # while a training job of the kind runs for the domain, activation waits its turn (409)
+    release = threading.Event()
+    job = client.app.state.jobs.submit("train-encoder", domain, lambda progress: release.wait(30))
+    try:
+        busy = client.post(f"/v1/models/encoder/{domain}/active", json={"version": first},
+                           headers=admin)
+        assert busy.status_code == 409 and job.id in busy.json()["error"]["message"]
+    finally:
+        release.set()
 
 
 def test_prune_keeps_the_newest_and_the_active(
