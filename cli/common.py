@@ -93,10 +93,12 @@ def print_json(value: Any) -> None:
     sys.stdout.write(text + "\n")
 
 
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]],
+                no_wrap: Sequence[str] = ()) -> None:
+    """A table for people; the ``no_wrap`` columns (identifiers) are never folded."""
     table = Table(title=title)
     for column in columns:
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in no_wrap)
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     console.print(table)

@@ -45,13 +45,21 @@ def list_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG, json_out: bool = JS
     if not versions:
         console.print(f"no {kind} versions stored for domain {domain!r}")
         return
-    extra = "encoder" if kind == "qa" else "served"
-    print_table(f"{kind} versions of {domain}",
-                ["version", "active", "created (UTC)", "MB", "metrics", extra],
-                [(v.version, "*" if v.active else "", v.created_at,
-                  f"{v.size_bytes / 1e6:.1f}",
-                  ", ".join(f"{k} {val}" for k, val in v.metrics.items()),
-                  v.encoder_version if kind == "qa" else v.served) for v in versions])
+    if kind == "qa":
+        columns = ["version", "active", "MB", "validation Hits@1", "graph head"]
+        rows = [(v.version, "*" if v.active else "", f"{v.size_bytes / 1e6:.1f}",
+                 ", ".join(f"{k.removesuffix('_val_hits@1')} {val:.3f}"
+                           for k, val in v.metrics.items()),
+                 {None: "-", True: "usable", False: "other encoder"}[v.graph_head_usable])
+                for v in versions]
+    else:
+        columns = ["version", "active", "MB", "test MRR / Hits@10", "in Neo4j"]
+        rows = [(v.version, "*" if v.active else "", f"{v.size_bytes / 1e6:.1f}",
+                 " / ".join(f"{v.metrics[k]:.3f}" for k in ("mrr", "hits_at_10")
+                            if k in v.metrics),
+                 {None: "?", True: "yes", False: ""}[v.served]) for v in versions]
+    print_table(f"{kind} versions of {domain} (oldest first)", columns, rows,
+                no_wrap=("version",))
 
 
 @app.command("activate")
