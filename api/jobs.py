@@ -18,6 +18,21 @@ JobStatus = Literal["queued", "running", "succeeded", "failed"]
 ProgressFn = Callable[[float, str], None]
 JobFn = Callable[[ProgressFn], dict[str, Any]]
 
+TRAIN_ENCODER = "train-encoder"
+TRAIN_QA = "train-qa"
+EVAL_QA = "eval-qa"
+ACTIVATE_ENCODER = "activate-encoder"
+ACTIVATE_QA = "activate-qa"
+# the kinds that may not run beside each other for one domain, besides two of one kind: a
+# training job and an activation of that model kind both write the served version (and, for
+# the encoder, the same embedding slot in Neo4j)
+EXCLUSIVE: dict[str, frozenset[str]] = {
+    TRAIN_ENCODER: frozenset({ACTIVATE_ENCODER}),
+    ACTIVATE_ENCODER: frozenset({TRAIN_ENCODER}),
+    TRAIN_QA: frozenset({ACTIVATE_QA}),
+    ACTIVATE_QA: frozenset({TRAIN_QA}),
+}
+
 
 class Job(BaseModel):
     """A background job's state, as the API shows it."""
@@ -36,7 +51,8 @@ class Job(BaseModel):
 
 
 class JobManager:
-    """Runs job functions in daemon threads; refuses a second live job of the same kind+domain."""
+    """Runs job functions in daemon threads; refuses a second live job of the same kind (or an
+    ``EXCLUSIVE`` one) for a domain."""
 
     def __init__(self) -> None:
         self._jobs: dict[str, Job] = {}
@@ -53,17 +69,15 @@ class JobManager:
         thread.start()
         return job.model_copy()
 
-    def check_idle(self, kind: str, domain: str) -> None:
-        """``ConflictError`` while a job of ``kind`` for ``domain`` is queued or running."""
-        with self._lock:
-            self._check_idle(kind, domain)
-
     def _check_idle(self, kind: str, domain: str) -> None:
+        """``ConflictError`` while a job of ``kind``, or one ``EXCLUSIVE`` with it, is queued or
+        running for ``domain``."""
+        blocking = EXCLUSIVE.get(kind, frozenset()) | {kind}
         for job in self._jobs.values():
             live = job.status in ("queued", "running")
-            if live and job.kind == kind and job.domain == domain:
-                raise ConflictError(
-                    f"a {kind} job for domain {domain!r} is already running (job {job.id})")
+            if live and job.kind in blocking and job.domain == domain:
+                raise ConflictError(f"a {job.kind} job for domain {domain!r} is already running "
+                                    f"(job {job.id})")
 
     def _update(self, job_id: str, **changes: Any) -> None:
         with self._lock:

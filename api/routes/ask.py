@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
-from api.jobs import Job
+from api.jobs import EVAL_QA, TRAIN_QA, Job
 from fusion.pipeline import QAService
 from fusion.schemas import (
     AskRequest,
@@ -19,7 +19,6 @@ from fusion.schemas import (
 )
 
 router = APIRouter(tags=["ask"])
-TRAIN_QA_JOB_KIND = "train-qa"
 
 _SERVICE_LOCK = threading.Lock()
 
@@ -102,7 +101,7 @@ def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driv
         service.invalidate(body.domain)
         return result
 
-    return jobs.submit(TRAIN_QA_JOB_KIND, body.domain, run)
+    return jobs.submit(TRAIN_QA, body.domain, run)
 
 
 @router.post("/v1/eval/qa", response_model=Job, status_code=202,
@@ -133,4 +132,4 @@ def eval_qa(body: EvalQARequest, request: Request, settings: SettingsDep, driver
                 predicted_links=body.predicted_links)
         return {"domain": body.domain, "questions": len(rows), "results": results}
 
-    return jobs.submit("eval-qa", body.domain, run)
+    return jobs.submit(EVAL_QA, body.domain, run)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
-from api.jobs import Job, ProgressFn
+from api.jobs import TRAIN_ENCODER, Job, ProgressFn
 from graph.encoder import EncoderConfig, encoder_artifacts, load_active_encoder, train_domain
 from graph.encoder.serve import (
     MAX_K,
@@ -21,8 +21,6 @@ from graph.exceptions import InvalidInputError
 from graph.schema import check_allowed, live_entity_types
 
 router = APIRouter(tags=["embeddings"])
-
-TRAIN_JOB_KIND = "train-encoder"
 
 
 class SimilarItem(BaseModel):
@@ -166,4 +164,4 @@ def train_encoder_job(body: TrainEncoderRequest, driver: DriverDep, settings: Se
         bundle = load_active_encoder(settings, body.domain)
         return {"version": version, "metrics": bundle.metrics}
 
-    return jobs.submit(TRAIN_JOB_KIND, body.domain, run)
+    return jobs.submit(TRAIN_ENCODER, body.domain, run)

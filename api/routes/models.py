@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
-from api.routes.ask import TRAIN_QA_JOB_KIND
-from api.routes.embeddings import TRAIN_JOB_KIND as TRAIN_ENCODER_JOB_KIND
+from api.jobs import ACTIVATE_ENCODER, ACTIVATE_QA, Job, ProgressFn
 from fusion.versions import (
     Kind,
     VersionInfo,
     activate_version,
+    artifacts_of,
     delete_version,
     list_versions,
     prune_versions,
@@ -24,8 +24,7 @@ router = APIRouter(prefix="/v1/models", tags=["models"])
 KindPath = Annotated[Kind, Path(description="encoder or qa")]
 DomainPath = Annotated[str, Path(min_length=1, max_length=100)]
 VersionPath = Annotated[str, Path(min_length=1, max_length=100)]
-# the training job that publishes (and activates) versions of each kind
-TRAINING_JOB: dict[Kind, str] = {"encoder": TRAIN_ENCODER_JOB_KIND, "qa": TRAIN_QA_JOB_KIND}
+ACTIVATION_JOB: dict[Kind, str] = {"encoder": ACTIVATE_ENCODER, "qa": ACTIVATE_QA}
 
 
 class ActivateRequest(BaseModel):
@@ -51,17 +50,25 @@ def list_models(kind: KindPath, domain: DomainPath, _: ReaderDep, settings: Sett
     return versions
 
 
-@router.post("/{kind}/{domain}/active", response_model=VersionInfo)
+@router.post("/{kind}/{domain}/active", response_model=Job, status_code=202)
 def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest, _: AdminDep,
                    settings: SettingsDep, driver: DriverDep, store: StoreDep,
-                   jobs: JobsDep) -> VersionInfo:
-    """Serve this version from the next question on. It is loaded first (422 if it does not
-    load); an encoder version's embeddings are written back into Neo4j before it is served,
-    which takes seconds for a large domain. 409 while this kind's training job runs for the
-    domain: it would write the same embedding slot and flip the pointer when it ends."""
+                   jobs: JobsDep) -> Job:
+    """Serve this version from the next question on, as a background job (an encoder's
+    embeddings are written back into Neo4j first: half a minute for the medical graph); poll
+    `/v1/jobs/{id}`, whose result is the version's listing. The version is loaded before it is
+    served: one that does not load fails the job and the served version stays. 404 for a
+    version that is not stored; 409 while this kind's training or activation runs for the
+    domain (both write the served version)."""
     store.check_domain(domain)
-    jobs.check_idle(TRAINING_JOB[kind], domain)
-    return activate_version(settings, driver, kind, domain, body.version)
+    artifacts_of(settings, kind).path(domain, body.version)  # 404 / 422 now, not in the job
+
+    def run(progress: ProgressFn) -> dict[str, Any]:
+        progress(0.0, f"loading {kind} version {body.version}")
+        info = activate_version(settings, driver, kind, domain, body.version)
+        return info.model_dump(mode="json")
+
+    return jobs.submit(ACTIVATION_JOB[kind], domain, run)
 
 
 @router.delete("/{kind}/{domain}/{version}", status_code=204)

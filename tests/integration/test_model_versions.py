@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -24,6 +26,7 @@ from fusion.train import train_domain as train_qa
 from fusion.versions import activate_version, list_versions
 from graph.encoder import EncoderConfig
 from graph.encoder import train_domain as train_encoder
+from graph.encoder.checkpoint import encoder_artifacts
 from graph.encoder.serve import active_embedding, drop_embeddings
 from graph.settings import Settings, get_settings
 
@@ -79,10 +82,10 @@ def test_rolling_the_encoder_back_serves_its_embeddings_and_the_active_one_stays
     refused = client.post(f"/v1/models/encoder/{domain}/active", json={"version": first},
                           headers={"X-API-Key": READER})
     assert refused.status_code == 403
-    back = client.post(f"/v1/models/encoder/{domain}/active", json={"version": first},
-                       headers=admin)
-    assert back.status_code == 200, back.text
-    assert back.json()["active"] is True and back.json()["served"] is True
+    back = finished(client, client.post(f"/v1/models/encoder/{domain}/active",
+                                        json={"version": first}, headers=admin))
+    assert back["status"] == "succeeded", back
+    assert back["result"]["active"] is True and back["result"]["served"] is True
     pointer = active_embedding(driver, settings.neo4j_database, domain)
     assert pointer is not None and pointer.version == first
 
@@ -110,15 +113,51 @@ def test_rolling_the_encoder_back_serves_its_embeddings_and_the_active_one_stays
     pointer = active_embedding(driver, settings.neo4j_database, domain)
     assert pointer is not None and pointer.version == first
 
-    # while a training job of the kind runs for the domain, activation waits its turn (409)
+    # a stored version that does not load fails its job, and the served one stays
+    broken = encoder_artifacts(settings).domain_dir(domain) / "v20300101-000000-000000"
+    broken.mkdir()
+    (broken / "config.json").write_text("{}")
+    failed = finished(client, client.post(f"/v1/models/encoder/{domain}/active",
+                                          json={"version": broken.name}, headers=admin))
+    assert failed["status"] == "failed" and "does not load" in failed["error"], failed
+    pointer = active_embedding(driver, settings.neo4j_database, domain)
+    assert pointer is not None and pointer.version == first
+    assert [v["active"] for v in versions_of(client, "encoder", domain)] == [True, False]
+
+    # training and activation of one kind for one domain exclude each other (409)
     release = threading.Event()
-    job = client.app.state.jobs.submit("train-encoder", domain, lambda progress: release.wait(30))
+    jobs = client.app.state.jobs
     try:
+        job = jobs.submit("train-encoder", domain, lambda progress: {"released": release.wait(30)})
         busy = client.post(f"/v1/models/encoder/{domain}/active", json={"version": first},
                            headers=admin)
         assert busy.status_code == 409 and job.id in busy.json()["error"]["message"]
+        other_kind = client.post(f"/v1/models/qa/{domain}/active", json={"version": first},
+                                 headers=admin)
+        assert other_kind.status_code == 404  # not blocked: no such QA version
     finally:
         release.set()
+    while jobs.get(job.id).status != "succeeded":
+        time.sleep(0.05)
+    release = threading.Event()
+    try:
+        jobs.submit("activate-encoder", domain, lambda progress: {"released": release.wait(30)})
+        training = client.post("/v1/train/encoder", json={"domain": domain}, headers=admin)
+        assert training.status_code == 409, training.text
+    finally:
+        release.set()
+
+
+def finished(client: TestClient, response: httpx.Response) -> dict:
+    """The job that ``response`` started, once it has ended (at most 60 s)."""
+    assert response.status_code == 202, response.text
+    deadline = time.monotonic() + 60
+    while True:
+        job = client.get(f"/v1/jobs/{response.json()['id']}",
+                         headers={"X-API-Key": ADMIN}).json()
+        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            return job
+        time.sleep(0.2)
 
 
 def test_prune_keeps_the_newest_and_the_active(
