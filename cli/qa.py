@@ -193,6 +193,8 @@ def ask(
         return
     if response.reason:
         typer.echo(f"no answer: {response.reason}")
+    if response.domain is None:
+        return
     # a question with several topics ("X and Y") shows one evidence path per topic reached
     title = f"{response.domain} ({response.mode})" + (
         f", topics joined: {response.coordination}" if response.coordination else "")

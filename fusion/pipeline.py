@@ -806,9 +806,9 @@ class QAService:
             self._checked.clear()
         self.expander.clear()
 
-    def pick_domain(self, question: str) -> str:
+    def pick_domain(self, question: str) -> str | None:
         """The domain whose entity names the question mentions best (among the domains with a
-        trained QA model, when there are any)."""
+        trained QA model, when there are any); None when no domain's names occur in it."""
         best: tuple[int, float, str] | None = None
         domains = self.store.domains()
         trained = [d for d in domains if qa_artifacts(self.settings).active_version(d)]
@@ -819,10 +819,17 @@ class QAService:
                 key = (top.end - top.start, top.score, name)
                 if best is None or key[:2] > best[:2]:
                     best = key
-        if best is None:
-            raise NotFoundError("no domain has an entity that the question mentions; "
-                                "pass a domain")
-        return best[2]
+        return best[2] if best is not None else None
+
+    def _nothing_found(self, question: str, mode: Mode | None) -> AskResponse:
+        domains = self.store.domains()
+        reason = ("no entity of any domain (" + ", ".join(domains) + ") was found in the "
+                  "question; pass a domain to ask it there") if domains else \
+            "the graph holds no domain yet"
+        # nothing was scored: the mode is the one asked for, else the one needing no model
+        return AskResponse(question=question, domain=None, mode=mode or "zero-shot",
+                           answers=[], linked_entities=[], reason=reason,
+                           models={"text_encoder": TEXT_MODEL}, timings_ms={})
 
     def warm_up(self) -> dict[str, float]:
         """Load every domain that has a QA model and answer one question about it, so that the
@@ -864,7 +871,10 @@ class QAService:
         threads.for_ask()
         self.check_graph()
         if domain is None:
-            domain = self.pick_domain(question)
+            picked = self.pick_domain(question)
+            if picked is None:  # as for one domain: no entity found is an answer, not an error
+                return self._nothing_found(question, mode)
+            domain = picked
         else:
             self.check_domain(domain)
         return self.domain(domain).answer(question, top_k, max_hops, mode, use_graph,

@@ -122,7 +122,8 @@ class CheckResult(BaseModel):
 
 class AskResponse(BaseModel):
     question: str
-    domain: str
+    domain: str | None = Field(description="the domain asked; None when the request named none "
+                               "and no domain's entity occurs in the question")
     mode: Mode
     answers: list[Answer]
     linked_entities: list[LinkedEntity]

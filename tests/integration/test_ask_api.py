@@ -149,6 +149,12 @@ def test_ask_errors(client: TestClient, toy_graph: dict[str, str], domain: str) 
     nothing = ask({"question": "Who is the mayor of Springfield?", "domain": domain})
     assert nothing.status_code == 200
     assert nothing.json()["answers"] == [] and "no entity" in nothing.json()["reason"]
+    # without a domain, a question that names no entity of any domain is answered the same way
+    nowhere = ask({"question": "Which zorblaxes frobnicate the quuxwerk?"})
+    assert nowhere.status_code == 200, nowhere.text
+    assert nowhere.json()["answers"] == [] and nowhere.json()["domain"] is None
+    assert "no entity of any domain" in nowhere.json()["reason"]
+    assert domain in nowhere.json()["reason"]
     untrained = ask({"question": "Which genes are associated with Marfan syndrome?",
                      "domain": domain, "mode": "fine-tuned"})
     assert untrained.status_code == 409 and error_code(untrained) == "model_not_ready"
