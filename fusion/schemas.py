@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, get_args
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 Mode = Literal["zero-shot", "fine-tuned"]
 EvalMode = Literal["zero-shot", "fine-tuned", "fine-tuned-no-graph"]
@@ -13,6 +13,8 @@ MAX_QUESTION_CHARS = 500
 
 class AskRequest(BaseModel):
     """A natural-language question about one domain's graph."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
 
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
                           description="e.g. 'Which genes are associated with Marfan syndrome?'")
@@ -173,6 +175,8 @@ class PhrasingsResponse(BaseModel):
 class TrainQARequest(BaseModel):
     """Train a QA model: on generated questions, or on uploaded-before rows, or both."""
 
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
     domain: str = Field(max_length=100)
     data: list[dict[str, object]] | None = Field(
         default=None, description='rows {"question", "answers", "topic_entities"?}')
@@ -189,6 +193,8 @@ class TrainQARequest(BaseModel):
 
 
 class EvalQARequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
     domain: str = Field(max_length=100)
     data: list[dict[str, object]] | None = None
     generate_per_hop: int = Field(default=100, ge=0, le=5000)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
 from api.jobs import TRAIN_ENCODER, Job, ProgressFn
@@ -57,6 +57,8 @@ class PredictResponse(BaseModel):
 class TrainEncoderRequest(BaseModel):
     """Start training the encoder of one domain; unset fields keep the defaults chosen for
     the graph's size (``EncoderConfig.for_graph``)."""
+
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
 
     domain: str = Field(min_length=1, max_length=100)
     epochs: int | None = Field(default=None, ge=1, le=10_000)

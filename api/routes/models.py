@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
 from api.jobs import ACTIVATE_ENCODER, ACTIVATE_QA, Job, ProgressFn
@@ -28,11 +28,15 @@ ACTIVATION_JOB: dict[Kind, str] = {"encoder": ACTIVATE_ENCODER, "qa": ACTIVATE_Q
 
 
 class ActivateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
     version: str = Field(min_length=1, max_length=100,
                          description="a stored version (GET /v1/models/{kind}/{domain})")
 
 
 class PruneRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
     keep: int = Field(default=3, ge=1, le=1000, description="how many of the newest to keep")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ReaderDep, StoreDep
 from graph.models import Subgraph
@@ -13,6 +13,8 @@ router = APIRouter(prefix="/v1/subgraph", tags=["subgraph"])
 
 
 class SubgraphRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+
     seeds: list[str] = Field(min_length=1, max_length=100)
     hops: int = Field(default=2, ge=1, le=MAX_SUBGRAPH_HOPS)
     max_nodes: int = Field(default=200, ge=1, le=5000)

@@ -144,6 +144,8 @@ def test_ask_errors(client: TestClient, toy_graph: dict[str, str], domain: str) 
     assert blank.status_code == 422 and error_code(blank) == "invalid_input"
     assert ask({"question": "x" * 501, "domain": domain}).status_code == 422
     assert ask({"question": "Why?", "domain": domain, "max_hops": 4}).status_code == 422
+    misspelt = ask({"question": "Why?", "domain": domain, "max_hop": 1})
+    assert misspelt.status_code == 422 and "max_hop" in misspelt.json()["error"]["message"]
     unknown = ask({"question": "Which genes cause Marfan syndrome?", "domain": "no_such_domain"})
     assert unknown.status_code == 404 and error_code(unknown) == "not_found"
     nothing = ask({"question": "Who is the mayor of Springfield?", "domain": domain})
