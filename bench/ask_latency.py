@@ -21,7 +21,9 @@ import subprocess
 import sys
 import time
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -94,6 +96,30 @@ def fresh_bodies(domains: list[str], count: int) -> list[dict[str, object]]:
     return bodies[:count]
 
 
+@contextmanager
+def api_server() -> Iterator[str]:
+    """``uvicorn api.main:create_app`` in a subprocess with the bench's reader key; yields its
+    base URL once ``/healthz`` answers."""
+    port = free_port()
+    env = {**os.environ, "KGR_API_KEYS": f"reader:{KEY}", "OMP_NUM_THREADS": "2"}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host",
+         "127.0.0.1", "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{base}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -137,42 +163,25 @@ def main() -> None:
                         help="ask with predicted_links (retrieval also follows predicted links)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/ask_latency.json")
     args = parser.parse_args()
-    port = free_port()
-    env = {**os.environ, "KGR_API_KEYS": f"reader:{KEY}", "OMP_NUM_THREADS": "2"}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(timeout=120) as client:
-            for _ in range(240):
-                try:
-                    if client.get(f"{base}/healthz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.5)
-            extra = {**({"mode": args.mode} if args.mode else {}),
-                     **({"predicted_links": True} if args.predicted_links else {})}
-            bodies = [{"question": q, "domain": d, "max_hops": 3, "top_k": 10, **extra}
-                      for d in args.domains for q in QUESTIONS[d]]
-            for body in bodies:  # warm-up: models, alias indexes, caches
-                response = client.post(f"{base}/v1/ask", json=body, headers={"X-API-Key": KEY})
-                if response.status_code != 200:
-                    raise SystemExit(f"warm-up failed: {response.status_code} {response.text}")
-                data = response.json()
-                top = data["answers"][0]["name"] if data["answers"] else data["reason"]
-                print(f"{data['mode']:<10} {body['question']!r} -> {top}")
-            results = [run(client, f"{base}/v1/ask", bodies, c, args.requests, "repeated")
-                       for c in (1, 8)]
-            fresh = fresh_bodies(args.domains, 2 * args.requests)
-            for body in fresh:
-                body.update(extra)
-            results += [run(client, f"{base}/v1/ask", part, c, len(part), "fresh")
-                        for c, part in ((1, fresh[:args.requests]), (8, fresh[args.requests:]))]
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with api_server() as base, httpx.Client(timeout=120) as client:
+        extra = {**({"mode": args.mode} if args.mode else {}),
+                 **({"predicted_links": True} if args.predicted_links else {})}
+        bodies = [{"question": q, "domain": d, "max_hops": 3, "top_k": 10, **extra}
+                  for d in args.domains for q in QUESTIONS[d]]
+        for body in bodies:  # warm-up: models, alias indexes, caches
+            response = client.post(f"{base}/v1/ask", json=body, headers={"X-API-Key": KEY})
+            if response.status_code != 200:
+                raise SystemExit(f"warm-up failed: {response.status_code} {response.text}")
+            data = response.json()
+            top = data["answers"][0]["name"] if data["answers"] else data["reason"]
+            print(f"{data['mode']:<10} {body['question']!r} -> {top}")
+        results = [run(client, f"{base}/v1/ask", bodies, c, args.requests, "repeated")
+                   for c in (1, 8)]
+        fresh = fresh_bodies(args.domains, 2 * args.requests)
+        for body in fresh:
+            body.update(extra)
+        results += [run(client, f"{base}/v1/ask", part, c, len(part), "fresh")
+                    for c, part in ((1, fresh[:args.requests]), (8, fresh[args.requests:]))]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2))
     print(f"{'questions':<9} {'concurrency':>11} {'requests':>8} {'p50 ms':>7} {'p99 ms':>7} "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, get_args
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,13 +11,11 @@ EvalMode = Literal["zero-shot", "fine-tuned", "fine-tuned-no-graph"]
 MAX_QUESTION_CHARS = 500
 
 
-class AskRequest(BaseModel):
-    """A natural-language question about one domain's graph."""
+class AskOptions(BaseModel):
+    """How to answer: the fields a single question and a batch share."""
 
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
 
-    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
-                          description="e.g. 'Which genes are associated with Marfan syndrome?'")
     domain: str | None = Field(default=None, max_length=100,
                                description="Domain to ask; default: the one whose entities the "
                                "question mentions")
@@ -32,6 +30,24 @@ class AskRequest(BaseModel):
     count: bool | None = Field(
         default=None, description="also say how many entities the best reading reaches "
         "(`count` in the answer); default: when the question asks 'how many'")
+
+
+class AskRequest(AskOptions):
+    """A natural-language question about one domain's graph."""
+
+    question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
+                          description="e.g. 'Which genes are associated with Marfan syndrome?'")
+
+
+MAX_BATCH_QUESTIONS = 64
+
+
+class AskBatchRequest(AskOptions):
+    """Several questions answered in one request, with the same options."""
+
+    questions: list[Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]] = \
+        Field(min_length=1, max_length=MAX_BATCH_QUESTIONS)
+
 
 
 class EvidenceHop(BaseModel):
@@ -141,6 +157,11 @@ class AskResponse(BaseModel):
         "two entities: whether and how the graph links them (the answer is the second "
         "entity, with the shortest paths as evidence)")
     models: dict[str, str | bool | None]
+    timings_ms: dict[str, float]
+
+
+class AskBatchResponse(BaseModel):
+    results: list[AskResponse] = Field(description="one answer per question, in their order")
     timings_ms: dict[str, float]
 
 

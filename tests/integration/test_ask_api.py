@@ -63,6 +63,52 @@ def test_ask_returns_answers_evidence_links_models_and_timings(
                                                     toy_graph["HP:0001382"]]
 
 
+def test_a_batch_answers_each_question_as_a_single_ask_does(
+    client: TestClient, toy_graph: dict[str, str], domain: str
+) -> None:
+    questions = ["Which genes are associated with Marfan syndrome?",
+                 "Who is the mayor of Springfield?",
+                 "What phenotypes does Marfan syndrome present?",
+                 "How many phenotypes does Marfan syndrome present?",
+                 "Which diseases present both tall stature and joint hypermobility?"]
+    options = {"domain": domain, "top_k": 5, "mode": "zero-shot"}
+    batch = client.post("/v1/ask/batch", json={"questions": questions, **options},
+                        headers=READER)
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    assert [r["question"] for r in results] == questions
+    assert batch.json()["timings_ms"]["total"] > 0
+    for question, result in zip(questions, results, strict=True):
+        single = client.post("/v1/ask", json={"question": question, **options},
+                             headers=READER).json()
+        for key in ("reason", "count", "coordination", "models"):
+            assert result[key] == single[key], (question, key)
+        # one MiniLM batch pads the questions to one length: scores agree to float precision
+        assert [(a["uid"], a["relation_path"], a["evidence"]) for a in result["answers"]] == [
+            (a["uid"], a["relation_path"], a["evidence"]) for a in single["answers"]], question
+        assert [a["score"] for a in result["answers"]] == pytest.approx(
+            [a["score"] for a in single["answers"]], abs=1e-4), question
+        assert [(m["mention"], [c["uid"] for c in m["candidates"]])
+                for m in result["linked_entities"]] == [
+            (m["mention"], [c["uid"] for c in m["candidates"]])
+            for m in single["linked_entities"]], question
+    assert results[0]["answers"][0]["uid"] == toy_graph["NCBIGene:2200"]
+    assert results[1]["answers"] == [] and "no entity" in results[1]["reason"]
+    assert all(r["timings_ms"]["link_encode"] > 0 for r in results)
+
+    # every question is checked before any is answered
+    blank = client.post("/v1/ask/batch", json={"questions": [questions[0], "  "], **options},
+                        headers=READER)
+    assert blank.status_code == 422 and "question 2" in blank.json()["error"]["message"]
+    for body in ({"questions": []}, {"questions": ["Why?"] * 65},
+                 {"questions": ["x" * 501]}, {"questions": ["Why?"], "top_k": 0}):
+        assert client.post("/v1/ask/batch", json=body, headers=READER).status_code == 422, body
+    unknown = client.post("/v1/ask/batch", json={"questions": questions, "domain": "no_such"},
+                          headers=READER)
+    assert unknown.status_code == 404
+    assert client.post("/v1/ask/batch", json={"questions": questions}).status_code == 401
+
+
 def test_how_many_questions_get_a_count_of_the_whole_reading(
     client: TestClient, toy_graph: dict[str, str], domain: str
 ) -> None:
