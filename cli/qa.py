@@ -10,6 +10,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
 from cli.groups import eval_app, train_app
+from fusion.schemas import MAX_BATCH_QUESTIONS
 
 DOMAIN_OPT = typer.Option(..., "--domain", "-d", help="Domain, e.g. medical or finance")
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
@@ -160,8 +161,11 @@ def eval_qa(
 
 @handle_errors
 def ask(
-    question: str = typer.Argument(..., help="e.g. 'Which genes are associated with Marfan "
+    question: str = typer.Argument(None, help="e.g. 'Which genes are associated with Marfan "
                                    "syndrome?'"),
+    questions_file: Path = typer.Option(
+        None, "--file", "-f", help="Ask every line of this file instead (- for stdin), in "
+        "batches: one line per question; with --json, one answer per line (JSON Lines)"),
     domain: str = typer.Option(None, "--domain", "-d", help="default: guessed from the question"),
     top_k: int = typer.Option(5, "--top-k", "-k"),
     max_hops: int = typer.Option(3, "--max-hops"),
@@ -183,10 +187,29 @@ def ask(
         raise QuestionError("mode must be fine-tuned or zero-shot")
     if not 1 <= max_hops <= 3 or not 1 <= top_k <= 100:
         raise QuestionError("max_hops must be in 1..3 and top_k in 1..100")
+    if (question is None) == (questions_file is None):
+        raise QuestionError("give a question or --file, not both")
     cfg = settings()
+    if questions_file is not None:
+        asked = _read_questions(questions_file)
+        with open_driver(cfg) as driver:
+            service = QAService(cfg, driver)
+            responses = [r for i in range(0, len(asked), MAX_BATCH_QUESTIONS)
+                         for r in service.ask_batch(
+                             asked[i:i + MAX_BATCH_QUESTIONS], domain, top_k, max_hops,
+                             mode, predicted_links=predicted_links,  # type: ignore[arg-type]
+                             count=count)]
+        for r in responses:
+            if json_out:
+                typer.echo(r.model_dump_json())
+            else:
+                top = r.answers[0] if r.answers else None
+                typer.echo(f"{r.question}\t" + (f"{top.name} ({top.score:.3f}, "
+                           f"{'/'.join(top.relation_path)})" if top else f"-: {r.reason}"))
+        return
     with open_driver(cfg) as driver:
         response = QAService(cfg, driver).ask(
-            question, domain, top_k, max_hops, mode,  # type: ignore[arg-type]
+            question, domain, top_k, max_hops, mode,
             predicted_links=predicted_links, count=count)
     if json_out:
         print_json(response)
@@ -219,6 +242,22 @@ def ask(
         c = response.count
         typer.echo(f"count: {c.value if c.exact else f'at least {c.value}'} ({c.type}, by "
                    f"{'/'.join(c.relation_path)} from {len(c.topics)} topic entities)")
+
+
+def _read_questions(path: Path) -> list[str]:
+    """The non-blank lines of ``path`` (``-``: stdin)."""
+    import sys
+
+    from fusion.exceptions import QuestionError
+
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise QuestionError(f"cannot read questions from {path}: {exc}") from exc
+    questions = [line.strip() for line in text.splitlines() if line.strip()]
+    if not questions:
+        raise QuestionError(f"no questions in {path}")
+    return questions
 
 
 @handle_errors

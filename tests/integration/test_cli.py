@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -68,6 +69,33 @@ def test_ask_prints_the_verdict_of_a_yes_no_question(runner: CliRunner,
                                     "-d", domain, "--mode", "zero-shot"])
     assert "verdict: no (asked: HAS_PHENOTYPE, subject -> object)" in backwards.output
     assert "but the other way round" in " ".join(backwards.output.split())
+
+
+def test_ask_a_file_of_questions_answers_each_line_in_order(
+    runner: CliRunner, toy_graph: dict[str, str], domain: str, tmp_path: Path
+) -> None:
+    questions = ["Which genes are associated with Marfan syndrome?",
+                 "Who is the mayor of Springfield?",
+                 "What phenotypes does Marfan syndrome present?"]
+    lines = tmp_path / "questions.txt"
+    lines.write_text("\n".join([questions[0], "", questions[1], questions[2]]) + "\n")
+    asked = runner.invoke(app, ["ask", "--file", str(lines), "-d", domain, "--mode",
+                                "zero-shot", "--json"])
+    assert asked.exit_code == 0, asked.output
+    answers = [json.loads(line) for line in asked.stdout.splitlines()]
+    assert [a["question"] for a in answers] == questions
+    assert answers[0]["answers"][0]["uid"] == toy_graph["NCBIGene:2200"]
+    assert answers[1]["answers"] == [] and "no entity" in answers[1]["reason"]
+    single = runner.invoke(app, ["ask", questions[2], "-d", domain, "--mode", "zero-shot",
+                                 "--json"])
+    assert [a["uid"] for a in answers[2]["answers"]][:5] == [
+        a["uid"] for a in json.loads(single.stdout)["answers"]]
+    table = runner.invoke(app, ["ask", "-f", str(lines), "-d", domain, "--mode", "zero-shot"])
+    assert table.exit_code == 0 and "FBN1" in table.output.splitlines()[0]
+    for args in (["ask", questions[0], "--file", str(lines)], ["ask"],
+                 ["ask", "--file", str(tmp_path / "missing.txt")]):
+        wrong = runner.invoke(app, [*args, "-d", domain])
+        assert wrong.exit_code == 4 and wrong.output.strip(), (args, wrong.output)
 
 
 def test_errors_have_exit_codes_and_messages(runner: CliRunner,
