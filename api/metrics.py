@@ -19,6 +19,7 @@ class Metrics:
         self.latency_sum: dict[str, float] = defaultdict(float)
         self.latency_buckets: dict[tuple[str, float], int] = defaultdict(int)
         self.latency_count: dict[str, int] = defaultdict(int)
+        self.answers: dict[tuple[str, str, str], int] = defaultdict(int)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         with self._lock:
@@ -28,6 +29,12 @@ class Metrics:
             for bound in BUCKETS_S:
                 if seconds <= bound:
                     self.latency_buckets[(route, bound)] += 1
+
+    def observe_answer(self, domain: str | None, mode: str, outcome: str) -> None:
+        """One question answered: ``outcome`` is answered, no_entity or no_answer (the
+        question's entities were found, but no reading reached an answer)."""
+        with self._lock:
+            self.answers[(domain or "none", mode, outcome)] += 1
 
     def render(self) -> str:
         lines = [
@@ -51,6 +58,11 @@ class Metrics:
                 labels = f'{{route="{route}"}}'
                 lines.append(f"kgr_request_seconds_sum{labels} {self.latency_sum[route]:.6f}")
                 lines.append(f"kgr_request_seconds_count{labels} {self.latency_count[route]}")
+            lines += ["# HELP kgr_questions_total Questions asked, by domain, mode and outcome.",
+                      "# TYPE kgr_questions_total counter"]
+            for (domain, mode, outcome), count in sorted(self.answers.items()):
+                lines.append(f'kgr_questions_total{{domain="{domain}",mode="{mode}",'
+                             f'outcome="{outcome}"}} {count}')
         return "\n".join(lines) + "\n"
 
     async def middleware(

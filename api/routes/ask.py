@@ -41,6 +41,14 @@ def service_of(state: Any) -> QAService:
     return service
 
 
+def observe_answers(request: Request, responses: list[AskResponse]) -> None:
+    """Count each question's outcome in ``/metrics`` (``kgr_questions_total``)."""
+    for r in responses:
+        outcome = "answered" if r.answers else "no_entity" if not r.linked_entities \
+            else "no_answer"
+        request.app.state.metrics.observe_answer(r.domain, r.mode, outcome)
+
+
 @router.post("/v1/ask", response_model=AskResponse, summary="Answer a question from the graph")
 def ask(body: AskRequest, request: Request, _: ReaderDep) -> AskResponse:
     """Ranked answers with scores, evidence paths and an explanation, the linked entities, the
@@ -49,9 +57,11 @@ def ask(body: AskRequest, request: Request, _: ReaderDep) -> AskResponse:
     a model is trained, or for ``predicted_links`` before an encoder is trained. A "how
     many" question (or ``count: true``) also gets ``count``: how many entities the best
     answer's reading reaches in the whole graph."""
-    return qa_service(request).ask(body.question, body.domain, body.top_k, body.max_hops,
-                                   body.mode, predicted_links=body.predicted_links,
-                                   count=body.count)
+    response = qa_service(request).ask(body.question, body.domain, body.top_k, body.max_hops,
+                                       body.mode, predicted_links=body.predicted_links,
+                                       count=body.count)
+    observe_answers(request, [response])
+    return response
 
 
 @router.post("/v1/ask/batch", response_model=AskBatchResponse,
@@ -66,6 +76,7 @@ def ask_batch(body: AskBatchRequest, request: Request, _: ReaderDep) -> AskBatch
     results = qa_service(request).ask_batch(
         body.questions, body.domain, body.top_k, body.max_hops, body.mode,
         predicted_links=body.predicted_links, count=body.count)
+    observe_answers(request, results)
     return AskBatchResponse(results=results, timings_ms={
         "total": round(1000 * (time.perf_counter() - started), 2)})
 

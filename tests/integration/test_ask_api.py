@@ -95,6 +95,10 @@ def test_a_batch_answers_each_question_as_a_single_ask_does(
     assert results[0]["answers"][0]["uid"] == toy_graph["NCBIGene:2200"]
     assert results[1]["answers"] == [] and "no entity" in results[1]["reason"]
     assert all(r["timings_ms"]["link_encode"] > 0 for r in results)
+    # /metrics counts each question's outcome, batched or not (five of each here)
+    metrics = client.get("/metrics").text
+    label = f'kgr_questions_total{{domain="{domain}",mode="zero-shot",outcome='
+    assert f'{label}"answered"}} 8' in metrics and f'{label}"no_entity"}} 2' in metrics
 
     # every question is checked before any is answered
     blank = client.post("/v1/ask/batch", json={"questions": [questions[0], "  "], **options},
