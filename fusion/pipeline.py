@@ -867,18 +867,9 @@ class QAService:
     def ask(self, question: str, domain: str | None = None, top_k: int = 10, max_hops: int = 3,
             mode: Mode | None = None, use_graph: bool = True,
             predicted_links: bool = False, count: bool | None = None) -> AskResponse:
-        question = check_question(question)
-        threads.for_ask()
-        self.check_graph()
-        if domain is None:
-            picked = self.pick_domain(question)
-            if picked is None:  # as for one domain: no entity found is an answer, not an error
-                return self._nothing_found(question, mode)
-            domain = picked
-        else:
-            self.check_domain(domain)
-        return self.domain(domain).answer(question, top_k, max_hops, mode, use_graph,
-                                          predicted_links=predicted_links, count=count)
+        """One question: ``ask_batch`` of one."""
+        return self.ask_batch([question], domain, top_k, max_hops, mode, use_graph,
+                              predicted_links, count)[0]
 
     def ask_batch(self, questions: list[str], domain: str | None = None, top_k: int = 10,
                   max_hops: int = 3, mode: Mode | None = None, use_graph: bool = True,
@@ -893,6 +884,8 @@ class QAService:
             try:
                 checked.append(check_question(question))
             except QuestionError as exc:
+                if len(questions) == 1:
+                    raise
                 raise QuestionError(f"question {i + 1}: {exc.message}") from exc
         threads.for_ask()
         self.check_graph()
@@ -902,7 +895,7 @@ class QAService:
         by_domain: dict[str, list[int]] = {}
         for i, question in enumerate(checked):
             picked = domain if domain is not None else self.pick_domain(question)
-            if picked is None:
+            if picked is None:  # as within one domain: no entity found is an answer, not an error
                 out[i] = self._nothing_found(question, mode)
             else:
                 by_domain.setdefault(picked, []).append(i)
