@@ -59,7 +59,7 @@ def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest, _:
                    settings: SettingsDep, driver: DriverDep, store: StoreDep,
                    jobs: JobsDep) -> Job:
     """Serve this version from the next question on, as a background job (an encoder's
-    embeddings are written back into Neo4j first: half a minute for the medical graph); poll
+    embeddings are written back into Neo4j first: 10-25 s for the medical graph); poll
     `/v1/jobs/{id}`, whose result is the version's listing. The version is loaded before it is
     served: one that does not load fails the job and the served version stays. 404 for a
     version that is not stored; 409 while this kind's training or activation runs for the
