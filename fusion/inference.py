@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from fusion.lexical import step_overlap
 from fusion.model import FusionModel
 from fusion.parse import (
     DIRECTION_BONUS,
@@ -29,6 +30,9 @@ from fusion.verbalize import OUT, Action, most_common, noun_phrase
 
 MASK = "[MASK]"
 ZERO_SHOT_TEMPERATURE = 0.05
+# the zero-shot prior's bonus (nats) for an action that shares a word stem with the hop: as much
+# as the parse's direction rule (``fusion.parse.DIRECTION_BONUS``)
+LEXICAL_BONUS = 2.0
 
 
 @dataclass
@@ -143,6 +147,11 @@ class ZeroShotScorer:
 
     def for_question(self, ctx: QuestionContext, expander: Expander) -> Scorer:
         priors = question_priors(ctx, self.space)
+        parse = parse_question(ctx.text, self.space.types, domain=self.space.domain)
+        # a stem the hop's words share with an action's phrasings is evidence MiniLM's cosine
+        # can miss ("specialize" / "more specific than"): fusion.lexical
+        priors = priors + LEXICAL_BONUS * step_overlap(parse.segments, parse.hops,
+                                                       self.space.stems, MAX_STEPS)
 
         def score(items: list[BeamItem], candidates: list[list[Action]]) -> list[list[float]]:
             out = []

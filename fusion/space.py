@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import torch
 
+from fusion.lexical import action_stems
 from fusion.model import KIND_IN, KIND_OUT, KIND_STOP
 from fusion.verbalize import IN, OUT, STOP, Action, Wording, action_texts, noun
 from graph.exceptions import ModelNotReadyError
@@ -86,6 +88,7 @@ class ActionSpace:
     type_text: torch.Tensor
     # whose declared phrasings (``fusion.verbalize.declare``) the texts and the rerank read
     domain: str | None = None
+    wording: Wording = "all"  # which phrasings the texts (and ``stems``) were built from
 
     @classmethod
     def build(cls, relation_types: list[str], entity_types: list[str],
@@ -102,7 +105,7 @@ class ActionSpace:
         summed = torch.zeros(len(actions), flat.shape[1]).index_add_(0, owner, flat)
         text = torch.nn.functional.normalize(summed, dim=-1)  # mean direction per action
         type_text = encoder.encode([noun(t) for t in sorted(entity_types)])
-        return cls(actions, sorted(entity_types), text, type_text, domain)
+        return cls(actions, sorted(entity_types), text, type_text, domain, wording)
 
     def __post_init__(self) -> None:
         self.index = {a: i for i, a in enumerate(self.actions)}
@@ -110,6 +113,12 @@ class ActionSpace:
         self.kind = torch.tensor([
             KIND_STOP if k == STOP else (KIND_OUT if k == OUT else KIND_IN) for _, k in self.actions
         ])
+
+    @cached_property
+    def stems(self) -> list[frozenset[str]]:
+        """Per action, the word stems of its phrasings (``fusion.lexical``; none for stops)."""
+        return action_stems([action_texts(a, self.wording, self.domain) if a[1] != STOP else []
+                             for a in self.actions])
 
     def relation_types(self) -> list[str]:
         return sorted({name for name, kind in self.actions if kind != STOP})

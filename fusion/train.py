@@ -820,7 +820,8 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     vectors = load_file(str(folder / SPACE_FILE))
     actions = [(a[0], a[1]) for a in config["actions"]]
     space = ActionSpace(actions, config["types"], vectors["text"], vectors["type_text"],
-                        config.get("domain"))
+                        config.get("domain"),
+                        "all" if config["config"].get("wording") == "all" else "train")
     cfg = TrainConfig(**config["config"])
     heads: dict[str, FusionModel] = {}
     for name, head in config["heads"].items():

@@ -831,6 +831,53 @@ def test_zero_shot_follows_every_hop_the_question_names() -> None:
         assert best.steps == (("IS_A", "out"),) * steps and best.answers == [answer]
 
 
+def test_word_stems_and_the_hops_whose_phrasings_share_them() -> None:
+    from fusion.lexical import action_stems, stems, step_overlap
+
+    assert stems("that specialize {x}") == {"speci"}
+    assert stems("more specific than {x}") == {"speci"}
+    assert stems("that are a kind of {x}") == {"kind"}  # function and short words carry none
+    per_action = action_stems([["more specific than {x}"], ["that subsume {x}"], []])
+    # segments run from the outermost hop inwards: hop 1's words are the last segment
+    overlap = step_overlap(["that subsume", "that specialize"], 2, per_action, 3)
+    assert overlap.tolist() == [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 0.0]]
+
+
+def test_zero_shot_reads_a_shared_stem_that_minilm_misses() -> None:
+    # "specialize" is held out of the "train" wording; MiniLM puts it nearer IS_A read forwards
+    # ("that subsume", "that are superclasses of") than backwards ("more specific than")
+    from fusion import inference
+    from fusion.inference import ZeroShotScorer, encode_questions
+    from fusion.space import ActionSpace
+
+    nodes = {"x": "Phenotype", "parent": "Phenotype", "child": "Phenotype", "d": "Disease"}
+    graph = DomainGraph("toy", names={u: u for u in nodes}, types=nodes)
+    for head, rel, tail in (("x", "IS_A", "parent"), ("child", "IS_A", "x"),
+                            ("d", "HAS_PHENOTYPE", "x")):
+        graph.adj.setdefault(head, {}).setdefault((rel, "out"), []).append(tail)
+        graph.adj.setdefault(tail, {}).setdefault((rel, "in"), []).append(head)
+    space = ActionSpace.build(["HAS_PHENOTYPE", "IS_A"], ["Disease", "Phenotype"],
+                              wording="train")
+    text = "Which phenotypes specialize [MASK]?"
+    ctx = encode_questions([text])[0]
+    hints = PathHints.of(parse_question(text, space.types))
+
+    def best_answer() -> list[str]:
+        zero_shot = ZeroShotScorer(space)
+        expander = MemoryExpander(graph)
+        finals = beam_search(expander, zero_shot.for_question(ctx, expander), [("x", 0.0)], 1,
+                             Caps(), hints=hints)
+        return finals[0].answers
+
+    assert best_answer() == ["child"]
+    bonus = inference.LEXICAL_BONUS
+    try:
+        inference.LEXICAL_BONUS = 0.0
+        assert best_answer() == ["parent"]  # MiniLM alone reads it the other way
+    finally:
+        inference.LEXICAL_BONUS = bonus
+
+
 def test_a_path_inferred_from_answers_is_the_one_the_question_asks() -> None:
     # Jane Roe both controls and invests in Acme: the answers alone cannot tell the two paths
     # apart, the question can; where the answers do tell them apart, they decide
