@@ -58,9 +58,14 @@ class JobManager:
         self._jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
 
-    def submit(self, kind: str, domain: str, fn: JobFn) -> Job:
+    def submit(self, kind: str, domain: str, fn: JobFn,
+               precheck: Callable[[], None] | None = None) -> Job:
+        """Start ``fn`` in a thread; ``precheck`` (after this process's own jobs are checked)
+        may refuse it, e.g. while another process holds the model's lock."""
         with self._lock:
             self._check_idle(kind, domain)
+            if precheck is not None:
+                precheck()
             job = Job(id=uuid.uuid4().hex[:12], kind=kind, domain=domain,
                       created_at=datetime.now(UTC))
             self._jobs[job.id] = job

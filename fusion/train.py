@@ -68,6 +68,7 @@ from fusion.verbalize import (
     phrasing_table,
 )
 from graph.artifacts import ArtifactStore
+from graph.lock import ModelLock
 from graph.settings import Settings
 
 ARTIFACT_KIND = "qa"
@@ -852,7 +853,22 @@ def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[di
                  activate: bool = True) -> dict[str, Any]:
     """Train (and publish) a QA checkpoint for ``domain`` from question/answer rows; with
     ``init_active`` (or a given ``init_from``) each head starts from that checkpoint's
-    (few-shot fine-tuning)."""
+    (few-shot fine-tuning). A run that activates its version holds the domain's QA
+    ``ModelLock`` throughout (``ModelBusyError`` while another training or an activation
+    holds it); one that only stores a version (``activate=False``, the benchmarks) needs none."""
+    args = (settings, driver, domain, rows, cfg, graph, use_graph, ablation, init_active,
+            init_from, progress, activate)
+    if not activate:
+        return _train_domain(*args, lock=None)
+    with ModelLock(driver, settings.neo4j_database, "qa", domain) as lock:
+        return _train_domain(*args, lock=lock)
+
+
+def _train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[dict[str, Any]],
+                  cfg: TrainConfig | None, graph: DomainGraph | None, use_graph: bool,
+                  ablation: bool, init_active: bool, init_from: Checkpoint | None,
+                  progress: ProgressFn | None, activate: bool, *,
+                  lock: ModelLock | None) -> dict[str, Any]:
     from fusion.space import load_graph_features
 
     cfg = cfg or TrainConfig()
@@ -917,6 +933,8 @@ def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[di
         if fitted.metrics.get("graph_terms", {}).get("kept") is False:
             continue  # no better than the text head on validation: the text head serves
         heads[name] = fitted.model
+    if lock is not None:
+        lock.check_held()  # the ACTIVE pointer is this run's to flip
     # a few-shot model keeps the action texts, and so the phrasings, of the one it starts from
     version = save_checkpoint(settings, domain, space, heads, cfg, features, metrics, activate,
                               previous_phrasings)

@@ -30,6 +30,7 @@ from graph.encoder.checkpoint import encoder_artifacts
 from graph.encoder.checkpoint import load_checkpoint as load_encoder
 from graph.encoder.serve import active_embedding, write_embeddings
 from graph.exceptions import InvalidInputError
+from graph.lock import ModelLock
 from graph.settings import Settings
 
 Kind = Literal["encoder", "qa"]
@@ -132,7 +133,14 @@ def list_versions(settings: Settings, driver: Driver | None, kind: Kind,
 def activate_version(settings: Settings, driver: Driver, kind: Kind, domain: str,
                      version: str) -> VersionInfo:
     """Make ``version`` the one served; it is loaded first, so one that does not load is refused
-    (``InvalidInputError``) and the served version stays."""
+    (``InvalidInputError``) and the served version stays. Holds the kind's ``ModelLock`` of
+    the domain: while a training run or another activation holds it, ``ModelBusyError``."""
+    with ModelLock(driver, settings.neo4j_database, kind, domain) as lock:
+        return _activate_locked(settings, driver, kind, domain, version, lock)
+
+
+def _activate_locked(settings: Settings, driver: Driver, kind: Kind, domain: str,
+                     version: str, lock: ModelLock) -> VersionInfo:
     store = artifacts_of(settings, kind)
     folder = store.path(domain, version)  # NotFoundError for an unknown version
     try:
@@ -145,6 +153,7 @@ def activate_version(settings: Settings, driver: Driver, kind: Kind, domain: str
     except Exception as exc:  # whatever the reason, it cannot be served
         raise InvalidInputError(f"{kind} version {version} of {domain!r} does not load: "
                                 f"{type(exc).__name__}: {exc}") from exc
+    lock.check_held()
     if kind == "encoder":
         write_embeddings(driver, settings.neo4j_database, domain, version, bundle.uids,
                          bundle.entity_embeddings)

@@ -22,6 +22,10 @@ class ConflictError(KgrError):
     """The request conflicts with the current state: a held lock, a running job, a duplicate."""
 
 
+class ModelBusyError(ConflictError):
+    """Another run trains or activates this model kind for the domain right now."""
+
+
 class PayloadTooLargeError(KgrError):
     """An uploaded file or request body is over the configured size limit."""
 

@@ -20,6 +20,7 @@ from fusion.schemas import (
     PhrasingsResponse,
     TrainQARequest,
 )
+from graph.lock import ModelLock
 
 router = APIRouter(tags=["ask"])
 
@@ -131,7 +132,8 @@ def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driv
         service.invalidate(body.domain)
         return result
 
-    return jobs.submit(TRAIN_QA, body.domain, run)
+    lock = ModelLock(driver, settings.neo4j_database, "qa", body.domain)
+    return jobs.submit(TRAIN_QA, body.domain, run, precheck=lock.check_free)
 
 
 @router.post("/v1/eval/qa", response_model=Job, status_code=202,

@@ -18,6 +18,7 @@ from graph.encoder.serve import (
     similar_entities,
 )
 from graph.exceptions import InvalidInputError
+from graph.lock import ModelLock
 from graph.schema import check_allowed, live_entity_types
 
 router = APIRouter(tags=["embeddings"])
@@ -166,4 +167,5 @@ def train_encoder_job(body: TrainEncoderRequest, driver: DriverDep, settings: Se
         bundle = load_active_encoder(settings, body.domain)
         return {"version": version, "metrics": bundle.metrics}
 
-    return jobs.submit(TRAIN_ENCODER, body.domain, run)
+    lock = ModelLock(driver, settings.neo4j_database, "encoder", body.domain)
+    return jobs.submit(TRAIN_ENCODER, body.domain, run, precheck=lock.check_free)

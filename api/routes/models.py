@@ -18,6 +18,7 @@ from fusion.versions import (
     list_versions,
     prune_versions,
 )
+from graph.lock import ModelLock
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -63,7 +64,7 @@ def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest, _:
     `/v1/jobs/{id}`, whose result is the version's listing. The version is loaded before it is
     served: one that does not load fails the job and the served version stays. 404 for a
     version that is not stored; 409 while this kind's training or activation runs for the
-    domain (both write the served version)."""
+    domain, here or in another process (both write the served version)."""
     store.check_domain(domain)
     artifacts_of(settings, kind).path(domain, body.version)  # 404 / 422 now, not in the job
 
@@ -72,7 +73,8 @@ def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest, _:
         info = activate_version(settings, driver, kind, domain, body.version)
         return info.model_dump(mode="json")
 
-    return jobs.submit(ACTIVATION_JOB[kind], domain, run)
+    lock = ModelLock(driver, settings.neo4j_database, kind, domain)
+    return jobs.submit(ACTIVATION_JOB[kind], domain, run, precheck=lock.check_free)
 
 
 @router.delete("/{kind}/{domain}/{version}", status_code=204)

@@ -23,6 +23,7 @@ from graph.encoder.train import (
     train_encoder,
 )
 from graph.exceptions import InvalidInputError
+from graph.lock import ModelLock
 from graph.settings import Settings
 
 # progress(fraction 0..1, message); the signature of api.jobs' progress callback.
@@ -41,7 +42,19 @@ def train_domain(
     step succeeded: a failed run leaves the previous version served. Without a ``config``,
     ``EncoderConfig.for_graph`` picks one for the exported graph's size, updated with
     ``overrides``. ``processes > 1`` trains with DDP in that many local processes (gloo on
-    CPU, NCCL on GPUs; no per-epoch progress then)."""
+    CPU, NCCL on GPUs; no per-epoch progress then). Holds the domain's encoder ``ModelLock``
+    throughout: a second training or an activation elsewhere gets ``ModelBusyError``."""
+    with ModelLock(driver, settings.neo4j_database, "encoder", domain) as lock:
+        return _train_locked(settings, driver, domain, config, progress, write_back,
+                             epoch_callback, processes, overrides, lock)
+
+
+def _train_locked(
+    settings: Settings, driver: Driver, domain: str, config: EncoderConfig | None,
+    progress: Progress | None, write_back: bool,
+    epoch_callback: Callable[[int, int, dict[str, Any]], None] | None,
+    processes: int, overrides: dict[str, Any] | None, lock: ModelLock,
+) -> str:
 
     def report(fraction: float, message: str) -> None:
         if progress:
@@ -76,6 +89,7 @@ def train_domain(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     report(0.88, "checkpoint saved")
+    lock.check_held()  # the embedding slot and the pointer are this run's to write
     if write_back:
         bundle = load_checkpoint(final, domain, version)
 

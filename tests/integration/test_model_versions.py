@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +30,8 @@ from graph.encoder import EncoderConfig
 from graph.encoder import train_domain as train_encoder
 from graph.encoder.checkpoint import encoder_artifacts
 from graph.encoder.serve import active_embedding, drop_embeddings
+from graph.exceptions import ModelBusyError
+from graph.lock import ModelLock, force_release
 from graph.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
@@ -51,6 +55,8 @@ def two_encoders(driver: Driver, settings: Settings, toy_graph: dict[str, str],
     second = train_encoder(settings, driver, domain, TINY.model_copy(update={"seed": 1}))
     yield first, second
     drop_embeddings(driver, settings.neo4j_database, domain)
+    for kind in ("qa", "encoder"):  # a lock record a failed test left
+        force_release(driver, settings.neo4j_database, ModelLock.LABEL, f"{kind}:{domain}")
     for kind in ("qa", "encoder"):
         shutil.rmtree(settings.artifacts_dir / kind / domain, ignore_errors=True)
 
@@ -219,3 +225,97 @@ def test_a_qa_graph_head_answers_only_with_the_encoder_it_was_trained_with(
     assert set(service.domain(domain).scorers) == {"graph", "text"}
     assert service.ask("Which genes are associated with Marfan syndrome?",
                        domain).models["graph_embeddings"] is True
+
+
+HELD_LOCK_QUERY = """
+CREATE (:_ModelLock {name: $name, owner: 'another-run', pid: $pid, host: $host,
+        acquired_at: datetime() - duration({seconds: $age}),
+        heartbeat: datetime() - duration({seconds: $age})})
+"""
+
+
+def hold_model_lock(driver: Driver, settings: Settings, kind: str, domain: str, pid: int,
+                    host: str, age_s: int = 0) -> None:
+    """The lock record another run leaves in the graph (pid ``pid`` on ``host``, last heartbeat
+    ``age_s`` ago)."""
+    driver.execute_query(HELD_LOCK_QUERY, {"name": f"{kind}:{domain}", "pid": pid, "host": host,
+                                           "age": age_s}, database_=settings.neo4j_database)
+
+
+def test_a_model_lock_held_by_another_process_refuses_writers_until_it_is_gone(
+    client: TestClient, two_encoders: tuple[str, str], driver: Driver, settings: Settings,
+    domain: str, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first, second = two_encoders
+    admin = {"X-API-Key": ADMIN}
+    stored = [v.version for v in list_versions(settings, driver, "encoder", domain)]
+    other = subprocess.Popen(["sleep", "120"])  # a live process on this host holds the lock
+    try:
+        hold_model_lock(driver, settings, "encoder", domain, other.pid, socket.gethostname())
+        # the API refuses at once (409, with the holder), before a job starts
+        for url, body in ((f"/v1/models/encoder/{domain}/active", {"version": first}),
+                          ("/v1/train/encoder", {"domain": domain})):
+            busy = client.post(url, json=body, headers=admin)
+            assert busy.status_code == 409, busy.text
+            error = busy.json()["error"]
+            assert error["code"] == "model_busy" and f"pid {other.pid}" in error["message"]
+        # the QA lock of the domain is another lock: not refused for that (404: no such version)
+        assert client.post(f"/v1/models/qa/{domain}/active", json={"version": first},
+                           headers=admin).status_code == 404
+        # the library and the CLI refuse too, and nothing is stored or switched
+        with pytest.raises(ModelBusyError, match=f"pid {other.pid}"):
+            train_encoder(settings, driver, domain, TINY)
+        hold_model_lock(driver, settings, "qa", domain, other.pid, socket.gethostname())
+        rows = [{"question": "Which genes are associated with Marfan syndrome?",
+                 "answers": ["FBN1"]}]
+        busy = client.post("/v1/train/qa", json={"domain": domain, "data": rows},
+                           headers=admin)
+        assert busy.status_code == 409 and busy.json()["error"]["code"] == "model_busy"
+        with pytest.raises(ModelBusyError, match="qa model"):
+            train_qa(settings, driver, domain, rows)
+        assert list_versions(settings, driver, "qa", domain) == []
+        monkeypatch.setenv("KGR_HOME", str(settings.home))
+        monkeypatch.setenv("KGR_BOLT_PORT", str(settings.bolt_port))
+        if settings.neo4j_uri:
+            monkeypatch.setenv("NEO4J_URI", settings.neo4j_uri)
+        get_settings.cache_clear()
+        try:
+            refused = CliRunner().invoke(cli_app, ["models", "activate", "encoder", domain,
+                                                   first])
+        finally:
+            get_settings.cache_clear()
+        assert refused.exit_code == 5 and "being trained or activated" in refused.output
+        assert [v.version for v in list_versions(settings, driver, "encoder", domain)] == stored
+        pointer = active_embedding(driver, settings.neo4j_database, domain)
+        assert pointer is not None and pointer.version == second
+    finally:
+        other.kill()
+        other.wait()
+    # its holder is dead: the lock is broken and the activation goes through
+    info = activate_version(settings, driver, "encoder", domain, first)
+    assert info.active and info.served
+    assert ModelLock(driver, settings.neo4j_database, "encoder", domain).holder() is None
+
+
+def test_a_stale_model_lock_is_broken_and_a_holder_that_lost_its_lock_writes_nothing(
+    two_encoders: tuple[str, str], driver: Driver, settings: Settings, domain: str,
+) -> None:
+    first, second = two_encoders
+    # a holder on another host whose heartbeat stopped three minutes ago is taken to be gone
+    hold_model_lock(driver, settings, "encoder", domain, 1, "another-host", age_s=180)
+    activate_version(settings, driver, "encoder", domain, first)
+    # one whose heartbeat is recent is not
+    hold_model_lock(driver, settings, "encoder", domain, 1, "another-host", age_s=5)
+    with pytest.raises(ModelBusyError, match="another-host"):
+        activate_version(settings, driver, "encoder", domain, second)
+    force_release(driver, settings.neo4j_database, ModelLock.LABEL, f"encoder:{domain}")
+
+    # a run whose lock was broken (taken over) meanwhile stops before it writes
+    lock = ModelLock(driver, settings.neo4j_database, "encoder", domain)
+    with lock:
+        lock.check_held()
+        force_release(driver, settings.neo4j_database, ModelLock.LABEL, f"encoder:{domain}")
+        with pytest.raises(ModelBusyError, match="lost the encoder lock"):
+            lock.check_held()
+    pointer = active_embedding(driver, settings.neo4j_database, domain)
+    assert pointer is not None and pointer.version == first
