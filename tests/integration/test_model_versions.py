@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -66,6 +67,20 @@ def client(settings: Settings, driver: Driver) -> Iterator[TestClient]:
     app_settings = settings.model_copy(update={"api_keys": f"admin:{ADMIN},reader:{READER}"})
     with TestClient(create_app(app_settings, driver)) as test_client:
         yield test_client
+
+
+@contextmanager
+def cli_settings(monkeypatch: pytest.MonkeyPatch, settings: Settings) -> Iterator[None]:
+    """The ``kgr`` command run in-process talks to the test run's server and home."""
+    monkeypatch.setenv("KGR_HOME", str(settings.home))
+    monkeypatch.setenv("KGR_BOLT_PORT", str(settings.bolt_port))
+    if settings.neo4j_uri:
+        monkeypatch.setenv("NEO4J_URI", settings.neo4j_uri)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        get_settings.cache_clear()
 
 
 def versions_of(client: TestClient, kind: str, domain: str) -> list[dict]:
@@ -206,12 +221,7 @@ def test_a_qa_graph_head_answers_only_with_the_encoder_it_was_trained_with(
     assert list_versions(settings, driver, "qa", domain)[0].graph_head_usable is False
 
     # the CLI rolls the encoder back, and the graph head answers again
-    monkeypatch.setenv("KGR_HOME", str(settings.home))
-    monkeypatch.setenv("KGR_BOLT_PORT", str(settings.bolt_port))
-    if settings.neo4j_uri:
-        monkeypatch.setenv("NEO4J_URI", settings.neo4j_uri)
-    get_settings.cache_clear()
-    try:
+    with cli_settings(monkeypatch, settings):
         runner = CliRunner()
         rolled = runner.invoke(cli_app, ["models", "activate", "encoder", domain, first])
         assert rolled.exit_code == 0, rolled.output
@@ -220,8 +230,6 @@ def test_a_qa_graph_head_answers_only_with_the_encoder_it_was_trained_with(
             (first, True), (second, False), (retrained, False)]
         refused = runner.invoke(cli_app, ["models", "delete", "encoder", domain, first])
         assert refused.exit_code != 0 and "active" in refused.output
-    finally:
-        get_settings.cache_clear()
     assert set(service.domain(domain).scorers) == {"graph", "text"}
     assert service.ask("Which genes are associated with Marfan syndrome?",
                        domain).models["graph_embeddings"] is True
@@ -274,16 +282,9 @@ def test_a_model_lock_held_by_another_process_refuses_writers_until_it_is_gone(
         with pytest.raises(ModelBusyError, match="qa model"):
             train_qa(settings, driver, domain, rows)
         assert list_versions(settings, driver, "qa", domain) == []
-        monkeypatch.setenv("KGR_HOME", str(settings.home))
-        monkeypatch.setenv("KGR_BOLT_PORT", str(settings.bolt_port))
-        if settings.neo4j_uri:
-            monkeypatch.setenv("NEO4J_URI", settings.neo4j_uri)
-        get_settings.cache_clear()
-        try:
+        with cli_settings(monkeypatch, settings):
             refused = CliRunner().invoke(cli_app, ["models", "activate", "encoder", domain,
                                                    first])
-        finally:
-            get_settings.cache_clear()
         assert refused.exit_code == 5 and "being trained or activated" in refused.output
         assert [v.version for v in list_versions(settings, driver, "encoder", domain)] == stored
         pointer = active_embedding(driver, settings.neo4j_database, domain)
