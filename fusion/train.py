@@ -857,7 +857,7 @@ def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[di
     ``ModelLock`` throughout (``ModelBusyError`` while another training or an activation
     holds it); one that only stores a version (``activate=False``, the benchmarks) needs none."""
     args = (settings, driver, domain, rows, cfg, graph, use_graph, ablation, init_active,
-            init_from, progress, activate)
+            init_from, progress)
     if not activate:
         return _train_domain(*args, lock=None)
     with ModelLock(driver, settings.neo4j_database, "qa", domain) as lock:
@@ -867,8 +867,9 @@ def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[di
 def _train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[dict[str, Any]],
                   cfg: TrainConfig | None, graph: DomainGraph | None, use_graph: bool,
                   ablation: bool, init_active: bool, init_from: Checkpoint | None,
-                  progress: ProgressFn | None, activate: bool, *,
+                  progress: ProgressFn | None, *,
                   lock: ModelLock | None) -> dict[str, Any]:
+    """``train_domain``'s work; its version becomes active when it holds a ``lock``."""
     from fusion.space import load_graph_features
 
     cfg = cfg or TrainConfig()
@@ -933,11 +934,12 @@ def _train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[d
         if fitted.metrics.get("graph_terms", {}).get("kept") is False:
             continue  # no better than the text head on validation: the text head serves
         heads[name] = fitted.model
-    if lock is not None:
-        lock.check_held()  # the ACTIVE pointer is this run's to flip
     # a few-shot model keeps the action texts, and so the phrasings, of the one it starts from
-    version = save_checkpoint(settings, domain, space, heads, cfg, features, metrics, activate,
+    version = save_checkpoint(settings, domain, space, heads, cfg, features, metrics, False,
                               previous_phrasings)
+    if lock is not None:
+        with lock.fenced():  # the ACTIVE pointer flips only while the lock is this run's
+            qa_artifacts(settings).activate(domain, version)
     return {"domain": domain, "version": version, "encoder_version":
             features.version if features is not None else None, **metrics}
 

@@ -153,11 +153,11 @@ def _activate_locked(settings: Settings, driver: Driver, kind: Kind, domain: str
     except Exception as exc:  # whatever the reason, it cannot be served
         raise InvalidInputError(f"{kind} version {version} of {domain!r} does not load: "
                                 f"{type(exc).__name__}: {exc}") from exc
-    lock.check_held()
     if kind == "encoder":
         write_embeddings(driver, settings.neo4j_database, domain, version, bundle.uids,
-                         bundle.entity_embeddings)
-    store.activate(domain, version)
+                         bundle.entity_embeddings, fence=lock)
+    with lock.fenced():  # the pointer flips only while the lock is still this run's
+        store.activate(domain, version)
     return next(v for v in list_versions(settings, driver, kind, domain) if v.version == version)
 
 

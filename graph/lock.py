@@ -5,6 +5,13 @@
 on this host is broken at once; one whose heartbeat is older than ``stale_after_s`` is broken
 too when the lock allows it (``break_stale``), else reported as stale.
 
+A holder writes through ``fenced()``: a transaction that first refreshes the heartbeat of its
+own lock node, which write-locks that node until the commit. Breaking a stale lock write-locks
+the node before it reads the age (``break_stale`` query), so the two serialize: either the
+break comes first and the fenced write finds no lock and writes nothing, or the write commits
+first and the break then sees a fresh heartbeat and leaves the lock alone. A holder that
+stalled past ``stale_after_s`` therefore never writes over the run that took its lock.
+
 Two kinds use it: the migration lock (``graph.migrate.lock``, one per history namespace) and the
 model lock (``ModelLock`` here, one per model kind and domain), which keeps a CLI training run,
 an API job and an activation from writing the same served version (and, for the encoder, the
@@ -18,11 +25,13 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Self
 
-from neo4j import Driver
+from neo4j import Driver, Transaction
 
 from graph.driver import translate_errors
 from graph.exceptions import ConflictError, KgrError, ModelBusyError
@@ -36,6 +45,7 @@ class LockQueries:
     read: str
     heartbeat: str
     release: str
+    break_stale: str
     force_release: str
     constraint: str
 
@@ -61,6 +71,11 @@ def _queries(label: str) -> LockQueries:
         read=f"MATCH {node}\n{info}",
         heartbeat=f"MATCH {mine}\nSET l.heartbeat = datetime()\nRETURN count(l) AS held",
         release=f"MATCH {mine}\nDELETE l\nRETURN count(*) AS released",
+        # SET first: it waits for a fenced write holding the node, so the age read after it
+        # is the committed one (Cypher reads without locks; this is its lost-update rule)
+        break_stale=(f"MATCH {mine}\nSET l.break_checked_at = datetime()\nWITH l\n"
+                     "WHERE duration.inSeconds(l.heartbeat, datetime()).seconds > $stale_after_s"
+                     "\nDELETE l\nRETURN count(*) AS released"),
         force_release=f"MATCH {node}\nDELETE l\nRETURN count(*) AS released",
         constraint=(f"CREATE CONSTRAINT {constraint} IF NOT EXISTS "
                     f"FOR (l:`{label}`) REQUIRE l.`{key}` IS UNIQUE"),
@@ -137,10 +152,14 @@ class GraphLock:
                                                       database_=self.database)
         return LockInfo(**records[0].data()) if records else None
 
+    def is_dead_process(self, info: LockInfo) -> bool:
+        """True when the holder is a process on this host that no longer runs."""
+        return info.host == self.host and not _pid_alive(info.pid)
+
     def is_dead_holder(self, info: LockInfo) -> bool:
         """True when the holder is provably gone: a dead process on this host (or, with
         ``break_stale``, one whose heartbeat stopped ``stale_after_s`` ago)."""
-        if info.host == self.host and not _pid_alive(info.pid):
+        if self.is_dead_process(info):
             return True
         return self.break_stale and info.heartbeat_age_s > self.stale_after_s
 
@@ -162,12 +181,7 @@ class GraphLock:
             info = LockInfo(**records[0].data())
             if info.owner == self.owner:
                 break
-            if self.is_dead_holder(info):
-                # The holder is gone: break its lock (only if it is still that holder's).
-                with translate_errors():
-                    self.driver.execute_query(
-                        self.queries.release, {"name": self.name, "owner": info.owner},
-                        database_=self.database)
+            if self.is_dead_holder(info) and self._break(info):
                 self.broken_stale = info
                 continue
             if time.monotonic() >= deadline:
@@ -178,6 +192,17 @@ class GraphLock:
                                         name=f"kgr-lock-{self.name}")
         self._thread.start()
 
+    def _break(self, info: LockInfo) -> bool:
+        """Remove ``info``'s lock, only if it is still that holder's and, unless its process
+        is dead, still stale once any fenced write of it has committed. True when removed."""
+        params: dict[str, object] = {"name": self.name, "owner": info.owner}
+        query = self.queries.release
+        if not self.is_dead_process(info):
+            query, params["stale_after_s"] = self.queries.break_stale, self.stale_after_s
+        with translate_errors():
+            records, _, _ = self.driver.execute_query(query, params, database_=self.database)
+        return bool(records[0]["released"])
+
     def _beat(self) -> None:
         while not self._stop.wait(self.heartbeat_s):
             try:
@@ -186,12 +211,33 @@ class GraphLock:
             except Exception:  # noqa: S110 - a missed heartbeat is retried on the next tick
                 pass
 
-    def still_held(self) -> bool:
-        """Refreshes the heartbeat; False when the lock was broken meanwhile (it went stale)."""
+    def lost(self) -> KgrError:
+        """The error for a write of a holder whose lock was broken meanwhile."""
+        return ConflictError(f"lost the lock {self.name!r} (no heartbeat for "
+                             f"{self.stale_after_s:g} s, so another run may have taken it)")
+
+    @contextmanager
+    def fenced(self) -> Iterator[Transaction]:
+        """A write transaction in which this lock is still this run's, until it commits.
+
+        It first refreshes the lock's heartbeat (``lost()`` raised, nothing written, when the
+        lock is gone), which holds the lock node write-locked: queries run in the yielded
+        transaction and side effects done inside the block (an ``ACTIVE`` file) cannot
+        interleave with a run breaking the lock as stale. Commits when the block ends."""
         with translate_errors():
-            records, _, _ = self.driver.execute_query(self.queries.heartbeat, self._params(),
-                                                      database_=self.database)
-        return bool(records[0]["held"])
+            session = self.driver.session(database=self.database)
+        try:
+            with translate_errors():
+                tx = session.begin_transaction()
+                held = tx.run(self.queries.heartbeat, self._params()).single(strict=True)
+            if not held["held"]:
+                raise self.lost()
+            yield tx
+            with translate_errors():
+                tx.commit()
+        finally:
+            with suppress(Exception):  # rolls back an uncommitted transaction
+                session.close()
 
     def release(self) -> None:
         self._stop.set()
@@ -223,8 +269,8 @@ class ModelLock(GraphLock):
     """The lock of one model kind (``encoder`` or ``qa``) of one domain, held by its training
     runs and activations wherever they run (CLI, API, another host). Not waited for: a second
     writer fails at once with ``ModelBusyError``. A holder whose heartbeat stopped two minutes
-    ago is taken to be gone (its lock is broken), and a holder checks ``still_held`` before it
-    writes the served version, so a broken holder never overwrites the one that broke it."""
+    ago is taken to be gone (its lock is broken), and a holder writes the served version
+    through ``fenced()``, so a broken holder never overwrites the one that broke it."""
 
     LABEL = "_ModelLock"
 
@@ -247,10 +293,8 @@ class ModelLock(GraphLock):
         if info is not None:
             raise self.busy(info)
 
-    def check_held(self) -> None:
-        """``ModelBusyError`` when this run lost the lock (broken as stale) before a write."""
-        if not self.still_held():
-            raise ModelBusyError(
-                f"lost the {self.kind} lock of domain {self.domain!r} (no heartbeat for "
-                f"{self.stale_after_s:g} s, so another run may have taken it); nothing was "
-                "activated")
+    def lost(self) -> KgrError:
+        return ModelBusyError(
+            f"lost the {self.kind} lock of domain {self.domain!r} (no heartbeat for "
+            f"{self.stale_after_s:g} s, so another run may have taken it); nothing was "
+            "activated")

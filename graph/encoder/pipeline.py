@@ -89,16 +89,16 @@ def _train_locked(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     report(0.88, "checkpoint saved")
-    lock.check_held()  # the embedding slot and the pointer are this run's to write
-    if write_back:
+    if write_back:  # fenced: the embedding slot and the pointer are this run's to write
         bundle = load_checkpoint(final, domain, version)
 
         def on_write(done: int, total: int) -> None:
             report(0.88 + 0.1 * done / max(total, 1), f"wrote {done}/{total} embeddings")
 
         write_embeddings(driver, settings.neo4j_database, domain, version, bundle.uids,
-                         bundle.entity_embeddings, progress=on_write)
-    artifacts.activate(domain, version)
+                         bundle.entity_embeddings, progress=on_write, fence=lock)
+    with lock.fenced():
+        artifacts.activate(domain, version)
     report(1.0, f"version {version} active")
     return version
 

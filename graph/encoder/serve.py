@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
-from neo4j import Driver, RoutingControl
+from neo4j import Driver, Record, RoutingControl
 
 from graph.driver import translate_errors
 from graph.encoder.checkpoint import EncoderBundle
 from graph.exceptions import InvalidInputError, ModelNotReadyError, NotFoundError
+from graph.lock import GraphLock
 from graph.writer import batched
 
 Slot = Literal["a", "b"]
@@ -131,43 +132,44 @@ def active_embedding(driver: Driver, database: str, domain: str) -> ActiveEmbedd
 def write_embeddings(
     driver: Driver, database: str, domain: str, version: str, uids: Sequence[str],
     vectors: torch.Tensor, batch_size: int = 2000,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Callable[[int, int], None] | None = None, fence: GraphLock | None = None,
 ) -> ActiveEmbedding:
     """Write ``vectors: [N, d]`` of ``uids`` (entities of ``domain``) as version ``version``.
 
     Writes go to the slot the domain does not serve, in batches of ``batch_size``; the final
-    one-transaction flip makes readers switch atomically. Returns the new active embedding."""
+    one-transaction flip makes readers switch atomically. With a ``fence`` (the domain's
+    ``ModelLock``), every write runs in ``fence.fenced()``: once that lock is lost, nothing
+    more is written (its ``lost()`` error). Returns the new active embedding."""
     if vectors.ndim != 2 or vectors.shape[0] != len(uids):
         raise InvalidInputError(f"expected [{len(uids)}, d] vectors, got {list(vectors.shape)}")
+
+    def write(query: str, params: dict[str, Any]) -> list[Record]:
+        if fence is None:
+            records, _, _ = driver.execute_query(query, params, database_=database)
+            return records
+        with fence.fenced() as tx:
+            return list(tx.run(query, params))
+
     ensure_vector_indexes(driver, database)
     current = active_embedding(driver, database, domain)
     slot = "b" if current is not None and current.slot == "a" else "a"
     prop = SLOT_PROPERTY[slot]
     with translate_errors():
         while True:  # the inactive slot may hold an older version: clear it first
-            records, _, _ = driver.execute_query(
-                CLEAR_SLOT_BATCH_QUERY,
-                {"domain": domain, "property": prop, "batch_size": batch_size},
-                database_=database,
-            )
+            records = write(CLEAR_SLOT_BATCH_QUERY,
+                            {"domain": domain, "property": prop, "batch_size": batch_size})
             if records[0]["cleared"] == 0:
                 break
         data = vectors.detach().float().cpu().tolist()
         done = 0
         for rows in batched(({"uid": u, "vector": v} for u, v in zip(uids, data, strict=True)),
                             batch_size):
-            driver.execute_query(
-                WRITE_VECTORS_QUERY, {"rows": rows, "domain": domain, "property": prop},
-                database_=database,
-            )
+            write(WRITE_VECTORS_QUERY, {"rows": rows, "domain": domain, "property": prop})
             done += len(rows)
             if progress:
                 progress(done, len(uids))
-        driver.execute_query(
-            FLIP_VERSION_QUERY,
-            {"domain": domain, "slot": slot, "version": version, "dim": int(vectors.shape[1])},
-            database_=database,
-        )
+        write(FLIP_VERSION_QUERY, {"domain": domain, "slot": slot, "version": version,
+                                   "dim": int(vectors.shape[1])})
     return ActiveEmbedding(slot=slot, version=version, dim=int(vectors.shape[1]))
 
 

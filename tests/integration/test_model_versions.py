@@ -30,7 +30,7 @@ from fusion.versions import activate_version, list_versions
 from graph.encoder import EncoderConfig
 from graph.encoder import train_domain as train_encoder
 from graph.encoder.checkpoint import encoder_artifacts
-from graph.encoder.serve import active_embedding, drop_embeddings
+from graph.encoder.serve import active_embedding, drop_embeddings, write_embeddings
 from graph.exceptions import ModelBusyError
 from graph.lock import ModelLock, force_release
 from graph.settings import Settings, get_settings
@@ -311,12 +311,81 @@ def test_a_stale_model_lock_is_broken_and_a_holder_that_lost_its_lock_writes_not
         activate_version(settings, driver, "encoder", domain, second)
     force_release(driver, settings.neo4j_database, ModelLock.LABEL, f"encoder:{domain}")
 
-    # a run whose lock was broken (taken over) meanwhile stops before it writes
+    # a run whose lock was broken (taken over) meanwhile writes nothing: not even the clearing
+    # of the slot it would write into, which holds the other version's vectors
+    before = slot_vectors(driver, settings, domain)
+    assert before > 0
     lock = ModelLock(driver, settings.neo4j_database, "encoder", domain)
     with lock:
-        lock.check_held()
         force_release(driver, settings.neo4j_database, ModelLock.LABEL, f"encoder:{domain}")
         with pytest.raises(ModelBusyError, match="lost the encoder lock"):
-            lock.check_held()
+            write_embeddings(driver, settings.neo4j_database, domain, "v-lost", ["x"],
+                             torch.zeros(1, 16), fence=lock)
     pointer = active_embedding(driver, settings.neo4j_database, domain)
     assert pointer is not None and pointer.version == first
+    assert slot_vectors(driver, settings, domain) == before
+
+
+SLOT_VECTORS_QUERY = """
+MATCH (v:_EmbeddingVersion {domain: $domain})
+MATCH (n:Entity {domain: $domain})
+WHERE n[CASE v.slot WHEN 'a' THEN 'embedding_b' ELSE 'embedding_a' END] IS NOT NULL
+RETURN count(n) AS stored
+"""
+
+
+def slot_vectors(driver: Driver, settings: Settings, domain: str) -> int:
+    """How many of the domain's entities have a vector in the slot it does not serve."""
+    records, _, _ = driver.execute_query(SLOT_VECTORS_QUERY, {"domain": domain},
+                                         database_=settings.neo4j_database)
+    return int(records[0]["stored"])
+
+
+AGE_LOCK_QUERY = """
+MATCH (l:_ModelLock {name: $name})
+SET l.heartbeat = datetime() - duration({seconds: $age})
+"""
+
+
+def test_breaking_a_stale_model_lock_waits_for_its_holders_fenced_write(
+    driver: Driver, settings: Settings, domain: str,
+) -> None:
+    database, name = settings.neo4j_database, f"qa:{domain}"
+    holder = ModelLock(driver, database, "qa", domain)
+    holder.heartbeat_s = 3600.0  # only its fenced writes refresh the heartbeat here
+    try:
+        with holder:
+            # a holder that looks gone (no heartbeat for 10 minutes) starts a fenced write
+            driver.execute_query(AGE_LOCK_QUERY, {"name": name, "age": 600}, database_=database)
+            outcome: dict[str, object] = {}
+
+            def take_over() -> None:
+                try:
+                    ModelLock(driver, database, "qa", domain).acquire()
+                    outcome["taken"] = True
+                except ModelBusyError as exc:
+                    outcome["error"] = exc
+
+            with holder.fenced():
+                breaker = threading.Thread(target=take_over)
+                breaker.start()
+                breaker.join(1.5)
+                assert breaker.is_alive()  # it waits for the write to commit ...
+            breaker.join(30)
+            # ... then sees the fresh heartbeat: the lock stays the holder's
+            assert not outcome.get("taken") and isinstance(outcome.get("error"), ModelBusyError)
+            info = holder.holder()
+            assert info is not None and info.owner == holder.owner and info.heartbeat_age_s < 60
+
+            # the other order: a break that commits first leaves the holder nothing to write
+            driver.execute_query(AGE_LOCK_QUERY, {"name": name, "age": 600}, database_=database)
+            taker = ModelLock(driver, database, "qa", domain)
+            with taker:
+                assert taker.broken_stale is not None
+                assert taker.broken_stale.owner == holder.owner
+                with pytest.raises(ModelBusyError, match="lost the qa lock"), holder.fenced():
+                    pytest.fail("a fenced block ran without the lock")
+                current = taker.holder()
+                assert current is not None and current.owner == taker.owner
+    finally:
+        force_release(driver, database, ModelLock.LABEL, name)
