@@ -935,8 +935,8 @@ def _train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[d
             continue  # no better than the text head on validation: the text head serves
         heads[name] = fitted.model
     # a few-shot model keeps the action texts, and so the phrasings, of the one it starts from
-    version = save_checkpoint(settings, domain, space, heads, cfg, features, metrics, False,
-                              previous_phrasings)
+    version = save_checkpoint(settings, domain, space, heads, cfg, features, metrics,
+                              activate=False, phrasings=previous_phrasings)
     if lock is not None:
         with lock.fenced():  # the ACTIVE pointer flips only while the lock is this run's
             qa_artifacts(settings).activate(domain, version)
