@@ -80,29 +80,36 @@ def classify(graph: DomainGraph, row: dict[str, Any], answer: Any
     frontier = set(topics)
     for want, got in zip(gold, chosen, strict=True):
         if want != got:
-            offered = any(got in graph.adj.get(u, {}) for u in frontier)
-            return (("wrong hop, both offered" if offered else "wrong hop, not offered"),
+            return (("wrong hop, both offered" if got in offered(graph, frontier)
+                     else "wrong hop, not offered"),
                     (want, got), frontier)
         frontier = graph.follow(frontier, want)
     return "same path", None, None
 
 
-def asked_share(graph: DomainGraph, train_rows: list[dict[str, Any]], pair: tuple[Step, Step]
-                ) -> tuple[int, int]:
-    """Among training hops taken at a node that offers both steps of ``pair``: how many took
-    the first (the asked one) and how many the second (the one the model chose)."""
-    first = second = 0
+def offered(graph: DomainGraph, nodes: set[str]) -> set[Step]:
+    """The (relation, direction) steps that leave at least one of ``nodes``."""
+    return {step for u in nodes for step in graph.adj.get(u, {})}
+
+
+def training_hops(graph: DomainGraph, train_rows: list[dict[str, Any]]
+                  ) -> list[tuple[set[Step], Step]]:
+    """Each hop of each training question: the steps offered where it was taken, and the step."""
+    hops: list[tuple[set[Step], Step]] = []
     for row in train_rows:
-        node = row["topic_entities"][0]
-        current = {node}
-        for step in row["path"]:
-            here = current
-            step_t = (step[0], step[1])
-            if all(any(s in graph.adj.get(u, {}) for u in here) for s in pair):
-                first += step_t == pair[0]
-                second += step_t == pair[1]
-            current = graph.follow(current, step_t)
-    return first, second
+        current = {row["topic_entities"][0]}
+        for raw in row["path"]:
+            step = (raw[0], raw[1])
+            hops.append((offered(graph, current), step))
+            current = graph.follow(current, step)
+    return hops
+
+
+def asked_share(hops: list[tuple[set[Step], Step]], pair: tuple[Step, Step]) -> tuple[int, int]:
+    """Among training hops taken where both steps of ``pair`` are offered: how many took the
+    first (the asked one) and how many the second (the one the model chose)."""
+    at_both = [step for steps, step in hops if pair[0] in steps and pair[1] in steps]
+    return at_both.count(pair[0]), at_both.count(pair[1])
 
 
 def main() -> None:
@@ -128,6 +135,7 @@ def main() -> None:
         graph = DomainGraph.load(driver, settings.neo4j_database, domain)
         train_rows, eval_rows = generate_splits(graph, args.train_per_hop, args.eval_per_hop,
                                                 args.seed)
+        hops = training_hops(graph, train_rows)
         version = given.get(domain)
         if version is None:
             t0 = time.perf_counter()
@@ -157,10 +165,10 @@ def main() -> None:
                 if pair is not None and label == "wrong hop, both offered":
                     pairs[pair] += 1
                     assert frontier is not None
-                    options.append(len({s for u in frontier for s in graph.adj.get(u, {})}))
+                    options.append(len(offered(graph, frontier)))
             asked = chosen = 0
             for pair, count in pairs.items():
-                a, c = asked_share(graph, train_rows, pair)
+                a, c = asked_share(hops, pair)
                 asked += count * a
                 chosen += count * c
             share = asked / (asked + chosen) if asked + chosen else float("nan")
