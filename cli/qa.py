@@ -65,33 +65,38 @@ def train_qa(
         False, "--hold-out-wording", help="Learn only the training phrasings, as the "
         "benchmarks do, so that `kgr eval qa` measures unseen wording (default: every "
         "phrasing, for serving)"),
+    model: str = typer.Option(
+        "auto", "--model", help="reasoner (learns hops and relations from your labelled "
+        "rows), fusion (made for generated questions) or auto: the reasoner with --data "
+        "alone, else fusion"),
     seed: int = typer.Option(0, "--seed"),
     json_out: bool = JSON_OPT,
 ) -> None:
-    """Fine-tune the QA fusion model; publishes a new active version (safetensors + config)."""
-    from fusion.graphdata import DomainGraph
-    from fusion.questions import generate_questions, read_jsonl
-    from fusion.train import TrainConfig, train_domain
-    from fusion.verbalize import Wording
+    """Fine-tune a QA model; publishes a new active version (safetensors + config)."""
+    from fusion.exceptions import QuestionError
+    from fusion.questions import read_jsonl
+    from fusion.training import QATrainingRequest, train_qa
 
+    if model not in ("auto", "reasoner", "fusion"):
+        raise QuestionError("--model must be auto, reasoner or fusion")
     cfg = settings()
     rows: list[dict[str, Any]] = list(read_jsonl(data, cfg.max_upload_bytes)) if data else []
     per_hop = generate_per_hop if generate_per_hop is not None else (0 if data else 600)
+    request = QATrainingRequest(rows=rows, generate_per_hop=per_hop, model=model,  # type: ignore[arg-type]
+                                epochs=epochs, use_graph=not no_graph, init_active=init_active,
+                                hold_out_wording=held_out, seed=seed)
     with open_driver(cfg) as driver, _progress_bar() as bar:
         task = bar.add_task("loading the graph", total=1.0)
-        graph = DomainGraph.load(driver, cfg.neo4j_database, domain)
-        wording: Wording = "train" if held_out else "all"
-        if per_hop:
-            rows += generate_questions(graph, {1: per_hop, 2: per_hop, 3: per_hop}, wording, seed)
-        result = train_domain(
-            cfg, driver, domain, rows, TrainConfig(epochs=epochs, seed=seed, wording=wording),
-            graph=graph,
-            use_graph=not no_graph, init_active=init_active,
-            progress=lambda f, m: bar.update(task, completed=f, description=m[:70]),
-        )
+        result = train_qa(cfg, driver, domain, request,
+                          progress=lambda f, m: bar.update(task, completed=f,
+                                                           description=m[:70]))
     if json_out:
         print_json(result)
         return
+    if result.get("model") == "reasoner":
+        _print_reasoner(result)
+        return
+
     def head_label(name: str) -> str:
         terms = result[name].get("graph_terms")
         if terms is None or terms["kept"]:
@@ -104,6 +109,18 @@ def train_qa(
                  result[name]["n_train"]) for name in ("graph", "text") if name in result]
     print_table(f"qa {domain} {result['version']} (encoder {result['encoder_version']})",
                 ["head", "val Hits@1", "epochs", "train examples"], rows_out)
+
+
+def _print_reasoner(result: dict[str, Any]) -> None:
+    rows = result["rows"]
+    print_table(f"qa {result['domain']} {result['version']} (reasoner)",
+                ["rows", "used", "val Hits@1", "best epoch", "seconds"],
+                [(rows["rows"], rows["used"], result["val_hits@1"], result["best_epoch"],
+                  result["seconds"])])
+    for reason, n in rows["skipped_by_reason"].items():
+        console.print(f"[yellow]{n} rows not used: {reason}[/yellow]")
+        for example in rows["skipped_examples"].get(reason, []):
+            console.print(f"  line {example['line']}: {example['question']}")
 
 
 @eval_app.command("qa")

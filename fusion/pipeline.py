@@ -35,6 +35,7 @@ from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer,
 from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
 from fusion.linkpred import LinkPredictor, PredictingExpander
 from fusion.parse import PathHints, asks_count, parse_question
+from fusion.reasoner.checkpoint import ReasonerCheckpoint
 from fusion.retrieval import (
     Caps,
     Expander,
@@ -251,7 +252,7 @@ class DomainQA:
     """Answers questions about one domain with one (optional) checkpoint."""
 
     def __init__(self, settings: Settings, store: GraphStore, domain: str, expander: Expander,
-                 index: AliasIndex, checkpoint: Checkpoint | None,
+                 index: AliasIndex, checkpoint: Checkpoint | ReasonerCheckpoint | None,
                  features: GraphFeatures | None, caps: Caps | None = None,
                  wording: Wording = "all") -> None:
         """``wording``: the phrasings of the zero-shot action texts when there is no checkpoint
@@ -286,7 +287,10 @@ class DomainQA:
         self.coordinate = True  # several topics joined by "and" / "or" (off: the first alone)
         self.zero_shot = ZeroShotScorer(self.space)
         self.scorers: dict[str, ModelScorer] = {}
-        if checkpoint is not None:
+        # a reasoner (fusion.reasoner) is the fine-tuned model of a domain trained on labelled
+        # rows; it reads the hop count itself, so no parse bounds its paths
+        self.reasoner = checkpoint if isinstance(checkpoint, ReasonerCheckpoint) else None
+        if checkpoint is not None and self.reasoner is None:
             trained_with = checkpoint.config.get("encoder_version")
             for name, model in checkpoint.heads.items():
                 if model.use_graph and (features is None or features.dim != model.graph_dim):
@@ -328,7 +332,12 @@ class DomainQA:
                 for (q, ms), group in zip(linked, groups, strict=True)]
 
     def default_mode(self) -> Mode:
-        return "fine-tuned" if self.scorers else "zero-shot"
+        return "fine-tuned" if self.trained else "zero-shot"
+
+    @property
+    def trained(self) -> bool:
+        """Whether a fine-tuned model (fusion heads or a reasoner) answers."""
+        return bool(self.scorers) or self.reasoner is not None
 
     def predictor(self) -> LinkPredictor:
         """The link predictor of the domain's active encoder (``ModelNotReadyError`` if none)."""
@@ -363,6 +372,8 @@ class DomainQA:
             self._drop_namesakes(finals)
             finals = self.zero_shot.rerank(prepared.ctx, finals, expander)
             return keep_asked_type(finals, hints), models
+        if self.reasoner is not None:
+            return self._reasoned(prepared, expander, topics, max_hops, models), models
         head = "graph" if use_graph and "graph" in self.scorers else "text"
         if head not in self.scorers:
             raise QAModelNotReadyError(
@@ -380,22 +391,36 @@ class DomainQA:
             finals = self.zero_shot.rerank(prepared.ctx, finals, expander)
         return keep_asked_type(finals, hints), models
 
+    def _reasoned(self, prepared: Prepared, expander: Expander,
+                  topics: list[tuple[str, float]], max_hops: int,
+                  models: dict[str, Any]) -> list[PathResult]:
+        """The reasoner's paths, executed by the beam search without the parse's hints."""
+        assert self.reasoner is not None and prepared.ctx is not None
+        models.update(qa=self.reasoner.version, reasoner=True)
+        read = self.reasoner.runner.read([prepared.ctx.text])[0]
+        walks = self.reasoner.keep_topic
+        finals = self._beam_search(expander, read.scorer(), topics, max_hops, None, walks)
+        if not walks:
+            self._drop_namesakes(finals)
+        return finals
+
     def _beam_search(self, expander: Expander, scorer: Scorer,
                      topics: list[tuple[str, float]], max_hops: int,
-                     hints: PathHints | None) -> list[PathResult]:
+                     hints: PathHints | None, walks: bool = False) -> list[PathResult]:
         """``beam_search``; with a ``PredictingExpander`` two of them: recorded links extended by
         predicted ones (the paths and scores of the plain search), and the paths that need a
         hop no node on the way has recorded (``guess_hops``), e.g. a disease whose only gene
         association is missing."""
         if not isinstance(expander, PredictingExpander):
-            return beam_search(expander, scorer, topics, max_hops, self.caps, hints=hints)
+            return beam_search(expander, scorer, topics, max_hops, self.caps, hints=hints,
+                               walks=walks)
         finals = beam_search(expander, scorer, topics, max_hops, self.caps, hints=hints,
-                             predicted=expander.predicted)
+                             predicted=expander.predicted, walks=walks)
         known = set(expander.predictor.relations)
         hops = [(rel, d) for rel in self.space.relation_types() if rel in known
                 for d in (OUT, IN)]
         guessed = beam_search(expander, scorer, topics, max_hops, self.caps, hints=hints,
-                              predicted=expander.predicted, guess_hops=hops)
+                              predicted=expander.predicted, guess_hops=hops, walks=walks)
         finals += [f for f in guessed if f.guessed]
         finals.sort(key=lambda f: (-f.logp, f.hops, f.steps, f.answer_type))
         return finals
@@ -409,7 +434,7 @@ class DomainQA:
         started = time.perf_counter()
         question = check_question(question)
         mode = mode or self.default_mode()
-        if mode == "fine-tuned" and not self.scorers:
+        if mode == "fine-tuned" and not self.trained:
             raise QAModelNotReadyError(
                 f"no fine-tuned QA model for domain {self.domain!r}; train one with "
                 f"`kgr train qa --domain {self.domain}` or ask with mode 'zero-shot'")

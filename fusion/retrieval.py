@@ -678,7 +678,7 @@ Scorer = Callable[[list[BeamItem], list[list[Action]]], list[list[float]]]
 
 def candidate_actions(item: BeamItem, available: Mapping[str, Collection[Action]] | None,
                       type_of: Callable[[str], str], whole_frontier: bool = False,
-                      ) -> list[Action]:
+                      walks: bool = False) -> list[Action]:
     """What may follow a prefix: answer types of its frontier (after one hop) and the hops
     that exist at its frontier (``available``: hops per node, e.g. ``Expander.actions``).
     Only the nodes reached by recorded links count (unless ``whole_frontier``): predicted links
@@ -687,7 +687,7 @@ def candidate_actions(item: BeamItem, available: Mapping[str, Collection[Action]
     actions: set[Action] = set()
     frontier = item.frontier if whole_frontier else item.recorded
     if item.steps:
-        actions.update((type_of(u), STOP) for u in frontier if u != item.topic)
+        actions.update((type_of(u), STOP) for u in frontier if walks or u != item.topic)
     if available is not None:
         for uid in frontier:
             actions.update(available.get(uid, ()))
@@ -712,7 +712,7 @@ def stored_triple(source: str, action: Action, target: str) -> tuple[str, str, s
 
 
 def _advance_recorded(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
-                      caps: Caps) -> BeamItem:
+                      caps: Caps, walks: bool = False) -> BeamItem:
     """``advance`` without predicted links: the same frontier, in a loop without their
     bookkeeping (it runs for every neighbour of every prefix of every question: the two-pass
     loop added 2 ms to a repeated /v1/ask)."""
@@ -724,7 +724,7 @@ def _advance_recorded(item: BeamItem, action: Action, logp: float, adjacency: Gr
         targets = adjacency.get(uid, {}).get(action)
         if not targets:
             continue
-        on_path = _ancestors(item, uid)
+        on_path = set() if walks else _ancestors(item, uid)
         for position, target in enumerate(targets):  # strongest relationships first
             if target in on_path:
                 continue  # evidence paths are simple: no node twice
@@ -740,13 +740,14 @@ def _advance_recorded(item: BeamItem, action: Action, logp: float, adjacency: Gr
 
 def advance(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
             caps: Caps, predicted: Mapping[tuple[str, str, str], float] | None = None,
-            ) -> BeamItem:
+            walks: bool = False) -> BeamItem:
     """The prefix extended by one hop; its frontier is capped at ``caps.frontier`` nodes.
     ``predicted``: the probabilities of adjacency entries that are predicted links (by stored
     triple); the recorded links of the frontier's recorded nodes come first, then the rest,
-    and a node keeps the best product of link probabilities that reaches it."""
+    and a node keeps the best product of link probabilities that reaches it. ``walks``: a
+    node may come back on the path (``beam_search``)."""
     if not predicted and not item.weight:
-        return _advance_recorded(item, action, logp, adjacency, caps)
+        return _advance_recorded(item, action, logp, adjacency, caps, walks)
     back: dict[str, tuple[str, str, str]] = {}
     support: dict[str, int] = {}
     order: dict[str, int] = {}
@@ -759,7 +760,7 @@ def advance(item: BeamItem, action: Action, logp: float, adjacency: Grouped,
             targets = adjacency.get(uid, {}).get(action)
             if not targets:
                 continue
-            on_path = _ancestors(item, uid)
+            on_path = set() if walks else _ancestors(item, uid)
             before = item.weight.get(uid, 1.0)
             for position, target in enumerate(targets):  # strongest relationships first
                 link = predicted.get(stored_triple(uid, action, target)) if predicted else None
@@ -924,6 +925,7 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
                 hints: PathHints | None = None,
                 predicted: Mapping[tuple[str, str, str], float] | None = None,
                 guess_hops: Collection[Action] = (),
+                walks: bool = False,
                 ) -> list[PathResult]:
     """Best complete paths of 1..max_hops hops from the topics, best first; ``hints`` (the
     question's parse) penalise paths that contradict it. Per hop, the hops that exist at the
@@ -935,7 +937,12 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
     link predictor can add anywhere; given, the search also takes those that no frontier
     node has recorded (counted in ``PathResult.guessed``), and predicted links count like
     recorded ones for candidates and type checks: the search for what recorded links
-    cannot reach at all."""
+    cannot reach at all.
+
+    ``walks``: paths may come back to a node they passed, and end on their topic ("the
+    husband of X's wife" is X), as in a model trained on rows whose answers include their
+    topic (``fusion.reasoner``); by default evidence paths are simple and never answer with
+    their topic."""
     guessing = bool(guess_hops)
     if not 1 <= max_hops <= MAX_HOPS:
         raise InvalidInputError(f"max_hops must be between 1 and {MAX_HOPS}")
@@ -957,7 +964,8 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
         if hop < max_hops and not beyond:  # no hops read for paths the parse rules out
             available = expander.actions(list(dict.fromkeys(
                 u for item in items for u in (item.frontier if guessing else item.recorded))))
-        candidates = [candidate_actions(item, available, type_of, guessing) for item in items]
+        candidates = [candidate_actions(item, available, type_of, guessing, walks)
+                      for item in items]
         extras: set[tuple[int, Action]] = set()  # (item, hop) taken without a recorded link
         if guessing and available is not None:
             for k, cands in enumerate(candidates):
@@ -974,7 +982,7 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
                 total = item.logp + lp - bound_penalty(hints, item, action)
                 if action[1] == STOP:
                     answers = [u for u in item.frontier
-                               if u != item.topic and type_of(u) == action[0]]
+                               if (walks or u != item.topic) and type_of(u) == action[0]]
                     finals.append(PathResult(item.topic, item.steps, action[0], total, answers,
                                              item.back, item.support, item.order,
                                              item.weight, item.guessed))
@@ -990,7 +998,7 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
         adjacency: Grouped = {}
         chosen = _best_extensions(expander, pending, caps, hints, type_of, adjacency, memo,
                                   None if guessing else predicted)
-        items = [replace(advance(item, action, total, adjacency, caps, predicted),
+        items = [replace(advance(item, action, total, adjacency, caps, predicted, walks),
                          guessed=guessed[(id(item), action)]) for total, item, action in chosen]
         items = [item for item in items if item.frontier]
     finals.sort(key=lambda f: (-f.logp, f.hops, f.steps, f.answer_type))

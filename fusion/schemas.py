@@ -207,6 +207,10 @@ class TrainQARequest(BaseModel):
                                description="most epochs (default: by the number of questions)")
     graph_embeddings: bool = True
     init_from_active: bool = False
+    model: Literal["auto", "reasoner", "fusion"] = Field(
+        default="auto", description="reasoner: learns the hop count and relations from "
+        "labelled rows; fusion: made for generated questions; auto: the reasoner when data "
+        "rows are given and generate_per_hop is 0, else fusion")
     hold_out_wording: bool = Field(
         default=False, description="learn only the training phrasings, as the benchmarks do, "
         "so that generated evaluation questions are in unseen wording (default: every "

@@ -45,6 +45,7 @@ from fusion.parse import (
     step_token_masks,
 )
 from fusion.questions import alias_index_of
+from fusion.reasoner.checkpoint import ReasonerCheckpoint, is_reasoner, load_reasoner
 from fusion.retrieval import (
     BeamItem,
     Caps,
@@ -816,7 +817,10 @@ class Checkpoint:
         return "all" if self.config["config"].get("wording") == "all" else "train"
 
 
-def load_checkpoint(folder: Path) -> Checkpoint:
+def load_checkpoint(folder: Path) -> Checkpoint | ReasonerCheckpoint:
+    """A QA version: a fusion checkpoint or a reasoner (``fusion.reasoner``)."""
+    if is_reasoner(folder):
+        return load_reasoner(folder)
     config = json.loads((folder / CONFIG_FILE).read_text())
     vectors = load_file(str(folder / SPACE_FILE))
     actions = [(a[0], a[1]) for a in config["actions"]]
@@ -836,7 +840,7 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     return Checkpoint(folder.name, space, heads, config)
 
 
-def load_active(settings: Settings, domain: str) -> Checkpoint:
+def load_active(settings: Settings, domain: str) -> Checkpoint | ReasonerCheckpoint:
     store = qa_artifacts(settings)
     if store.active_version(domain) is None:
         raise QAModelNotReadyError(
@@ -880,7 +884,13 @@ def _train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[d
     init: dict[str, dict[str, torch.Tensor]] = {}
     previous_phrasings: dict[str, list[list[str]]] | None = None
     if init_active or init_from is not None:
-        previous = init_from if init_from is not None else load_active(settings, domain)
+        previous_any = init_from if init_from is not None else load_active(settings, domain)
+        if isinstance(previous_any, ReasonerCheckpoint):
+            raise TrainingDataError(
+                f"the active QA model of {domain!r} is a reasoner ({previous_any.version}); "
+                "few-shot fine-tuning of the fusion model starts from a fusion model: train "
+                "the reasoner on your rows instead (`kgr train qa --data`)")
+        previous = previous_any
         space = previous.space
         cfg = cfg.model_copy(update={"wording": previous.wording})  # its action texts
         previous_phrasings = previous.config.get("phrasings")

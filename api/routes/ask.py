@@ -107,28 +107,19 @@ def refresh(request: Request, _: AdminDep) -> dict[str, bool]:
 def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driver: DriverDep,
              store: StoreDep, jobs: JobsDep, _: AdminDep) -> Job:
     from fusion.exceptions import TrainingDataError
-    from fusion.graphdata import DomainGraph
-    from fusion.questions import generate_questions
-    from fusion.train import TrainConfig, train_domain
-    from fusion.verbalize import Wording
+    from fusion.training import QATrainingRequest, train_qa
 
     store.check_domain(body.domain)
-    rows = [dict(r) for r in body.data or []]
-    if not rows and body.generate_per_hop == 0:
+    plan = QATrainingRequest(
+        rows=[dict(r) for r in body.data or []], generate_per_hop=body.generate_per_hop,
+        model=body.model, epochs=body.epochs, use_graph=body.graph_embeddings,
+        init_active=body.init_from_active, hold_out_wording=body.hold_out_wording)
+    if not plan.rows and not plan.generate_per_hop:
         raise TrainingDataError("give data rows or generate_per_hop > 0")
     service = qa_service(request)
 
     def run(progress: Any) -> dict[str, Any]:
-        graph = DomainGraph.load(driver, settings.neo4j_database, body.domain)
-        examples = list(rows)
-        wording: Wording = "train" if body.hold_out_wording else "all"
-        if body.generate_per_hop:
-            n = body.generate_per_hop
-            examples += generate_questions(graph, {1: n, 2: n, 3: n}, wording)
-        result = train_domain(settings, driver, body.domain, examples,
-                              TrainConfig(epochs=body.epochs, wording=wording), graph=graph,
-                              use_graph=body.graph_embeddings,
-                              init_active=body.init_from_active, progress=progress)
+        result = train_qa(settings, driver, body.domain, plan, progress)
         service.invalidate(body.domain)
         return result
 

