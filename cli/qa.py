@@ -6,20 +6,14 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
 from cli.groups import eval_app, train_app
+from cli.progress import fraction_progress
 from fusion.schemas import MAX_BATCH_QUESTIONS
 
 DOMAIN_OPT = typer.Option(..., "--domain", "-d", help="Domain, e.g. medical or finance")
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
-
-
-def _progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(),
-                    TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=console,
-                    transient=False)
 
 
 @train_app.command("questions")
@@ -77,8 +71,8 @@ def train_qa(
     cfg = settings()
     rows: list[dict[str, Any]] = list(read_jsonl(data, cfg.max_upload_bytes)) if data else []
     per_hop = generate_per_hop if generate_per_hop is not None else (0 if data else 600)
-    with open_driver(cfg) as driver, _progress_bar() as bar:
-        task = bar.add_task("loading the graph", total=1.0)
+    with open_driver(cfg) as driver, fraction_progress(f"qa {domain}") as progress:
+        progress(0.0, "loading the graph")
         graph = DomainGraph.load(driver, cfg.neo4j_database, domain)
         wording: Wording = "train" if held_out else "all"
         if per_hop:
@@ -87,7 +81,7 @@ def train_qa(
             cfg, driver, domain, rows, TrainConfig(epochs=epochs, seed=seed, wording=wording),
             graph=graph,
             use_graph=not no_graph, init_active=init_active,
-            progress=lambda f, m: bar.update(task, completed=f, description=m[:70]),
+            progress=progress,
         )
     if json_out:
         print_json(result)
@@ -139,12 +133,9 @@ def eval_qa(
             graph = DomainGraph.load(driver, cfg.neo4j_database, domain)
             _, rows = generate_splits(graph, 600, generate_per_hop, seed)
         qa = QAService(cfg, driver).domain(domain)
-        with _progress_bar() as bar:
-            task = bar.add_task("evaluating", total=1.0)
+        with fraction_progress(f"eval {domain}") as progress:
             result = evaluate_rows(qa, rows, mode, use_graph=not no_graph,  # type: ignore[arg-type]
-                                   progress=lambda f, m: bar.update(task, completed=f,
-                                                                   description=m[:70]),
-                                   predicted_links=predicted_links)
+                                   progress=progress, predicted_links=predicted_links)
     if json_out:
         print_json(result)
         return

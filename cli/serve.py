@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.common import console, handle_errors, open_driver, settings
+from cli.progress import fraction_progress
 from graph.schema import bootstrap_schema
 from graph.server import LocalNeo4j
 
@@ -48,18 +47,6 @@ def serve(
                 port=port or cfg.api_port, log_level="info")
 
 
-def _progress_bar(title: str) -> tuple[Progress, Callable[[float, str], None]]:
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                   TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[msg]}"),
-                   TimeElapsedColumn(), console=console)
-    task = bar.add_task(title, total=1.0, msg="")
-
-    def update(fraction: float, message: str = "") -> None:
-        bar.update(task, completed=fraction, msg=message[:60])
-
-    return bar, update
-
-
 @handle_errors
 def up(
     serve_api: bool = typer.Option(True, "--serve/--no-serve", help="Serve the API at the end"),
@@ -95,8 +82,7 @@ def up(
 
             for domain in BUILTIN_DOMAINS:
                 if retrain or encoder_artifacts(cfg).active_version(domain) is None:
-                    bar, update = _progress_bar(f"encoder {domain}")
-                    with bar:
+                    with fraction_progress(f"encoder {domain}") as update:
                         overrides = {"epochs": encoder_epochs} if encoder_epochs else None
                         version = train_domain(cfg, driver, domain, progress=update,
                                                overrides=overrides)
@@ -105,8 +91,7 @@ def up(
                     console.print(f"encoder {domain}: version "
                                   f"{encoder_artifacts(cfg).active_version(domain)} already active")
                 if retrain or qa_artifacts(cfg).active_version(domain) is None:
-                    bar, update = _progress_bar(f"qa model {domain}")
-                    with bar:
+                    with fraction_progress(f"qa model {domain}") as update:
                         result = train_from_generated(cfg, driver, domain, per_hop=qa_per_hop,
                                                       epochs=qa_epochs, progress=update)
                     console.print(f"[green]qa model[/] {domain}: version {result.get('version')}"
