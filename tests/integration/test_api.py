@@ -146,5 +146,9 @@ def test_openapi_documents_the_resources(client: TestClient) -> None:
 
 def test_metrics_count_requests(client: TestClient) -> None:
     client.get("/healthz")
-    text = client.get("/metrics").text
-    assert 'kgr_requests_total{method="GET",route="/healthz",status="200"}' in text
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    text = response.text
+    assert 'kgr_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert 'kgr_request_seconds_count{route="/healthz"} 1.0' in text
+    assert "process_resident_memory_bytes" in text
