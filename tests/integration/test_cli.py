@@ -138,3 +138,21 @@ def test_json_output_is_only_json_and_progress_goes_to_stderr(
     # no terminal here: the progress is plain lines on stderr, the last one at 100%
     progress = result.stderr.splitlines()
     assert progress and progress[-1].startswith(f"eval {domain}: 100%"), result.stderr
+
+
+def test_subgraph_exports_graphml(runner: CliRunner, toy_graph: dict[str, str]) -> None:
+    import networkx as nx
+
+    exported = runner.invoke(app, ["subgraph", toy_graph["NCBIGene:2200"], "--hops", "1",
+                                   "--format", "graphml"])
+    assert exported.exit_code == 0, exported.output
+    back = nx.parse_graphml(exported.stdout, force_multigraph=True)
+    assert sorted((back.nodes[s]["name"], d["type"], back.nodes[t]["name"])
+                  for s, t, d in back.edges(data=True)) == [
+        ("FBN1", "ASSOCIATED_PHENOTYPE", "Arachnodactyly"),
+        ("FBN1", "ASSOCIATED_WITH", "Marfan syndrome")]
+    linked = runner.invoke(app, ["subgraph", toy_graph["NCBIGene:2200"], "--hops", "1",
+                                 "--format", "node-link"])
+    assert len(json.loads(linked.stdout)["edges"]) == 2
+    wrong = runner.invoke(app, ["subgraph", toy_graph["NCBIGene:2200"], "--format", "dot"])
+    assert wrong.exit_code == 2
