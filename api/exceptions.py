@@ -13,3 +13,16 @@ class AuthenticationError(ApiError):
 
 class PermissionDeniedError(ApiError):
     """The API key is valid but its role may not do this."""
+
+
+class ServerUnreachableError(ApiError):
+    """The kgr server a client talks to cannot be reached, or did not answer in time."""
+
+
+class UnexpectedResponseError(ApiError):
+    """The kgr server answered with an error kgr has no class for (e.g. a 500), or with a
+    body that is not kgr's."""
+
+    def __init__(self, message: str, *, status: int, details: object | None = None) -> None:
+        super().__init__(message, details=details)
+        self.status = status

@@ -13,7 +13,7 @@ from neo4j import Driver
 
 from api.errors import install_error_handlers
 from api.jobs import JobManager
-from api.metrics import Metrics
+from api.metrics import Metrics, MetricsMiddleware
 from api.routes import (
     ask,
     embeddings,
@@ -72,7 +72,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
     app.state.jobs = JobManager()
     app.state.keyring = KeyRing(load_keys(settings))
     app.state.metrics = Metrics()
-    app.middleware("http")(app.state.metrics.middleware)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)

@@ -1,76 +1,89 @@
-"""Request counters and latency sums in the Prometheus text format (``GET /metrics``)."""
+"""Prometheus metrics of the API (``GET /metrics``), kept by ``prometheus-client``.
+
+Each app has its own registry (tests build many apps in one process; a shared default
+registry would refuse the second set of metrics). The library renders the text format,
+escapes label values (a route or domain name with a quote or backslash stays one valid
+sample) and adds the process metrics (CPU, memory, open files, GC).
+"""
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import defaultdict
-from collections.abc import Awaitable, Callable
 
-from fastapi import Request, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+UNMATCHED_ROUTE = "unmatched"  # a path no route matches: one label value, not one per path
+MEDIA_TYPE = CONTENT_TYPE_LATEST
 
 
 class Metrics:
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.requests: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency_sum: dict[str, float] = defaultdict(float)
-        self.latency_buckets: dict[tuple[str, float], int] = defaultdict(int)
-        self.latency_count: dict[str, int] = defaultdict(int)
-        self.answers: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.requests = Counter(
+            "kgr_requests", "HTTP requests by method, route and status.",
+            ["method", "route", "status"], registry=self.registry)
+        self.latency = Histogram(
+            "kgr_request_seconds", "Request latency.", ["route"], buckets=BUCKETS_S,
+            registry=self.registry)
+        self.questions = Counter(
+            "kgr_questions", "Questions asked, by domain, mode and outcome.",
+            ["domain", "mode", "outcome"], registry=self.registry)
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
-        with self._lock:
-            self.requests[(method, route, status)] += 1
-            self.latency_sum[route] += seconds
-            self.latency_count[route] += 1
-            for bound in BUCKETS_S:
-                if seconds <= bound:
-                    self.latency_buckets[(route, bound)] += 1
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
 
     def observe_answer(self, domain: str | None, mode: str, outcome: str) -> None:
         """One question answered: ``outcome`` is answered, no_entity or no_answer (the
         question's entities were found, but no reading reached an answer)."""
-        with self._lock:
-            self.answers[(domain or "none", mode, outcome)] += 1
+        self.questions.labels(domain or "none", mode, outcome).inc()
 
-    def render(self) -> str:
-        lines = [
-            "# HELP kgr_requests_total HTTP requests by method, route and status.",
-            "# TYPE kgr_requests_total counter",
-        ]
-        with self._lock:
-            for (method, route, status), count in sorted(self.requests.items()):
-                lines.append(
-                    f'kgr_requests_total{{method="{method}",route="{route}",'
-                    f'status="{status}"}} {count}'
-                )
-            lines += ["# HELP kgr_request_seconds Request latency.",
-                      "# TYPE kgr_request_seconds histogram"]
-            for route in sorted(self.latency_count):
-                for bound in BUCKETS_S:
-                    lines.append(f'kgr_request_seconds_bucket{{route="{route}",le="{bound}"}} '
-                                 f"{self.latency_buckets[(route, bound)]}")
-                lines.append(f'kgr_request_seconds_bucket{{route="{route}",le="+Inf"}} '
-                             f"{self.latency_count[route]}")
-                labels = f'{{route="{route}"}}'
-                lines.append(f"kgr_request_seconds_sum{labels} {self.latency_sum[route]:.6f}")
-                lines.append(f"kgr_request_seconds_count{labels} {self.latency_count[route]}")
-            lines += ["# HELP kgr_questions_total Questions asked, by domain, mode and outcome.",
-                      "# TYPE kgr_questions_total counter"]
-            for (domain, mode, outcome), count in sorted(self.answers.items()):
-                lines.append(f'kgr_questions_total{{domain="{domain}",mode="{mode}",'
-                             f'outcome="{outcome}"}} {count}')
-        return "\n".join(lines) + "\n"
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
+
+class MetricsMiddleware:
+    """Counts and times every HTTP request by its route template.
+
+    A pure ASGI middleware: it only watches the response's start message for the status,
+    so responses stream through untouched (``BaseHTTPMiddleware`` would wrap each one in
+    another task and buffer it through a memory stream).
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        self.observe(request.method, path, response.status_code, time.perf_counter() - started)
-        return response
+        status = 500  # an exception before the response started is answered with a 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_status)
+        finally:
+            # the router puts the matched route into this same scope dict
+            route = getattr(scope.get("route"), "path", UNMATCHED_ROUTE)
+            self.metrics.observe(scope["method"], route, status, time.perf_counter() - started)

@@ -15,6 +15,7 @@ Default run: well under 15 minutes on 2 busy CPU cores.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 import time
@@ -39,6 +40,10 @@ KGR_CONFIGS: dict[str, dict[str, Any]] = {
     "nations": {"dim": 400, "epochs": 20, "eval_every": 5, "patience": 2, "batch_size": 200,
                 "n3": 1e-2},
 }
+
+NO_PYKEEN = ("this benchmark needs PyKEEN, the `bench` extra: KGR_BENCH=1 bash scripts/setup.sh "
+             "(or .venv/bin/pip install -e '.[bench]')")
+
 # PyKEEN's comparable model: ComplEx with inverse triples, LCWA (1-N) training, softmax
 # cross-entropy, same width, optimiser and epoch budget.
 PYKEEN_EPOCHS = {"umls": 20, "kinships": 20, "nations": 20}
@@ -253,6 +258,8 @@ def main() -> None:
                         help="torch threads; 1 is fastest for these sizes on a shared CPU")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args()
+    if args.mode in ("pykeen", "all") and importlib.util.find_spec("pykeen") is None:
+        sys.exit(NO_PYKEEN)
     torch.set_num_threads(args.threads)
 
     rows: list[dict[str, Any]] = []

@@ -22,6 +22,7 @@ figure. The scratch domain and its models are deleted at the end.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import sys
@@ -57,6 +58,8 @@ from graph.writer import (  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "custom_umls.jsonl"
 DOMAIN = "bench_umls"
+NO_PYKEEN = ("this benchmark needs PyKEEN, the `bench` extra: KGR_BENCH=1 bash scripts/setup.sh "
+             "(or .venv/bin/pip install -e '.[bench]')")
 
 
 def umls_triples() -> list[tuple[str, str, str]]:
@@ -102,6 +105,8 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="print every question's answer")
     parser.add_argument("--zero-shot-only", action="store_true", help="train no text model")
     args = parser.parse_args()
+    if importlib.util.find_spec("pykeen") is None:
+        sys.exit(NO_PYKEEN)
     torch.set_num_threads(2)
     settings = get_settings()
     driver = make_driver(settings)

@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
+from api.exceptions import AuthenticationError, PermissionDeniedError, ServerUnreachableError
 from graph.driver import make_driver
 from graph.exceptions import (
     ConflictError,
@@ -42,6 +43,9 @@ EXIT_CODES: list[tuple[type[KgrError], int]] = [
     (ConflictError, 5),
     (ModelNotReadyError, 5),
     (DatabaseUnavailableError, 69),
+    (ServerUnreachableError, 69),  # a kgr server (`--url`) that does not answer
+    (AuthenticationError, 77),
+    (PermissionDeniedError, 77),
     (ServerLaunchError, 70),
 ]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
 from cli.groups import eval_app, train_app
+from cli.progress import fraction_progress
 from graph.exceptions import InvalidInputError
 
 app = typer.Typer(help="Entity embeddings: similar entities, link prediction.",
@@ -68,15 +68,7 @@ def train_encoder_cmd(
     except ValueError as exc:
         raise InvalidInputError(f"invalid encoder configuration: {exc}") from exc
     cfg = settings()
-    with open_driver(cfg) as driver, Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(), console=console,
-    ) as bar:
-        task = bar.add_task(f"encoder {domain}", total=1.0, info="")
-
-        def progress(fraction: float, message: str) -> None:
-            bar.update(task, completed=fraction, info=message)
-
+    with open_driver(cfg) as driver, fraction_progress(f"encoder {domain}") as progress:
         version = train_domain(cfg, driver, domain, None, progress=progress,
                                write_back=not no_write_back, processes=processes,
                                overrides=overrides)

@@ -2,49 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from neo4j import Driver
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
+from cli.progress import task_progress
 from graph.migrate.exceptions import MigrationValidationError, summarize
 from graph.migrate.history import AppliedMigration
-from graph.migrate.loader import ProgressFn
 from graph.migrate.runner import DEFAULT_NAMESPACE, MigrationRunner
 from graph.settings import Settings
 
 app = typer.Typer(help="Apply and inspect migrations (bare `kgr migrate` applies the pending).",
                   invoke_without_command=True, no_args_is_help=False)
-
-
-@contextmanager
-def progress_bars(enabled: bool = True) -> Iterator[ProgressFn | None]:
-    """A progress callback drawing one rich bar per load task."""
-    if not enabled:
-        yield None
-        return
-    columns = (TextColumn("{task.description:<32}"), BarColumn(), MofNCompleteColumn(),
-               TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as bars:
-        tasks: dict[str, TaskID] = {}
-
-        def update(task: str, done: int, total: int | None) -> None:
-            if task not in tasks:
-                tasks[task] = bars.add_task(task, total=total)
-            bars.update(tasks[task], completed=done, total=total)
-
-        yield update
 
 
 def _runner(ctx: typer.Context, driver: Driver, cfg: Settings) -> MigrationRunner:
@@ -87,8 +58,10 @@ def migrate(
                         [[f"V{p.version}", p.description, p.kind, p.action, p.nodes,
                           p.relationships] for p in plan])
             return
-        if as_json:
-            print_json([a.__dict__ for a in runner.migrate()])
+        if as_json:  # the progress still shows, on stderr
+            with task_progress() as progress:
+                applied = runner.migrate(progress=progress)
+            print_json([a.__dict__ for a in applied])
             return
         apply_pending(runner)
 
@@ -96,7 +69,7 @@ def migrate(
 def apply_pending(runner: MigrationRunner) -> list[AppliedMigration]:
     """Apply the pending migrations with progress bars and print the counts at the end
     (``kgr migrate``; ``kgr up`` can call it with ``MigrationRunner(driver, settings)``)."""
-    with progress_bars() as progress:
+    with task_progress() as progress:
         applied = runner.migrate(
             progress=progress,
             on_start=lambda m: console.print(

@@ -6,20 +6,15 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from pydantic import ValidationError
 
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
 from cli.groups import eval_app, train_app
-from fusion.schemas import MAX_BATCH_QUESTIONS
+from cli.progress import fraction_progress
+from fusion.schemas import MAX_BATCH_QUESTIONS, AskOptions, AskResponse
 
 DOMAIN_OPT = typer.Option(..., "--domain", "-d", help="Domain, e.g. medical or finance")
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
-
-
-def _progress_bar() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(),
-                    TextColumn("{task.percentage:>3.0f}%"), TimeElapsedColumn(), console=console,
-                    transient=False)
 
 
 @train_app.command("questions")
@@ -85,11 +80,9 @@ def train_qa(
     request = QATrainingRequest(rows=rows, generate_per_hop=per_hop, model=model,  # type: ignore[arg-type]
                                 epochs=epochs, use_graph=not no_graph, init_active=init_active,
                                 hold_out_wording=held_out, seed=seed)
-    with open_driver(cfg) as driver, _progress_bar() as bar:
-        task = bar.add_task("loading the graph", total=1.0)
-        result = train_qa(cfg, driver, domain, request,
-                          progress=lambda f, m: bar.update(task, completed=f,
-                                                           description=m[:70]))
+    with open_driver(cfg) as driver, fraction_progress(f"qa {domain}") as progress:
+        progress(0.0, "loading the graph")
+        result = train_qa(cfg, driver, domain, request, progress=progress)
     if json_out:
         print_json(result)
         return
@@ -156,12 +149,9 @@ def eval_qa(
             graph = DomainGraph.load(driver, cfg.neo4j_database, domain)
             _, rows = generate_splits(graph, 600, generate_per_hop, seed)
         qa = QAService(cfg, driver).domain(domain)
-        with _progress_bar() as bar:
-            task = bar.add_task("evaluating", total=1.0)
+        with fraction_progress(f"eval {domain}") as progress:
             result = evaluate_rows(qa, rows, mode, use_graph=not no_graph,  # type: ignore[arg-type]
-                                   progress=lambda f, m: bar.update(task, completed=f,
-                                                                   description=m[:70]),
-                                   predicted_links=predicted_links)
+                                   progress=progress, predicted_links=predicted_links)
     if json_out:
         print_json(result)
         return
@@ -195,10 +185,14 @@ def ask(
         None, "--count/--no-count", help="also count what the best reading reaches (default: "
         "for 'how many' questions)"),
     json_out: bool = JSON_OPT,
+    url: str = typer.Option(None, "--url", envvar="KGR_URL", help="Ask the kgr server at this "
+                            "URL (e.g. http://127.0.0.1:8000) instead of loading the models "
+                            "here"),
+    key: str = typer.Option(None, "--key", envvar="KGR_API_KEY",
+                            help="API key for --url (reader or admin)"),
 ) -> None:
     """Answer a question from the graph, with evidence paths."""
     from fusion.exceptions import QuestionError
-    from fusion.pipeline import QAService
 
     if mode not in (None, "fine-tuned", "zero-shot"):
         raise QuestionError("mode must be fine-tuned or zero-shot")
@@ -206,16 +200,17 @@ def ask(
         raise QuestionError("max_hops must be in 1..3 and top_k in 1..100")
     if (question is None) == (questions_file is None):
         raise QuestionError("give a question or --file, not both")
-    cfg = settings()
+    try:
+        options = AskOptions(domain=domain, top_k=top_k, max_hops=max_hops,
+                             mode=mode, predicted_links=predicted_links,  # type: ignore[arg-type]
+                             count=count)
+    except ValidationError as exc:
+        raise QuestionError(f"invalid options: {exc}") from exc
     if questions_file is not None:
         asked = _read_questions(questions_file)
-        with open_driver(cfg) as driver:
-            service = QAService(cfg, driver)
-            responses = [r for i in range(0, len(asked), MAX_BATCH_QUESTIONS)
-                         for r in service.ask_batch(
-                             asked[i:i + MAX_BATCH_QUESTIONS], domain, top_k, max_hops,
-                             mode, predicted_links=predicted_links,  # type: ignore[arg-type]
-                             count=count)]
+        batches = [asked[i:i + MAX_BATCH_QUESTIONS]
+                   for i in range(0, len(asked), MAX_BATCH_QUESTIONS)]
+        responses = [r for batch in _answer(batches, options, url, key) for r in batch]
         for r in responses:
             if json_out:
                 typer.echo(r.model_dump_json())
@@ -224,10 +219,7 @@ def ask(
                 typer.echo(f"{r.question}\t" + (f"{top.name} ({top.score:.3f}, "
                            f"{'/'.join(top.relation_path)})" if top else f"-: {r.reason}"))
         return
-    with open_driver(cfg) as driver:
-        response = QAService(cfg, driver).ask(
-            question, domain, top_k, max_hops, mode,
-            predicted_links=predicted_links, count=count)
+    [[response]] = _answer([[question]], options, url, key)
     if json_out:
         print_json(response)
         return
@@ -259,6 +251,26 @@ def ask(
         c = response.count
         typer.echo(f"count: {c.value if c.exact else f'at least {c.value}'} ({c.type}, by "
                    f"{'/'.join(c.relation_path)} from {len(c.topics)} topic entities)")
+
+
+def _answer(batches: list[list[str]], options: AskOptions, url: str | None,
+            key: str | None) -> list[list[AskResponse]]:
+    """The answers to each batch of questions: from the kgr server at ``url``, or from models
+    loaded here. A batch of one is asked as a single question (``/v1/ask``)."""
+    asked = options.model_dump()
+    if url:
+        from api.client import KgrClient
+
+        with KgrClient(url, key) as client:
+            return [[client.ask(batch[0], **asked)] if len(batch) == 1 else
+                    client.ask_batch(batch, **asked).results for batch in batches]
+    from fusion.pipeline import QAService
+
+    cfg = settings()
+    with open_driver(cfg) as driver:
+        service = QAService(cfg, driver)
+        return [[service.ask(batch[0], **asked)] if len(batch) == 1 else
+                service.ask_batch(batch, **asked) for batch in batches]
 
 
 def _read_questions(path: Path) -> list[str]:

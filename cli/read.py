@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from cli.common import handle_errors, open_driver, print_json, print_table, settings
+from graph.export import ExportFormat, graphml, node_link
 from graph.store import GraphStore
 
 entity_app = typer.Typer(help="Search and inspect entities.", no_args_is_help=True)
@@ -110,12 +113,23 @@ def subgraph(
     hops: int = typer.Option(2, "--hops"),
     max_nodes: int = typer.Option(200, "--max-nodes"),
     max_edges: int = typer.Option(1000, "--max-edges"),
+    relation_type: list[str] = typer.Option(None, "--rel", "-r", help="Relationship type(s)"),
     json_out: bool = JSON_OPT,
+    export: ExportFormat = typer.Option(
+        None, "--format", help="Print the subgraph as kgr's JSON (same as --json), networkx "
+        "node-link JSON or GraphML (for Gephi, Cytoscape, yEd) instead of a table"),
 ) -> None:
     """k-hop subgraph around seed entities, with node and edge caps."""
     sub = _store_call(lambda s: s.subgraph(seeds, hops=hops, max_nodes=max_nodes,
-                                           max_edges=max_edges))
-    if json_out:
+                                           max_edges=max_edges,
+                                           relation_types=relation_type or None))
+    if export is ExportFormat.GRAPHML:
+        sys.stdout.write(graphml(sub))
+        return
+    if export is ExportFormat.NODE_LINK:
+        print_json(node_link(sub))
+        return
+    if json_out or export is ExportFormat.KGR:
         print_json(sub)
         return
     print_table(f"subgraph: {len(sub.nodes)} nodes, {len(sub.relations)} edges"

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cli.common import console, handle_errors, open_driver, settings
+from cli.progress import fraction_progress
+from graph.exceptions import InvalidInputError
 from graph.schema import bootstrap_schema
 from graph.server import LocalNeo4j
 
 BUILTIN_DOMAINS = ("medical", "finance")
+# the built-in migration that loads each built-in domain (migrations/)
+DOMAIN_MIGRATIONS = {"medical": "V3__medical_hpo.py", "finance": "V4__finance_findkg.py"}
 EXAMPLE_QUESTIONS = {
     "medical": ["Which genes are associated with Marfan syndrome?",
                 "What phenotypes does Marfan syndrome present?",
@@ -48,16 +51,32 @@ def serve(
                 port=port or cfg.api_port, log_level="info")
 
 
-def _progress_bar(title: str) -> tuple[Progress, Callable[[float, str], None]]:
-    bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(),
-                   TextColumn("{task.percentage:>3.0f}%"), TextColumn("{task.fields[msg]}"),
-                   TimeElapsedColumn(), console=console)
-    task = bar.add_task(title, total=1.0, msg="")
+@dataclass(frozen=True)
+class UpPlan:
+    """What `kgr up` loads and trains: the chosen built-in domains, and the built-in
+    migrations of the others, recorded as skipped instead of run."""
 
-    def update(fraction: float, message: str = "") -> None:
-        bar.update(task, completed=fraction, msg=message[:60])
+    domains: tuple[str, ...]
+    skip_migrations: tuple[str, ...]
 
-    return bar, update
+
+def plan_up(domains: str) -> UpPlan:
+    """The plan for ``--domains``: a comma-separated list of built-in domains, ``all`` or
+    ``none`` (a store for the user's own graphs only)."""
+    text = domains.strip().lower()
+    names = [d.strip() for d in text.split(",") if d.strip()]
+    if text == "all":
+        names = list(BUILTIN_DOMAINS)
+    elif text == "none":
+        names = []
+    elif not names or any(n not in BUILTIN_DOMAINS for n in names):
+        unknown = ", ".join(n for n in names if n not in BUILTIN_DOMAINS) or "(empty)"
+        raise InvalidInputError(
+            f"unknown domain(s) for --domains: {unknown}; choose from "
+            f"{', '.join(BUILTIN_DOMAINS)}, all or none")
+    chosen = tuple(d for d in BUILTIN_DOMAINS if d in names)  # the built-in order, once each
+    return UpPlan(domains=chosen, skip_migrations=tuple(
+        DOMAIN_MIGRATIONS[d] for d in BUILTIN_DOMAINS if d not in chosen))
 
 
 @handle_errors
@@ -74,6 +93,11 @@ def up(
         help="Most QA training epochs (default 12, early stopping with patience 5)"),
     host: str | None = typer.Option(None, "--host"),
     port: int | None = typer.Option(None, "--port"),
+    domains: str = typer.Option(
+        ",".join(BUILTIN_DOMAINS), "--domains",
+        help="Built-in domains to load and train: a comma-separated list of "
+        f"{', '.join(BUILTIN_DOMAINS)}, or all, or none (only your own graphs). The choice "
+        "holds for the store: a left-out domain's migration is recorded as skipped"),
 ) -> None:
     """Start Neo4j, bootstrap the schema, load the built-in graphs, train, then serve."""
     from api.security import create_key
@@ -81,6 +105,7 @@ def up(
     from graph.encoder import encoder_artifacts, train_domain
     from graph.migrate.runner import MigrationRunner
 
+    plan = plan_up(domains)
     cfg = settings()
     started = time.monotonic()
     if cfg.uses_local_server:
@@ -89,14 +114,13 @@ def up(
     with open_driver(cfg) as driver:
         bootstrap_schema(driver, cfg.neo4j_database)
         console.print("[green]schema[/] ready (constraints and indexes)")
-        apply_pending(MigrationRunner(driver, cfg))
+        apply_pending(MigrationRunner(driver, cfg, skip_scripts=plan.skip_migrations))
         if train:
             from fusion.train import qa_artifacts, train_from_generated
 
-            for domain in BUILTIN_DOMAINS:
+            for domain in plan.domains:
                 if retrain or encoder_artifacts(cfg).active_version(domain) is None:
-                    bar, update = _progress_bar(f"encoder {domain}")
-                    with bar:
+                    with fraction_progress(f"encoder {domain}") as update:
                         overrides = {"epochs": encoder_epochs} if encoder_epochs else None
                         version = train_domain(cfg, driver, domain, progress=update,
                                                overrides=overrides)
@@ -105,8 +129,7 @@ def up(
                     console.print(f"encoder {domain}: version "
                                   f"{encoder_artifacts(cfg).active_version(domain)} already active")
                 if retrain or qa_artifacts(cfg).active_version(domain) is None:
-                    bar, update = _progress_bar(f"qa model {domain}")
-                    with bar:
+                    with fraction_progress(f"qa model {domain}") as update:
                         result = train_from_generated(cfg, driver, domain, per_hop=qa_per_hop,
                                                       epochs=qa_epochs, progress=update)
                     console.print(f"[green]qa model[/] {domain}: version {result.get('version')}"
@@ -122,12 +145,15 @@ def up(
                   soft_wrap=True)
     console.print("examples:")
     h = f'-H "X-API-Key: {key}"'
-    console.print(f'  curl {h} "{url}/v1/entities?q=marfan&type=Disease"',
-                  highlight=False, soft_wrap=True)
-    console.print(f'  curl {h} "{url}/v1/entities/finance:17/neighbors?relation_type=CONTROL'
-                  '&direction=in"', highlight=False, soft_wrap=True)
-    for domain, questions in EXAMPLE_QUESTIONS.items():
-        for question in questions:
+    console.print(f'  curl {h} "{url}/v1/schema"', highlight=False, soft_wrap=True)
+    if "medical" in plan.domains:
+        console.print(f'  curl {h} "{url}/v1/entities?q=marfan&type=Disease"',
+                      highlight=False, soft_wrap=True)
+    if "finance" in plan.domains:
+        console.print(f'  curl {h} "{url}/v1/entities/finance:17/neighbors?'
+                      'relation_type=CONTROL&direction=in"', highlight=False, soft_wrap=True)
+    for domain in plan.domains:
+        for question in EXAMPLE_QUESTIONS[domain]:
             console.print(f"  curl {h} -H 'content-type: application/json' -X POST {url}/v1/ask "
                           f"-d '{{\"question\": \"{question}\", \"domain\": \"{domain}\"}}'",
                           highlight=False, soft_wrap=True)

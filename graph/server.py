@@ -39,7 +39,7 @@ CONF_TEMPLATE = """\
 server.default_listen_address=127.0.0.1
 server.bolt.listen_address=127.0.0.1:{bolt_port}
 server.bolt.advertised_address=127.0.0.1:{bolt_port}
-server.http.enabled=false
+{http}
 server.https.enabled=false
 dbms.security.auth_enabled=true
 server.directories.data={data}
@@ -51,6 +51,15 @@ server.memory.query_cache.per_db_cache_num_entries={query_cache}
 db.transaction.timeout=0
 dbms.usage_report.enabled=false
 """
+
+
+def http_connector(port: int | None) -> str:
+    """The HTTP connector's lines: off, or on ``port`` of 127.0.0.1 only (never another
+    interface: the server's password is its only guard)."""
+    if port is None:
+        return "server.http.enabled=false"
+    return (f"server.http.enabled=true\nserver.http.listen_address=127.0.0.1:{port}\n"
+            f"server.http.advertised_address=127.0.0.1:{port}")
 
 
 def new_password() -> str:
@@ -208,7 +217,7 @@ class LocalNeo4j:
             CONF_TEMPLATE.format(
                 bolt_port=s.bolt_port, data=self.data_dir, logs=self.logs_dir, run=self.run_dir,
                 import_dir=self.home / "import", pagecache=s.neo4j_pagecache,
-                query_cache=s.neo4j_query_cache_entries,
+                query_cache=s.neo4j_query_cache_entries, http=http_connector(s.neo4j_http_port),
             )
         )
 

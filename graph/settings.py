@@ -41,6 +41,9 @@ class Settings(BaseSettings):
 
     # Local server (only used without neo4j_uri).
     bolt_port: int = 7687
+    # KGR_NEO4J_HTTP_PORT: also open the local server's HTTP connector on 127.0.0.1 (off by
+    # default), for tools that speak Neo4j's HTTP API or discover the server over HTTP
+    neo4j_http_port: int | None = Field(default=None, ge=1, le=65535)
     neo4j_heap: str = "2g"
     neo4j_pagecache: str = "1g"
     # Cypher plans the local server keeps (Neo4j's default: 1,000). Every relation-path shape

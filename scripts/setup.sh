@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Prepares a fresh machine for kgr: Java + Maven (for Neo4j), a virtual environment with kgr and
 # its dependencies, and the Neo4j jars. Safe to run again; later runs only check.
+# KGR_BENCH=1 also installs the benchmarks' extra (PyKEEN, for bench/encoder_vs_pykeen.py and
+# bench/qa_custom.py); kgr itself and its tests do not need it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,11 +18,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "[setup] creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv
 fi
-stamp=.venv/.kgr-installed
+extras=dev
+if [ "${KGR_BENCH:-0}" = 1 ]; then extras=dev,bench; fi
+# one stamp per set of extras: asking for the bench extra later installs it then
+stamp=".venv/.kgr-installed-${extras/,/-}"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-  echo "[setup] installing kgr and its dependencies (torch is large: a few minutes the first time)"
+  echo "[setup] installing kgr and its dependencies ($extras; torch is large: a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[dev,bench]"
+  .venv/bin/python -m pip install -q -e ".[$extras]"
   touch "$stamp"
 fi
 echo "[setup] fetching the Neo4j jars (first time only)"

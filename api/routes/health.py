@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import Response
 
 from api.deps import DriverDep, SettingsDep
+from api.metrics import MEDIA_TYPE
 from graph.driver import translate_errors
 
 router = APIRouter(tags=["health"])
@@ -33,6 +34,7 @@ def readyz(request: Request, driver: DriverDep, settings: SettingsDep) -> dict[s
             "qa_warm_up": getattr(request.app.state, "warm_up", "off")}
 
 
-@router.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
-def metrics(request: Request) -> str:
-    return request.app.state.metrics.render()
+@router.get("/metrics", response_class=Response, summary="Prometheus metrics",
+            responses={200: {"content": {MEDIA_TYPE: {}}}})
+def metrics(request: Request) -> Response:
+    return Response(request.app.state.metrics.render(), media_type=MEDIA_TYPE)

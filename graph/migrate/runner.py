@@ -16,7 +16,7 @@ import shutil
 import time
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +51,7 @@ from graph.schema import bootstrap_schema
 from graph.settings import PROJECT_ROOT, Settings
 
 DEFAULT_NAMESPACE = "kgr"
+SKIPPED_MARK = "(skipped: its domain was not chosen)"
 BUILTIN_MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
 SCHEMA_STATEMENT_RE = re.compile(
     r"^\s*(CREATE\s+(OR\s+REPLACE\s+)?((RANGE|TEXT|POINT|LOOKUP|FULLTEXT|VECTOR)\s+)?"
@@ -133,8 +134,12 @@ class MigrationRunner:
     def __init__(self, driver: Driver, settings: Settings, *,
                  locations: list[Path] | None = None, upload_dir: Path | None = None,
                  namespace: str = DEFAULT_NAMESPACE, batch_size: int | None = None,
-                 lock_timeout_s: float | None = None) -> None:
+                 lock_timeout_s: float | None = None,
+                 skip_scripts: Collection[str] = ()) -> None:
         self.driver = driver
+        # pending migrations recorded as skipped instead of run (`kgr up --domains` leaves out
+        # a built-in domain); recorded, so that the history stays in order for later ones
+        self.skip_scripts = frozenset(skip_scripts)
         self.settings = settings
         self.database = settings.neo4j_database
         self.upload_dir = upload_dir or (settings.home / "migrations")
@@ -351,10 +356,25 @@ class MigrationRunner:
         for migration in migrations:
             if migration.version in done:
                 continue
+            if migration.script in self.skip_scripts:
+                applied.append(self._skip_one(migration))
+                continue
             if on_start is not None:
                 on_start(migration)
             applied.append(self._apply_one(migration, progress))
         return applied
+
+    def _skip_one(self, migration: Migration) -> AppliedMigration:
+        """Record ``migration`` as done without running it: it writes nothing."""
+        record = AppliedMigration(
+            namespace=self.namespace, version=migration.version,
+            description=f"{migration.description} {SKIPPED_MARK}", script=migration.script,
+            kind=migration.kind, checksum=migration.checksum(),
+            applied_at=datetime.now(UTC).isoformat(), duration_s=0.0, nodes_created=0,
+            relationships_created=0, installed_by=getpass.getuser())
+        record_applied(self.driver, self.database, f"{self.namespace}:{migration.version}",
+                       record)
+        return record
 
     def _apply_one(self, migration: Migration, progress: ProgressFn | None) -> AppliedMigration:
         prepared, problems = self._prepare(migration, check_graph=True)

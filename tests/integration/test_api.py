@@ -146,5 +146,34 @@ def test_openapi_documents_the_resources(client: TestClient) -> None:
 
 def test_metrics_count_requests(client: TestClient) -> None:
     client.get("/healthz")
-    text = client.get("/metrics").text
-    assert 'kgr_requests_total{method="GET",route="/healthz",status="200"}' in text
+    response = client.get("/metrics")
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    text = response.text
+    assert 'kgr_requests_total{method="GET",route="/healthz",status="200"} 1.0' in text
+    assert 'kgr_request_seconds_count{route="/healthz"} 1.0' in text
+    assert "process_resident_memory_bytes" in text
+
+
+def test_subgraph_exports_graphml_and_node_link(client: TestClient,
+                                                toy_graph: dict[str, str]) -> None:
+    import networkx as nx
+
+    body = {"seeds": [toy_graph["OMIM:154700"]], "hops": 1}
+    sub = client.post("/v1/subgraph", json=body, headers=READER).json()
+    edges = sorted((r["source"], r["target"], r["type"]) for r in sub["relations"])
+    assert len(edges) == 4
+
+    exported = client.post("/v1/subgraph", json={**body, "format": "graphml"}, headers=READER)
+    assert exported.status_code == 200
+    assert exported.headers["content-type"].startswith("application/graphml+xml")
+    back = nx.parse_graphml(exported.text, force_multigraph=True)
+    assert set(back.nodes) == {n["uid"] for n in sub["nodes"]}
+    assert sorted((s, t, d["type"]) for s, t, d in back.edges(data=True)) == edges
+    assert back.nodes[toy_graph["OMIM:154700"]]["name"] == "Marfan syndrome"
+
+    linked = client.post("/v1/subgraph", json={**body, "format": "node-link"}, headers=READER)
+    assert linked.headers["content-type"] == "application/json"
+    graph = nx.node_link_graph(linked.json(), edges="edges")
+    assert sorted((s, t, d["type"]) for s, t, d in graph.edges(data=True)) == edges
+    assert_error(client.post("/v1/subgraph", json={**body, "format": "dot"}, headers=READER),
+                 422, "invalid_request")

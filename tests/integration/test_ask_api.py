@@ -98,7 +98,7 @@ def test_a_batch_answers_each_question_as_a_single_ask_does(
     # /metrics counts each question's outcome, batched or not (five of each here)
     metrics = client.get("/metrics").text
     label = f'kgr_questions_total{{domain="{domain}",mode="zero-shot",outcome='
-    assert f'{label}"answered"}} 8' in metrics and f'{label}"no_entity"}} 2' in metrics
+    assert f'{label}"answered"}} 8.0\n' in metrics and f'{label}"no_entity"}} 2.0\n' in metrics
 
     # every question is checked before any is answered
     blank = client.post("/v1/ask/batch", json={"questions": [questions[0], "  "], **options},

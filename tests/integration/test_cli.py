@@ -118,3 +118,41 @@ def test_keys_are_stored_hashed(runner: CliRunner, settings: Settings, tmp_path,
     assert key.startswith("kgr_") and key not in keys_file.read_text()
     listing = runner.invoke(app, ["keys", "list"])
     assert "ci" in listing.output and "reader" in listing.output
+
+
+def test_json_output_is_only_json_and_progress_goes_to_stderr(
+    runner: CliRunner, toy_graph: dict[str, str], domain: str, tmp_path: Path
+) -> None:
+    rows = tmp_path / "eval.jsonl"
+    rows.write_text("\n".join(json.dumps(r) for r in [
+        {"question": "Which genes are associated with Marfan syndrome?", "answers": ["FBN1"],
+         "hops": 1},
+        {"question": "What phenotypes does Marfan syndrome present?",
+         "answers": ["Arachnodactyly", "Tall stature", "Joint hypermobility"], "hops": 1},
+    ]) + "\n")
+    result = runner.invoke(app, ["eval", "qa", "-d", domain, "--data", str(rows), "--mode",
+                                 "zero-shot", "--json"])
+    assert result.exit_code == 0, result.output
+    evaluated = json.loads(result.stdout)  # nothing but the JSON on stdout
+    assert evaluated["metrics"]["1"]["n"] == 2 and evaluated["mode"] == "zero-shot"
+    # no terminal here: the progress is plain lines on stderr, the last one at 100%
+    progress = result.stderr.splitlines()
+    assert progress and progress[-1].startswith(f"eval {domain}: 100%"), result.stderr
+
+
+def test_subgraph_exports_graphml(runner: CliRunner, toy_graph: dict[str, str]) -> None:
+    import networkx as nx
+
+    exported = runner.invoke(app, ["subgraph", toy_graph["NCBIGene:2200"], "--hops", "1",
+                                   "--format", "graphml"])
+    assert exported.exit_code == 0, exported.output
+    back = nx.parse_graphml(exported.stdout, force_multigraph=True)
+    assert sorted((back.nodes[s]["name"], d["type"], back.nodes[t]["name"])
+                  for s, t, d in back.edges(data=True)) == [
+        ("FBN1", "ASSOCIATED_PHENOTYPE", "Arachnodactyly"),
+        ("FBN1", "ASSOCIATED_WITH", "Marfan syndrome")]
+    linked = runner.invoke(app, ["subgraph", toy_graph["NCBIGene:2200"], "--hops", "1",
+                                 "--format", "node-link"])
+    assert len(json.loads(linked.stdout)["edges"]) == 2
+    wrong = runner.invoke(app, ["subgraph", toy_graph["NCBIGene:2200"], "--format", "dot"])
+    assert wrong.exit_code == 2

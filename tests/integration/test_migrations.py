@@ -425,3 +425,27 @@ def test_triples_file_loads_as_a_new_domain(driver: Driver, settings: Settings, 
     assert store.get_entity(f"{domain}:carol").types == ["Thing"]
     rel_types = {n.relation.type for n in store.neighbors(f"{domain}:alice", direction="out")}
     assert rel_types == {"PARENT_OF", "MARRIED_TO"}
+
+
+def test_skipped_migrations_write_nothing_and_keep_the_history_in_order(
+    driver: Driver, settings: Settings, mig_dir: Path, namespace: str, domain: str
+) -> None:
+    # `kgr up --domains` leaves a built-in domain out this way
+    write_package(mig_dir, "V1__first.yaml", domain, GOOD_NODES, GOOD_RELS)
+    (mig_dir / "V2__genes.py").write_text(textwrap.dedent(f"""\
+        from graph.migrate.loader import entity
+
+        def apply(ctx):
+            ctx.create_entities([entity(f"{domain}:g{{i}}", f"gene {{i}}", "{domain}",
+                                        ["Gene"]) for i in range(5)])
+        """))
+    skipping = make_runner(driver, settings, mig_dir, namespace,
+                           skip_scripts=["V1__first.yaml"])
+    applied = skipping.migrate()
+    assert [(a.version, a.nodes_created) for a in applied] == [(1, 0), (2, 5)]
+    assert "skipped" in applied[0].description
+    assert counts(driver, settings, domain) == (5, 0)
+    later = make_runner(driver, settings, mig_dir, namespace)  # skips nothing now
+    assert later.validate() == []
+    assert [r.state for r in later.status()] == ["applied", "applied"]
+    assert later.migrate() == []  # the choice holds: V1 stays skipped
