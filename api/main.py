@@ -26,7 +26,7 @@ from api.routes import (
     schema,
     subgraph,
 )
-from api.security import KeyRing, load_keys
+from api.security import KeyRing
 from fusion import threads
 from graph.driver import make_driver
 from graph.settings import Settings, get_settings
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
     app.state.driver = neo4j_driver
     app.state.store = GraphStore(neo4j_driver, settings.neo4j_database)
     app.state.jobs = JobManager()
-    app.state.keyring = KeyRing(load_keys(settings))
+    app.state.keyring = KeyRing.from_settings(settings)
     app.state.metrics = Metrics()
     app.middleware("http")(app.state.metrics.middleware)
     install_error_handlers(app)

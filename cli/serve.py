@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -13,8 +14,13 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from cli.common import console, handle_errors, open_driver, settings
 from graph.schema import bootstrap_schema
 from graph.server import LocalNeo4j
+from graph.settings import Settings
+
+if TYPE_CHECKING:
+    from api.security import StoredKey
 
 BUILTIN_DOMAINS = ("medical", "finance")
+UP_KEY_PREFIX = "up-"  # the name of the admin key that `kgr up` creates (once)
 EXAMPLE_QUESTIONS = {
     "medical": ["Which genes are associated with Marfan syndrome?",
                 "What phenotypes does Marfan syndrome present?",
@@ -58,6 +64,15 @@ def _progress_bar(title: str) -> tuple[Progress, Callable[[float, str], None]]:
         bar.update(task, completed=fraction, msg=message[:60])
 
     return bar, update
+
+
+def up_admin_key(cfg: Settings) -> StoredKey | None:
+    """The admin key an earlier ``kgr up`` created, if it is still valid."""
+    from api.security import file_keys
+
+    mine = [k for k in file_keys(cfg) if k.name.startswith(UP_KEY_PREFIX)
+            and k.role == "admin" and k.domains is None and not k.revoked]
+    return mine[-1] if mine else None
 
 
 @handle_errors
@@ -114,12 +129,19 @@ def up(
                 else:
                     console.print(f"qa model {domain}: version "
                                   f"{qa_artifacts(cfg).active_version(domain)} already active")
-    key = create_key(cfg, "admin", f"up-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    earlier = up_admin_key(cfg)
     url = f"http://{host or cfg.api_host}:{port or cfg.api_port}"
     console.print(f"\nready in {time.monotonic() - started:.0f} s")
     console.print(f"API:      {url}   (OpenAPI docs: {url}/docs)")
-    console.print(f"API key:  {key}   (admin; only its hash is stored in {cfg.keys_file})",
-                  soft_wrap=True)
+    if earlier is not None:
+        # only the hash was kept: the key made by an earlier run cannot be shown again
+        console.print(f"API key:  {earlier.id} (admin, made by an earlier `kgr up`; "
+                      "create another with `kgr keys create --role admin`)", soft_wrap=True)
+        key = "$KGR_KEY"
+    else:
+        key = create_key(cfg, "admin", f"{UP_KEY_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%S}").key
+        console.print(f"API key:  {key}   (admin; only its hash is stored in {cfg.keys_file})",
+                      soft_wrap=True)
     console.print("examples:")
     h = f'-H "X-API-Key: {key}"'
     console.print(f'  curl {h} "{url}/v1/entities?q=marfan&type=Disease"',

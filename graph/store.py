@@ -10,7 +10,10 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Sequence
+import threading
+import time
+from collections.abc import Sequence, Set
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from neo4j import Driver, RoutingControl
@@ -44,6 +47,7 @@ SEARCH_ENTITIES_QUERY = """
 CALL db.index.fulltext.queryNodes('entity_fulltext', $lucene) YIELD node, score
 WHERE ($types IS NULL OR any(label IN labels(node) WHERE label IN $types))
   AND ($domain IS NULL OR node.domain = $domain)
+  AND ($domains IS NULL OR node.domain IN $domains)
 RETURN node, score
 ORDER BY score DESC, node.uid ASC
 SKIP $offset LIMIT $limit
@@ -52,6 +56,7 @@ SKIP $offset LIMIT $limit
 LIST_ENTITIES_QUERY = """
 MATCH (node:Entity)
 WHERE ($domain IS NULL OR node.domain = $domain)
+  AND ($domains IS NULL OR node.domain IN $domains)
   AND ($types IS NULL OR any(label IN labels(node) WHERE label IN $types))
   AND ($after IS NULL OR node.uid > $after)
 RETURN node, null AS score
@@ -65,7 +70,8 @@ GET_ENTITIES_QUERY = "UNWIND $uids AS uid MATCH (node:Entity {uid: uid}) RETURN 
 
 NEIGHBORS_OUT_QUERY = """
 MATCH (n:Entity {uid: $uid})-[r]->(m:Entity)
-WHERE $types IS NULL OR type(r) IN $types
+WHERE ($types IS NULL OR type(r) IN $types)
+  AND ($domains IS NULL OR m.domain IN $domains)
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'out' AS direction
 ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid
@@ -74,7 +80,8 @@ LIMIT $limit
 
 NEIGHBORS_IN_QUERY = """
 MATCH (n:Entity {uid: $uid})<-[r]-(m:Entity)
-WHERE $types IS NULL OR type(r) IN $types
+WHERE ($types IS NULL OR type(r) IN $types)
+  AND ($domains IS NULL OR m.domain IN $domains)
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'in' AS direction
 ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid
@@ -83,7 +90,8 @@ LIMIT $limit
 
 NEIGHBORS_BOTH_QUERY = """
 MATCH (n:Entity {uid: $uid})-[r]-(m:Entity)
-WHERE $types IS NULL OR type(r) IN $types
+WHERE ($types IS NULL OR type(r) IN $types)
+  AND ($domains IS NULL OR m.domain IN $domains)
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m,
        CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS direction
@@ -102,7 +110,8 @@ NEIGHBORS_QUERIES: dict[str, str] = {
 _SHORTEST_PATHS_TEMPLATE = """
 MATCH (a:Entity {uid: $source}), (b:Entity {uid: $target})
 MATCH p = allShortestPaths((a)-[*..HOPS]-(b))
-WHERE $types IS NULL OR all(r IN relationships(p) WHERE type(r) IN $types)
+WHERE ($types IS NULL OR all(r IN relationships(p) WHERE type(r) IN $types))
+  AND ($domains IS NULL OR all(n IN nodes(p) WHERE n.domain IN $domains))
 RETURN p
 LIMIT $limit
 """
@@ -114,7 +123,8 @@ SHORTEST_PATHS_QUERIES: dict[int, str] = {
 EXPAND_FRONTIER_QUERY = """
 UNWIND $frontier AS seed_uid
 MATCH (n:Entity {uid: seed_uid})-[r]-(m:Entity)
-WHERE $types IS NULL OR type(r) IN $types
+WHERE ($types IS NULL OR type(r) IN $types)
+  AND ($domains IS NULL OR m.domain IN $domains)
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m
 LIMIT $limit
@@ -139,6 +149,15 @@ RETURN a.domain AS domain, type(r) AS type, count(*) AS count
 DOMAINS_QUERY = "MATCH (n:Entity) RETURN DISTINCT n.domain AS domain"
 
 DOMAIN_EXISTS_QUERY = "MATCH (n:Entity {domain: $domain}) RETURN n.uid AS uid LIMIT 1"
+
+# The properties each domain's migration declared sensitive (``_DomainPolicy``, written by the
+# loader): kept in the graph so that every API process knows them.
+SENSITIVE_PROPERTIES_QUERY = """
+MATCH (p:_DomainPolicy)
+RETURN p.domain AS domain, coalesce(p.sensitive, []) AS sensitive
+"""
+# How long a process trusts its copy of the domains' policies (seconds).
+POLICY_TTL_S = 5.0
 
 _LUCENE_SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/&|])')
 _TOKEN_RE = re.compile(r"[\w']+", re.UNICODE)
@@ -185,7 +204,7 @@ def _clean_value(value: Any) -> Any:
     return str(value)
 
 
-def _public_properties(props: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+def _public_properties(props: dict[str, Any], skip: Set[str]) -> dict[str, Any]:
     return {
         key: _clean_value(value)
         for key, value in props.items()
@@ -193,7 +212,9 @@ def _public_properties(props: dict[str, Any], skip: set[str]) -> dict[str, Any]:
     }
 
 
-def entity_from_node(node: Node) -> Entity:
+def entity_from_node(node: Node, hidden: Set[str] = frozenset()) -> Entity:
+    """The entity of a node, without the properties in ``hidden`` (a domain's sensitive
+    properties, for a key that may not see them)."""
     props = dict(node)
     return Entity(
         uid=props.get("uid", ""),
@@ -202,7 +223,7 @@ def entity_from_node(node: Node) -> Entity:
         types=sorted(label for label in node.labels if label != ENTITY_LABEL),
         aliases=list(props.get("aliases") or []),
         description=props.get("description"),
-        properties=_public_properties(props, CORE_PROPERTIES),
+        properties=_public_properties(props, CORE_PROPERTIES | hidden),
     )
 
 
@@ -226,12 +247,64 @@ def relation_from_relationship(rel: Relationship) -> Relation:
     )
 
 
+@dataclass
+class _PolicyCache:
+    """The domains' sensitive properties, shared by a store and its scoped views."""
+
+    sensitive: dict[str, frozenset[str]] = field(default_factory=dict)
+    read_at: float = float("-inf")
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
 class GraphStore:
-    """Read access to the entity graph in one Neo4j database. The driver is passed in."""
+    """Read access to the entity graph in one Neo4j database. The driver is passed in.
+
+    A store made by ``scoped`` sees only some domains (an entity of another domain is unknown:
+    404; paths, neighbours and subgraphs never leave them) and, unless ``sensitive``, returns
+    entities without the properties their domain declares sensitive."""
 
     def __init__(self, driver: Driver, database: str = "neo4j") -> None:
         self.driver = driver
         self.database = database
+        self.allowed: list[str] | None = None  # None: every domain
+        self.sensitive = True
+        self._policies = _PolicyCache()
+
+    def scoped(self, domains: Sequence[str] | None, sensitive: bool) -> GraphStore:
+        """A view of this store for one caller: only ``domains`` (None: all), and sensitive
+        properties only if ``sensitive``."""
+        view = GraphStore(self.driver, self.database)
+        view.allowed = sorted(domains) if domains is not None else None
+        view.sensitive = sensitive
+        view._policies = self._policies
+        return view
+
+    def allows(self, domain: str) -> bool:
+        return self.allowed is None or domain in self.allowed
+
+    def check_visible(self, domain: str | None) -> None:
+        """404 for a domain this view may not see, as if it did not exist (without asking the
+        graph whether it does)."""
+        if domain is not None and not self.allows(domain):
+            raise NotFoundError(f"unknown domain {domain!r}")
+
+    def sensitive_properties(self) -> dict[str, frozenset[str]]:
+        """Domain -> the properties its migration declared sensitive (re-read every few
+        seconds, so a new migration's policy reaches every process)."""
+        cache = self._policies
+        with cache.lock:
+            if time.monotonic() - cache.read_at > POLICY_TTL_S:
+                cache.sensitive = {r["domain"]: frozenset(r["sensitive"])
+                                   for r in self._read(SENSITIVE_PROPERTIES_QUERY)}
+                cache.read_at = time.monotonic()
+            return cache.sensitive
+
+    def entity(self, node: Node) -> Entity:
+        """An entity as this caller may see it."""
+        if self.sensitive:
+            return entity_from_node(node)
+        return entity_from_node(node, self.sensitive_properties().get(node.get("domain"),
+                                                                      frozenset()))
 
     # ---------------------------------------------------------------- helpers
     def _read(self, query: str, **params: Any) -> list[Any]:
@@ -254,8 +327,11 @@ class GraphStore:
         )
 
     def check_domain(self, domain: str | None) -> None:
-        """404 for a domain that has no entities."""
-        if domain is not None and not self._read(DOMAIN_EXISTS_QUERY, domain=domain):
+        """404 for a domain that has no entities, or that this view may not see (the same
+        answer: a caller does not learn which other domains exist)."""
+        if domain is None:
+            return
+        if not self.allows(domain) or not self._read(DOMAIN_EXISTS_QUERY, domain=domain):
             raise NotFoundError(f"unknown domain {domain!r}")
 
     # -------------------------------------------------------------- entities
@@ -276,18 +352,20 @@ class GraphStore:
         if not 1 <= limit <= 500:
             raise InvalidInputError("limit must be between 1 and 500")
         checked_types = self._check_types(types)
+        self.check_visible(domain)
         state = decode_cursor(cursor) if cursor else {}
         if text and text.strip():
             offset = int(state.get("offset", 0))
             records = self._read(
                 SEARCH_ENTITIES_QUERY, lucene=lucene_query(text, fuzzy, any_word),
-                types=checked_types, domain=domain, offset=offset, limit=limit + 1,
+                types=checked_types, domain=domain, domains=self.allowed, offset=offset,
+                limit=limit + 1,
             )
             has_more = len(records) > limit
             next_cursor = encode_cursor({"offset": offset + limit}) if has_more else None
         else:
             records = self._read(
-                LIST_ENTITIES_QUERY, types=checked_types, domain=domain,
+                LIST_ENTITIES_QUERY, types=checked_types, domain=domain, domains=self.allowed,
                 after=state.get("after"), limit=limit + 1,
             )
             next_cursor = (
@@ -295,21 +373,23 @@ class GraphStore:
                 if len(records) > limit else None
             )
         items = [
-            EntityHit(**entity_from_node(r["node"]).model_dump(), score=r["score"])
+            EntityHit(**self.entity(r["node"]).model_dump(), score=r["score"])
             for r in records[:limit]
         ]
         return EntityPage(items=items, next_cursor=next_cursor)
 
     def get_entity(self, uid: str) -> Entity:
         records = self._read(GET_ENTITY_QUERY, uid=uid)
-        if not records:
+        # an entity of a domain this view may not see is as unknown as a missing one
+        if not records or not self.allows(records[0]["node"].get("domain", "")):
             raise NotFoundError(f"no entity with uid {uid!r}")
-        return entity_from_node(records[0]["node"])
+        return self.entity(records[0]["node"])
 
     def get_entities(self, uids: Sequence[str]) -> dict[str, Entity]:
         """Entities by uid (unknown uids are left out)."""
         records = self._read(GET_ENTITIES_QUERY, uids=list(uids))
-        return {r["node"]["uid"]: entity_from_node(r["node"]) for r in records}
+        return {r["node"]["uid"]: self.entity(r["node"]) for r in records
+                if self.allows(r["node"].get("domain", ""))}
 
     def neighbors(
         self,
@@ -325,12 +405,13 @@ class GraphStore:
             raise InvalidInputError("limit must be between 1 and 1000")
         checked = self._check_relation_types(relation_types)
         self.get_entity(uid)  # 404 for an unknown uid, not an empty list
-        records = self._read(NEIGHBORS_QUERIES[direction], uid=uid, types=checked, limit=limit)
+        records = self._read(NEIGHBORS_QUERIES[direction], uid=uid, types=checked,
+                             domains=self.allowed, limit=limit)
         return [
             Neighbor(
                 direction=r["direction"],
                 relation=relation_from_record(r),
-                entity=entity_from_node(r["m"]),
+                entity=self.entity(r["m"]),
             )
             for r in records
         ]
@@ -357,11 +438,11 @@ class GraphStore:
             self.get_entity(uid)
         records = self._read(
             SHORTEST_PATHS_QUERIES[max_hops], source=source, target=target, types=checked,
-            limit=limit,
+            domains=self.allowed, limit=limit,
         )
         return [
             GraphPath(
-                nodes=[entity_from_node(n) for n in r["p"].nodes],
+                nodes=[self.entity(n) for n in r["p"].nodes],
                 relations=[relation_from_relationship(rel) for rel in r["p"].relationships],
             )
             for r in records
@@ -404,7 +485,7 @@ class GraphStore:
                 max_edges + 1, per_node_limit * len(frontier)
             )
             records = self._read(EXPAND_FRONTIER_QUERY, frontier=frontier, types=checked,
-                                 limit=fetch)
+                                 domains=self.allowed, limit=fetch)
             if len(records) >= fetch and fetch > max_edges:
                 truncated = True
             next_frontier: list[str] = []
@@ -413,7 +494,7 @@ class GraphStore:
                 key = (relation.source, relation.type, relation.target)
                 if key in edges:
                     continue
-                neighbour = entity_from_node(record["m"])
+                neighbour = self.entity(record["m"])
                 if neighbour.uid not in nodes:
                     if len(nodes) >= max_nodes:
                         truncated = True
@@ -432,7 +513,8 @@ class GraphStore:
 
     # ---------------------------------------------------------------- schema
     def domains(self) -> list[str]:
-        return sorted(r["domain"] for r in self._read(DOMAINS_QUERY) if r["domain"])
+        return sorted(r["domain"] for r in self._read(DOMAINS_QUERY)
+                      if r["domain"] and self.allows(r["domain"]))
 
     def schema_summary(self) -> SchemaSummary:
         types: dict[str, dict[str, int]] = {}
@@ -451,10 +533,17 @@ class GraphStore:
                 types=dict(sorted(types.get(domain, {}).items())),
                 relation_types=dict(sorted(relations.get(domain, {}).items())),
             )
-            for domain in sorted(d for d in totals if d)
+            for domain in sorted(d for d in totals if d and self.allows(d))
         ]
+        if self.allowed is None:
+            return SchemaSummary(
+                entity_types=live_entity_types(self.driver, self.database),
+                relation_types=live_relation_types(self.driver, self.database),
+                domains=domains,
+            )
+        # a scoped view names only the types its domains use, not the whole database's
         return SchemaSummary(
-            entity_types=live_entity_types(self.driver, self.database),
-            relation_types=live_relation_types(self.driver, self.database),
+            entity_types=sorted({t for d in domains for t in d.types}),
+            relation_types=sorted({t for d in domains for t in d.relation_types}),
             domains=domains,
         )

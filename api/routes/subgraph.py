@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ReaderDep, StoreDep
+from api.deps import ReaderStoreDep
 from graph.models import Subgraph
 from graph.store import MAX_SUBGRAPH_HOPS
 
@@ -23,6 +23,6 @@ class SubgraphRequest(BaseModel):
 
 
 @router.post("", response_model=Subgraph, summary="k-hop subgraph around seed entities")
-def subgraph(body: SubgraphRequest, store: StoreDep, _: ReaderDep) -> Subgraph:
+def subgraph(body: SubgraphRequest, store: ReaderStoreDep) -> Subgraph:
     return store.subgraph(body.seeds, hops=body.hops, max_nodes=body.max_nodes,
                           max_edges=body.max_edges, relation_types=body.relation_types)
