@@ -10,10 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-import threading
-import time
 from collections.abc import Sequence, Set
-from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from neo4j import Driver, RoutingControl
@@ -154,10 +151,9 @@ DOMAIN_EXISTS_QUERY = "MATCH (n:Entity {domain: $domain}) RETURN n.uid AS uid LI
 # loader): kept in the graph so that every API process knows them.
 SENSITIVE_PROPERTIES_QUERY = """
 MATCH (p:_DomainPolicy)
-RETURN p.domain AS domain, coalesce(p.sensitive, []) AS sensitive
+UNWIND coalesce(p.sensitive, []) AS property
+RETURN p.domain AS domain, collect(DISTINCT property) AS sensitive
 """
-# How long a process trusts its copy of the domains' policies (seconds).
-POLICY_TTL_S = 5.0
 
 _LUCENE_SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/&|])')
 _TOKEN_RE = re.compile(r"[\w']+", re.UNICODE)
@@ -247,15 +243,6 @@ def relation_from_relationship(rel: Relationship) -> Relation:
     )
 
 
-@dataclass
-class _PolicyCache:
-    """The domains' sensitive properties, shared by a store and its scoped views."""
-
-    sensitive: dict[str, frozenset[str]] = field(default_factory=dict)
-    read_at: float = float("-inf")
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
 class GraphStore:
     """Read access to the entity graph in one Neo4j database. The driver is passed in.
 
@@ -268,7 +255,7 @@ class GraphStore:
         self.database = database
         self.allowed: list[str] | None = None  # None: every domain
         self.sensitive = True
-        self._policies = _PolicyCache()
+        self._hidden: dict[str, frozenset[str]] | None = None
 
     def scoped(self, domains: Sequence[str] | None, sensitive: bool) -> GraphStore:
         """A view of this store for one caller: only ``domains`` (None: all), and sensitive
@@ -276,7 +263,6 @@ class GraphStore:
         view = GraphStore(self.driver, self.database)
         view.allowed = sorted(domains) if domains is not None else None
         view.sensitive = sensitive
-        view._policies = self._policies
         return view
 
     def allows(self, domain: str) -> bool:
@@ -289,15 +275,13 @@ class GraphStore:
             raise NotFoundError(f"unknown domain {domain!r}")
 
     def sensitive_properties(self) -> dict[str, frozenset[str]]:
-        """Domain -> the properties its migration declared sensitive (re-read every few
-        seconds, so a new migration's policy reaches every process)."""
-        cache = self._policies
-        with cache.lock:
-            if time.monotonic() - cache.read_at > POLICY_TTL_S:
-                cache.sensitive = {r["domain"]: frozenset(r["sensitive"])
-                                   for r in self._read(SENSITIVE_PROPERTIES_QUERY)}
-                cache.read_at = time.monotonic()
-            return cache.sensitive
+        """Domain -> the properties its migrations declared sensitive. Read once per view (a
+        view lives for one request), not cached longer: a migration that declares them must
+        not leave a window in which another process still shows them (about 1 ms a read)."""
+        if self._hidden is None:
+            self._hidden = {r["domain"]: frozenset(r["sensitive"])
+                            for r in self._read(SENSITIVE_PROPERTIES_QUERY)}
+        return self._hidden
 
     def entity(self, node: Node) -> Entity:
         """An entity as this caller may see it."""
