@@ -11,11 +11,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from neo4j import Driver
 
+from api.audit import AuditLog, AuditMiddleware
 from api.errors import install_error_handlers
 from api.jobs import JobManager
 from api.metrics import Metrics
 from api.routes import (
     ask,
+    audit,
     embeddings,
     entities,
     health,
@@ -34,7 +36,8 @@ from graph.store import GraphStore
 
 log = logging.getLogger("kgr.api")
 
-ROUTERS = (health, entities, paths, subgraph, schema, jobs, migrations, embeddings, models, ask)
+ROUTERS = (health, entities, paths, subgraph, schema, jobs, migrations, embeddings, models, ask,
+           audit)
 
 
 def create_app(settings: Settings | None = None, driver: Driver | None = None,
@@ -54,6 +57,8 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
             threading.Thread(target=_warm_up, args=(app,), name="kgr-warm-up",
                              daemon=True).start()
         yield
+        if getattr(app.state, "audit", None) is not None:
+            app.state.audit.close()
         if owns_driver:
             neo4j_driver.close()
 
@@ -73,6 +78,9 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
     app.state.keyring = KeyRing.from_settings(settings)
     app.state.metrics = Metrics()
     app.middleware("http")(app.state.metrics.middleware)
+    if settings.audit_enabled:
+        app.state.audit = AuditLog.from_settings(settings)
+        app.add_middleware(AuditMiddleware, log=app.state.audit)
     install_error_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)

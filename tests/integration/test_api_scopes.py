@@ -207,3 +207,128 @@ def test_scoped_admin_may_not_touch_other_domains(
                          files=[("files", ("manifest.yaml", manifest))])
     assert upload.status_code == 403, upload.text
     assert client.delete(f"/v1/models/qa/{d.b}/v1", headers=admin_a).status_code == 404
+
+
+PATIENTS = ("id\tname\ttype\tmrn\tdob\tward\n"
+            "p1\tPatient Alpha\tPatient\tMRN-777001\t1961-02-03\teast\n"
+            "p2\tPatient Beta\tPatient\tMRN-777002\t1975-06-07\twest\n"
+            "w1\tCardiology ward\tWard\t\t\t\n")
+STAYS = "p1\tstays_in\tw1\np2\tstays_in\tw1\n"
+SECRETS = ("MRN-777001", "MRN-777002", "1961-02-03", "1975-06-07")
+
+
+def patients_manifest(domain: str) -> str:
+    return (f"domain: {domain}\nnodes:\n  - file: patients.tsv\n"
+            "    properties: {mrn: str, dob: str, ward: str}\n"
+            "triples:\n  - file: stays.tsv\nsensitive: [mrn, dob]\n")
+
+
+@pytest.fixture
+def patients(app_settings: Settings, client: TestClient, driver: Driver, settings: Settings,
+             tmp_path: Path) -> Iterator[str]:
+    """A domain loaded by an uploaded migration that declares mrn and dob sensitive."""
+    from graph.migrate.runner import MigrationRunner
+    from tests.conftest import CLEANUP_NAMESPACE_QUERY
+
+    domain, namespace = f"tp{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:10]}"
+    (tmp_path / "migrations").mkdir()
+    client.app.state.migration_runner = MigrationRunner(  # type: ignore[attr-defined]
+        driver, app_settings, locations=[tmp_path / "migrations"],
+        upload_dir=tmp_path / "uploads", namespace=namespace)
+    admin = {"X-API-Key": create_key(app_settings, "admin", "loader").key}
+    response = client.post("/v1/migrations", headers=admin, files=[
+        ("files", ("manifest.yaml", patients_manifest(domain))),
+        ("files", ("patients.tsv", PATIENTS)), ("files", ("stays.tsv", STAYS))])
+    assert response.status_code == 201, response.text
+    yield domain
+    delete_domain(driver, settings.neo4j_database, domain)
+    driver.execute_query(CLEANUP_NAMESPACE_QUERY, {"namespace": namespace},
+                         database_=settings.neo4j_database)
+
+
+def test_sensitive_properties_only_for_keys_with_the_scope(
+    app_settings: Settings, client: TestClient, patients: str
+) -> None:
+    plain = {"X-API-Key": create_key(app_settings, "reader", "plain").key}
+    admin = {"X-API-Key": create_key(app_settings, "admin", "admin-plain").key}
+    cleared = {"X-API-Key": create_key(app_settings, "reader", "cleared", sensitive=True).key}
+    alpha, beta, ward = (f"{patients}:{x}" for x in ("p1", "p2", "w1"))
+
+    def calls(headers: dict[str, str]) -> list[str]:
+        responses = [
+            client.get(f"/v1/entities/{alpha}", headers=headers),
+            client.get("/v1/entities", params={"domain": patients}, headers=headers),
+            client.get("/v1/entities", params={"q": "patient alpha"}, headers=headers),
+            client.get(f"/v1/entities/{ward}/neighbors", headers=headers),
+            client.get("/v1/paths", params={"source": alpha, "target": beta},
+                       headers=headers),
+            client.post("/v1/subgraph", json={"seeds": [ward]}, headers=headers),
+            client.post("/v1/ask", json={"question": "Which ward does Patient Alpha stay in?",
+                                         "domain": patients, "mode": "zero-shot"},
+                        headers=headers),
+        ]
+        for response in responses:
+            assert response.status_code == 200, (response.url, response.text)
+        return [r.text for r in responses]
+
+    for headers in (plain, admin):  # the admin role alone does not give the scope
+        texts = calls(headers)
+        assert all(secret not in text for text in texts for secret in SECRETS)
+        assert all('"mrn"' not in text and '"dob"' not in text for text in texts)
+        assert '"ward":"east"' in texts[0]  # the other declared properties are shown
+    seen = client.get(f"/v1/entities/{alpha}", headers=cleared).json()["properties"]
+    assert seen["mrn"] == "MRN-777001" and seen["dob"] == "1961-02-03"
+    assert any("MRN-777002" in text for text in calls(cleared))
+    # full-text search covers names and aliases only: a sensitive value finds nothing
+    for headers in (plain, cleared):
+        assert client.get("/v1/entities", params={"q": "MRN-777001"},
+                          headers=headers).json()["items"] == []
+
+
+def test_audit_trail_has_one_line_per_request(
+    app_settings: Settings, client: TestClient, two_domains: TwoDomains,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.audit import audit_path
+
+    d = two_domains
+    made = create_key(app_settings, "reader", "audited", domains=[d.a])
+    headers = {"X-API-Key": made.key}
+    fbn1 = d.a_uids["NCBIGene:2200"]
+    path = audit_path(app_settings)
+    before = path.read_text().count("\n") if path.exists() else 0
+    client.get(f"/v1/entities/{fbn1}", headers=headers)
+    neighbours = client.get(f"/v1/entities/{fbn1}/neighbors", headers=headers).json()
+    client.get(f"/v1/entities/{d.b_uids['X1']}", headers=headers)  # 404
+    client.get("/v1/schema", headers={"X-API-Key": "wrong"})  # 401
+    client.get("/healthz")  # probes are not audited
+    lines = [json.loads(line) for line in path.read_text().splitlines()[before:]]
+    assert [(r["route"], r["status"]) for r in lines] == [
+        ("/v1/entities/{uid}", 200), ("/v1/entities/{uid}/neighbors", 200),
+        ("/v1/entities/{uid}", 404), ("/v1/schema", 401)]
+    assert [r["key_id"] for r in lines] == [made.key_id] * 3 + [None]
+    assert lines[0]["uids"] == [fbn1] and lines[0]["domains"] == [d.a]
+    assert set(lines[1]["uids"]) == {n["entity"]["uid"] for n in neighbours}
+    assert lines[1]["uids_total"] == len(lines[1]["uids"])
+    assert lines[2]["uids"] == [] and lines[2]["domains"] == []
+    assert made.key not in path.read_text()
+
+    global_admin = {"X-API-Key": create_key(app_settings, "admin", "auditor").key}
+    mine = client.get("/v1/audit", params={"key_id": made.key_id},
+                      headers=global_admin).json()
+    assert [r["status"] for r in mine] == [200, 200, 404]
+    assert client.get("/v1/audit", headers=headers).status_code == 403
+
+    monkeypatch.setenv("KGR_HOME", str(app_settings.home))
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(cli_app, ["audit", "--key", made.key_id, "--json",
+                                              "--since", lines[0]["time"]])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in result.output.splitlines()]
+    # the refused look at /v1/audit is in the trail too
+    assert [(r["route"], r["status"]) for r in records][2:] == [
+        ("/v1/entities/{uid}", 404), ("/v1/audit", 403)]
+    assert len(records) == 4
