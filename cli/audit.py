@@ -42,4 +42,4 @@ def audit(
     print_table("audit", ["time", "key", "method", "route", "status", "domains", "uids"],
                 [[r["time"], r.get("key_id") or "-", r.get("method"), r.get("route"),
                   r.get("status"), ",".join(r.get("domains", [])), r.get("uids_total", 0)]
-                 for r in records])
+                 for r in records], no_wrap=("key",))

@@ -40,7 +40,8 @@ def list_keys(as_json: bool = typer.Option(False, "--json", help="JSON for scrip
     if as_json:
         print_json(rows)
         return
-    print_table("API keys", columns, [[str(r[c]) for c in columns] for r in rows])
+    print_table("API keys", columns, [[str(r[c]) for c in columns] for r in rows],
+                no_wrap=("id",))
 
 
 @app.command("revoke")

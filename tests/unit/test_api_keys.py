@@ -96,3 +96,17 @@ def test_principal_domain_checks() -> None:
     with pytest.raises(NotFoundError, match="unknown domain 'finance'"):
         medical.check_domain("finance")
     assert medical.visible(["finance", "medical"]) == ["medical"]
+
+
+def test_up_reuses_its_own_valid_admin_key(cfg: Settings) -> None:
+    from cli.serve import UP_KEY_PREFIX, up_admin_key
+
+    assert up_admin_key(cfg) is None
+    create_key(cfg, "admin", "someone-else")
+    create_key(cfg, "admin", UP_KEY_PREFIX + "scoped", domains=["medical"])
+    assert up_admin_key(cfg) is None  # only an all-domains admin key that `kgr up` made
+    first = create_key(cfg, "admin", UP_KEY_PREFIX + "20260101T000000")
+    found = up_admin_key(cfg)
+    assert found is not None and found.id == first.key_id
+    revoke_key(cfg, first.key_id)
+    assert up_admin_key(cfg) is None  # revoked: the next `kgr up` makes a new one
