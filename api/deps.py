@@ -1,4 +1,9 @@
-"""Dependency aliases for the routers: settings, driver, store, jobs and the caller's role."""
+"""Dependency aliases for the routers: settings, driver, store, jobs and the caller.
+
+The caller is a ``Principal`` (role, allowed domains, sensitive scope); the ``*StoreDep``
+aliases give a route the graph as that caller may see it (``GraphStore.scoped``), so that the
+domain confinement and the hiding of sensitive properties live in one place, not per route.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,9 @@ from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
 from neo4j import Driver
 
+from api.exceptions import PermissionDeniedError
 from api.jobs import JobManager
-from api.security import KeyRing, Principal
+from api.security import KeyRing, Principal, Role
 from graph.settings import Settings
 from graph.store import GraphStore
 
@@ -37,18 +43,42 @@ def get_keyring(request: Request) -> KeyRing:
     return request.app.state.keyring
 
 
+def _principal(request: Request, key: str | None, needed: Role) -> Principal:
+    ring = get_keyring(request)
+    principal = ring.authenticate(key)
+    # the audit trail (api.audit) names the key of every request, refused ones included
+    request.state.principal = principal
+    return ring.authorize(principal, needed)
+
+
 def require_reader(
     request: Request, key: Annotated[str | None, Security(api_key_header)]
 ) -> Principal:
-    ring = get_keyring(request)
-    return ring.authorize(ring.authenticate(key), "reader")
+    return _principal(request, key, "reader")
 
 
 def require_admin(
     request: Request, key: Annotated[str | None, Security(api_key_header)]
 ) -> Principal:
-    ring = get_keyring(request)
-    return ring.authorize(ring.authenticate(key), "admin")
+    return _principal(request, key, "admin")
+
+
+def require_global_admin(principal: Annotated[Principal, Depends(require_admin)]) -> Principal:
+    """An admin key for every domain (what concerns all domains at once)."""
+    if principal.domains is not None:
+        raise PermissionDeniedError("this needs an admin key for every domain; this key is "
+                                    f"limited to {', '.join(sorted(principal.domains))}")
+    return principal
+
+
+def reader_store(request: Request,
+                 principal: Annotated[Principal, Depends(require_reader)]) -> GraphStore:
+    return get_store(request).scoped(principal.domain_list, principal.sensitive)
+
+
+def admin_store(request: Request,
+                principal: Annotated[Principal, Depends(require_admin)]) -> GraphStore:
+    return get_store(request).scoped(principal.domain_list, principal.sensitive)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
@@ -57,3 +87,7 @@ StoreDep = Annotated[GraphStore, Depends(get_store)]
 JobsDep = Annotated[JobManager, Depends(get_jobs)]
 ReaderDep = Annotated[Principal, Depends(require_reader)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
+GlobalAdminDep = Annotated[Principal, Depends(require_global_admin)]
+# the graph as the caller may see it (its domains, sensitive properties only with the scope)
+ReaderStoreDep = Annotated[GraphStore, Depends(reader_store)]
+AdminStoreDep = Annotated[GraphStore, Depends(admin_store)]

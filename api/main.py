@@ -11,11 +11,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from neo4j import Driver
 
+from api.audit import AuditLog, AuditMiddleware
 from api.errors import install_error_handlers
 from api.jobs import JobManager
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import (
     ask,
+    audit,
     embeddings,
     entities,
     health,
@@ -26,7 +28,7 @@ from api.routes import (
     schema,
     subgraph,
 )
-from api.security import KeyRing, load_keys
+from api.security import KeyRing
 from fusion import threads
 from graph.driver import make_driver
 from graph.settings import Settings, get_settings
@@ -34,7 +36,8 @@ from graph.store import GraphStore
 
 log = logging.getLogger("kgr.api")
 
-ROUTERS = (health, entities, paths, subgraph, schema, jobs, migrations, embeddings, models, ask)
+ROUTERS = (health, entities, paths, subgraph, schema, jobs, migrations, embeddings, models, ask,
+           audit)
 
 
 def create_app(settings: Settings | None = None, driver: Driver | None = None,
@@ -54,6 +57,8 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
             threading.Thread(target=_warm_up, args=(app,), name="kgr-warm-up",
                              daemon=True).start()
         yield
+        if getattr(app.state, "audit", None) is not None:
+            app.state.audit.close()
         if owns_driver:
             neo4j_driver.close()
 
@@ -70,9 +75,12 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
     app.state.driver = neo4j_driver
     app.state.store = GraphStore(neo4j_driver, settings.neo4j_database)
     app.state.jobs = JobManager()
-    app.state.keyring = KeyRing(load_keys(settings))
+    app.state.keyring = KeyRing.from_settings(settings)
     app.state.metrics = Metrics()
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    if settings.audit_enabled:
+        app.state.audit = AuditLog.from_settings(settings)
+        app.add_middleware(AuditMiddleware, log=app.state.audit)
     install_error_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)

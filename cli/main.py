@@ -6,7 +6,7 @@ import warnings
 
 import typer
 
-from cli import encoder, keys, migrate, models, neo4j_cmd, qa, read, serve
+from cli import audit, encoder, keys, migrate, models, neo4j_cmd, qa, read, serve
 from cli.groups import eval_app, train_app
 
 # PyTorch Geometric scripts some modules with torch.jit at import, which torch 2.x deprecates:
@@ -25,6 +25,7 @@ app.command("paths")(read.paths)
 app.command("subgraph")(read.subgraph)
 app.command("schema")(read.schema)
 app.add_typer(keys.app, name="keys")
+app.command("audit")(audit.audit)
 app.command("serve")(serve.serve)
 app.command("up")(serve.up)
 app.add_typer(migrate.app, name="migrate")

@@ -6,6 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import typer
 
@@ -14,10 +15,15 @@ from cli.progress import fraction_progress
 from graph.exceptions import InvalidInputError
 from graph.schema import bootstrap_schema
 from graph.server import LocalNeo4j
+from graph.settings import Settings
+
+if TYPE_CHECKING:
+    from api.security import StoredKey
 
 BUILTIN_DOMAINS = ("medical", "finance")
 # the built-in migration that loads each built-in domain (migrations/)
 DOMAIN_MIGRATIONS = {"medical": "V3__medical_hpo.py", "finance": "V4__finance_findkg.py"}
+UP_KEY_PREFIX = "up-"  # the name of the admin key that `kgr up` creates (once)
 EXAMPLE_QUESTIONS = {
     "medical": ["Which genes are associated with Marfan syndrome?",
                 "What phenotypes does Marfan syndrome present?",
@@ -79,6 +85,15 @@ def plan_up(domains: str) -> UpPlan:
         DOMAIN_MIGRATIONS[d] for d in BUILTIN_DOMAINS if d not in chosen))
 
 
+def up_admin_key(cfg: Settings) -> StoredKey | None:
+    """The admin key an earlier ``kgr up`` created, if it is still valid."""
+    from api.security import file_keys
+
+    mine = [k for k in file_keys(cfg) if k.name.startswith(UP_KEY_PREFIX)
+            and k.role == "admin" and k.domains is None and not k.revoked]
+    return mine[-1] if mine else None
+
+
 @handle_errors
 def up(
     serve_api: bool = typer.Option(True, "--serve/--no-serve", help="Serve the API at the end"),
@@ -137,12 +152,19 @@ def up(
                 else:
                     console.print(f"qa model {domain}: version "
                                   f"{qa_artifacts(cfg).active_version(domain)} already active")
-    key = create_key(cfg, "admin", f"up-{datetime.now(UTC):%Y%m%dT%H%M%S}")
+    earlier = up_admin_key(cfg)
     url = f"http://{host or cfg.api_host}:{port or cfg.api_port}"
     console.print(f"\nready in {time.monotonic() - started:.0f} s")
     console.print(f"API:      {url}   (OpenAPI docs: {url}/docs)")
-    console.print(f"API key:  {key}   (admin; only its hash is stored in {cfg.keys_file})",
-                  soft_wrap=True)
+    if earlier is not None:
+        # only the hash was kept: the key made by an earlier run cannot be shown again
+        console.print(f"API key:  {earlier.id} (admin, made by an earlier `kgr up`; "
+                      "create another with `kgr keys create --role admin`)", soft_wrap=True)
+        key = "$KGR_KEY"
+    else:
+        key = create_key(cfg, "admin", f"{UP_KEY_PREFIX}{datetime.now(UTC):%Y%m%dT%H%M%S}").key
+        console.print(f"API key:  {key}   (admin; only its hash is stored in {cfg.keys_file})",
+                      soft_wrap=True)
     console.print("examples:")
     h = f'-H "X-API-Key: {key}"'
     console.print(f'  curl {h} "{url}/v1/schema"', highlight=False, soft_wrap=True)

@@ -13,6 +13,7 @@ import math
 import re
 import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -810,8 +811,9 @@ class QAService:
             if versions[0] is not None:
                 checkpoint = load_checkpoint(qa_artifacts(self.settings).path(domain, versions[0]))
             features = load_graph_features(self.settings, domain)
-            qa = DomainQA(self.settings, self.store, domain, self.expander, index, checkpoint,
-                          features, self.caps)
+            # a domain's questions read only its own entities: a yes/no question's paths too
+            qa = DomainQA(self.settings, self.store.scoped([domain], sensitive=True), domain,
+                          self.expander, index, checkpoint, features, self.caps)
             self._domains[domain] = (versions, qa)
             return qa
 
@@ -831,11 +833,12 @@ class QAService:
             self._checked.clear()
         self.expander.clear()
 
-    def pick_domain(self, question: str) -> str | None:
+    def pick_domain(self, question: str, allowed: Collection[str] | None = None) -> str | None:
         """The domain whose entity names the question mentions best (among the domains with a
-        trained QA model, when there are any); None when no domain's names occur in it."""
+        trained QA model, when there are any); None when no domain's names occur in it.
+        ``allowed``: consider only these domains (the caller's key's; None: all)."""
         best: tuple[int, float, str] | None = None
-        domains = self.store.domains()
+        domains = [d for d in self.store.domains() if allowed is None or d in allowed]
         trained = [d for d in domains if qa_artifacts(self.settings).active_version(d)]
         for name in trained or domains:
             mentions = self.domain(name).linker.exact(question)
@@ -846,8 +849,9 @@ class QAService:
                     best = key
         return best[2] if best is not None else None
 
-    def _nothing_found(self, question: str, mode: Mode | None) -> AskResponse:
-        domains = self.store.domains()
+    def _nothing_found(self, question: str, mode: Mode | None,
+                       allowed: Collection[str] | None = None) -> AskResponse:
+        domains = [d for d in self.store.domains() if allowed is None or d in allowed]
         reason = ("no entity of any domain (" + ", ".join(domains) + ") was found in the "
                   "question; pass a domain to ask it there") if domains else \
             "the graph holds no domain yet"
@@ -891,19 +895,22 @@ class QAService:
 
     def ask(self, question: str, domain: str | None = None, top_k: int = 10, max_hops: int = 3,
             mode: Mode | None = None, use_graph: bool = True,
-            predicted_links: bool = False, count: bool | None = None) -> AskResponse:
+            predicted_links: bool = False, count: bool | None = None,
+            allowed: Collection[str] | None = None) -> AskResponse:
         """One question: ``ask_batch`` of one."""
         return self.ask_batch([question], domain, top_k, max_hops, mode, use_graph,
-                              predicted_links, count)[0]
+                              predicted_links, count, allowed)[0]
 
     def ask_batch(self, questions: list[str], domain: str | None = None, top_k: int = 10,
                   max_hops: int = 3, mode: Mode | None = None, use_graph: bool = True,
-                  predicted_links: bool = False,
-                  count: bool | None = None) -> list[AskResponse]:
+                  predicted_links: bool = False, count: bool | None = None,
+                  allowed: Collection[str] | None = None) -> list[AskResponse]:
         """``ask`` for many questions, in their order: each domain links and encodes its
         questions in one MiniLM batch, which is most of what one question costs besides the
         search. Every question is checked before any is answered (``QuestionError`` naming the
-        first bad one). Each answer's ``link_encode`` time is its equal share of its batch's."""
+        first bad one). Each answer's ``link_encode`` time is its equal share of its batch's.
+        ``allowed``: the only domains the caller may ask (None: all): another ``domain`` is
+        unknown (404), and a question without one is matched against these only."""
         checked = []
         for i, question in enumerate(questions):
             try:
@@ -915,13 +922,15 @@ class QAService:
         threads.for_ask()
         self.check_graph()
         if domain is not None:
+            if allowed is not None and domain not in allowed:
+                raise NotFoundError(f"unknown domain {domain!r}")
             self.check_domain(domain)
         out: list[AskResponse | None] = [None] * len(checked)
         by_domain: dict[str, list[int]] = {}
         for i, question in enumerate(checked):
-            picked = domain if domain is not None else self.pick_domain(question)
+            picked = domain if domain is not None else self.pick_domain(question, allowed)
             if picked is None:  # as within one domain: no entity found is an answer, not an error
-                out[i] = self._nothing_found(question, mode)
+                out[i] = self._nothing_found(question, mode, allowed)
             else:
                 by_domain.setdefault(picked, []).append(i)
         for name, rows in by_domain.items():

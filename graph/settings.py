@@ -83,6 +83,10 @@ class Settings(BaseSettings):
         default=None, description="Comma-separated role:key pairs, e.g. 'admin:abc,reader:def'."
     )
     api_keys_file: Path | None = None
+    # the audit trail ($KGR_HOME/audit/audit.jsonl): rotated at this size, this many kept
+    audit_enabled: bool = True
+    audit_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
+    audit_backups: int = Field(default=10, ge=1, le=1000)
 
     @property
     def neo4j_home(self) -> Path:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from typing import Any, Literal
 
 from neo4j import Driver, RoutingControl
@@ -44,6 +44,7 @@ SEARCH_ENTITIES_QUERY = """
 CALL db.index.fulltext.queryNodes('entity_fulltext', $lucene) YIELD node, score
 WHERE ($types IS NULL OR any(label IN labels(node) WHERE label IN $types))
   AND ($domain IS NULL OR node.domain = $domain)
+  AND ($domains IS NULL OR node.domain IN $domains)
 RETURN node, score
 ORDER BY score DESC, node.uid ASC
 SKIP $offset LIMIT $limit
@@ -52,6 +53,7 @@ SKIP $offset LIMIT $limit
 LIST_ENTITIES_QUERY = """
 MATCH (node:Entity)
 WHERE ($domain IS NULL OR node.domain = $domain)
+  AND ($domains IS NULL OR node.domain IN $domains)
   AND ($types IS NULL OR any(label IN labels(node) WHERE label IN $types))
   AND ($after IS NULL OR node.uid > $after)
 RETURN node, null AS score
@@ -65,7 +67,8 @@ GET_ENTITIES_QUERY = "UNWIND $uids AS uid MATCH (node:Entity {uid: uid}) RETURN 
 
 NEIGHBORS_OUT_QUERY = """
 MATCH (n:Entity {uid: $uid})-[r]->(m:Entity)
-WHERE $types IS NULL OR type(r) IN $types
+WHERE ($types IS NULL OR type(r) IN $types)
+  AND ($domains IS NULL OR m.domain IN $domains)
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'out' AS direction
 ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid
@@ -74,7 +77,8 @@ LIMIT $limit
 
 NEIGHBORS_IN_QUERY = """
 MATCH (n:Entity {uid: $uid})<-[r]-(m:Entity)
-WHERE $types IS NULL OR type(r) IN $types
+WHERE ($types IS NULL OR type(r) IN $types)
+  AND ($domains IS NULL OR m.domain IN $domains)
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'in' AS direction
 ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid
@@ -83,7 +87,8 @@ LIMIT $limit
 
 NEIGHBORS_BOTH_QUERY = """
 MATCH (n:Entity {uid: $uid})-[r]-(m:Entity)
-WHERE $types IS NULL OR type(r) IN $types
+WHERE ($types IS NULL OR type(r) IN $types)
+  AND ($domains IS NULL OR m.domain IN $domains)
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m,
        CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS direction
@@ -102,7 +107,8 @@ NEIGHBORS_QUERIES: dict[str, str] = {
 _SHORTEST_PATHS_TEMPLATE = """
 MATCH (a:Entity {uid: $source}), (b:Entity {uid: $target})
 MATCH p = allShortestPaths((a)-[*..HOPS]-(b))
-WHERE $types IS NULL OR all(r IN relationships(p) WHERE type(r) IN $types)
+WHERE ($types IS NULL OR all(r IN relationships(p) WHERE type(r) IN $types))
+  AND ($domains IS NULL OR all(n IN nodes(p) WHERE n.domain IN $domains))
 RETURN p
 LIMIT $limit
 """
@@ -114,7 +120,8 @@ SHORTEST_PATHS_QUERIES: dict[int, str] = {
 EXPAND_FRONTIER_QUERY = """
 UNWIND $frontier AS seed_uid
 MATCH (n:Entity {uid: seed_uid})-[r]-(m:Entity)
-WHERE $types IS NULL OR type(r) IN $types
+WHERE ($types IS NULL OR type(r) IN $types)
+  AND ($domains IS NULL OR m.domain IN $domains)
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m
 LIMIT $limit
@@ -139,6 +146,14 @@ RETURN a.domain AS domain, type(r) AS type, count(*) AS count
 DOMAINS_QUERY = "MATCH (n:Entity) RETURN DISTINCT n.domain AS domain"
 
 DOMAIN_EXISTS_QUERY = "MATCH (n:Entity {domain: $domain}) RETURN n.uid AS uid LIMIT 1"
+
+# The properties each domain's migration declared sensitive (``_DomainPolicy``, written by the
+# loader): kept in the graph so that every API process knows them.
+SENSITIVE_PROPERTIES_QUERY = """
+MATCH (p:_DomainPolicy)
+UNWIND coalesce(p.sensitive, []) AS property
+RETURN p.domain AS domain, collect(DISTINCT property) AS sensitive
+"""
 
 _LUCENE_SPECIAL = re.compile(r'([+\-!(){}\[\]^"~*?:\\/&|])')
 _TOKEN_RE = re.compile(r"[\w']+", re.UNICODE)
@@ -185,7 +200,7 @@ def _clean_value(value: Any) -> Any:
     return str(value)
 
 
-def _public_properties(props: dict[str, Any], skip: set[str]) -> dict[str, Any]:
+def _public_properties(props: dict[str, Any], skip: Set[str]) -> dict[str, Any]:
     return {
         key: _clean_value(value)
         for key, value in props.items()
@@ -193,7 +208,9 @@ def _public_properties(props: dict[str, Any], skip: set[str]) -> dict[str, Any]:
     }
 
 
-def entity_from_node(node: Node) -> Entity:
+def entity_from_node(node: Node, hidden: Set[str] = frozenset()) -> Entity:
+    """The entity of a node, without the properties in ``hidden`` (a domain's sensitive
+    properties, for a key that may not see them)."""
     props = dict(node)
     return Entity(
         uid=props.get("uid", ""),
@@ -202,7 +219,7 @@ def entity_from_node(node: Node) -> Entity:
         types=sorted(label for label in node.labels if label != ENTITY_LABEL),
         aliases=list(props.get("aliases") or []),
         description=props.get("description"),
-        properties=_public_properties(props, CORE_PROPERTIES),
+        properties=_public_properties(props, CORE_PROPERTIES | hidden),
     )
 
 
@@ -227,11 +244,51 @@ def relation_from_relationship(rel: Relationship) -> Relation:
 
 
 class GraphStore:
-    """Read access to the entity graph in one Neo4j database. The driver is passed in."""
+    """Read access to the entity graph in one Neo4j database. The driver is passed in.
+
+    A store made by ``scoped`` sees only some domains (an entity of another domain is unknown:
+    404; paths, neighbours and subgraphs never leave them) and, unless ``sensitive``, returns
+    entities without the properties their domain declares sensitive."""
 
     def __init__(self, driver: Driver, database: str = "neo4j") -> None:
         self.driver = driver
         self.database = database
+        self.allowed: list[str] | None = None  # None: every domain
+        self.sensitive = True
+        self._hidden: dict[str, frozenset[str]] | None = None
+
+    def scoped(self, domains: Sequence[str] | None, sensitive: bool) -> GraphStore:
+        """A view of this store for one caller: only ``domains`` (None: all), and sensitive
+        properties only if ``sensitive``."""
+        view = GraphStore(self.driver, self.database)
+        view.allowed = sorted(domains) if domains is not None else None
+        view.sensitive = sensitive
+        return view
+
+    def allows(self, domain: str) -> bool:
+        return self.allowed is None or domain in self.allowed
+
+    def check_visible(self, domain: str | None) -> None:
+        """404 for a domain this view may not see, as if it did not exist (without asking the
+        graph whether it does)."""
+        if domain is not None and not self.allows(domain):
+            raise NotFoundError(f"unknown domain {domain!r}")
+
+    def sensitive_properties(self) -> dict[str, frozenset[str]]:
+        """Domain -> the properties its migrations declared sensitive. Read once per view (a
+        view lives for one request), not cached longer: a migration that declares them must
+        not leave a window in which another process still shows them (about 1 ms a read)."""
+        if self._hidden is None:
+            self._hidden = {r["domain"]: frozenset(r["sensitive"])
+                            for r in self._read(SENSITIVE_PROPERTIES_QUERY)}
+        return self._hidden
+
+    def entity(self, node: Node) -> Entity:
+        """An entity as this caller may see it."""
+        if self.sensitive:
+            return entity_from_node(node)
+        return entity_from_node(node, self.sensitive_properties().get(node.get("domain"),
+                                                                      frozenset()))
 
     # ---------------------------------------------------------------- helpers
     def _read(self, query: str, **params: Any) -> list[Any]:
@@ -254,8 +311,11 @@ class GraphStore:
         )
 
     def check_domain(self, domain: str | None) -> None:
-        """404 for a domain that has no entities."""
-        if domain is not None and not self._read(DOMAIN_EXISTS_QUERY, domain=domain):
+        """404 for a domain that has no entities, or that this view may not see (the same
+        answer: a caller does not learn which other domains exist)."""
+        if domain is None:
+            return
+        if not self.allows(domain) or not self._read(DOMAIN_EXISTS_QUERY, domain=domain):
             raise NotFoundError(f"unknown domain {domain!r}")
 
     # -------------------------------------------------------------- entities
@@ -276,18 +336,20 @@ class GraphStore:
         if not 1 <= limit <= 500:
             raise InvalidInputError("limit must be between 1 and 500")
         checked_types = self._check_types(types)
+        self.check_visible(domain)
         state = decode_cursor(cursor) if cursor else {}
         if text and text.strip():
             offset = int(state.get("offset", 0))
             records = self._read(
                 SEARCH_ENTITIES_QUERY, lucene=lucene_query(text, fuzzy, any_word),
-                types=checked_types, domain=domain, offset=offset, limit=limit + 1,
+                types=checked_types, domain=domain, domains=self.allowed, offset=offset,
+                limit=limit + 1,
             )
             has_more = len(records) > limit
             next_cursor = encode_cursor({"offset": offset + limit}) if has_more else None
         else:
             records = self._read(
-                LIST_ENTITIES_QUERY, types=checked_types, domain=domain,
+                LIST_ENTITIES_QUERY, types=checked_types, domain=domain, domains=self.allowed,
                 after=state.get("after"), limit=limit + 1,
             )
             next_cursor = (
@@ -295,21 +357,23 @@ class GraphStore:
                 if len(records) > limit else None
             )
         items = [
-            EntityHit(**entity_from_node(r["node"]).model_dump(), score=r["score"])
+            EntityHit(**self.entity(r["node"]).model_dump(), score=r["score"])
             for r in records[:limit]
         ]
         return EntityPage(items=items, next_cursor=next_cursor)
 
     def get_entity(self, uid: str) -> Entity:
         records = self._read(GET_ENTITY_QUERY, uid=uid)
-        if not records:
+        # an entity of a domain this view may not see is as unknown as a missing one
+        if not records or not self.allows(records[0]["node"].get("domain", "")):
             raise NotFoundError(f"no entity with uid {uid!r}")
-        return entity_from_node(records[0]["node"])
+        return self.entity(records[0]["node"])
 
     def get_entities(self, uids: Sequence[str]) -> dict[str, Entity]:
         """Entities by uid (unknown uids are left out)."""
         records = self._read(GET_ENTITIES_QUERY, uids=list(uids))
-        return {r["node"]["uid"]: entity_from_node(r["node"]) for r in records}
+        return {r["node"]["uid"]: self.entity(r["node"]) for r in records
+                if self.allows(r["node"].get("domain", ""))}
 
     def neighbors(
         self,
@@ -325,12 +389,13 @@ class GraphStore:
             raise InvalidInputError("limit must be between 1 and 1000")
         checked = self._check_relation_types(relation_types)
         self.get_entity(uid)  # 404 for an unknown uid, not an empty list
-        records = self._read(NEIGHBORS_QUERIES[direction], uid=uid, types=checked, limit=limit)
+        records = self._read(NEIGHBORS_QUERIES[direction], uid=uid, types=checked,
+                             domains=self.allowed, limit=limit)
         return [
             Neighbor(
                 direction=r["direction"],
                 relation=relation_from_record(r),
-                entity=entity_from_node(r["m"]),
+                entity=self.entity(r["m"]),
             )
             for r in records
         ]
@@ -357,11 +422,11 @@ class GraphStore:
             self.get_entity(uid)
         records = self._read(
             SHORTEST_PATHS_QUERIES[max_hops], source=source, target=target, types=checked,
-            limit=limit,
+            domains=self.allowed, limit=limit,
         )
         return [
             GraphPath(
-                nodes=[entity_from_node(n) for n in r["p"].nodes],
+                nodes=[self.entity(n) for n in r["p"].nodes],
                 relations=[relation_from_relationship(rel) for rel in r["p"].relationships],
             )
             for r in records
@@ -404,7 +469,7 @@ class GraphStore:
                 max_edges + 1, per_node_limit * len(frontier)
             )
             records = self._read(EXPAND_FRONTIER_QUERY, frontier=frontier, types=checked,
-                                 limit=fetch)
+                                 domains=self.allowed, limit=fetch)
             if len(records) >= fetch and fetch > max_edges:
                 truncated = True
             next_frontier: list[str] = []
@@ -413,7 +478,7 @@ class GraphStore:
                 key = (relation.source, relation.type, relation.target)
                 if key in edges:
                     continue
-                neighbour = entity_from_node(record["m"])
+                neighbour = self.entity(record["m"])
                 if neighbour.uid not in nodes:
                     if len(nodes) >= max_nodes:
                         truncated = True
@@ -432,7 +497,8 @@ class GraphStore:
 
     # ---------------------------------------------------------------- schema
     def domains(self) -> list[str]:
-        return sorted(r["domain"] for r in self._read(DOMAINS_QUERY) if r["domain"])
+        return sorted(r["domain"] for r in self._read(DOMAINS_QUERY)
+                      if r["domain"] and self.allows(r["domain"]))
 
     def schema_summary(self) -> SchemaSummary:
         types: dict[str, dict[str, int]] = {}
@@ -451,10 +517,17 @@ class GraphStore:
                 types=dict(sorted(types.get(domain, {}).items())),
                 relation_types=dict(sorted(relations.get(domain, {}).items())),
             )
-            for domain in sorted(d for d in totals if d)
+            for domain in sorted(d for d in totals if d and self.allows(d))
         ]
+        if self.allowed is None:
+            return SchemaSummary(
+                entity_types=live_entity_types(self.driver, self.database),
+                relation_types=live_relation_types(self.driver, self.database),
+                domains=domains,
+            )
+        # a scoped view names only the types its domains use, not the whole database's
         return SchemaSummary(
-            entity_types=live_entity_types(self.driver, self.database),
-            relation_types=live_relation_types(self.driver, self.database),
+            entity_types=sorted({t for d in domains for t in d.types}),
+            relation_types=sorted({t for d in domains for t in d.relation_types}),
             domains=domains,
         )

@@ -48,7 +48,7 @@ RETURN count(*) AS deleted
 """
 # how the domain's questions name its relationship and entity types (``fusion.vocabulary``)
 DELETE_DOMAIN_PHRASINGS_QUERY = """
-MATCH (p) WHERE (p:_Phrasings OR p:_TypeWords) AND p.domain = $domain
+MATCH (p) WHERE (p:_Phrasings OR p:_TypeWords OR p:_DomainPolicy) AND p.domain = $domain
 DELETE p
 """
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 
-from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
+from api.deps import AdminDep, AdminStoreDep, DriverDep, JobsDep, ReaderDep, SettingsDep
 from api.jobs import EVAL_QA, TRAIN_QA, Job
 from fusion.pipeline import QAService
 from fusion.schemas import (
@@ -51,7 +51,7 @@ def observe_answers(request: Request, responses: list[AskResponse]) -> None:
 
 
 @router.post("/v1/ask", response_model=AskResponse, summary="Answer a question from the graph")
-def ask(body: AskRequest, request: Request, _: ReaderDep) -> AskResponse:
+def ask(body: AskRequest, request: Request, principal: ReaderDep) -> AskResponse:
     """Ranked answers with scores, evidence paths and an explanation, the linked entities, the
     model versions and the timings. 200 with no answers (and the reason) when the question
     names no entity of the domain; 404 for an unknown domain; 409 for mode 'fine-tuned' before
@@ -60,14 +60,15 @@ def ask(body: AskRequest, request: Request, _: ReaderDep) -> AskResponse:
     answer's reading reaches in the whole graph."""
     response = qa_service(request).ask(body.question, body.domain, body.top_k, body.max_hops,
                                        body.mode, predicted_links=body.predicted_links,
-                                       count=body.count)
+                                       count=body.count, allowed=principal.domain_list)
     observe_answers(request, [response])
     return response
 
 
 @router.post("/v1/ask/batch", response_model=AskBatchResponse,
              summary="Answer up to 64 questions in one request")
-def ask_batch(body: AskBatchRequest, request: Request, _: ReaderDep) -> AskBatchResponse:
+def ask_batch(body: AskBatchRequest, request: Request,
+              principal: ReaderDep) -> AskBatchResponse:
     """As `/v1/ask` for each question, with the same options, in their order; each domain's
     questions are linked and encoded in one batch, so a batch costs less per question than
     single requests (`bench/ask_latency.py --batch`). Every question is checked first: one that
@@ -76,7 +77,7 @@ def ask_batch(body: AskBatchRequest, request: Request, _: ReaderDep) -> AskBatch
     started = time.perf_counter()
     results = qa_service(request).ask_batch(
         body.questions, body.domain, body.top_k, body.max_hops, body.mode,
-        predicted_links=body.predicted_links, count=body.count)
+        predicted_links=body.predicted_links, count=body.count, allowed=principal.domain_list)
     observe_answers(request, results)
     return AskBatchResponse(results=results, timings_ms={
         "total": round(1000 * (time.perf_counter() - started), 2)})
@@ -85,12 +86,12 @@ def ask_batch(body: AskBatchRequest, request: Request, _: ReaderDep) -> AskBatch
 @router.get("/v1/ask/phrasings", response_model=PhrasingsResponse,
             summary="How questions name each relationship type of a domain")
 def domain_phrasings(domain: Annotated[str, Query(min_length=1, max_length=100)],
-                     request: Request, _: ReaderDep) -> PhrasingsResponse:
+                     request: Request, principal: ReaderDep) -> PhrasingsResponse:
     """Each relationship type's phrasings ({x}: the entity a question names), where they come
     from (declared in the domain's migration, kgr's own, read from the type's name, or fixed
     frames: declare phrasings for those), and whether the active QA model learnt them. 404
     for an unknown domain."""
-    return qa_service(request).phrasings(domain)
+    return qa_service(request).phrasings(principal.check_domain(domain))
 
 
 @router.post("/v1/ask/refresh", summary="Forget what the ask service has read of the graph")
@@ -105,7 +106,7 @@ def refresh(request: Request, _: AdminDep) -> dict[str, bool]:
 @router.post("/v1/train/qa", response_model=Job, status_code=202,
              summary="Train the QA model of a domain (background job)")
 def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driver: DriverDep,
-             store: StoreDep, jobs: JobsDep, _: AdminDep) -> Job:
+             store: AdminStoreDep, jobs: JobsDep) -> Job:
     from fusion.exceptions import TrainingDataError
     from fusion.training import QATrainingRequest, train_qa
 
@@ -130,7 +131,7 @@ def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driv
 @router.post("/v1/eval/qa", response_model=Job, status_code=202,
              summary="Evaluate the QA model of a domain (background job)")
 def eval_qa(body: EvalQARequest, request: Request, settings: SettingsDep, driver: DriverDep,
-            store: StoreDep, jobs: JobsDep, _: AdminDep) -> Job:
+            store: AdminStoreDep, jobs: JobsDep) -> Job:
     from fusion.evaluate import evaluate_rows
     from fusion.graphdata import DomainGraph
     from fusion.questions import generate_splits

@@ -7,13 +7,12 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
+from api.deps import AdminStoreDep, DriverDep, JobsDep, ReaderStoreDep, SettingsDep
 from api.jobs import TRAIN_ENCODER, Job, ProgressFn
 from graph.encoder import EncoderConfig, encoder_artifacts, load_active_encoder, train_domain
 from graph.encoder.serve import (
     MAX_K,
     active_embedding,
-    entity_domain,
     predict_links,
     similar_entities,
 )
@@ -93,17 +92,19 @@ K = Annotated[int, Query(ge=1, le=MAX_K, description="how many results")]
 @router.get("/v1/entities/{uid}/similar", response_model=SimilarResponse,
             summary="Entities with the nearest embeddings (cosine, vector index)")
 def similar(
-    uid: Uid, driver: DriverDep, settings: SettingsDep, _: ReaderDep, k: K = 10,
+    uid: Uid, driver: DriverDep, settings: SettingsDep, store: ReaderStoreDep, k: K = 10,
     type: Annotated[list[str] | None, Query(description="keep only these entity types")] = None,
     domain: Annotated[str | None, Query(description="must be the entity's domain")] = None,
 ) -> SimilarResponse:
     database = settings.neo4j_database
+    entity = store.get_entity(uid)  # 404 outside the key's domains, as for a missing one
+    store.check_visible(domain)
     types = None
     if type:
         types = check_allowed(type, live_entity_types(driver, database), "entity type")
     version, hits = similar_entities(driver, database, uid, k, types, domain)
     return SimilarResponse(
-        uid=uid, domain=domain or entity_domain(driver, database, uid), version=version,
+        uid=uid, domain=domain or entity.domain, version=version,
         items=[SimilarItem(uid=h.uid, name=h.name, types=h.types, score=h.score) for h in hits],
     )
 
@@ -112,7 +113,7 @@ def similar(
             summary="Link prediction: top-k tails of (head, relation, ?) or heads of "
                     "(?, relation, tail)")
 def predict(
-    driver: DriverDep, settings: SettingsDep, _: ReaderDep,
+    driver: DriverDep, settings: SettingsDep, store: ReaderStoreDep,
     relation: Annotated[str, Query(min_length=1, max_length=64)],
     head: Annotated[str | None, Query(max_length=512)] = None,
     tail: Annotated[str | None, Query(max_length=512)] = None,
@@ -124,7 +125,7 @@ def predict(
     anchor = head if head is not None else tail
     assert anchor is not None
     database = settings.neo4j_database
-    domain = entity_domain(driver, database, anchor)
+    domain = store.get_entity(anchor).domain  # 404 outside the key's domains
     bundle = load_active_encoder(settings, domain)
     hits = predict_links(driver, database, bundle, relation, head=head, tail=tail, k=k,
                          exclude_known=exclude_known)
@@ -137,8 +138,8 @@ def predict(
 
 @router.get("/v1/embeddings/{domain}", response_model=EncoderStatus,
             summary="The encoder version a domain serves")
-def encoder_status(domain: str, driver: DriverDep, settings: SettingsDep, store: StoreDep,
-                   _: ReaderDep) -> EncoderStatus:
+def encoder_status(domain: str, driver: DriverDep, settings: SettingsDep,
+                   store: ReaderStoreDep) -> EncoderStatus:
     store.check_domain(domain)
     served = active_embedding(driver, settings.neo4j_database, domain)
     version = encoder_artifacts(settings).active_version(domain)
@@ -153,7 +154,7 @@ def encoder_status(domain: str, driver: DriverDep, settings: SettingsDep, store:
 @router.post("/v1/train/encoder", response_model=Job, status_code=202,
              summary="Train a domain's encoder in the background (admin); one job per domain")
 def train_encoder_job(body: TrainEncoderRequest, driver: DriverDep, settings: SettingsDep,
-                      store: StoreDep, jobs: JobsDep, _: AdminDep) -> Job:
+                      store: AdminStoreDep, jobs: JobsDep) -> Job:
     store.check_domain(body.domain)
     try:
         overrides = body.overrides()

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 
-from api.deps import ReaderDep, StoreDep
+from api.deps import ReaderStoreDep
 from graph.models import Entity, EntityPage, Neighbor
 
 router = APIRouter(prefix="/v1/entities", tags=["entities"])
@@ -16,8 +16,7 @@ Uid = Annotated[str, Path(min_length=1, max_length=512, description="'<domain>:<
 
 @router.get("", response_model=EntityPage, summary="Search or list entities")
 def search_entities(
-    store: StoreDep,
-    _: ReaderDep,
+    store: ReaderStoreDep,
     q: Annotated[str | None, Query(max_length=500, description="Free text (fuzzy)")] = None,
     type: Annotated[list[str] | None, Query(description="Entity type label(s)")] = None,
     domain: Annotated[str | None, Query(max_length=100)] = None,
@@ -30,15 +29,14 @@ def search_entities(
 
 
 @router.get("/{uid}", response_model=Entity, summary="One entity by uid")
-def get_entity(uid: Uid, store: StoreDep, _: ReaderDep) -> Entity:
+def get_entity(uid: Uid, store: ReaderStoreDep) -> Entity:
     return store.get_entity(uid)
 
 
 @router.get("/{uid}/neighbors", response_model=list[Neighbor], summary="Neighbours of an entity")
 def get_neighbors(
     uid: Uid,
-    store: StoreDep,
-    _: ReaderDep,
+    store: ReaderStoreDep,
     relation_type: Annotated[list[str] | None, Query(description="Relationship type(s)")] = None,
     direction: Literal["out", "in", "both"] = "both",
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,

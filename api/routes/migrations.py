@@ -15,11 +15,15 @@ import zipfile
 from pathlib import PurePosixPath
 from typing import Annotated, Any
 
+import yaml
 from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from pydantic import BaseModel, Field
 
-from api.deps import AdminDep, DriverDep, SettingsDep
+from api.deps import AdminDep, DriverDep, GlobalAdminDep, SettingsDep
+from api.exceptions import PermissionDeniedError
+from api.security import Principal
 from graph.exceptions import InvalidInputError, PayloadTooLargeError
+from graph.migrate.discovery import PACKAGE_MANIFESTS
 from graph.migrate.runner import MigrationRunner
 
 router = APIRouter(prefix="/v1/migrations", tags=["migrations"])
@@ -85,7 +89,7 @@ def _applied(record: Any) -> AppliedOut:
 
 
 @router.get("", response_model=MigrationList, summary="List migrations and their status")
-def list_migrations(request: Request, _: AdminDep, driver: DriverDep,
+def list_migrations(request: Request, _: GlobalAdminDep, driver: DriverDep,
                     settings: SettingsDep) -> MigrationList:
     runner = get_runner(request, driver, settings)
     rows = runner.status()
@@ -154,11 +158,29 @@ def _unpack(name: str, data: bytes, limit: int) -> dict[str, bytes]:
     return files
 
 
+def check_package_domain(principal: Principal, contents: dict[str, bytes]) -> None:
+    """An admin key limited to some domains may load only those (403 otherwise). A manifest
+    that does not parse is left to the runner's validation, which reports it in full."""
+    if principal.domains is None:
+        return
+    for name in PACKAGE_MANIFESTS:
+        if name in contents:
+            try:
+                data = yaml.safe_load(contents[name])  # YAML reads JSON too
+            except yaml.YAMLError:
+                return
+            domain = data.get("domain") if isinstance(data, dict) else None
+            if isinstance(domain, str) and not principal.allows(domain):
+                raise PermissionDeniedError(f"this key may not load domain {domain!r}; it is "
+                                            f"limited to {', '.join(sorted(principal.domains))}")
+            return
+
+
 @router.post("", response_model=UploadResult, status_code=status.HTTP_201_CREATED,
              summary="Upload and apply a domain-graph package (manifest plus files, or an "
                      "archive)")
 def upload_package(
-    request: Request, _: AdminDep, driver: DriverDep, settings: SettingsDep,
+    request: Request, principal: AdminDep, driver: DriverDep, settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="manifest.yaml and its data files, "
                                                         "or one .zip/.tar.gz")],
     slug: Annotated[str | None, Form(description="name of the migration (default: "
@@ -184,6 +206,7 @@ def upload_package(
             if name in contents:
                 raise InvalidInputError(f"file {name!r} was sent twice")
             contents[name] = data
+    check_package_domain(principal, contents)
     applied = get_runner(request, driver, settings).add_package(contents, slug=slug)
     service = getattr(request.app.state, "qa_service", None)
     if applied and service is not None:  # /v1/ask must see the graph as it is now

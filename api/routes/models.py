@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import AdminDep, DriverDep, JobsDep, ReaderDep, SettingsDep, StoreDep
+from api.deps import AdminDep, AdminStoreDep, DriverDep, JobsDep, ReaderStoreDep, SettingsDep
 from api.jobs import ACTIVATE_ENCODER, ACTIVATE_QA, Job, ProgressFn
 from fusion.versions import (
     Kind,
@@ -46,9 +46,10 @@ class PruneResponse(BaseModel):
 
 
 @router.get("/{kind}/{domain}", response_model=list[VersionInfo])
-def list_models(kind: KindPath, domain: DomainPath, _: ReaderDep, settings: SettingsDep,
-                driver: DriverDep, store: StoreDep) -> list[VersionInfo]:
+def list_models(kind: KindPath, domain: DomainPath, settings: SettingsDep,
+                driver: DriverDep, store: ReaderStoreDep) -> list[VersionInfo]:
     """Every stored version, oldest first; the active one is marked."""
+    store.check_visible(domain)
     versions = list_versions(settings, driver, kind, domain)
     if not versions:
         store.check_domain(domain)  # 404 for a domain that is not in the graph
@@ -56,8 +57,8 @@ def list_models(kind: KindPath, domain: DomainPath, _: ReaderDep, settings: Sett
 
 
 @router.post("/{kind}/{domain}/active", response_model=Job, status_code=202)
-def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest, _: AdminDep,
-                   settings: SettingsDep, driver: DriverDep, store: StoreDep,
+def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest,
+                   settings: SettingsDep, driver: DriverDep, store: AdminStoreDep,
                    jobs: JobsDep) -> Job:
     """Serve this version from the next question on, as a background job (an encoder's
     embeddings are written back into Neo4j first: 10-25 s for the medical graph); poll
@@ -78,14 +79,16 @@ def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest, _:
 
 
 @router.delete("/{kind}/{domain}/{version}", status_code=204)
-def delete_model(kind: KindPath, domain: DomainPath, version: VersionPath, _: AdminDep,
-                 settings: SettingsDep) -> None:
+def delete_model(kind: KindPath, domain: DomainPath, version: VersionPath,
+                 principal: AdminDep, settings: SettingsDep) -> None:
     """Remove a stored version; the active one gives 409."""
+    principal.check_domain(domain)
     delete_version(settings, kind, domain, version)
 
 
 @router.post("/{kind}/{domain}/prune", response_model=PruneResponse)
-def prune_models(kind: KindPath, domain: DomainPath, body: PruneRequest, _: AdminDep,
+def prune_models(kind: KindPath, domain: DomainPath, body: PruneRequest, principal: AdminDep,
                  settings: SettingsDep) -> PruneResponse:
     """Remove all but the ``keep`` newest versions; the active one always stays."""
+    principal.check_domain(domain)
     return PruneResponse(deleted=prune_versions(settings, kind, domain, body.keep))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import ReaderDep, StoreDep
+from api.deps import ReaderStoreDep
 from graph.models import GraphPath
 from graph.store import MAX_PATH_HOPS, MAX_PATHS
 
@@ -15,8 +15,7 @@ router = APIRouter(prefix="/v1/paths", tags=["paths"])
 
 @router.get("", response_model=list[GraphPath], summary="Shortest paths between two entities")
 def shortest_paths(
-    store: StoreDep,
-    _: ReaderDep,
+    store: ReaderStoreDep,
     source: Annotated[str, Query(min_length=1, max_length=512)],
     target: Annotated[str, Query(min_length=1, max_length=512)],
     max_hops: Annotated[int, Query(ge=1, le=MAX_PATH_HOPS)] = 3,

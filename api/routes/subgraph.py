@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from api.deps import ReaderDep, StoreDep
+from api.deps import ReaderStoreDep
 from graph.export import GRAPHML_MEDIA_TYPE, ExportFormat, graphml, node_link
 from graph.models import Subgraph
 from graph.store import MAX_SUBGRAPH_HOPS
@@ -31,7 +31,7 @@ class SubgraphRequest(BaseModel):
 
 @router.post("", response_model=Subgraph, summary="k-hop subgraph around seed entities",
              responses={200: {"content": {GRAPHML_MEDIA_TYPE: {}}}})
-def subgraph(body: SubgraphRequest, store: StoreDep, _: ReaderDep) -> Subgraph | Response:
+def subgraph(body: SubgraphRequest, store: ReaderStoreDep) -> Subgraph | Response:
     sub = store.subgraph(body.seeds, hops=body.hops, max_nodes=body.max_nodes,
                          max_edges=body.max_edges, relation_types=body.relation_types)
     if body.format is ExportFormat.NODE_LINK:

@@ -143,6 +143,13 @@ UNWIND $rows AS row
 CREATE (:_TypeWords {domain: $domain, type: row.type, words: row.words, created: datetime(),
                      _mig: $tag})
 """
+# the node properties of a domain that only keys with the sensitive scope see (a load's
+# ``sensitive:``; read by ``GraphStore.sensitive_properties``): one node per migration, the
+# union of all of a domain's counts, and a rolled-back one goes with its tag
+CREATE_DOMAIN_POLICY_QUERY = """
+CREATE (:_DomainPolicy {domain: $domain, sensitive: $sensitive, created: datetime(),
+                        _mig: $tag})
+"""
 COUNT_TAGGED_QUERY = """
 CALL () { MATCH (n) WHERE n._mig = $tag RETURN count(n) AS nodes }
 CALL () { MATCH ()-[r]->() WHERE r._mig = $tag RETURN count(r) AS rels }
@@ -375,6 +382,12 @@ class MigrationContext:
         rows = [{"type": t, "words": list(ws)} for t, ws in sorted(table.items())]
         if rows:
             self.run(CREATE_TYPE_WORDS_QUERY, {"domain": domain, "rows": rows})
+
+    def declare_sensitive(self, domain: str, properties: list[str]) -> None:
+        """Record node properties of ``domain`` that only keys with the sensitive scope see."""
+        if properties:
+            self.run(CREATE_DOMAIN_POLICY_QUERY, {"domain": domain,
+                                                  "sensitive": sorted(properties)})
 
     def run(self, query: str, params: dict[str, Any] | None = None) -> list[Record]:
         """Run one Cypher statement (``$tag`` is passed too: tag what you create with it)."""

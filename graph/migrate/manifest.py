@@ -22,6 +22,8 @@ A manifest (YAML or JSON) names a domain and the files to load, relative to the 
         backward: ["that treat {x}", "used against {x}"]  # the answer is the head
     type_words:                     # optional: other words questions use for an entity type
       Drug: [medications, medication, medicines]
+    sensitive: [prevalence]         # optional: node properties stored but shown only to API
+                                    #   keys with the sensitive scope (``kgr keys --sensitive``)
 
 Files are UTF-8, tab-separated (``.csv`` files: comma-separated). Lines that are empty or start
 with ``#`` are skipped. Property types: str, int, float, bool, list (``|``-separated strings).
@@ -49,6 +51,9 @@ from graph.schema import ENTITY_LABEL, is_identifier
 PropType = Literal["str", "int", "float", "bool", "list"]
 NODE_COLUMNS = ("id", "name", "type", "aliases", "description")
 REL_COLUMNS = ("source", "target", "type")
+# what ``sensitive:`` may not name: shown as an entity's own fields, and ``name``/``aliases`` are
+# what full-text search and question linking match (the full-text index covers only those two)
+SENSITIVE_FORBIDDEN = frozenset({*NODE_COLUMNS, "uid", "domain", "source_id"})
 MAX_PROBLEMS = 1000
 DOMAIN_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.")
 
@@ -134,6 +139,7 @@ class Manifest(BaseModel):
     triples: list[TriplesFileSpec] = Field(default_factory=list)
     phrasings: dict[str, PhrasingSpec] = Field(default_factory=dict)
     type_words: dict[str, list[str]] = Field(default_factory=dict)
+    sensitive: list[str] = Field(default_factory=list, max_length=100)
 
     def files(self) -> list[str]:
         return [s.file for s in (*self.nodes, *self.relationships, *self.triples)]
@@ -187,6 +193,16 @@ def read_manifest(path: Path) -> tuple[Manifest | None, list[Problem]]:
         for prop in spec.properties:
             if not is_identifier(prop):
                 problems.append(Problem(name, None, f"property name {prop!r} is not an identifier"))
+    node_properties = {prop for spec in manifest.nodes for prop in spec.properties}
+    for prop in manifest.sensitive:
+        # core properties are shown as fields of every entity and searched by name: they
+        # cannot be hidden, so declaring them sensitive would promise what kgr does not do
+        if prop in SENSITIVE_FORBIDDEN:
+            problems.append(Problem(name, None, f"sensitive: {prop!r} is a core property of "
+                                                "every entity and cannot be hidden"))
+        elif prop not in node_properties:
+            problems.append(Problem(name, None, f"sensitive: {prop!r} is not a property "
+                                                "declared under a node file's 'properties'"))
     for rel_type, declared in manifest.phrasings.items():
         if not is_identifier(rel_type):
             problems.append(Problem(name, None, f"phrasings: {rel_type!r} is not a relationship "
@@ -250,6 +266,8 @@ class ParsedLoad:
     phrasings: dict[str, tuple[list[str], list[str]]] = field(default_factory=dict)
     # entity type -> other words for it (the same rule: a type of the load or the domain)
     type_words: dict[str, list[str]] = field(default_factory=dict)
+    # node properties returned only to keys with the sensitive scope
+    sensitive: list[str] = field(default_factory=list)
     manifest_file: str = ""
 
     @property
@@ -474,6 +492,7 @@ def parse_load(manifest_path: Path, manifest: Manifest) -> ParsedLoad:
     for rel_type, declared in manifest.phrasings.items():
         load.phrasings[rel_type] = (list(declared.forward), list(declared.backward))
     load.type_words = {t: list(dict.fromkeys(ws)) for t, ws in manifest.type_words.items()}
+    load.sensitive = sorted(set(manifest.sensitive))
     load.manifest_file = str(manifest_path)
     return load
 

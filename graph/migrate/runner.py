@@ -414,6 +414,7 @@ class MigrationRunner:
                 ctx.create_relations(rel_type, rows, total=len(rows))
             ctx.declare_phrasings(load.domain, load.phrasings)
             ctx.declare_type_words(load.domain, load.type_words)
+            ctx.declare_sensitive(load.domain, load.sensitive)
         elif migration.kind == "cypher":
             if prepared.schema_only:
                 with translate_errors():
