@@ -27,6 +27,7 @@ from api.routes import (
     subgraph,
 )
 from api.security import KeyRing, load_keys
+from api.upload_guard import UploadGuard
 from fusion import threads
 from graph.driver import make_driver
 from graph.settings import Settings, get_settings
@@ -72,6 +73,8 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
     app.state.jobs = JobManager()
     app.state.keyring = KeyRing(load_keys(settings))
     app.state.metrics = Metrics()
+    # inside the metrics middleware, so that its 401/413 answers are counted too
+    app.add_middleware(UploadGuard)
     app.middleware("http")(app.state.metrics.middleware)
     install_error_handlers(app)
     for module in ROUTERS:
