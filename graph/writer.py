@@ -1,7 +1,8 @@
 """Batched, parameterized writes of entities and relationships (``UNWIND`` over row batches).
 
 Labels and relationship types are written with Neo4j 5.26 dynamic labels (``$(...)``), so they
-stay parameters too; callers validate them as identifiers first (``graph.schema.is_identifier``).
+stay parameters too; callers validate them first (labels: ``graph.schema.is_identifier``;
+relationship types: ``graph.schema.relation_type_problem``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from neo4j import Driver
 
 from graph.driver import translate_errors
 from graph.exceptions import InvalidInputError
-from graph.schema import is_identifier
+from graph.schema import is_identifier, relation_type_problem
 
 T = TypeVar("T")
 
@@ -73,8 +74,9 @@ def entity_row(
 
 def relation_row(head: str, rel_type: str, tail: str, **props: Any) -> dict[str, Any]:
     """One row for ``write_relations``."""
-    if not is_identifier(rel_type):
-        raise InvalidInputError(f"relationship type {rel_type!r} is not a valid identifier")
+    problem = relation_type_problem(rel_type)
+    if problem is not None:
+        raise InvalidInputError(problem)
     return {
         "source": head, "target": tail, "type": rel_type,
         "props": {k: v for k, v in props.items() if v is not None},

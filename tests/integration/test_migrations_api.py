@@ -97,7 +97,7 @@ def test_upload_zip_archive(client: TestClient, domain: str) -> None:
 
 def test_invalid_package_is_422_with_lines_and_writes_nothing(client: TestClient,
                                                               domain: str) -> None:
-    bad_triples = TRIPLES + "acme\tpart of\tglobex\n" + "lonely\n"
+    bad_triples = TRIPLES + "acme\tpart\\of\tglobex\n" + "lonely\n"
     response = client.post("/v1/migrations", headers=ADMIN, files=[
         ("files", ("manifest.yaml", manifest(domain), "text/yaml")),
         ("files", ("triples.tsv", bad_triples, "text/plain")),
