@@ -25,6 +25,8 @@ RELATION_TYPE_BAD_RE = re.compile(r"[\x00-\x1f\x7f\\]")
 BOOTSTRAP_QUERIES: tuple[str, ...] = (
     "CREATE CONSTRAINT entity_uid IF NOT EXISTS FOR (n:Entity) REQUIRE n.uid IS UNIQUE",
     "CREATE INDEX entity_domain IF NOT EXISTS FOR (n:Entity) ON (n.domain)",
+    # the one write-stamp node (``graph.stamp``): unique, so concurrent MERGEs make one
+    "CREATE CONSTRAINT graph_stamp_id IF NOT EXISTS FOR (s:_GraphStamp) REQUIRE s.id IS UNIQUE",
     "CREATE INDEX entity_name IF NOT EXISTS FOR (n:Entity) ON (n.name)",
     "CREATE FULLTEXT INDEX entity_fulltext IF NOT EXISTS FOR (n:Entity) ON EACH [n.name, n.aliases]"
     " OPTIONS {indexConfig: {`fulltext.analyzer`: 'standard-no-stop-words'}}",

@@ -16,6 +16,7 @@ from neo4j import Driver
 from graph.driver import translate_errors
 from graph.exceptions import InvalidInputError
 from graph.schema import is_identifier, relation_type_problem
+from graph.stamp import bump_graph_stamp
 
 T = TypeVar("T")
 
@@ -88,12 +89,16 @@ def _write_batches(
     on_batch: Callable[[int], None] | None,
 ) -> int:
     total = 0
-    with translate_errors():
-        for batch in batched(rows, batch_size):
-            driver.execute_query(query, {"rows": batch}, database_=database)
-            total += len(batch)
-            if on_batch:
-                on_batch(len(batch))
+    try:
+        with translate_errors():
+            for batch in batched(rows, batch_size):
+                driver.execute_query(query, {"rows": batch}, database_=database)
+                total += len(batch)
+                if on_batch:
+                    on_batch(len(batch))
+    finally:
+        if total:  # after the data (a failed write may have committed some batches)
+            bump_graph_stamp(driver, database)
     return total
 
 
@@ -119,6 +124,13 @@ def delete_domain(driver: Driver, database: str, domain: str, batch_size: int = 
     Relationships go first, in batches, so that a dense node (thousands of relationships)
     never makes one transaction exceed Neo4j's transaction memory limit.
     """
+    try:
+        return _delete_domain(driver, database, domain, batch_size)
+    finally:
+        bump_graph_stamp(driver, database)  # after the deletes: see ``graph.stamp``
+
+
+def _delete_domain(driver: Driver, database: str, domain: str, batch_size: int) -> int:
     deleted = 0
     with translate_errors():
         while True:

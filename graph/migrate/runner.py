@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import getpass
 import importlib.util
+import logging
 import re
 import shutil
 import time
@@ -49,6 +50,9 @@ from graph.migrate.lock import LockInfo, MigrationLock, force_release
 from graph.migrate.manifest import ParsedLoad, prepare_load
 from graph.schema import bootstrap_schema
 from graph.settings import PROJECT_ROOT, Settings
+from graph.stamp import bump_graph_stamp
+
+log = logging.getLogger(__name__)
 
 DEFAULT_NAMESPACE = "kgr"
 BUILTIN_MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
@@ -325,6 +329,8 @@ class MigrationRunner:
         for attempt in attempts:
             rollback(self.driver, self.database, attempt.tag, self.batch_size)
             end_attempt(self.driver, self.database, attempt.tag)
+        if attempts:
+            bump_graph_stamp(self.driver, self.database)
         return attempts
 
     def migrate(self, dry_run: bool = False, progress: ProgressFn | None = None,
@@ -369,6 +375,22 @@ class MigrationRunner:
         start_attempt(self.driver, self.database, self.namespace, tag, migration.version,
                       migration.script)
         started = time.perf_counter()
+        try:
+            return self._run_and_record(prepared, ctx, checksum, started)
+        finally:
+            # after what it wrote was committed, or rolled back (``graph.stamp``)
+            self._bump_stamp()
+
+    def _bump_stamp(self) -> None:
+        try:
+            bump_graph_stamp(self.driver, self.database)
+        except KgrError as exc:  # Neo4j went away: the migration's own error says more
+            log.warning("could not bump the graph's write stamp: %s", exc.message)
+
+    def _run_and_record(self, prepared: _Prepared, ctx: MigrationContext, checksum: str,
+                        started: float) -> AppliedMigration:
+        migration = prepared.migration
+        tag = ctx.tag
         try:
             self._run(prepared, ctx)
         except BaseException as exc:
