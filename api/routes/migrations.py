@@ -3,8 +3,8 @@
 A package is a manifest (``manifest.yaml``/``.yml``/``.json``, see ``graph.migrate.manifest``)
 plus the files it names, sent as several multipart ``files`` or as one ``.zip``/``.tar.gz``.
 It is validated before anything is written (422 with every problem, file and line, in
-``error.details``), stored as the next migration under ``$KGR_HOME/migrations/`` and applied
-all-or-nothing.
+``error.details``), stored as the next upload (U1, U2...: a chain of its own, beside the
+built-in V1, V2...) under ``$KGR_HOME/migrations/`` and applied all-or-nothing.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class AppliedOut(BaseModel):
     """A history record: one applied migration."""
 
     version: int
+    source: str = Field(default="builtin", description="'builtin' (V<n>) or 'upload' (U<n>)")
+    label: str = Field(default="", description="the version with its chain: V3, U2")
     description: str
     script: str
     kind: str
@@ -46,6 +48,8 @@ class MigrationOut(BaseModel):
     """A migration and its state: applied, pending, modified, missing or interrupted."""
 
     version: int
+    source: str = Field(default="builtin", description="'builtin' (V<n>) or 'upload' (U<n>)")
+    label: str = Field(default="", description="the version with its chain: V3, U2")
     description: str
     script: str
     kind: str
@@ -81,7 +85,7 @@ def get_runner(request: Request, driver: DriverDep, settings: SettingsDep) -> Mi
 
 
 def _applied(record: Any) -> AppliedOut:
-    return AppliedOut.model_validate(record.__dict__)
+    return AppliedOut.model_validate({**record.__dict__, "label": record.label})
 
 
 @router.get("", response_model=MigrationList, summary="List migrations and their status")
@@ -91,7 +95,8 @@ def list_migrations(request: Request, _: AdminDep, driver: DriverDep,
     rows = runner.status()
     holder = runner.lock_holder()
     return MigrationList(
-        migrations=[MigrationOut(version=r.version, description=r.description, script=r.script,
+        migrations=[MigrationOut(version=r.version, source=r.source, label=r.label,
+                                 description=r.description, script=r.script,
                                  kind=r.kind, state=r.state, checksum=r.checksum,
                                  applied=_applied(r.applied) if r.applied else None)
                     for r in rows],

@@ -92,7 +92,9 @@ def test_upload_zip_archive(client: TestClient, domain: str) -> None:
     response = client.post("/v1/migrations", headers=ADMIN, data={"slug": "companies"},
                            files=[("files", ("pkg.zip", buffer.getvalue(), "application/zip"))])
     assert response.status_code == 201, response.text
-    assert response.json()["applied"][0]["script"] == "V1__companies"
+    [applied] = response.json()["applied"]
+    assert (applied["script"], applied["label"], applied["source"]) == (
+        "U1__companies", "U1", "upload")
 
 
 def test_invalid_package_is_422_with_lines_and_writes_nothing(client: TestClient,
