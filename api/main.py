@@ -29,6 +29,7 @@ from api.routes import (
     subgraph,
 )
 from api.security import KeyRing
+from api.upload_guard import UploadGuard
 from fusion import threads
 from graph.driver import make_driver
 from graph.settings import Settings, get_settings
@@ -77,6 +78,8 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
     app.state.jobs = JobManager()
     app.state.keyring = KeyRing.from_settings(settings)
     app.state.metrics = Metrics()
+    # inside the metrics middleware, so that its 401/413 answers are counted too
+    app.add_middleware(UploadGuard)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     if settings.audit_enabled:
         app.state.audit = AuditLog.from_settings(settings)

@@ -55,7 +55,7 @@ def migrate(
                 return
             print_table("would apply (dry run, nothing changed)",
                         ["version", "description", "kind", "action", "nodes", "rels"],
-                        [[f"V{p.version}", p.description, p.kind, p.action, p.nodes,
+                        [[p.label, p.description, p.kind, p.action, p.nodes,
                           p.relationships] for p in plan])
             return
         if as_json:  # the progress still shows, on stderr
@@ -73,12 +73,12 @@ def apply_pending(runner: MigrationRunner) -> list[AppliedMigration]:
         applied = runner.migrate(
             progress=progress,
             on_start=lambda m: console.print(
-                f"applying V{m.version} {m.description} ({m.script})"))
+                f"applying {m.label} {m.description} ({m.script})"))
     if not applied:
         console.print("nothing to apply: every migration is applied")
         return applied
     print_table("applied", ["version", "description", "nodes", "rels", "seconds"],
-                [[f"V{a.version}", a.description, f"{a.nodes_created:,}",
+                [[a.label, a.description, f"{a.nodes_created:,}",
                   f"{a.relationships_created:,}", f"{a.duration_s:.1f}"] for a in applied])
     console.print(f"{len(applied)} migration(s) applied: "
                   f"{sum(a.nodes_created for a in applied):,} nodes, "
@@ -96,13 +96,13 @@ def status(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) ->
         rows = runner.status()
         holder = runner.lock_holder()
     if as_json:
-        print_json({"migrations": [{**r.__dict__, "applied": r.applied.__dict__
+        print_json({"migrations": [{**r.__dict__, "label": r.label, "applied": r.applied.__dict__
                                     if r.applied else None} for r in rows],
                     "lock": holder.__dict__ if holder else None})
         return
     print_table("migrations", ["version", "description", "kind", "state", "applied at",
                                "nodes", "rels", "seconds"],
-                [[f"V{r.version}", r.description, r.kind, r.state,
+                [[r.label, r.description, r.kind, r.state,
                   r.applied.applied_at[:19] if r.applied else "",
                   f"{r.applied.nodes_created:,}" if r.applied else "",
                   f"{r.applied.relationships_created:,}" if r.applied else "",

@@ -7,6 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from fusion.linking import names_index
 from fusion.pipeline import DomainQA
 from fusion.schemas import Mode
 from fusion.train import resolve
@@ -56,9 +57,8 @@ def evaluate_rows(qa: DomainQA, rows: Sequence[dict[str, Any]], mode: Mode,
     ``per_question`` the result also holds each row's Hits@1, in row order (for paired
     comparisons of two models on one set). ``predicted_links``: retrieval also follows the
     links the graph encoder predicts (``fusion.linkpred``)."""
-    by_name: dict[str, list[str]] = defaultdict(list)
-    for uid, name in qa.linker.index.names.items():
-        by_name[" ".join(name.lower().split())].append(uid)
+    # normalised as training normalises them: "Tesla Inc." is "tesla inc" in both
+    by_name = names_index(qa.linker.index.names)
     graph_like = _NameView(qa)
     results: list[tuple[int, Sequence[str], set[str]]] = []
     started = time.perf_counter()
@@ -66,7 +66,7 @@ def evaluate_rows(qa: DomainQA, rows: Sequence[dict[str, Any]], mode: Mode,
         chunk = rows[start:start + batch_size]
         prepared = qa.prepare([str(r["question"]) for r in chunk])
         for row, prep in zip(chunk, prepared, strict=True):
-            gold = set(resolve(graph_like, row["answers"], by_name))  # type: ignore[arg-type]
+            gold = set(resolve(graph_like, row["answers"], by_name))
             response = qa.answer(prep.question, top_k, max_hops, mode, use_graph, prepared=prep,
                                  predicted_links=predicted_links)
             ranked = [a.uid for a in response.answers]

@@ -19,7 +19,7 @@ import bisect
 import difflib
 import re
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -116,6 +116,15 @@ def singular_last_word(key: str) -> str | None:
 
 def normalize(text: str) -> str:
     return " ".join(w.lower() for w in WORD_RE.findall(text))
+
+
+def names_index(names: Mapping[str, str]) -> dict[str, list[str]]:
+    """Uids by normalised name (``normalize``): the one index that training, question
+    generation and evaluation look answers given by name up in ("Tesla Inc." -> "tesla inc")."""
+    out: dict[str, list[str]] = {}
+    for uid, name in names.items():
+        out.setdefault(normalize(name), []).append(uid)
+    return out
 
 
 def short_name(key: str) -> str | None:

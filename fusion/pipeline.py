@@ -80,6 +80,7 @@ from graph.driver import translate_errors
 from graph.exceptions import NotFoundError
 from graph.models import GraphPath
 from graph.settings import Settings
+from graph.stamp import GraphStamp, read_graph_stamp
 from graph.store import GraphStore
 
 log = logging.getLogger("kgr.fusion")
@@ -93,18 +94,12 @@ TEXT_MODEL = "all-MiniLM-L6-v2"
 # how long a domain that was seen to exist is trusted without asking Neo4j again (one round
 # trip less per question; a deleted domain is noticed at the latest this much later)
 DOMAIN_CHECK_TTL_S = 30.0
-# The graph's stamp: the migration history (a migration applied by any process, e.g.
-# ``kgr migrate`` or another API worker, changes it) and the node and relationship counts (a
-# write outside migrations that adds or deletes something changes them; Neo4j answers both from
-# its count store, one db hit each). When it changes, the service forgets what it had read of
-# the graph. Asked at most every GRAPH_CHECK_TTL_S: 0.7 ms p50 on the local server, so one look
-# per 2 s costs nothing measurable and bounds stale answers to 2 s.
-GRAPH_STAMP_QUERY = """
-CALL { MATCH (n) RETURN count(n) AS nodes }
-CALL { MATCH ()-[r]->() RETURN count(r) AS relationships }
-OPTIONAL MATCH (m:_Migration)
-RETURN nodes, relationships, count(m) AS applied, toString(max(m.applied_at)) AS last
-"""
+# The graph's write stamp (``graph.stamp``): every kgr write path bumps it (migrations applied
+# by any process, e.g. ``kgr migrate`` or another API worker, ``graph.writer`` writes and
+# domain deletes), so a delete and an add of the same size are seen too, which node and
+# relationship counts missed. When it changes, the service forgets what it had read of the
+# graph. Asked at most every GRAPH_CHECK_TTL_S (one unique-index lookup), so one look per 2 s
+# costs nothing measurable and bounds stale answers to 2 s.
 GRAPH_CHECK_TTL_S = 2.0
 # an entity of the domain with a relationship: the topic of the warm-up question
 WARM_UP_TOPIC_QUERY = """
@@ -760,23 +755,19 @@ class QAService:
         self._checked: dict[str, float] = {}
         self._lock = threading.Lock()
         self.graph_check_ttl_s = GRAPH_CHECK_TTL_S
-        self._graph_stamp: tuple[int, str | None, int, int] | None = None
+        self._graph_stamp: GraphStamp | None = None
         self._graph_checked_at = -math.inf
         self.warmed_up: dict[str, float] | None = None  # seconds per domain, once warmed up
 
     def check_graph(self) -> None:
-        """Forget what was read of the graph when its stamp (migration history, node and
-        relationship counts) has changed since the last look (at most one look per
-        ``graph_check_ttl_s``). A write that changes only properties is not seen."""
+        """Forget what was read of the graph when its write stamp (``graph.stamp``) has changed
+        since the last look (at most one look per ``graph_check_ttl_s``). A write that
+        bypasses kgr's write paths (raw Cypher) is not seen."""
         now = time.monotonic()
         if now - self._graph_checked_at < self.graph_check_ttl_s:
             return
         self._graph_checked_at = now
-        with translate_errors():
-            records, _, _ = self.store.driver.execute_query(
-                GRAPH_STAMP_QUERY, database_=self.store.database, routing_=RoutingControl.READ)
-        row = records[0]
-        stamp = (int(row["applied"]), row["last"], int(row["nodes"]), int(row["relationships"]))
+        stamp = read_graph_stamp(self.store.driver, self.store.database)
         if self._graph_stamp is not None and stamp != self._graph_stamp:
             self.graph_changed()
         self._graph_stamp = stamp

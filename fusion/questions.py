@@ -20,7 +20,14 @@ from typing import Any
 from fusion.coordination import coordinate
 from fusion.exceptions import TrainingDataError
 from fusion.graphdata import DomainGraph
-from fusion.linking import STOP_WORDS, AliasIndex, EntityLinker, index_keys, normalize
+from fusion.linking import (
+    STOP_WORDS,
+    AliasIndex,
+    EntityLinker,
+    index_keys,
+    names_index,
+    normalize,
+)
 from fusion.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
@@ -60,9 +67,7 @@ def _setting(graph: DomainGraph, split: str
     if split not in ("train", "eval", "all"):
         raise ValueError("split must be 'train', 'eval' or 'all'")
     linker = EntityLinker(None, graph.domain, alias_index_of(graph))
-    by_name: dict[str, list[str]] = defaultdict(list)
-    for uid, name in graph.names.items():
-        by_name[normalize(name)].append(uid)
+    by_name = names_index(graph.names)
     topics = sorted(
         uid for uid, rels in graph.adj.items()
         if _usable_topic(graph.names.get(uid, ""))

@@ -25,7 +25,7 @@ from fusion.parse import PathHints
 from fusion.verbalize import IN, OUT, STOP, Action
 from graph.driver import translate_errors
 from graph.exceptions import InvalidInputError
-from graph.schema import quote_identifier
+from graph.schema import quote_identifier, quote_relation_type
 
 MAX_HOPS = 3
 # log-probability taken off a path step that contradicts the question's parse (PathHints):
@@ -136,11 +136,11 @@ COUNT_FRONTIER = 5000
 
 def count_walk(steps: Sequence[Action], answer_type: str) -> str:
     """The hops of ``COUNT_TARGETS_QUERY_TEMPLATE``: relationship types and the answer's type
-    label checked and backtick-quoted by ``quote_identifier``."""
+    label checked and backtick-quoted (``quote_relation_type``, ``quote_identifier``)."""
     lines = []
     last = len(steps) - 1
     for hop, (rel, direction) in enumerate(steps):
-        quoted = quote_identifier(rel)
+        quoted = quote_relation_type(rel)
         edge = f"-[:{quoted}]->" if direction == OUT else f"<-[:{quoted}]-"
         lines.append(f"UNWIND CASE WHEN f{hop} = [] THEN [null] ELSE f{hop} END AS n{hop}")
         if hop == last:
@@ -159,10 +159,10 @@ def count_walk(steps: Sequence[Action], answer_type: str) -> str:
 
 def set_walk(steps: Sequence[Action]) -> str:
     """One ``MATCH ... WITH DISTINCT ... LIMIT $frontier`` per hop, ending in ``a``; each type
-    checked and backtick-quoted by ``quote_identifier``."""
+    checked and backtick-quoted by ``quote_relation_type``."""
     lines = []
     for hop, (rel, direction) in enumerate(steps):
-        quoted = quote_identifier(rel)
+        quoted = quote_relation_type(rel)
         here, there = f"n{hop}", ("a" if hop == len(steps) - 1 else f"n{hop + 1}")
         edge = f"-[:{quoted}]->" if direction == OUT else f"<-[:{quoted}]-"
         lines.append(f"  MATCH ({here}){edge}({there}:Entity)")
@@ -173,11 +173,11 @@ def set_walk(steps: Sequence[Action]) -> str:
 
 def path_pattern(steps: Sequence[Action]) -> str:
     """``(s)-[:`A`]->(:Entity)<-[:`B`]-(a:Entity)`` for steps ((A, out), (B, in)); each type
-    checked and backtick-quoted by ``quote_identifier``."""
+    checked and backtick-quoted by ``quote_relation_type``."""
     parts = ["(s:Entity)"]
     for hop, (rel, direction) in enumerate(steps):
         node = "(a:Entity)" if hop == len(steps) - 1 else "(:Entity)"
-        quoted = quote_identifier(rel)
+        quoted = quote_relation_type(rel)
         parts.append(f"-[:{quoted}]->{node}" if direction == OUT else f"<-[:{quoted}]-{node}")
     return "".join(parts)
 
@@ -202,12 +202,12 @@ class ActionQueries:
 
 def action_queries(relation_types: Iterable[str]) -> ActionQueries:
     """Build the degree and neighbour queries for ``relation_types`` (the domain's schema:
-    each type is checked and backtick-quoted by ``quote_identifier``, never taken raw)."""
+    each type is checked and backtick-quoted by ``quote_relation_type``, never taken raw)."""
     actions: list[Action] = []
     degrees: list[str] = []
     branches: list[str] = []
     for rel in sorted(set(relation_types)):
-        quoted = quote_identifier(rel)
+        quoted = quote_relation_type(rel)
         for direction, degree, pattern in ((OUT, DEGREE_OUT_TEMPLATE, OUT_PATTERN_TEMPLATE),
                                            (IN, DEGREE_IN_TEMPLATE, IN_PATTERN_TEMPLATE)):
             branches.append(NEIGHBOUR_BRANCH_TEMPLATE.format(

@@ -13,6 +13,8 @@ import logging
 import os
 import threading
 import warnings
+from collections import OrderedDict
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -180,17 +182,56 @@ def get_text_encoder() -> TextEncoder:
     return TextEncoder(settings.text_runtime, settings.home / "cache")
 
 
-_VECTORS: dict[str, torch.Tensor] = {}
-_VECTORS_MAX = 50_000
+class VectorCache:
+    """A bounded, thread-safe LRU cache of sentence vectors by text.
+
+    Shared by every request thread of a server: one lock guards the dict, and the encoder
+    runs outside it (a miss costs milliseconds; the other threads' hits do not wait for it).
+    The vectors a call returns are the ones it found or computed itself, so an entry evicted
+    or cleared by another thread meanwhile never makes it fail or mix texts up."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._lock = threading.Lock()
+        self._vectors: OrderedDict[str, torch.Tensor] = OrderedDict()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._vectors)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._vectors.clear()
+
+    def vectors(self, texts: list[str],
+                encode: Callable[[list[str]], torch.Tensor]) -> torch.Tensor:
+        """Vectors ``[n, d]`` of ``texts``; ``encode`` computes the missing ones (in order)."""
+        found: dict[str, torch.Tensor] = {}
+        with self._lock:
+            for text in dict.fromkeys(texts):
+                vector = self._vectors.get(text)
+                if vector is not None:
+                    self._vectors.move_to_end(text)
+                    found[text] = vector
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            computed = encode(missing)
+            with self._lock:
+                for text, vector in zip(missing, computed, strict=True):
+                    found[text] = vector
+                    self._vectors[text] = vector
+                    self._vectors.move_to_end(text)
+                while len(self._vectors) > self.maxsize:
+                    self._vectors.popitem(last=False)
+        return torch.stack([found[t] for t in texts])
+
+
+VECTOR_CACHE = VectorCache(maxsize=50_000)
 
 
 def cached_vectors(texts: list[str]) -> torch.Tensor:
     """Sentence vectors ``[n, 384]`` of short texts (hop phrases, path verbalisations), with
     one bounded per-process cache: they recur across questions."""
-    missing = [t for t in dict.fromkeys(texts) if t not in _VECTORS]
-    if missing:
-        if len(_VECTORS) + len(missing) > _VECTORS_MAX:
-            _VECTORS.clear()
-        for text, vec in zip(missing, get_text_encoder().encode(missing), strict=True):
-            _VECTORS[text] = vec
-    return torch.stack([_VECTORS[t] for t in texts])
+    if not texts:
+        return torch.zeros(0, TEXT_DIM)
+    return VECTOR_CACHE.vectors(texts, lambda missing: get_text_encoder().encode(missing))

@@ -15,11 +15,11 @@ import json
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import torch
 from pydantic import BaseModel
@@ -34,7 +34,7 @@ from fusion.inference import (
     ZeroShotScorer,
     encode_questions,
 )
-from fusion.linking import AliasIndex, EntityLinker, mask_question, normalize
+from fusion.linking import AliasIndex, EntityLinker, mask_question, names_index, normalize
 from fusion.model import FusionModel
 from fusion.parse import (
     MAX_STEPS,
@@ -229,8 +229,21 @@ def validation_phrasing(step: Action) -> int:
     return min(pool, key=lambda index: (likeness(index), -index))
 
 
-def resolve(graph: DomainGraph, values: Sequence[Any], by_name: dict[str, list[str]]) -> list[str]:
-    """Uids for a list of uids or names (a name may stand for several entities)."""
+class NamedGraph(Protocol):
+    """What ``resolve`` needs of a graph: its entities' names and its domain."""
+
+    @property
+    def names(self) -> Mapping[str, str]: ...
+
+    @property
+    def domain(self) -> str: ...
+
+
+def resolve(graph: NamedGraph, values: Sequence[Any], by_name: dict[str, list[str]]
+            ) -> list[str]:
+    """Uids for a list of uids or names (a name may stand for several entities); ``by_name``
+    is ``fusion.linking.names_index`` of the graph's names, which normalises names the way
+    the lookup here does."""
     out: list[str] = []
     for value in values:
         text = str(value)
@@ -314,9 +327,7 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
     """Examples with gold paths and candidates; returns (examples, number skipped)."""
     caps = Caps(cfg.per_type, cfg.frontier, 20_000, cfg.beam)
     linker = EntityLinker(None, graph.domain, index or alias_index_of(graph))
-    by_name: dict[str, list[str]] = {}
-    for uid, name in graph.names.items():
-        by_name.setdefault(normalize(name), []).append(uid)
+    by_name = names_index(graph.names)
     linked: list[tuple[dict[str, Any], str, str, set[str], list[str]]] = []
     skipped = 0
     for row in rows:

@@ -15,10 +15,18 @@ ENTITY_LABEL = "Entity"
 INTERNAL_LABEL_PREFIX = "_"
 
 IDENTIFIER_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
+# Relationship types take any name Neo4j stores (Freebase's "/people/person/nationality",
+# "__people__person__nationality", long ones): backtick-quoted, a backtick doubled. Refused:
+# control characters and whitespace at either end (invisible, and always a file's mistake),
+# and the backslash (Cypher 5 still reads \u0060 inside backticks as a backtick).
+RELATION_TYPE_MAX_CHARS = 512
+RELATION_TYPE_BAD_RE = re.compile(r"[\x00-\x1f\x7f\\]")
 
 BOOTSTRAP_QUERIES: tuple[str, ...] = (
     "CREATE CONSTRAINT entity_uid IF NOT EXISTS FOR (n:Entity) REQUIRE n.uid IS UNIQUE",
     "CREATE INDEX entity_domain IF NOT EXISTS FOR (n:Entity) ON (n.domain)",
+    # the one write-stamp node (``graph.stamp``): unique, so concurrent MERGEs make one
+    "CREATE CONSTRAINT graph_stamp_id IF NOT EXISTS FOR (s:_GraphStamp) REQUIRE s.id IS UNIQUE",
     "CREATE INDEX entity_name IF NOT EXISTS FOR (n:Entity) ON (n.name)",
     "CREATE FULLTEXT INDEX entity_fulltext IF NOT EXISTS FOR (n:Entity) ON EACH [n.name, n.aliases]"
     " OPTIONS {indexConfig: {`fulltext.analyzer`: 'standard-no-stop-words'}}",
@@ -52,6 +60,32 @@ def quote_identifier(name: str) -> str:
     return f"`{name}`"
 
 
+def relation_type_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a relationship type, or None when it can."""
+    if not name or not name.strip():
+        return "a relationship type needs a name"
+    if len(name) > RELATION_TYPE_MAX_CHARS:
+        return f"a relationship type has at most {RELATION_TYPE_MAX_CHARS} characters"
+    if name != name.strip():
+        return f"relationship type {name!r} starts or ends with whitespace"
+    if RELATION_TYPE_BAD_RE.search(name):
+        return f"relationship type {name!r} holds a control character or a backslash"
+    return None
+
+
+def is_relation_type(name: str) -> bool:
+    return relation_type_problem(name) is None
+
+
+def quote_relation_type(name: str) -> str:
+    """Backtick-quote a relationship type after checking it (``relation_type_problem``); a
+    backtick in the name is doubled, so the name can never end the quoting."""
+    problem = relation_type_problem(name)
+    if problem is not None:
+        raise InvalidInputError(problem)
+    return "`" + name.replace("`", "``") + "`"
+
+
 def live_entity_types(driver: Driver, database: str) -> list[str]:
     """Type labels in use on entities (all labels but ``Entity`` and internal ones)."""
     with translate_errors():
@@ -66,13 +100,14 @@ def live_entity_types(driver: Driver, database: str) -> list[str]:
 
 
 def live_relation_types(driver: Driver, database: str) -> list[str]:
-    """Relationship types in use (internal ones, starting with '_', left out)."""
+    """Relationship types in use. Unlike labels, none is internal: kgr's bookkeeping nodes
+    have no relationships, and a loaded type may well start with '_' (Freebase's
+    "__people__person__nationality")."""
     with translate_errors():
         records, _, _ = driver.execute_query(
             RELATIONSHIP_TYPES_QUERY, database_=database, routing_=RoutingControl.READ
         )
-    types = records[0]["types"] if records else []
-    return sorted(t for t in types if not t.startswith(INTERNAL_LABEL_PREFIX))
+    return sorted(records[0]["types"] if records else [])
 
 
 def check_allowed(values: Iterable[str], allowed: Iterable[str], kind: str) -> list[str]:

@@ -73,7 +73,10 @@ class Settings(BaseSettings):
     batch_size: int = 10_000
     # Concurrent write transactions of a relationship load (2 fills a 2-core server).
     load_writers: int = Field(default=2, ge=1, le=16)
+    # An upload's body, and an uploaded archive's files once unpacked (checked on the archive's
+    # directory or headers before any file is read: a zip bomb is refused unread).
     max_upload_bytes: int = 200 * 1024 * 1024
+    max_upload_files: int = Field(default=1000, ge=1)  # entries of an uploaded archive
     migrate_lock_timeout_s: float = 30.0  # how long `kgr migrate` waits for another run's lock
 
     # API.

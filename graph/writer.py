@@ -1,7 +1,8 @@
 """Batched, parameterized writes of entities and relationships (``UNWIND`` over row batches).
 
 Labels and relationship types are written with Neo4j 5.26 dynamic labels (``$(...)``), so they
-stay parameters too; callers validate them as identifiers first (``graph.schema.is_identifier``).
+stay parameters too; callers validate them first (labels: ``graph.schema.is_identifier``;
+relationship types: ``graph.schema.relation_type_problem``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from neo4j import Driver
 
 from graph.driver import translate_errors
 from graph.exceptions import InvalidInputError
-from graph.schema import is_identifier
+from graph.schema import is_identifier, relation_type_problem
+from graph.stamp import bump_graph_stamp
 
 T = TypeVar("T")
 
@@ -73,8 +75,9 @@ def entity_row(
 
 def relation_row(head: str, rel_type: str, tail: str, **props: Any) -> dict[str, Any]:
     """One row for ``write_relations``."""
-    if not is_identifier(rel_type):
-        raise InvalidInputError(f"relationship type {rel_type!r} is not a valid identifier")
+    problem = relation_type_problem(rel_type)
+    if problem is not None:
+        raise InvalidInputError(problem)
     return {
         "source": head, "target": tail, "type": rel_type,
         "props": {k: v for k, v in props.items() if v is not None},
@@ -86,12 +89,16 @@ def _write_batches(
     on_batch: Callable[[int], None] | None,
 ) -> int:
     total = 0
-    with translate_errors():
-        for batch in batched(rows, batch_size):
-            driver.execute_query(query, {"rows": batch}, database_=database)
-            total += len(batch)
-            if on_batch:
-                on_batch(len(batch))
+    try:
+        with translate_errors():
+            for batch in batched(rows, batch_size):
+                driver.execute_query(query, {"rows": batch}, database_=database)
+                total += len(batch)
+                if on_batch:
+                    on_batch(len(batch))
+    finally:
+        if total:  # after the data (a failed write may have committed some batches)
+            bump_graph_stamp(driver, database)
     return total
 
 
@@ -117,6 +124,13 @@ def delete_domain(driver: Driver, database: str, domain: str, batch_size: int = 
     Relationships go first, in batches, so that a dense node (thousands of relationships)
     never makes one transaction exceed Neo4j's transaction memory limit.
     """
+    try:
+        return _delete_domain(driver, database, domain, batch_size)
+    finally:
+        bump_graph_stamp(driver, database)  # after the deletes: see ``graph.stamp``
+
+
+def _delete_domain(driver: Driver, database: str, domain: str, batch_size: int) -> int:
     deleted = 0
     with translate_errors():
         while True:

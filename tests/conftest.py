@@ -25,7 +25,7 @@ from graph.writer import delete_domain, entity_row, relation_row, write_entities
 # a test's own migration history namespace (``namespace`` fixture), removed afterwards
 CLEANUP_NAMESPACE_QUERY = """
 MATCH (m) WHERE (m:_Migration OR m:_MigrationAttempt OR m:_MigrationLock)
-  AND m.namespace = $namespace
+  AND (m.namespace = $namespace OR m.namespace STARTS WITH $namespace + '/')
 DELETE m
 """
 TEST_HOME = PROJECT_ROOT / ".kgr-test"

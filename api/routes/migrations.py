@@ -3,8 +3,8 @@
 A package is a manifest (``manifest.yaml``/``.yml``/``.json``, see ``graph.migrate.manifest``)
 plus the files it names, sent as several multipart ``files`` or as one ``.zip``/``.tar.gz``.
 It is validated before anything is written (422 with every problem, file and line, in
-``error.details``), stored as the next migration under ``$KGR_HOME/migrations/`` and applied
-all-or-nothing.
+``error.details``), stored as the next upload (U1, U2...: a chain of its own, beside the
+built-in V1, V2...) under ``$KGR_HOME/migrations/`` and applied all-or-nothing.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ class AppliedOut(BaseModel):
     """A history record: one applied migration."""
 
     version: int
+    source: str = Field(default="builtin", description="'builtin' (V<n>) or 'upload' (U<n>)")
+    label: str = Field(default="", description="the version with its chain: V3, U2")
     description: str
     script: str
     kind: str
@@ -50,6 +52,8 @@ class MigrationOut(BaseModel):
     """A migration and its state: applied, pending, modified, missing or interrupted."""
 
     version: int
+    source: str = Field(default="builtin", description="'builtin' (V<n>) or 'upload' (U<n>)")
+    label: str = Field(default="", description="the version with its chain: V3, U2")
     description: str
     script: str
     kind: str
@@ -85,7 +89,7 @@ def get_runner(request: Request, driver: DriverDep, settings: SettingsDep) -> Mi
 
 
 def _applied(record: Any) -> AppliedOut:
-    return AppliedOut.model_validate(record.__dict__)
+    return AppliedOut.model_validate({**record.__dict__, "label": record.label})
 
 
 @router.get("", response_model=MigrationList, summary="List migrations and their status")
@@ -95,7 +99,8 @@ def list_migrations(request: Request, _: GlobalAdminDep, driver: DriverDep,
     rows = runner.status()
     holder = runner.lock_holder()
     return MigrationList(
-        migrations=[MigrationOut(version=r.version, description=r.description, script=r.script,
+        migrations=[MigrationOut(version=r.version, source=r.source, label=r.label,
+                                 description=r.description, script=r.script,
                                  kind=r.kind, state=r.state, checksum=r.checksum,
                                  applied=_applied(r.applied) if r.applied else None)
                     for r in rows],
@@ -119,42 +124,58 @@ def _flat_name(name: str, what: str) -> str:
     return path.name
 
 
-def _unpack(name: str, data: bytes, limit: int) -> dict[str, bytes]:
-    """Files of an archive, flattened to their base names; bounded by ``limit`` in total."""
-    files: dict[str, bytes] = {}
-    total = 0
+def _check_members(name: str, sizes: list[int], limit: int, max_files: int) -> None:
+    """Refuse an archive by its directory (zip) or headers (tar) alone, before any file of it
+    is read: too many entries, or more than ``limit`` bytes once unpacked."""
+    if len(sizes) > max_files:
+        raise PayloadTooLargeError(f"{name} has more than {max_files:,} entries")
+    if sum(sizes) > limit:
+        raise PayloadTooLargeError(
+            f"{name} unpacks to {sum(sizes):,} bytes, over the limit of {limit:,} bytes")
 
-    def add(member: str, content: bytes) -> None:
-        nonlocal total
-        base = _flat_name(member, name)
-        if base.startswith(".") or base in files:
-            raise InvalidInputError(f"{name}: duplicate or hidden file {member!r}")
-        total += len(content)
-        if total > limit:
-            raise PayloadTooLargeError(f"{name} unpacks to more than {limit:,} bytes")
-        files[base] = content
 
+def _zip_files(name: str, data: bytes, limit: int, max_files: int) -> list[tuple[str, bytes]]:
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        infos = archive.infolist()
+        _check_members(name, [i.file_size for i in infos], limit, max_files)
+        # ZipExtFile stops at the declared size, so a lying directory cannot unpack more
+        return [(i.filename, archive.read(i)) for i in infos
+                if not i.is_dir() and not PurePosixPath(i.filename).name.startswith(".")]
+
+
+def _tar_files(name: str, data: bytes, limit: int, max_files: int) -> list[tuple[str, bytes]]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        members: list[tarfile.TarInfo] = []
+        # header by header, so that a compressed bomb stops at the first header past a bound
+        while (member := tar.next()) is not None:
+            members.append(member)
+            _check_members(name, [m.size for m in members], limit, max_files)
+        out = []
+        for member in members:
+            if not member.isfile() or PurePosixPath(member.name).name.startswith("."):
+                continue
+            handle = tar.extractfile(member)
+            if handle is not None:
+                out.append((member.name, handle.read()))
+        return out
+
+
+def _unpack(name: str, data: bytes, limit: int, max_files: int) -> dict[str, bytes]:
+    """Files of an archive, flattened to their base names; at most ``max_files`` entries and
+    ``limit`` bytes in total, both checked before any file is read."""
     try:
-        if name.endswith(".zip"):
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                for info in archive.infolist():
-                    if info.is_dir() or PurePosixPath(info.filename).name.startswith("."):
-                        continue
-                    if total + info.file_size > limit:
-                        raise PayloadTooLargeError(f"{name} unpacks to more than {limit:,} bytes")
-                    add(info.filename, archive.read(info))
-        else:
-            with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-                for member in tar.getmembers():
-                    if not member.isfile() or PurePosixPath(member.name).name.startswith("."):
-                        continue
-                    if total + member.size > limit:
-                        raise PayloadTooLargeError(f"{name} unpacks to more than {limit:,} bytes")
-                    handle = tar.extractfile(member)
-                    if handle is not None:
-                        add(member.name, handle.read())
+        members = (_zip_files if name.endswith(".zip") else _tar_files)(
+            name, data, limit, max_files)
     except (zipfile.BadZipFile, tarfile.TarError, EOFError) as exc:
         raise InvalidInputError(f"{name} is not a readable archive: {exc}") from exc
+    files: dict[str, bytes] = {}
+    for member, content in members:
+        base = _flat_name(member, name)
+        if base in files:
+            raise InvalidInputError(f"{name}: duplicate file {member!r}")
+        files[base] = content
+    if sum(len(c) for c in files.values()) > limit:  # the declared sizes were checked already
+        raise PayloadTooLargeError(f"{name} unpacks to more than {limit:,} bytes")
     return files
 
 
@@ -186,10 +207,9 @@ def upload_package(
     slug: Annotated[str | None, Form(description="name of the migration (default: "
                                                  "load_<domain>)", max_length=60)] = None,
 ) -> UploadResult:
+    # the key, its role and the body's size were checked before the body was read
+    # (``api.upload_guard.UploadGuard``); the per-file budget below is the second line
     limit = settings.max_upload_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLargeError(f"the upload is over the limit of {limit:,} bytes")
     contents: dict[str, bytes] = {}
     budget = limit
     for upload in files:
@@ -201,7 +221,7 @@ def upload_package(
         if name.lower().endswith(ARCHIVE_SUFFIXES):
             if len(files) != 1:
                 raise InvalidInputError("send an archive alone, or the files without one")
-            contents = _unpack(name, data, limit)
+            contents = _unpack(name, data, limit, settings.max_upload_files)
         else:
             if name in contents:
                 raise InvalidInputError(f"file {name!r} was sent twice")

@@ -1,5 +1,6 @@
 """Finding migrations on disk: ``V<number>__<slug>.<ext>`` files and ``V<number>__<slug>/``
-folders.
+folders (built-in migrations), and ``U<number>__<slug>/`` folders (uploaded domain packages:
+a chain of their own, see ``graph.migrate.runner``).
 
 Kinds: ``.cypher`` (Cypher statements separated by ``;``), ``.yaml``/``.yml``/``.json`` (a
 declarative load manifest, see ``graph.migrate.manifest``), ``.py`` (a module with
@@ -20,10 +21,17 @@ from graph.migrate.exceptions import Problem
 
 MigrationKind = Literal["cypher", "manifest", "python"]
 
-NAME_RE = re.compile(
-    r"^V(?P<version>[0-9]+)__(?P<slug>[A-Za-z0-9][A-Za-z0-9_-]*)(?P<ext>\.[a-z]+)?$"
-)
-LOOKS_LIKE_MIGRATION_RE = re.compile(r"^[Vv][0-9]")
+BUILTIN_PREFIX = "V"
+UPLOAD_PREFIX = "U"
+
+
+def name_re(prefix: str) -> re.Pattern[str]:
+    """``<prefix><number>__<slug>[.<ext>]``."""
+    return re.compile(rf"^{prefix}(?P<version>[0-9]+)__(?P<slug>[A-Za-z0-9][A-Za-z0-9_-]*)"
+                      r"(?P<ext>\.[a-z]+)?$")
+
+
+NAME_RE = name_re(BUILTIN_PREFIX)
 KIND_BY_EXT: dict[str, MigrationKind] = {
     ".cypher": "cypher", ".yaml": "manifest", ".yml": "manifest", ".json": "manifest",
     ".py": "python",
@@ -41,6 +49,12 @@ class Migration:
     kind: MigrationKind
     path: Path
     manifest_path: Path | None = None  # the manifest file for 'manifest' kind
+    prefix: str = BUILTIN_PREFIX  # "V" built in, "U" uploaded
+
+    @property
+    def label(self) -> str:
+        """``V3``, ``U2``: the version with its chain."""
+        return f"{self.prefix}{self.version}"
 
     @property
     def description(self) -> str:
@@ -75,9 +89,12 @@ def _manifest_of(folder: Path) -> Path | None:
     return None
 
 
-def discover(locations: Iterable[Path]) -> tuple[list[Migration], list[Problem]]:
-    """All migrations in ``locations`` sorted by version, plus naming problems (bad names,
-    duplicate versions)."""
+def discover(locations: Iterable[Path], prefix: str = BUILTIN_PREFIX
+             ) -> tuple[list[Migration], list[Problem]]:
+    """All migrations named ``<prefix><number>__...`` in ``locations`` sorted by version, plus
+    naming problems (bad names, duplicate versions)."""
+    pattern = name_re(prefix)
+    looks_like = re.compile(rf"^[{prefix}{prefix.lower()}][0-9]")
     found: list[Migration] = []
     problems: list[Problem] = []
     for location in locations:
@@ -85,14 +102,14 @@ def discover(locations: Iterable[Path]) -> tuple[list[Migration], list[Problem]]
             continue
         for path in sorted(location.iterdir()):
             name = path.name
-            if name.startswith((".", "_")) or not LOOKS_LIKE_MIGRATION_RE.match(name):
+            if name.startswith((".", "_")) or not looks_like.match(name):
                 continue
             if path.is_file() and path.suffix.lower() in DATA_EXTENSIONS:
                 continue
-            match = NAME_RE.match(name)
+            match = pattern.match(name)
             if match is None:
-                problems.append(Problem(str(path), None,
-                                        "bad migration name: expected V<number>__<slug>.<ext>"))
+                problems.append(Problem(str(path), None, "bad migration name: expected "
+                                                         f"{prefix}<number>__<slug>.<ext>"))
                 continue
             version, slug, ext = int(match["version"]), match["slug"], match["ext"]
             if path.is_dir():
@@ -104,7 +121,7 @@ def discover(locations: Iterable[Path]) -> tuple[list[Migration], list[Problem]]
                     problems.append(Problem(str(path), None,
                                             "package folder without manifest.yaml/manifest.json"))
                     continue
-                found.append(Migration(version, slug, "manifest", path, manifest))
+                found.append(Migration(version, slug, "manifest", path, manifest, prefix))
                 continue
             kind = KIND_BY_EXT.get(ext or "")
             if kind is None:
@@ -113,13 +130,13 @@ def discover(locations: Iterable[Path]) -> tuple[list[Migration], list[Problem]]
                                         f"{', '.join(sorted(KIND_BY_EXT))}"))
                 continue
             found.append(Migration(version, slug, kind, path,
-                                   path if kind == "manifest" else None))
+                                   path if kind == "manifest" else None, prefix))
     found.sort(key=lambda m: (m.version, str(m.path)))
     seen: dict[int, Migration] = {}
     for migration in found:
         if migration.version in seen:
             problems.append(Problem(str(migration.path), None,
-                                    f"duplicate version {migration.version} "
+                                    f"duplicate version {migration.label} "
                                     f"(also {seen[migration.version].path})"))
         else:
             seen[migration.version] = migration

@@ -2,7 +2,9 @@
 nodes (a migration being applied; one left behind means a run died and must be rolled back).
 
 Every record has a ``namespace`` ("kgr" for the real history; tests use their own), so that
-separate histories share one database without touching each other.
+separate histories share one database without touching each other. Uploaded domain packages
+are a chain of their own (U1, U2...) in the namespace ``<namespace>/upload``, their records
+marked ``source: "upload"``; built-in ones (V1, V2...) are ``source: "builtin"``.
 """
 
 from __future__ import annotations
@@ -67,6 +69,11 @@ class AppliedMigration:
     nodes_created: int
     relationships_created: int
     installed_by: str = ""
+    source: str = "builtin"  # or "upload": which chain (V... or U...)
+
+    @property
+    def label(self) -> str:
+        return f"{'U' if self.source == 'upload' else 'V'}{self.version}"
 
     @classmethod
     def from_record(cls, data: dict[str, Any]) -> AppliedMigration:
@@ -81,6 +88,7 @@ class AppliedMigration:
             nodes_created=int(data.get("nodes_created", 0)),
             relationships_created=int(data.get("relationships_created", 0)),
             installed_by=data.get("installed_by", ""),
+            source=data.get("source", "builtin"),
         )
 
 

@@ -32,7 +32,7 @@ from neo4j.exceptions import TransientError
 
 from graph.driver import translate_errors
 from graph.migrate.exceptions import MigrationFailedError
-from graph.schema import ENTITY_LABEL, is_identifier
+from graph.schema import ENTITY_LABEL, is_identifier, relation_type_problem
 from graph.settings import Settings
 from graph.writer import batched
 
@@ -243,8 +243,9 @@ class MigrationContext:
         ``settings.load_writers`` batches are written at once; when this returns or raises,
         none is still running.
         """
-        if not is_identifier(rel_type):
-            raise MigrationFailedError(f"relationship type {rel_type!r} is not an identifier")
+        problem = relation_type_problem(rel_type)
+        if problem is not None:
+            raise MigrationFailedError(problem)
         task = task or rel_type
         writers = max(1, self.settings.load_writers)
         created = 0

@@ -46,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from graph.driver import translate_errors
 from graph.migrate.exceptions import Problem
-from graph.schema import ENTITY_LABEL, is_identifier
+from graph.schema import ENTITY_LABEL, is_identifier, relation_type_problem
 
 PropType = Literal["str", "int", "float", "bool", "list"]
 NODE_COLUMNS = ("id", "name", "type", "aliases", "description")
@@ -204,9 +204,9 @@ def read_manifest(path: Path) -> tuple[Manifest | None, list[Problem]]:
             problems.append(Problem(name, None, f"sensitive: {prop!r} is not a property "
                                                 "declared under a node file's 'properties'"))
     for rel_type, declared in manifest.phrasings.items():
-        if not is_identifier(rel_type):
-            problems.append(Problem(name, None, f"phrasings: {rel_type!r} is not a relationship "
-                                                "type name"))
+        problem = relation_type_problem(rel_type)
+        if problem is not None:
+            problems.append(Problem(name, None, f"phrasings: {problem}"))
         if not declared.forward and not declared.backward:
             problems.append(Problem(name, None, f"phrasings.{rel_type}: give forward and/or "
                                                 "backward phrasings"))
@@ -430,9 +430,9 @@ def parse_load(manifest_path: Path, manifest: Manifest) -> ParsedLoad:
 
     def add_relation(label: str, number: int, head: str, rel_type: str, tail: str,
                      props: dict[str, Any], create_missing: bool) -> None:
-        if not is_identifier(rel_type):
-            load.add_problem(label, number, f"relationship type {rel_type!r} is not a valid "
-                                            "identifier (letters, digits and '_')")
+        problem = relation_type_problem(rel_type)
+        if problem is not None:
+            load.add_problem(label, number, problem)
             return
         for end in (head, tail):
             if not end:

@@ -92,12 +92,14 @@ def test_upload_zip_archive(client: TestClient, domain: str) -> None:
     response = client.post("/v1/migrations", headers=ADMIN, data={"slug": "companies"},
                            files=[("files", ("pkg.zip", buffer.getvalue(), "application/zip"))])
     assert response.status_code == 201, response.text
-    assert response.json()["applied"][0]["script"] == "V1__companies"
+    [applied] = response.json()["applied"]
+    assert (applied["script"], applied["label"], applied["source"]) == (
+        "U1__companies", "U1", "upload")
 
 
 def test_invalid_package_is_422_with_lines_and_writes_nothing(client: TestClient,
                                                               domain: str) -> None:
-    bad_triples = TRIPLES + "acme\tpart of\tglobex\n" + "lonely\n"
+    bad_triples = TRIPLES + "acme\tpart\\of\tglobex\n" + "lonely\n"
     response = client.post("/v1/migrations", headers=ADMIN, files=[
         ("files", ("manifest.yaml", manifest(domain), "text/yaml")),
         ("files", ("triples.tsv", bad_triples, "text/plain")),

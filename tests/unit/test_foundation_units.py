@@ -20,7 +20,7 @@ from graph.exceptions import (
     ModelNotReadyError,
     NotFoundError,
 )
-from graph.schema import check_allowed, quote_identifier
+from graph.schema import check_allowed, quote_identifier, quote_relation_type
 from graph.server import PASSWORD_LENGTH, new_password
 from graph.store import decode_cursor, encode_cursor, lucene_query
 
@@ -49,6 +49,18 @@ def test_identifiers_are_checked_before_quoting() -> None:
         with pytest.raises(InvalidInputError):
             quote_identifier(bad)
     assert check_allowed(["A"], ["A", "B"], "label") == ["A"]
+
+
+def test_relationship_types_take_any_storable_name_quoted_safely() -> None:
+    assert quote_relation_type("/people/person/nationality") == "`/people/person/nationality`"
+    assert quote_relation_type("__a__b") == "`__a__b`"
+    assert quote_relation_type("x" * 70) == f"`{'x' * 70}`"
+    # a backtick is doubled: the name cannot end the quoting
+    assert quote_relation_type("X`) DETACH DELETE n //") == "`X``) DETACH DELETE n //`"
+    # Cypher 5 reads \u0060 inside backticks as a backtick: no backslash at all
+    for bad in ["a\\u0060b", "", " ", " a", "a\tb", "a\nb", "x" * 513]:
+        with pytest.raises(InvalidInputError):
+            quote_relation_type(bad)
     with pytest.raises(InvalidInputError) as info:
         check_allowed(["A", "Z"], ["A", "B"], "label")
     assert "'Z'" in info.value.message

@@ -396,7 +396,10 @@ def test_count_questions_and_their_query() -> None:
     assert "OPTIONAL MATCH (n0)-[:`HAS_PHENOTYPE`]->(n1:Entity)" in query
     assert "OPTIONAL MATCH (n1)<-[:`IS_A`]-(a:Entity:`Phenotype`)" in query
     assert "LIMIT" not in query and "$frontier" in query  # cut per hop, not a row limit
-    for rel, etype in (("X`]->() DETACH DELETE (n", "Gene"), ("IS_A", "Gene` {x:1})")):
+    # a relationship type may hold a backtick: doubled, it stays inside the quoting
+    walk = count_walk([("X`]->() DETACH DELETE (n", "out")], "Gene")
+    assert "-[:`X``]->() DETACH DELETE (n`]->" in walk
+    for rel, etype in (("IS_A", "Gene` {x:1})"), ("a\\u0060b", "Gene")):
         with pytest.raises(InvalidInputError):
             count_walk([(rel, "out")], etype)
 
