@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 from fusion.reasoner.learn import Vocab
 from fusion.reasoner.model import PathReasoner, ReasonerConfig, load_tokenizer
-from fusion.reasoner.serve import ReasonerRunner
+from fusion.reasoner.serve import ONNX_FILE, ReasonerRunner
 from fusion.space import ActionSpace
 from fusion.verbalize import Wording
 from graph.artifacts import ArtifactStore
@@ -87,7 +87,8 @@ def save_reasoner(store: ArtifactStore, domain: str, model: PathReasoner, space:
     return version
 
 
-def load_reasoner(folder: Path) -> ReasonerCheckpoint:
+def load_reasoner(folder: Path, runtime: str | None = None) -> ReasonerCheckpoint:
+    """``runtime``: "onnx" or "torch" (default: ``Settings.text_runtime``)."""
     config = json.loads((folder / CONFIG_FILE).read_text())
     vectors = load_file(str(folder / SPACE_FILE))
     actions = [(a[0], a[1]) for a in config["actions"]]
@@ -102,5 +103,10 @@ def load_reasoner(folder: Path) -> ReasonerCheckpoint:
     if stray or unexpected:
         raise ValueError(f"{folder}: reasoner weights do not fit (missing {stray[:3]}, "
                          f"unexpected {unexpected[:3]})")
+    if runtime is None:
+        from graph.settings import get_settings
+
+        runtime = get_settings().text_runtime
+    onnx_path = folder / ONNX_FILE if runtime == "onnx" else None
     return ReasonerCheckpoint(folder.name, space, config,
-                              ReasonerRunner(model, vocab, load_tokenizer()))
+                              ReasonerRunner(model, vocab, load_tokenizer(), onnx_path))
