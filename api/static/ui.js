@@ -26,6 +26,9 @@
   const cy = cytoscape({
     container: $("graph"),
     wheelSensitivity: 0.3,
+    // a fit to a two-node evidence path would otherwise fill the screen with two nodes
+    maxZoom: 2,
+    minZoom: 0.1,
     style: [
       { selector: "node", style: {
         "background-color": "data(color)", "label": "data(label)", "font-size": 11,
@@ -78,7 +81,7 @@
     if (!response.ok) {
       const error = data && data.error;
       const message = error ? `${error.code}: ${error.message}` : `HTTP ${response.status}`;
-      throw new Error(message);
+      throw Object.assign(new Error(message), { status: response.status });
     }
     return data;
   }
@@ -123,11 +126,12 @@
   }
 
   // cose from the current positions (an expansion keeps the picture) or from scratch
-  function layout(fitTo, randomize) {
+  function layout(randomize) {
     const l = cy.layout({ name: "cose", animate: false, randomize: !!randomize,
-      nodeRepulsion: 9000, idealEdgeLength: 90, padding: 30 });
+      nodeDimensionsIncludeLabels: true, nodeRepulsion: 400000, idealEdgeLength: 80,
+      padding: 30 });
     l.run();
-    cy.fit(fitTo && fitTo.nonempty() ? fitTo : undefined, 30);
+    cy.fit(undefined, 30);
     updateLegend();
   }
 
@@ -162,7 +166,6 @@
     const neighbors = await api("GET",
       `v1/entities/${segment(uid)}/neighbors?limit=${NEIGHBOR_LIMIT}`);
     state.expanded.add(uid);
-    const added = cy.collection();
     const centre = cy.getElementById(uid).position();
     cy.batch(() => {
       for (const n of neighbors) {
@@ -172,12 +175,11 @@
         // new neighbours start around the expanded node, not all at the origin
         if (isNew) node.position({ x: centre.x + 80 * (Math.random() - 0.5),
           y: centre.y + 80 * (Math.random() - 0.5) });
-        added.merge(node);
         const r = n.relation;
-        added.merge(addEdge(r.source, r.type, r.target, false));
+        addEdge(r.source, r.type, r.target, false);
       }
     });
-    layout(cy.getElementById(uid).union(added));
+    layout();
     cy.getElementById(uid).select();
     return neighbors.length;
   }
@@ -269,7 +271,12 @@
     cy.elements().not(evidence).addClass("dimmed");
     evidence.addClass("highlight");
     $("answers").children[index].classList.add("active");
-    cy.animate({ fit: { eles: evidence, padding: 40 } }, { duration: 250 });
+    // bring the evidence into view only if part of it is off screen (the rest stays in view)
+    const box = evidence.boundingBox();
+    const view = cy.extent();
+    if (box.x1 < view.x1 || box.y1 < view.y1 || box.x2 > view.x2 || box.y2 > view.y2) {
+      cy.animate({ fit: { eles: evidence, padding: 40 } }, { duration: 250 });
+    }
   }
   // the test highlights an answer the way a click does
   window.kgrHighlight = highlight;
@@ -277,6 +284,7 @@
   function drawAnswers(response) {
     cy.elements().remove();
     state.expanded.clear();
+    showDetails(null);
     state.answers = response.answers;
     const topics = new Set((response.linked_entities || [])
       .map((l) => l.candidates[0]).filter(Boolean).map((c) => c.uid));
@@ -296,7 +304,7 @@
         addNode(answer.uid, answer.name, answer.type, "answer");
       }
     });
-    layout(null, true);
+    layout(true);
   }
 
   function renderAnswers(response) {
@@ -352,12 +360,25 @@
     if ([...select.options].some((o) => o.value === chosen)) select.value = chosen;
   }
 
-  function keyChanged() {
+  function showKey() {
     const has = !!apiKey();
     $("forget-key").hidden = !has;
     $("api-key").placeholder = has ? "key saved for this tab" : "kgr_…";
     $("api-key").required = !has;
-    if (has) run("Checking the key", loadDomains);
+    return has;
+  }
+
+  function keyChanged() {
+    if (!showKey()) return;
+    run("Checking the key", async () => {
+      try {
+        await loadDomains();
+      } catch (err) {
+        // a refused key is not kept for the next calls
+        if (err.status === 401) { sessionStorage.removeItem(KEY_STORAGE); showKey(); }
+        throw err;
+      }
+    });
   }
 
   $("key-form").addEventListener("submit", (event) => {
