@@ -28,7 +28,9 @@ MAX_UIDS = 50
 MAX_PARSED_BYTES = 4 * 1024 * 1024
 # probes and scrapes would drown the trail; they return no data of any domain
 UNAUDITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json",
-                             "/redoc", "/docs/oauth2-redirect"})
+                             "/redoc", "/docs/oauth2-redirect", "/ui"})
+# the graph view's static files (api/routes/ui.py): public, no data; its data calls are audited
+UNAUDITED_PREFIXES = ("/ui/static/",)
 
 
 def audit_path(settings: Settings) -> Path:
@@ -98,7 +100,9 @@ class AuditMiddleware:
         self.log = log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope.get("path") in UNAUDITED_PATHS:
+        path = scope.get("path", "")
+        if (scope["type"] != "http" or path in UNAUDITED_PATHS
+                or path.startswith(UNAUDITED_PREFIXES)):
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()

@@ -27,6 +27,7 @@ from api.routes import (
     paths,
     schema,
     subgraph,
+    ui,
 )
 from api.security import KeyRing
 from api.upload_guard import UploadGuard
@@ -38,7 +39,7 @@ from graph.store import GraphStore
 log = logging.getLogger("kgr.api")
 
 ROUTERS = (health, entities, paths, subgraph, schema, jobs, migrations, embeddings, models, ask,
-           audit)
+           audit, ui)
 
 
 def create_app(settings: Settings | None = None, driver: Driver | None = None,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
     install_error_handlers(app)
     for module in ROUTERS:
         app.include_router(module.router)
+    ui.mount_static(app)
     return app
 
 

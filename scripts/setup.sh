@@ -12,6 +12,24 @@ if ! command -v java >/dev/null || ! command -v mvn >/dev/null; then
   else sudo apt-get update -qq && sudo apt-get install -y -qq openjdk-17-jdk-headless maven; fi
 fi
 
+# Debian's chromium for the graph view's browser test (tests/integration/test_ui.py, driven by
+# Playwright with executable_path: no browser download); without it that test skips.
+if [ ! -x /usr/bin/chromium ]; then
+  echo "[setup] installing chromium (the /ui browser test)"
+  if [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+      || echo "[setup] chromium could not be installed: the /ui browser test will skip"
+  elif command -v sudo >/dev/null; then
+    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) \
+      || echo "[setup] chromium could not be installed: the /ui browser test will skip"
+  fi
+fi
+
+# cytoscape.js for /ui is committed in api/static/vendor/; rebuild it only if it is missing
+if [ ! -f api/static/vendor/cytoscape.min.js ]; then
+  bash scripts/build_ui.sh
+fi
+
 PYTHON=${PYTHON:-python3.11}
 command -v "$PYTHON" >/dev/null || PYTHON=python3
 if [ ! -x .venv/bin/python ]; then
