@@ -10,13 +10,14 @@ import torch
 from fusion.exceptions import TrainingDataError
 from fusion.graphdata import DomainGraph
 from fusion.inference import MASK
-from fusion.linking import EntityLinker, mask_question, normalize
+from fusion.linking import EntityLinker, mask_question, names_index
 from fusion.questions import alias_index_of
 from fusion.reasoner.checkpoint import hop_text, save_reasoner
 from fusion.reasoner.learn import ProgressFn, Vocab, fit
 from fusion.reasoner.model import PathReasoner, ReasonerConfig, load_tokenizer
 from fusion.reasoner.supervision import RowReport, build_examples
 from fusion.space import ActionSpace
+from fusion.train import qa_artifacts, resolve
 from graph.lock import ModelLock
 from graph.settings import Settings
 
@@ -28,22 +29,11 @@ class RowLinker:
     def __init__(self, graph: DomainGraph) -> None:
         self.graph = graph
         self.linker = EntityLinker(None, graph.domain, alias_index_of(graph))
-        self.by_name: dict[str, list[str]] = {}
-        for uid, name in graph.names.items():
-            self.by_name.setdefault(normalize(name), []).append(uid)
+        self.by_name = names_index(graph.names)
 
     def resolve(self, values: Sequence[Any]) -> list[str]:
         """Uids for a list of uids or names (a name may stand for several entities)."""
-        out: list[str] = []
-        for value in values:
-            text = str(value)
-            if text in self.graph.names:
-                out.append(text)
-            elif f"{self.graph.domain}:{text}" in self.graph.names:
-                out.append(f"{self.graph.domain}:{text}")
-            else:
-                out.extend(self.by_name.get(normalize(text), []))
-        return list(dict.fromkeys(out))
+        return resolve(self.graph, values, self.by_name)
 
     def __call__(self, row: dict[str, Any]) -> tuple[list[str], str] | None:
         question = str(row["question"]).strip()
@@ -74,8 +64,6 @@ def train_reasoner(settings: Settings, driver: Any, domain: str, rows: Sequence[
 def _train(settings: Settings, driver: Any, domain: str, rows: Sequence[dict[str, Any]],
            cfg: ReasonerConfig | None, graph: DomainGraph | None,
            progress: ProgressFn | None, lock: ModelLock | None) -> dict[str, Any]:
-    from fusion.train import qa_artifacts
-
     cfg = cfg or ReasonerConfig()
     torch.manual_seed(cfg.seed)
     if graph is None:
