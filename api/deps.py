@@ -3,6 +3,11 @@
 The caller is a ``Principal`` (role, allowed domains, sensitive scope); the ``*StoreDep``
 aliases give a route the graph as that caller may see it (``GraphStore.scoped``), so that the
 domain confinement and the hiding of sensitive properties live in one place, not per route.
+
+Every dependency here is ``async def`` although none awaits: FastAPI runs a plain ``def``
+dependency in the thread pool, one thread hop per dependency and request (three on an entity
+lookup before the route itself runs). None of them blocks: the key check hashes the key and
+looks at the keys file's mtime at most once a second (``KeyRing.refresh``).
 """
 
 from __future__ import annotations
@@ -23,47 +28,54 @@ api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
                               description="An API key with the reader or admin role.")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_driver(request: Request) -> Driver:
+async def get_driver(request: Request) -> Driver:
     return request.app.state.driver
 
 
-def get_store(request: Request) -> GraphStore:
-    return request.app.state.store
+async def get_store(request: Request) -> GraphStore:
+    return _store(request)
 
 
-def get_jobs(request: Request) -> JobManager:
+def _store(request: Request) -> GraphStore:
+    store: GraphStore = request.app.state.store
+    return store
+
+
+async def get_jobs(request: Request) -> JobManager:
     return request.app.state.jobs
 
 
-def get_keyring(request: Request) -> KeyRing:
+async def get_keyring(request: Request) -> KeyRing:
     return request.app.state.keyring
 
 
 def _principal(request: Request, key: str | None, needed: Role) -> Principal:
-    ring = get_keyring(request)
+    ring: KeyRing = request.app.state.keyring
     principal = ring.authenticate(key)
     # the audit trail (api.audit) names the key of every request, refused ones included
     request.state.principal = principal
     return ring.authorize(principal, needed)
 
 
-def require_reader(
+async def require_reader(
     request: Request, key: Annotated[str | None, Security(api_key_header)]
 ) -> Principal:
     return _principal(request, key, "reader")
 
 
-def require_admin(
+async def require_admin(
     request: Request, key: Annotated[str | None, Security(api_key_header)]
 ) -> Principal:
     return _principal(request, key, "admin")
 
 
-def require_global_admin(principal: Annotated[Principal, Depends(require_admin)]) -> Principal:
+async def require_global_admin(
+    principal: Annotated[Principal, Depends(require_admin)],
+) -> Principal:
     """An admin key for every domain (what concerns all domains at once)."""
     if principal.domains is not None:
         raise PermissionDeniedError("this needs an admin key for every domain; this key is "
@@ -71,14 +83,14 @@ def require_global_admin(principal: Annotated[Principal, Depends(require_admin)]
     return principal
 
 
-def reader_store(request: Request,
+async def reader_store(request: Request,
                  principal: Annotated[Principal, Depends(require_reader)]) -> GraphStore:
-    return get_store(request).scoped(principal.domain_list, principal.sensitive)
+    return _store(request).scoped(principal.domain_list, principal.sensitive)
 
 
-def admin_store(request: Request,
+async def admin_store(request: Request,
                 principal: Annotated[Principal, Depends(require_admin)]) -> GraphStore:
-    return get_store(request).scoped(principal.domain_list, principal.sensitive)
+    return _store(request).scoped(principal.domain_list, principal.sensitive)
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]

@@ -19,6 +19,7 @@ from graph.exceptions import (
     ModelNotReadyError,
     NotFoundError,
     PayloadTooLargeError,
+    TooManyJobsError,
 )
 
 log = logging.getLogger("kgr.api")
@@ -35,6 +36,7 @@ STATUS_BY_ERROR: list[tuple[type[KgrError], int, str]] = [
     (ConflictError, 409, "conflict"),
     (ModelNotReadyError, 409, "model_not_ready"),
     (PayloadTooLargeError, 413, "payload_too_large"),
+    (TooManyJobsError, 429, "too_many_jobs"),
     (DatabaseUnavailableError, 503, "database_unavailable"),
 ]
 

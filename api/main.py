@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from fastapi import FastAPI
 from neo4j import Driver
@@ -33,10 +35,15 @@ from api.security import KeyRing
 from api.upload_guard import UploadGuard
 from fusion import threads
 from graph.driver import make_driver
+from graph.exceptions import KgrError
 from graph.settings import Settings, get_settings
 from graph.store import GraphStore
 
 log = logging.getLogger("kgr.api")
+
+# set by ``kgr serve --workers N`` for the worker processes it spawns (they build their app
+# from the import string ``api.main:create_served_app`` and inherit the environment)
+WARM_UP_ENV = "KGR_SERVE_WARM_UP"
 
 ROUTERS = (health, entities, paths, subgraph, schema, jobs, migrations, embeddings, models, ask,
            audit, ui)
@@ -54,6 +61,10 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         threads.serve(settings.serve_torch_threads)
+        try:  # jobs cut short by a stopped process; a server without Neo4j still starts
+            app.state.jobs.recover()
+        except KgrError as exc:
+            log.warning("jobs not recovered at startup: %s", exc.message)
         if warm_up:
             app.state.warm_up = "running"
             threading.Thread(target=_warm_up, args=(app,), name="kgr-warm-up",
@@ -76,7 +87,10 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
     app.state.warm_up = "off"  # "running", then the seconds per domain or "failed"
     app.state.driver = neo4j_driver
     app.state.store = GraphStore(neo4j_driver, settings.neo4j_database)
-    app.state.jobs = JobManager()
+    app.state.jobs = JobManager(
+        neo4j_driver, settings.neo4j_database, max_training_jobs=settings.max_training_jobs,
+        stale_after=timedelta(minutes=settings.job_stale_minutes),
+        retention=timedelta(days=settings.job_retention_days))
     app.state.keyring = KeyRing.from_settings(settings)
     app.state.metrics = Metrics()
     # inside the metrics middleware, so that its 401/413 answers are counted too
@@ -90,6 +104,29 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
         app.include_router(module.router)
     ui.mount_static(app)
     return app
+
+
+def configure_logging() -> None:
+    """kgr's own log lines (e.g. the warm-up's) beside uvicorn's, which has its own handlers;
+    once per process (each uvicorn worker calls it)."""
+    kgr_log = logging.getLogger("kgr")
+    if any(getattr(h, "kgr_serve", False) for h in kgr_log.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter(
+        f"%(levelname)s:     [{os.getpid()}] %(name)s: %(message)s"))
+    handler.kgr_serve = True  # type: ignore[attr-defined]
+    kgr_log.addHandler(handler)
+    kgr_log.setLevel(logging.INFO)
+
+
+def create_served_app() -> FastAPI:
+    """The app of one ``kgr serve`` worker process (``uvicorn`` factory): settings from the
+    environment, its own driver, QA warm-up unless ``KGR_SERVE_WARM_UP=0``. What the workers
+    share lives in Neo4j (graphs, job records, sensitive-property policies) or on disk (the
+    keys file, re-read when it changes; model versions and their active pointers)."""
+    configure_logging()
+    return create_app(warm_up=os.environ.get(WARM_UP_ENV, "1") != "0")
 
 
 def _warm_up(app: FastAPI) -> None:

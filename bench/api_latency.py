@@ -3,6 +3,9 @@ with the Neo4j driver, side by side, for entity lookup and neighbours.
 
     .venv/bin/python -m bench.api_latency [--domain medical] [--requests 500] [--concurrency 8]
 
+Writes the API/driver ratios to ``bench/results/api_latency.json``: per operation (entity,
+neighbors) the p50 ratio at concurrency 1 and the throughput ratio at ``--concurrency``.
+
 Uses the configured server (NEO4J_URI, or the local one in $KGR_HOME, started if needed). With
 no --domain, it picks the largest loaded domain; on an empty database it writes a synthetic
 domain 'bench_api' (2,000 entities, 10,000 relationships) and removes it afterwards.
@@ -11,7 +14,9 @@ domain 'bench_api' (2,000 entities, 10,000 relationships) and removes it afterwa
 from __future__ import annotations
 
 import argparse
+import json
 import random
+from pathlib import Path
 
 import httpx
 from neo4j import RoutingControl
@@ -24,6 +29,7 @@ from graph.settings import get_settings
 from graph.store import GET_ENTITY_QUERY, NEIGHBORS_BOTH_QUERY, GraphStore
 from graph.writer import delete_domain, entity_row, relation_row, write_entities, write_relations
 
+RESULTS_FILE = Path(__file__).resolve().parent / "results" / "api_latency.json"
 SAMPLE_UIDS_QUERY = "MATCH (n:Entity {domain: $domain}) RETURN n.uid AS uid LIMIT $limit"
 
 
@@ -41,6 +47,9 @@ def main() -> None:
     parser.add_argument("--domain")
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the synthetic domain for the next run (--domain bench_api)")
     args = parser.parse_args()
 
     settings = get_settings()
@@ -79,13 +88,14 @@ def main() -> None:
         def call() -> None:
             driver.execute_query(GET_ENTITY_QUERY, {"uid": uid}, database_=database,
                                  routing_=RoutingControl.READ)
-            driver.execute_query(NEIGHBORS_BOTH_QUERY, {"uid": uid, "types": None, "limit": 50},
+            driver.execute_query(NEIGHBORS_BOTH_QUERY, {"uid": uid, "types": None, "domains": None,
+                                                         "limit": 50},
                                  database_=database, routing_=RoutingControl.READ)
         return call
 
     rows: list[tuple[LatencyStats, LatencyStats]] = []
     try:
-        with api_server() as (url, key), httpx.Client(
+        with api_server(workers=args.workers) as (url, key), httpx.Client(
             base_url=url, headers={"X-API-Key": key}, timeout=10,
             limits=httpx.Limits(max_connections=32),
         ) as client:
@@ -110,7 +120,7 @@ def main() -> None:
                             [direct_neighbors(u) for u in sample], concurrency),
                 ))
     finally:
-        if created:
+        if created and not args.keep:
             delete_domain(driver, database, created)
         driver.close()
 
@@ -121,6 +131,25 @@ def main() -> None:
         print(f"{'':<34} ratio API/driver: p50 x{api.p50_ms / direct.p50_ms:.2f}, "
               f"p99 x{api.p99_ms / direct.p99_ms:.2f}, "
               f"throughput x{api.throughput / direct.throughput:.2f}\n")
+    write_results(rows, args)
+
+
+def write_results(rows: list[tuple[LatencyStats, LatencyStats]], args: argparse.Namespace) -> None:
+    """rows: entity c=1, neighbors c=1, entity c=N, neighbors c=N (API, driver) pairs."""
+    results: dict[str, dict[str, float]] = {}
+    for name, single, loaded in (("entity", rows[0], rows[2]), ("neighbors", rows[1], rows[3])):
+        results[name] = {
+            "c1_p50_ratio": round(single[0].p50_ms / single[1].p50_ms, 3),
+            f"c{args.concurrency}_throughput_ratio":
+                round(loaded[0].throughput / loaded[1].throughput, 3),
+            "api_c1_p50_ms": round(single[0].p50_ms, 3),
+            "driver_c1_p50_ms": round(single[1].p50_ms, 3),
+        }
+    results["setup"] = {"requests": args.requests, "concurrency": args.concurrency,
+                        "workers": args.workers}
+    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written {RESULTS_FILE}")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 BUILTIN_DOMAINS = ("medical", "finance")
 # the built-in migration that loads each built-in domain (migrations/)
 DOMAIN_MIGRATIONS = {"medical": "V3__medical_hpo.py", "finance": "V4__finance_findkg.py"}
+WORKER_START_TIMEOUT_S = 180  # how long a `kgr serve --workers N` process may take to start
 UP_KEY_PREFIX = "up-"  # the name of the admin key that `kgr up` creates (once)
 EXAMPLE_QUESTIONS = {
     "medical": ["Which genes are associated with Marfan syndrome?",
@@ -40,21 +40,30 @@ def serve(
     port: int | None = typer.Option(None, "--port", help="Default: KGR_API_PORT (8000)"),
     warm_up: bool = typer.Option(True, "--warm-up/--no-warm-up",
                                  help="Load and run the QA models once at startup"),
+    workers: int = typer.Option(1, "--workers", min=1, max=64,
+                                help="API worker processes (each warms its own QA models)"),
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
+    import os
+
     import uvicorn
 
-    from api.main import create_app
+    from api.main import WARM_UP_ENV, configure_logging, create_app
 
     cfg = settings()
-    # kgr's own log lines (e.g. the warm-up's) beside uvicorn's, which has its own handlers
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(levelname)s:     %(name)s: %(message)s"))
-    kgr_log = logging.getLogger("kgr")
-    kgr_log.addHandler(handler)
-    kgr_log.setLevel(logging.INFO)
-    uvicorn.run(create_app(cfg, warm_up=warm_up), host=host or cfg.api_host,
-                port=port or cfg.api_port, log_level="info")
+    configure_logging()
+    bind = {"host": host or cfg.api_host, "port": port or cfg.api_port, "log_level": "info"}
+    if workers == 1:
+        uvicorn.run(create_app(cfg, warm_up=warm_up), **bind)  # type: ignore[arg-type]
+        return
+    # several processes: uvicorn spawns each from the import string, and each builds its own
+    # app (driver, QA models); jobs, keys and model versions are shared through Neo4j and disk
+    os.environ[WARM_UP_ENV] = "1" if warm_up else "0"
+    # a worker imports torch and transformers before it answers uvicorn's health ping: with
+    # the default 5 s the supervisor kills and respawns it, over and over, on a busy machine
+    uvicorn.run("api.main:create_served_app", factory=True, workers=workers,
+                timeout_worker_healthcheck=WORKER_START_TIMEOUT_S,
+                **bind)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -180,4 +189,4 @@ def up(
                           f"-d '{{\"question\": \"{question}\", \"domain\": \"{domain}\"}}'",
                           highlight=False, soft_wrap=True)
     if serve_api:
-        serve(host, port, warm_up=True)
+        serve(host, port, warm_up=True, workers=1)

@@ -26,6 +26,10 @@ class ModelBusyError(ConflictError):
     """Another run trains or activates this model kind for the domain right now."""
 
 
+class TooManyJobsError(KgrError):
+    """The configured number of training jobs already runs (across every API process)."""
+
+
 class PayloadTooLargeError(KgrError):
     """An uploaded file or request body is over the configured size limit."""
 

@@ -28,6 +28,9 @@ BOOTSTRAP_QUERIES: tuple[str, ...] = (
     # the one write-stamp node (``graph.stamp``): unique, so concurrent MERGEs make one
     "CREATE CONSTRAINT graph_stamp_id IF NOT EXISTS FOR (s:_GraphStamp) REQUIRE s.id IS UNIQUE",
     "CREATE INDEX entity_name IF NOT EXISTS FOR (n:Entity) ON (n.name)",
+    # background job records (``api.jobs``), shared by every API process
+    "CREATE CONSTRAINT job_id IF NOT EXISTS FOR (j:_Job) REQUIRE j.id IS UNIQUE",
+    "CREATE CONSTRAINT job_lock_id IF NOT EXISTS FOR (l:_JobLock) REQUIRE l.id IS UNIQUE",
     "CREATE FULLTEXT INDEX entity_fulltext IF NOT EXISTS FOR (n:Entity) ON EACH [n.name, n.aliases]"
     " OPTIONS {indexConfig: {`fulltext.analyzer`: 'standard-no-stop-words'}}",
 )

@@ -67,6 +67,12 @@ class Settings(BaseSettings):
     # they run): an ask's tensors are tiny, and more threads wake and spin for each op, taking
     # the cores from Neo4j and MiniLM (``fusion.threads``).
     serve_torch_threads: int = Field(default=1, ge=1, le=256)
+    # Background jobs (``api.jobs``, records in Neo4j): training jobs running at once over
+    # every API process (beyond it: 429); a live job whose owner on another host has not
+    # written a heartbeat for this long is marked interrupted; finished records kept this long.
+    max_training_jobs: int = Field(default=1, ge=1, le=64)
+    job_stale_minutes: float = Field(default=10.0, gt=0)
+    job_retention_days: float = Field(default=7.0, gt=0)
 
     # Data and artifacts.
     data_dir: Path = Field(default=PROJECT_ROOT.parent / "shared" / "data")

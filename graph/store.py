@@ -63,37 +63,60 @@ LIMIT $limit
 
 GET_ENTITY_QUERY = "MATCH (node:Entity {uid: $uid}) RETURN node"
 
+# The entity and the properties its domain declares sensitive, in one round trip (a key
+# without the sensitive scope would otherwise need a second read per request).
+GET_ENTITY_POLICY_QUERY = """
+MATCH (node:Entity {uid: $uid})
+RETURN node, COLLECT {
+  MATCH (p:_DomainPolicy {domain: node.domain})
+  UNWIND coalesce(p.sensitive, []) AS property
+  RETURN DISTINCT property
+} AS sensitive
+"""
+
 GET_ENTITIES_QUERY = "UNWIND $uids AS uid MATCH (node:Entity {uid: uid}) RETURN node"
 
 NEIGHBORS_OUT_QUERY = """
 MATCH (n:Entity {uid: $uid})-[r]->(m:Entity)
 WHERE ($types IS NULL OR type(r) IN $types)
   AND ($domains IS NULL OR m.domain IN $domains)
+// the order and limit first: the policy subquery then runs for the returned rows only
+WITH n, r, m ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid LIMIT $limit
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
-       startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'out' AS direction
-ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid
-LIMIT $limit
+       startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'out' AS direction,
+       COLLECT { MATCH (p:_DomainPolicy {domain: m.domain})
+                 UNWIND coalesce(p.sensitive, []) AS property
+                 RETURN DISTINCT property } AS sensitive
+ORDER BY coalesce(r.count, 1) DESC, rel_type, m.uid
 """
 
 NEIGHBORS_IN_QUERY = """
 MATCH (n:Entity {uid: $uid})<-[r]-(m:Entity)
 WHERE ($types IS NULL OR type(r) IN $types)
   AND ($domains IS NULL OR m.domain IN $domains)
+// the order and limit first: the policy subquery then runs for the returned rows only
+WITH n, r, m ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid LIMIT $limit
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
-       startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'in' AS direction
-ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid
-LIMIT $limit
+       startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m, 'in' AS direction,
+       COLLECT { MATCH (p:_DomainPolicy {domain: m.domain})
+                 UNWIND coalesce(p.sensitive, []) AS property
+                 RETURN DISTINCT property } AS sensitive
+ORDER BY coalesce(r.count, 1) DESC, rel_type, m.uid
 """
 
 NEIGHBORS_BOTH_QUERY = """
 MATCH (n:Entity {uid: $uid})-[r]-(m:Entity)
 WHERE ($types IS NULL OR type(r) IN $types)
   AND ($domains IS NULL OR m.domain IN $domains)
+// the order and limit first: the policy subquery then runs for the returned rows only
+WITH n, r, m ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid LIMIT $limit
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m,
-       CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS direction
-ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid
-LIMIT $limit
+       CASE WHEN startNode(r) = n THEN 'out' ELSE 'in' END AS direction,
+       COLLECT { MATCH (p:_DomainPolicy {domain: m.domain})
+                 UNWIND coalesce(p.sensitive, []) AS property
+                 RETURN DISTINCT property } AS sensitive
+ORDER BY coalesce(r.count, 1) DESC, rel_type, m.uid
 """
 
 NEIGHBORS_QUERIES: dict[str, str] = {
@@ -283,10 +306,13 @@ class GraphStore:
                             for r in self._read(SENSITIVE_PROPERTIES_QUERY)}
         return self._hidden
 
-    def entity(self, node: Node) -> Entity:
-        """An entity as this caller may see it."""
+    def entity(self, node: Node, sensitive: Sequence[str] | None = None) -> Entity:
+        """An entity as this caller may see it; ``sensitive``: its domain's sensitive
+        properties when the query returned them beside the node (no second read)."""
         if self.sensitive:
             return entity_from_node(node)
+        if sensitive is not None:
+            return entity_from_node(node, frozenset(sensitive))
         return entity_from_node(node, self.sensitive_properties().get(node.get("domain"),
                                                                       frozenset()))
 
@@ -363,11 +389,15 @@ class GraphStore:
         return EntityPage(items=items, next_cursor=next_cursor)
 
     def get_entity(self, uid: str) -> Entity:
-        records = self._read(GET_ENTITY_QUERY, uid=uid)
+        if self.sensitive:
+            records = self._read(GET_ENTITY_QUERY, uid=uid)
+        else:
+            records = self._read(GET_ENTITY_POLICY_QUERY, uid=uid)
         # an entity of a domain this view may not see is as unknown as a missing one
         if not records or not self.allows(records[0]["node"].get("domain", "")):
             raise NotFoundError(f"no entity with uid {uid!r}")
-        return self.entity(records[0]["node"])
+        record = records[0]
+        return self.entity(record["node"], record.get("sensitive"))
 
     def get_entities(self, uids: Sequence[str]) -> dict[str, Entity]:
         """Entities by uid (unknown uids are left out)."""
@@ -395,7 +425,7 @@ class GraphStore:
             Neighbor(
                 direction=r["direction"],
                 relation=relation_from_record(r),
-                entity=self.entity(r["m"]),
+                entity=self.entity(r["m"], r["sensitive"]),
             )
             for r in records
         ]

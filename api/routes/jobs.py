@@ -11,7 +11,7 @@ from graph.exceptions import NotFoundError
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 
 
-@router.get("", response_model=list[Job], summary="All jobs of this process, newest first")
+@router.get("", response_model=list[Job], summary="The jobs of every API process, newest first")
 def list_jobs(jobs: JobsDep, principal: AdminDep) -> list[Job]:
     return [job for job in jobs.list() if principal.allows(job.domain)]
 

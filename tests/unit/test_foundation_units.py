@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
 from api.errors import kgr_error_response
 from api.exceptions import AuthenticationError, PermissionDeniedError
-from api.jobs import JobManager
 from api.security import KeyRing, StoredKey, hash_key
 from graph.artifacts import ArtifactStore
 from graph.exceptions import (
@@ -90,35 +87,6 @@ def test_every_error_class_has_one_status(error: Exception, status: int) -> None
     assert response.status_code == status
     if status == 503:
         assert response.headers["Retry-After"]
-
-
-def test_job_manager_runs_reports_and_refuses_duplicates() -> None:
-    jobs = JobManager()
-    release = threading.Event()
-
-    def work(progress):  # type: ignore[no-untyped-def]
-        progress(0.5, "half")
-        release.wait(5)
-        return {"answer": 42}
-
-    job = jobs.submit("train", "d1", work)
-    with pytest.raises(ConflictError):
-        jobs.submit("train", "d1", work)
-    other = jobs.submit("train", "d2", lambda p: {"ok": True})
-    release.set()
-    deadline = time.monotonic() + 5
-    while jobs.get(job.id).status != "succeeded" and time.monotonic() < deadline:
-        time.sleep(0.01)
-    done = jobs.get(job.id)
-    assert done.status == "succeeded" and done.result == {"answer": 42} and done.progress == 1.0
-    failing = jobs.submit("train", "d3", lambda p: 1 / 0)
-    while jobs.get(failing.id).status == "running" or jobs.get(failing.id).status == "queued":
-        time.sleep(0.01)
-    assert jobs.get(failing.id).status == "failed"
-    assert "ZeroDivisionError" in (jobs.get(failing.id).error or "")
-    assert {j.id for j in jobs.list()} == {job.id, other.id, failing.id}
-    with pytest.raises(NotFoundError):
-        jobs.get("nope")
 
 
 def test_artifact_versions_publish_and_activate(tmp_path: Path) -> None:
