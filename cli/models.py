@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import typer
 
-from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
+from cli.common import (
+    console,
+    err_console,
+    handle_errors,
+    open_driver,
+    print_json,
+    print_table,
+    settings,
+)
 from graph.exceptions import DatabaseUnavailableError
 
 if TYPE_CHECKING:
@@ -107,3 +116,28 @@ def prune_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG,
         return
     console.print(f"deleted {len(deleted)} {kind} version(s) of {domain}" +
                   (": " + ", ".join(deleted) if deleted else ""))
+
+
+@app.command("show")
+@handle_errors
+def show_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG,
+             version: str = typer.Argument(..., help="a version from `kgr models list`"),
+             plot: Path = typer.Option(None, "--plot", help="draw the training curves into "
+                                       "this PNG file"),
+             json_out: bool = JSON_OPT) -> None:
+    """A version's training history, epoch by epoch (and its curves with --plot)."""
+    from fusion.curves import plot as draw
+    from fusion.curves import read_histories, version_folder
+
+    cfg = settings()
+    curves = read_histories(version_folder(cfg, _kind(kind), domain, version))
+    if plot is not None:
+        drawn = draw(curves, f"{kind} {domain} {version}", plot)
+        err_console.print(f"{', '.join(drawn)} per epoch -> {plot}", highlight=False)
+    if json_out:
+        print_json(curves)
+        return
+    for name, rows in curves.items():
+        columns = sorted({k for r in rows for k in r if k != "epoch"})
+        print_table(f"{kind} {domain} {version}: {name}", ["epoch", *columns],
+                    [(r.get("epoch"), *(r.get(c) for c in columns)) for r in rows])
