@@ -19,6 +19,7 @@ from graph.exceptions import (
     ModelNotReadyError,
     NotFoundError,
     PayloadTooLargeError,
+    TrainingDivergedError,
 )
 
 log = logging.getLogger("kgr.api")
@@ -36,6 +37,8 @@ STATUS_BY_ERROR: list[tuple[type[KgrError], int, str]] = [
     (ModelNotReadyError, 409, "model_not_ready"),
     (PayloadTooLargeError, 413, "payload_too_large"),
     (DatabaseUnavailableError, 503, "database_unavailable"),
+    # the run's own numbers broke, not the request: a server-side failure, named
+    (TrainingDivergedError, 500, "training_diverged"),
 ]
 
 

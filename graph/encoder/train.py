@@ -16,6 +16,7 @@ from graph.encoder.config import EncoderConfig
 from graph.encoder.data import KGData
 from graph.encoder.evaluate import FilterIndex, Metrics, evaluate
 from graph.encoder.model import KGEncoder, NeighborSampler
+from graph.exceptions import TrainingDivergedError
 
 # progress(epoch, total_epochs, info) after each epoch; info has loss and, when evaluated, mrr.
 EpochProgress = Callable[[int, int, dict[str, Any]], None]
@@ -173,6 +174,11 @@ class TrainResult:
         }
 
 
+def weights_finite(model: nn.Module) -> bool:
+    """No parameter holds NaN or +-inf."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
 def message_graph_for(model: KGEncoder, train: Tensor, device: torch.device
                       ) -> tuple[Tensor, Tensor] | None:
     """The (reciprocal) message-passing graph of the training triples, if the model uses one."""
@@ -200,27 +206,41 @@ def fit(
         valid = valid[:config.max_eval_triples]
     result = TrainResult(model=model, config=config, splits=splits, graph=graph)
     best_mrr, best_state, bad = -1.0, None, 0
+    diverged: TrainingDivergedError | None = None
     for epoch in range(1, config.epochs + 1):
         loss = train_epoch(ddp_model or model, optimizer, queries, config, epoch,
                            model.num_nodes, graph, rank, world_size)
         info: dict[str, Any] = {"epoch": epoch, "loss": loss}
         last = epoch == config.epochs
-        if valid.numel() and (epoch % config.eval_every == 0 or last):
-            metrics = evaluate_model(model, valid, known, graph, config.eval_batch_size)
-            info["valid_mrr"] = metrics["both"].mrr
-            if metrics["both"].mrr > best_mrr:
-                best_mrr, bad = metrics["both"].mrr, 0
-                best_state = copy.deepcopy(model.state_dict())
-                result.best_epoch, result.valid = epoch, metrics
+        # the weights, not this rank's loss: DDP keeps them equal, so every rank stops together
+        if not weights_finite(model):
+            diverged = TrainingDivergedError(
+                f"training diverged in epoch {epoch}: the weights hold NaN or infinite values "
+                f"(loss {loss}); try a lower learning rate, or amp=false")
+        elif valid.numel() and (epoch % config.eval_every == 0 or last):
+            try:
+                metrics = evaluate_model(model, valid, known, graph, config.eval_batch_size)
+            except TrainingDivergedError as exc:
+                diverged = exc
             else:
-                bad += 1
+                info["valid_mrr"] = metrics["both"].mrr
+                if metrics["both"].mrr > best_mrr:
+                    best_mrr, bad = metrics["both"].mrr, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                    result.best_epoch, result.valid = epoch, metrics
+                else:
+                    bad += 1
+        if diverged is not None:
+            info["diverged"] = True
         result.history.append(info)
         if progress:
             progress(epoch, config.epochs, info)
-        if bad >= config.patience:
+        if diverged is not None or bad >= config.patience:
             break
-    if best_state is not None:
+    if best_state is not None:  # the best finite model: a diverged one is never kept
         model.load_state_dict(best_state)
+    elif diverged is not None:
+        raise diverged
     else:
         result.best_epoch = len(result.history)
     result.wall_s = time.perf_counter() - started

@@ -12,7 +12,15 @@ import torch
 from graph.encoder import EncoderConfig, KGData, load_checkpoint, save_checkpoint, train_encoder
 from graph.encoder.evaluate import FilterIndex
 from graph.encoder.model import ComplEx, DistMult, KGEncoder, NeighborSampler, RotatE
-from graph.encoder.train import Splits, evaluate_model, with_reciprocals
+from graph.encoder.train import (
+    Splits,
+    build_model,
+    evaluate_model,
+    fit,
+    split_triples,
+    with_reciprocals,
+)
+from graph.exceptions import TrainingDivergedError
 
 
 @pytest.fixture(autouse=True)
@@ -192,3 +200,34 @@ def test_default_config_depends_on_the_graph_size() -> None:
     assert big.loss == "negative" and big.shared_negatives and big.epochs == 3
     with pytest.raises(ValueError):
         EncoderConfig.for_graph(10, 10, dim=15)
+
+
+def test_a_diverged_run_fails_with_a_clear_error() -> None:
+    data = random_graph(num_edges=80)
+    # Adagrad steps are about lr in size: 1e30 overflows the ComplEx scores at once
+    config = EncoderConfig(dim=8, epochs=5, eval_every=1, batch_size=32, lr=1e30,
+                           valid_fraction=0.2, test_fraction=0.1)
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        train_encoder(data, config)
+
+
+def test_early_stopping_never_keeps_a_diverged_model() -> None:
+    data = random_graph(num_edges=80)
+    config = EncoderConfig(dim=16, epochs=50, eval_every=1, patience=50, batch_size=32,
+                           valid_fraction=0.2, test_fraction=0.1)
+    splits = split_triples(data.triples(), 0.2, 0.1, 0)
+    model = build_model(config, data.num_nodes, data.num_relations)
+
+    def poison(epoch: int, total: int, info: dict[str, object]) -> None:
+        if epoch == 2:  # after epoch 2's evaluation: epoch 3 trains on NaN weights
+            with torch.no_grad():
+                model.entity.weight[0] = float("nan")
+
+    result = fit(model, splits, config, FilterIndex(splits.all(), data.num_relations), poison)
+    assert len(result.history) == 3 and result.history[-1].get("diverged") is True
+    assert "valid_mrr" not in result.history[-1]
+    assert result.best_epoch in (1, 2)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    kept = evaluate_model(model, splits.valid, FilterIndex(splits.all(), data.num_relations),
+                          None)["both"].mrr
+    assert kept == pytest.approx(result.valid["both"].mrr) and kept < 1.0
