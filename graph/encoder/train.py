@@ -4,6 +4,7 @@ MRR, and ``train_encoder`` / ``train_domain``."""
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -171,7 +172,33 @@ class TrainResult:
             "num_train": int(self.splits.train.shape[0]),
             "num_valid": int(self.splits.valid.shape[0]),
             "num_test": int(self.splits.test.shape[0]),
+            "history": history_records(self.history),
         }
+
+
+def _finite_or_none(value: Any, digits: int) -> float | None:
+    # NaN and inf are not JSON: a diverged epoch's loss is stored (and served) as null
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return round(float(value), digits)
+
+
+def history_records(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-epoch history as JSON-safe rows: ``epoch``, ``loss`` (mean per query),
+    ``valid_mrr`` (null when not evaluated), ``seconds`` (training plus validation) and, for
+    the epoch training stopped at, ``diverged``."""
+    rows = []
+    for info in history:
+        row: dict[str, Any] = {
+            "epoch": int(info["epoch"]),
+            "loss": _finite_or_none(info.get("loss"), 6),
+            "valid_mrr": _finite_or_none(info.get("valid_mrr"), 6),
+            "seconds": _finite_or_none(info.get("seconds"), 3),
+        }
+        if info.get("diverged"):
+            row["diverged"] = True
+        rows.append(row)
+    return rows
 
 
 def weights_finite(model: nn.Module) -> bool:
@@ -208,6 +235,7 @@ def fit(
     best_mrr, best_state, bad = -1.0, None, 0
     diverged: TrainingDivergedError | None = None
     for epoch in range(1, config.epochs + 1):
+        epoch_started = time.perf_counter()
         loss = train_epoch(ddp_model or model, optimizer, queries, config, epoch,
                            model.num_nodes, graph, rank, world_size)
         info: dict[str, Any] = {"epoch": epoch, "loss": loss}
@@ -232,6 +260,7 @@ def fit(
                     bad += 1
         if diverged is not None:
             info["diverged"] = True
+        info["seconds"] = time.perf_counter() - epoch_started  # training and validation
         result.history.append(info)
         if progress:
             progress(epoch, config.epochs, info)

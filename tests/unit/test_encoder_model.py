@@ -231,3 +231,28 @@ def test_early_stopping_never_keeps_a_diverged_model() -> None:
     kept = evaluate_model(model, splits.valid, FilterIndex(splits.all(), data.num_relations),
                           None)["both"].mrr
     assert kept == pytest.approx(result.valid["both"].mrr) and kept < 1.0
+
+
+def test_the_training_history_is_stored_with_the_version(tmp_path: Path) -> None:
+    from fusion.versions import list_versions
+    from graph.encoder.checkpoint import encoder_artifacts
+    from graph.settings import Settings
+
+    data = random_graph(num_edges=80)
+    config = EncoderConfig(dim=8, epochs=4, eval_every=2, batch_size=32, valid_fraction=0.2,
+                           test_fraction=0.1)
+    result = train_encoder(data, config)
+    settings = Settings(home=tmp_path)
+    store = encoder_artifacts(settings)
+    staging = store.staging_dir("d", "v20260101-000000-000000")
+    save_checkpoint(staging, result.model, config, data, result.graph, result.summary())
+    store.publish("d", "v20260101-000000-000000", staging)
+
+    [info] = list_versions(settings, None, "encoder", "d")
+    assert info.history is not None and [e.epoch for e in info.history] == [1, 2, 3, 4]
+    assert [e.valid_mrr is not None for e in info.history] == [False, True, False, True]
+    assert info.history[1].valid_mrr == pytest.approx(result.history[1]["valid_mrr"], abs=1e-6)
+    assert all(e.loss is not None and e.loss > 0 and e.seconds is not None and e.seconds > 0
+               for e in info.history)
+    assert info.best_epoch == result.best_epoch in (2, 4)
+    assert load_checkpoint(store.path("d", info.version)).metrics["history"][0]["epoch"] == 1
