@@ -11,6 +11,7 @@ import torch
 
 from graph.encoder import EncoderConfig, KGData, load_checkpoint, save_checkpoint, train_encoder
 from graph.encoder.evaluate import FilterIndex
+from graph.encoder.layers import ResidualRGCNConv
 from graph.encoder.model import ComplEx, DistMult, KGEncoder, NeighborSampler, RotatE
 from graph.encoder.train import (
     Splits,
@@ -256,3 +257,50 @@ def test_the_training_history_is_stored_with_the_version(tmp_path: Path) -> None
                for e in info.history)
     assert info.best_epoch == result.best_epoch in (2, 4)
     assert load_checkpoint(store.path("d", info.version)).metrics["history"][0]["epoch"] == 1
+
+
+def test_layer_reset_parameters_redraws_like_a_fresh_layer() -> None:
+    torch.manual_seed(0)
+    fresh = ResidualRGCNConv(8, 4, num_bases=2)
+    torch.manual_seed(5)
+    layer = ResidualRGCNConv(8, 4, num_bases=2)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(1.0)
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    torch.manual_seed(0)
+    layer.reset_parameters()
+    for key, value in layer.state_dict().items():
+        assert not torch.equal(value, before[key]), key
+        assert torch.equal(value, fresh.state_dict()[key]), key
+    assert float(layer.bias.abs().sum()) == 0.0  # a small residual update: no bias at first
+
+
+@pytest.mark.parametrize("decoder", ["distmult", "complex", "rotate"])
+@pytest.mark.parametrize("layers", [0, 2])
+def test_encoder_reset_parameters_redraws_like_a_fresh_model(decoder: str, layers: int) -> None:
+    data = random_graph()
+    kwargs = {"decoder": decoder, "num_layers": layers, "num_blocks": 2 if layers else None,
+              "init_scale": 0.1}
+    torch.manual_seed(3)
+    fresh = KGEncoder(data.num_nodes, data.num_relations, 8, **kwargs)  # type: ignore[arg-type]
+    torch.manual_seed(7)
+    model = KGEncoder(data.num_nodes, data.num_relations, 8, **kwargs)  # type: ignore[arg-type]
+    ei, et = KGEncoder.message_graph(data.edge_index, data.edge_type, data.num_relations)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(2):  # training moves every weight, the layers' biases included
+        optimizer.zero_grad()
+        model(data.triples(), None, ei, et).backward()
+        optimizer.step()
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(3)
+    model.reset_parameters()
+    state = model.state_dict()
+    # the checkpoint names of the layers' weights are the ones earlier versions saved
+    expected = {"entity.weight", "relation.weight"} | {
+        f"convs.{i}.{name}" for i in range(layers) for name in ("weight", "root", "bias")}
+    assert set(state) == expected
+    for key, value in state.items():
+        assert not torch.equal(value, trained[key]), key
+        assert torch.equal(value, fresh.state_dict()[key]), key
+    assert model.decoder.reset_parameters() is None and not list(model.decoder.parameters())
