@@ -25,20 +25,25 @@ from graph.encoder.decoders import (
     make_decoder,
 )
 from graph.encoder.decoders import halves as _halves
-from graph.encoder.layers import NeighborSampler, ResidualRGCNConv
+from graph.encoder.layers import CompGCNConv, NeighborSampler, ResidualRGCNConv
+
+LAYERS = ("rgcn", "compgcn")
 
 __all__ = [
-    "DECODERS", "ComplEx", "Decoder", "DistMult", "KGEncoder", "NeighborSampler",
+    "DECODERS", "LAYERS", "CompGCNConv", "ComplEx", "Decoder", "DistMult", "KGEncoder",
+    "NeighborSampler",
     "ResidualRGCNConv", "RotatE", "_halves", "make_decoder",
 ]
 
 
 class KGEncoder(nn.Module):
-    """Entity embeddings ``[N, dim]`` refined by ``num_layers`` residual R-GCN layers over the
-    graph with reciprocal edges (``2 R`` relation types), scored by a KGE decoder.
+    """Entity embeddings ``[N, dim]`` refined by ``num_layers`` residual message-passing layers
+    over the graph with reciprocal edges (``2 R`` relation types), scored by a KGE decoder.
 
     Hyperparameters: ``dim`` (reals per entity; even for complex/rotate), ``num_layers``
-    (0 = plain embedding model), ``num_bases`` / ``num_blocks`` (R-GCN weight decomposition),
+    (0 = plain embedding model), ``layer`` (``rgcn``: a weight per relation type;
+    ``compgcn``: one shared weight, messages composed with the decoder's relation vectors),
+    ``num_bases`` / ``num_blocks`` (R-GCN weight decomposition),
     ``dropout``, ``decoder`` and ``gamma`` (RotatE margin), ``init_scale`` (embedding std).
     """
 
@@ -46,8 +51,12 @@ class KGEncoder(nn.Module):
         self, num_nodes: int, num_relations: int, dim: int = 200, *, decoder: str = "complex",
         num_layers: int = 0, num_bases: int | None = None, num_blocks: int | None = None,
         dropout: float = 0.0, gamma: float = 6.0, init_scale: float = 1e-3,
+        layer: str = "rgcn",
     ) -> None:
         super().__init__()
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}")
+        self.layer = layer
         if decoder in ("complex", "rotate") and dim % 2:
             raise ValueError(f"{decoder} needs an even dim, got {dim}")
         self.num_nodes = num_nodes
@@ -63,9 +72,11 @@ class KGEncoder(nn.Module):
             rel_dim = self.decoder.relation_dim(dim)
             self.relation = nn.Embedding(2 * num_relations, rel_dim,
                                          _weight=torch.empty(2 * num_relations, rel_dim))
+            composition = "mult" if decoder == "distmult" else "complex"
             self.convs = nn.ModuleList(
                 ResidualRGCNConv(dim, 2 * num_relations, num_bases=num_bases,
-                                 num_blocks=num_blocks, dropout=dropout)
+                                 num_blocks=num_blocks, dropout=dropout) if layer == "rgcn"
+                else CompGCNConv(dim, composition, dropout)  # type: ignore[arg-type]
                 for _ in range(num_layers)
             )
         self.reset_parameters()
@@ -80,7 +91,7 @@ class KGEncoder(nn.Module):
             nn.init.normal_(self.entity.weight, std=self.init_scale)
             nn.init.normal_(self.relation.weight, std=self.init_scale)
         for conv in self.convs:
-            assert isinstance(conv, ResidualRGCNConv)  # ModuleList items are untyped for mypy
+            assert isinstance(conv, ResidualRGCNConv | CompGCNConv)  # untyped ModuleList items
             conv.reset_parameters()
         self.decoder.reset_parameters()
 
@@ -99,6 +110,14 @@ class KGEncoder(nn.Module):
             return x
         if edge_index is None or edge_type is None:
             raise ValueError("a model with message-passing layers needs the graph")
+        return self._propagate(x, edge_index, edge_type)
+
+    def _propagate(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
+        if self.layer == "compgcn":  # every relation's vector, reciprocals included
+            relations = self.decoder.relation_view(self.relation.weight)
+            for conv in self.convs:
+                x = conv(x, edge_index, edge_type, relations)
+            return x
         for conv in self.convs:
             x = conv(x, edge_index, edge_type)
         return x
@@ -107,9 +126,7 @@ class KGEncoder(nn.Module):
         """Representations ``[M, dim]`` of the nodes ``n_id`` of a sampled subgraph whose
         ``edge_index: [2, S]`` uses local (row in ``n_id``) node ids."""
         x: Tensor = self.entity(n_id)
-        for conv in self.convs:
-            x = conv(x, edge_index, edge_type)
-        return x
+        return self._propagate(x, edge_index, edge_type)
 
     def score_tails(self, x: Tensor, heads: Tensor, rels: Tensor) -> Tensor:
         """``[B, N]``: every entity as the tail of ``(heads[b], rels[b], ?)``; ``rels`` may be

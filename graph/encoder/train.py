@@ -70,6 +70,7 @@ def build_model(config: EncoderConfig, num_nodes: int, num_relations: int) -> KG
         num_nodes, num_relations, config.dim, decoder=config.decoder,
         num_layers=config.num_layers, num_bases=config.num_bases, num_blocks=config.num_blocks,
         dropout=config.dropout, gamma=config.gamma, init_scale=config.init_scale,
+        layer=config.layer,
     )
 
 

@@ -42,11 +42,11 @@ def random_graph(num_nodes: int = 20, num_rel: int = 3, num_edges: int = 60, see
 
 
 @pytest.mark.parametrize("decoder", ["distmult", "complex", "rotate"])
-@pytest.mark.parametrize("layers", [0, 2])
-def test_shapes(decoder: str, layers: int) -> None:
+@pytest.mark.parametrize(("layers", "layer"), [(0, "rgcn"), (2, "rgcn"), (2, "compgcn")])
+def test_shapes(decoder: str, layers: int, layer: str) -> None:
     data = random_graph()
     model = KGEncoder(data.num_nodes, data.num_relations, 8, decoder=decoder, num_layers=layers,
-                      num_bases=2 if layers else None)
+                      num_bases=2 if layers and layer == "rgcn" else None, layer=layer)
     ei, et = KGEncoder.message_graph(data.edge_index, data.edge_type, data.num_relations)
     x = model.encode(ei, et)
     assert x.shape == (20, 8)
@@ -103,6 +103,7 @@ def test_fast_scores_match_naive_reference(decoder: DistMult | ComplEx | RotatE)
     {"decoder": "distmult"},
     {"decoder": "rotate", "loss": "negative", "optimizer": "adam", "lr": 0.05, "n3": 0.0},
     {"decoder": "complex", "num_layers": 1, "num_bases": 2, "optimizer": "adam", "lr": 0.02},
+    {"decoder": "complex", "num_layers": 1, "layer": "compgcn", "optimizer": "adam", "lr": 0.02},
     {"decoder": "complex", "loss": "negative", "shared_negatives": True, "num_negatives": 10,
      "optimizer": "adam", "lr": 0.05, "n3": 0.0},
 ])
@@ -113,7 +114,7 @@ def test_training_fits_the_graph(overrides: dict[str, object]) -> None:
     triples = data.triples()
     splits = Splits(triples, triples[:0], triples[:0])
     untrained = KGEncoder(20, 3, 32, decoder=str(config.decoder), num_layers=config.num_layers,
-                          num_bases=config.num_bases)
+                          num_bases=config.num_bases, layer=config.layer)
     known = FilterIndex(triples, 3)
     graph = None
     if config.num_layers:
@@ -144,10 +145,12 @@ def test_early_stopping_keeps_the_best_validation_model() -> None:
     assert result.test["both"].count == 2 * result.splits.test.shape[0]
 
 
-def test_checkpoint_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layer", ["rgcn", "compgcn"])
+def test_checkpoint_round_trip(tmp_path: Path, layer: str) -> None:
     data = random_graph()
     data.entity_types = ["T"] * data.num_nodes
-    config = EncoderConfig(dim=8, epochs=3, num_layers=1, num_blocks=2, valid_fraction=0.0,
+    config = EncoderConfig(dim=8, epochs=3, num_layers=1, layer=layer,  # type: ignore[arg-type]
+                           num_blocks=2 if layer == "rgcn" else None, valid_fraction=0.0,
                            test_fraction=0.0, batch_size=16)
     result = train_encoder(data, config)
     save_checkpoint(tmp_path, result.model, config, data, result.graph, {"note": 1})
@@ -277,11 +280,12 @@ def test_layer_reset_parameters_redraws_like_a_fresh_layer() -> None:
 
 
 @pytest.mark.parametrize("decoder", ["distmult", "complex", "rotate"])
-@pytest.mark.parametrize("layers", [0, 2])
-def test_encoder_reset_parameters_redraws_like_a_fresh_model(decoder: str, layers: int) -> None:
+@pytest.mark.parametrize(("layers", "layer"), [(0, "rgcn"), (2, "rgcn"), (2, "compgcn")])
+def test_encoder_reset_parameters_redraws_like_a_fresh_model(decoder: str, layers: int,
+                                                              layer: str) -> None:
     data = random_graph()
-    kwargs = {"decoder": decoder, "num_layers": layers, "num_blocks": 2 if layers else None,
-              "init_scale": 0.1}
+    kwargs = {"decoder": decoder, "num_layers": layers, "layer": layer, "init_scale": 0.1,
+              "num_blocks": 2 if layers and layer == "rgcn" else None}
     torch.manual_seed(3)
     fresh = KGEncoder(data.num_nodes, data.num_relations, 8, **kwargs)  # type: ignore[arg-type]
     torch.manual_seed(7)
@@ -297,8 +301,9 @@ def test_encoder_reset_parameters_redraws_like_a_fresh_model(decoder: str, layer
     model.reset_parameters()
     state = model.state_dict()
     # the checkpoint names of the layers' weights are the ones earlier versions saved
+    names = ("weight", "root", "bias") if layer == "rgcn" else ("lin.weight", "lin.bias")
     expected = {"entity.weight", "relation.weight"} | {
-        f"convs.{i}.{name}" for i in range(layers) for name in ("weight", "root", "bias")}
+        f"convs.{i}.{name}" for i in range(layers) for name in names}
     assert set(state) == expected
     for key, value in state.items():
         assert not torch.equal(value, trained[key]), key
