@@ -17,7 +17,8 @@ class EncoderConfig(BaseModel):
     The default is the configuration that measured best on the small benchmark graphs:
     a ComplEx decoder on shallow embeddings (``num_layers=0``), 1-N cross-entropy over all
     entities with reciprocal relations and an N3 regulariser. ``num_layers > 0`` adds R-GCN
-    (``layer="rgcn"``) or CompGCN-style (``layer="compgcn"``) message passing; ``loss="negative"`` trains with sampled negatives instead of 1-N.
+    (``layer="rgcn"``) or CompGCN-style (``layer="compgcn"``) message passing;
+    ``loss="negative"`` trains with sampled negatives instead of 1-N.
     """
 
     model_config = ConfigDict(extra="forbid")
