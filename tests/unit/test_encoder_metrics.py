@@ -70,3 +70,11 @@ def test_non_finite_scores_fail_the_evaluation(bad: float) -> None:
     with pytest.raises(TrainingDivergedError, match="NaN or infinite") as caught:
         evaluate(tails, heads, torch.tensor([[0, 0, 1]]), known)
     assert isinstance(caught.value, KgrError)
+
+
+def test_a_diverged_training_is_a_named_server_error() -> None:
+    from api.errors import kgr_error_response
+
+    response = kgr_error_response(TrainingDivergedError("training diverged in epoch 3"))
+    assert response.status_code == 500
+    assert b'"code":"training_diverged"' in response.body
