@@ -20,6 +20,7 @@ from graph.exceptions import (
     NotFoundError,
     PayloadTooLargeError,
     TooManyJobsError,
+    TrainingDivergedError,
 )
 
 log = logging.getLogger("kgr.api")
@@ -38,6 +39,8 @@ STATUS_BY_ERROR: list[tuple[type[KgrError], int, str]] = [
     (PayloadTooLargeError, 413, "payload_too_large"),
     (TooManyJobsError, 429, "too_many_jobs"),
     (DatabaseUnavailableError, 503, "database_unavailable"),
+    # the run's own numbers broke, not the request: a server-side failure, named
+    (TrainingDivergedError, 500, "training_diverged"),
 ]
 
 

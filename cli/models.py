@@ -19,7 +19,7 @@ from cli.common import (
 from graph.exceptions import DatabaseUnavailableError
 
 if TYPE_CHECKING:
-    from fusion.versions import Kind
+    from fusion.versions import Kind, VersionInfo
 
 app = typer.Typer(help="Stored model versions: list, activate (roll back), delete, prune.",
                   no_args_is_help=True)
@@ -33,6 +33,19 @@ def _kind(value: str) -> Kind:
     from fusion.versions import check_kind
 
     return check_kind(value)
+
+
+def _epochs_cell(info: VersionInfo) -> str:
+    """``40 (best 35, 1.2 s)`` from the stored history (``--json`` prints every epoch)."""
+    if not info.history:
+        return "-"
+    seconds = [e.seconds for e in info.history if e.seconds is not None]
+    parts = [f"best {info.best_epoch}"] if info.best_epoch else []
+    if seconds:
+        parts.append(f"{sum(seconds) / len(seconds):.2f} s")
+    if any(e.diverged for e in info.history):
+        parts.append("diverged")
+    return f"{len(info.history)} ({', '.join(parts)})" if parts else str(len(info.history))
 
 
 @app.command("list")
@@ -54,6 +67,7 @@ def list_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG, json_out: bool = JS
     if not versions:
         console.print(f"no {kind} versions stored for domain {domain!r}")
         return
+    rows: list[tuple[str, ...]]
     if kind == "qa":
         columns = ["version", "active", "MB", "validation Hits@1", "graph head"]
         rows = [(v.version, "*" if v.active else "", f"{v.size_bytes / 1e6:.1f}",
@@ -62,11 +76,13 @@ def list_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG, json_out: bool = JS
                  {None: "-", True: "usable", False: "other encoder"}[v.graph_head_usable])
                 for v in versions]
     else:
-        columns = ["version", "active", "MB", "test MRR / Hits@10", "in Neo4j"]
+        columns = ["version", "active", "MB", "test MRR / Hits@10", "epochs (best, s/epoch)",
+                   "in Neo4j"]
         rows = [(v.version, "*" if v.active else "", f"{v.size_bytes / 1e6:.1f}",
                  " / ".join(f"{v.metrics[k]:.3f}" for k in ("mrr", "hits_at_10")
                             if k in v.metrics),
-                 {None: "?", True: "yes", False: ""}[v.served]) for v in versions]
+                 _epochs_cell(v), {None: "?", True: "yes", False: ""}[v.served])
+                for v in versions]
     print_table(f"{kind} versions of {domain} (oldest first)", columns, rows,
                 no_wrap=("version",))
 

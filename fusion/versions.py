@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from neo4j import Driver
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from graph.artifacts import ArtifactStore
 from graph.encoder.checkpoint import encoder_artifacts
@@ -36,6 +36,17 @@ from graph.settings import Settings
 Kind = Literal["encoder", "qa"]
 KINDS: tuple[Kind, ...] = ("encoder", "qa")
 CONFIG_FILE = "config.json"  # both kinds keep their configuration and metrics here
+
+
+class EpochRecord(BaseModel):
+    """One training epoch of an encoder version, as stored with it (config.json metrics)."""
+
+    epoch: int
+    loss: float | None = Field(description="mean training loss per query; null if not finite")
+    valid_mrr: float | None = Field(
+        default=None, description="filtered validation MRR; null when not evaluated")
+    seconds: float | None = Field(default=None, description="training plus validation")
+    diverged: bool = Field(default=False, description="training stopped here: NaN weights")
 
 
 class VersionInfo(BaseModel):
@@ -56,6 +67,11 @@ class VersionInfo(BaseModel):
         "(else the text head answers); None without a graph head")
     served: bool | None = Field(
         default=None, description="encoder: Neo4j's vector index holds this version's embeddings")
+    best_epoch: int | None = Field(
+        default=None, description="encoder: the epoch whose weights were kept")
+    history: list[EpochRecord] | None = Field(
+        default=None, description="encoder: every training epoch; null for versions trained "
+        "before the history was stored")
 
 
 def check_kind(value: str) -> Kind:
@@ -124,8 +140,18 @@ def list_versions(settings: Settings, driver: Driver | None, kind: Kind,
             heads = config.get("heads") or {}
             if "graph" in heads and (heads["graph"] or {}).get("graph_dim"):
                 info.graph_head_usable = info.encoder_version == active_encoder
-        elif driver is not None:
-            info.served = version == served
+        else:
+            metrics = config.get("metrics") or {}
+            if isinstance(metrics.get("history"), list):
+                try:
+                    info.history = [EpochRecord.model_validate(row)
+                                    for row in metrics["history"]]
+                except ValidationError:  # a hand-edited file: list the version without it
+                    info.history = None
+            if isinstance(metrics.get("best_epoch"), int):
+                info.best_epoch = metrics["best_epoch"]
+            if driver is not None:
+                info.served = version == served
         out.append(info)
     return out
 

@@ -44,3 +44,8 @@ class ServerLaunchError(KgrError):
 
 class ModelNotReadyError(KgrError):
     """No trained model (artifact) is active for the requested domain yet."""
+
+
+class TrainingDivergedError(KgrError):
+    """A model's weights or scores are NaN or infinite: training diverged (e.g. the learning
+    rate is too high), and ranking with them would be meaningless."""

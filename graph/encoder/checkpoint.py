@@ -102,7 +102,7 @@ def load_checkpoint(folder: Path, domain: str = "", version: str | None = None) 
     model = KGEncoder(
         meta["num_nodes"], meta["num_relations"], config.dim, decoder=config.decoder,
         num_layers=config.num_layers, num_bases=config.num_bases, num_blocks=config.num_blocks,
-        dropout=config.dropout, gamma=config.gamma,
+        dropout=config.dropout, gamma=config.gamma, layer=config.layer,
     )
     model.load_state_dict(load_file(str(folder / MODEL_FILE)))
     model.eval()

@@ -17,14 +17,18 @@ class EncoderConfig(BaseModel):
     The default is the configuration that measured best on the small benchmark graphs:
     a ComplEx decoder on shallow embeddings (``num_layers=0``), 1-N cross-entropy over all
     entities with reciprocal relations and an N3 regulariser. ``num_layers > 0`` adds R-GCN
-    message passing; ``loss="negative"`` trains with sampled negatives instead of 1-N.
+    (``layer="rgcn"``) or CompGCN-style (``layer="compgcn"``) message passing;
+    ``loss="negative"`` trains with sampled negatives instead of 1-N.
     """
 
     model_config = ConfigDict(extra="forbid")
 
     decoder: Literal["distmult", "complex", "rotate"] = "complex"
     dim: int = Field(default=400, ge=2, le=4096, description="reals per entity")
-    num_layers: int = Field(default=0, ge=0, le=4, description="R-GCN layers (0 = none)")
+    num_layers: int = Field(default=0, ge=0, le=4, description="message-passing layers (0 = none)")
+    layer: Literal["rgcn", "compgcn"] = Field(
+        default="rgcn", description="rgcn: a weight per relation type (basis/block "
+        "decomposition); compgcn: one shared weight, messages composed with the relation")
     num_bases: int | None = Field(default=None, ge=1)
     num_blocks: int | None = Field(default=None, ge=1)
     dropout: float = Field(default=0.0, ge=0.0, lt=1.0)

@@ -8,11 +8,13 @@ under ``torchrun`` (``RANK``/``WORLD_SIZE``/``MASTER_ADDR`` set) call ``run_rank
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -65,14 +67,16 @@ def _spawned(rank: int, world_size: int, port: int, splits: Splits, num_nodes: i
     if rank == 0:
         state = {k: v.detach().cpu().contiguous() for k, v in result.model.state_dict().items()}
         save_file(state, str(Path(out_dir) / "model.safetensors"))
+        (Path(out_dir) / "history.json").write_text(json.dumps(result.history))
 
 
 def train_ddp(
     splits: Splits, num_nodes: int, num_relations: int, config: EncoderConfig,
     world_size: int = 2, threads_per_rank: int = 1,
+    history: list[dict[str, Any]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Spawn ``world_size`` local processes (gloo on CPU, NCCL with CUDA), train, and return
-    rank 0's final ``state_dict``."""
+    rank 0's final ``state_dict``; rank 0's per-epoch history is appended to ``history``."""
     with tempfile.TemporaryDirectory(prefix="kgr-ddp-") as out_dir:
         os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
         mp.spawn(
@@ -81,4 +85,6 @@ def train_ddp(
                   config.model_dump_json(), out_dir, threads_per_rank),
             nprocs=world_size, join=True,
         )
+        if history is not None:
+            history.extend(json.loads((Path(out_dir) / "history.json").read_text()))
         return load_file(str(Path(out_dir) / "model.safetensors"))

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
+from graph.exceptions import TrainingDivergedError
+
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 HITS_AT = (1, 3, 10)
 
@@ -68,6 +70,17 @@ def realistic_ranks(scores: Tensor, targets: Tensor, filter_rows: Tensor | None 
     return 1.0 + greater.double() + equal.double() / 2.0
 
 
+def check_finite(scores: Tensor, what: str) -> None:
+    """``TrainingDivergedError`` if ``scores`` hold NaN or +-inf. A NaN true score compares
+    neither greater nor equal to anything, so without this a diverged model would rank every
+    true entity first (MRR 1.0) and early stopping would keep it."""
+    if not bool(torch.isfinite(scores).all()):
+        bad = int((~torch.isfinite(scores)).sum())
+        raise TrainingDivergedError(
+            f"the model's {what} scores hold {bad} NaN or infinite values of {scores.numel()}: "
+            "training diverged (try a lower learning rate, or amp=false)")
+
+
 @dataclass
 class Metrics:
     mrr: float
@@ -103,7 +116,8 @@ def evaluate_ranks(
     """Filtered realistic ranks of tails and heads for ``triples: [T, 3]``.
 
     ``score_tails(h, r) -> [B, N]`` and ``score_heads(r, t) -> [B, N]`` score every entity.
-    Returns (tail ranks ``[T]``, head ranks ``[T]``).
+    Returns (tail ranks ``[T]``, head ranks ``[T]``). Raises ``TrainingDivergedError`` when a
+    score is NaN or infinite.
     """
     tail_ranks, head_ranks = [], []
     for start in range(0, triples.shape[0], batch_size):
@@ -111,9 +125,11 @@ def evaluate_ranks(
         h, r, t = batch[:, 0], batch[:, 1], batch[:, 2]
         rows, cols = known.known_tails(h, r)
         scores = score_tails(h, r)
+        check_finite(scores, "tail")
         tail_ranks.append(realistic_ranks(scores, t.to(scores.device), rows, cols).cpu())
         rows, cols = known.known_heads(r, t)
         scores = score_heads(r, t)
+        check_finite(scores, "head")
         head_ranks.append(realistic_ranks(scores, h.to(scores.device), rows, cols).cpu())
     if not tail_ranks:
         empty = torch.zeros(0, dtype=torch.double)

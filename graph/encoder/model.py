@@ -1,189 +1,49 @@
-"""The encoder: shallow entity embeddings, optional relation-aware message passing (R-GCN layers
-from PyTorch Geometric, basis or block decomposition), and a KGE decoder (DistMult, ComplEx,
-RotatE) that scores a query against every entity at once (1-N) or against given tails.
+"""The encoder: shallow entity embeddings, optional relation-aware message passing (residual
+R-GCN layers from PyTorch Geometric, basis or block decomposition: ``graph.encoder.layers``),
+and a KGE decoder (DistMult, ComplEx, RotatE: ``graph.encoder.decoders``) that scores a query
+against every entity at once (1-N) or against given tails.
 
 Relations are reciprocal: relation ``r`` of ``R`` has an inverse ``r + R``, so a head query
 ``(?, r, t)`` is the tail query ``(t, r + R, ?)``.
+
+The decoders, the layer and the sampler are re-exported here: earlier import paths
+(``graph.encoder.model.ComplEx``, ``...NeighborSampler``) keep working.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch_geometric.nn import RGCNConv
 
-DECODERS = ("distmult", "complex", "rotate")
+from graph.encoder.decoders import (
+    DECODERS,
+    ComplEx,
+    Decoder,
+    DistMult,
+    RotatE,
+    make_decoder,
+)
+from graph.encoder.decoders import halves as _halves
+from graph.encoder.layers import CompGCNConv, NeighborSampler, ResidualRGCNConv
 
+LAYERS = ("rgcn", "compgcn")
 
-class Decoder(nn.Module):
-    """Scores (head, relation, tail) embeddings. ``h, t: [B, dim]``, ``r: [B, rel_dim]``."""
-
-    def relation_dim(self, dim: int) -> int:
-        return dim
-
-    def score(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        """``[B]`` scores of matched rows."""
-        raise NotImplementedError
-
-    def score_all(self, h: Tensor, r: Tensor, entities: Tensor) -> Tensor:
-        """``[B, N]`` scores of each query row against every entity (``entities: [N, dim]``)."""
-        raise NotImplementedError
-
-    def factors(self, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
-        """Per-coordinate magnitudes for the N3 regulariser, each ``[B, k]``."""
-        return [h.abs(), r.abs(), t.abs()]
-
-    def relation_view(self, r: Tensor) -> Tensor:
-        """A real-valued view of relation embeddings ``[R, d]`` for serving."""
-        return r
-
-
-class DistMult(Decoder):
-    def score(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        return (h * r * t).sum(-1)
-
-    def score_all(self, h: Tensor, r: Tensor, entities: Tensor) -> Tensor:
-        return (h * r) @ entities.t()
-
-
-def _halves(x: Tensor) -> tuple[Tensor, Tensor]:
-    """(real, imaginary) halves; ``unbind`` (not slicing) keeps the backward pass cheap."""
-    re, im = x.unflatten(-1, (2, x.shape[-1] // 2)).unbind(-2)
-    return re, im
-
-
-class ComplEx(Decoder):
-    """``Re(<h, r, conj(t)>)``; a vector of ``dim`` reals holds ``dim/2`` complex numbers."""
-
-    def score(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        (hr, hi), (rr, ri), (tr, ti) = _halves(h), _halves(r), _halves(t)
-        return (hr * rr * tr + hr * ri * ti + hi * rr * ti - hi * ri * tr).sum(-1)
-
-    def score_all(self, h: Tensor, r: Tensor, entities: Tensor) -> Tensor:
-        (hr, hi), (rr, ri) = _halves(h), _halves(r)
-        # [q_re | q_im] @ [e_re | e_im]^T: one matmul against the contiguous entity matrix
-        query = torch.cat([hr * rr - hi * ri, hr * ri + hi * rr], dim=-1)
-        return query @ entities.t()
-
-    def factors(self, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
-        out = []
-        for x in (h, r, t):
-            re, im = _halves(x)
-            out.append(torch.sqrt(re * re + im * im + 1e-12))
-        return out
-
-
-class RotatE(Decoder):
-    """``gamma - sum_k |h_k * e^{i theta_k} - t_k|``; relations are ``dim/2`` phases."""
-
-    def __init__(self, gamma: float = 6.0, chunk: int = 4096) -> None:
-        super().__init__()
-        self.gamma = gamma
-        self.chunk = chunk
-
-    def relation_dim(self, dim: int) -> int:
-        return dim // 2
-
-    def _rotate(self, h: Tensor, r: Tensor) -> tuple[Tensor, Tensor]:
-        hr, hi = _halves(h)
-        phase = r * math.pi
-        cos, sin = torch.cos(phase), torch.sin(phase)
-        return hr * cos - hi * sin, hr * sin + hi * cos
-
-    def score(self, h: Tensor, r: Tensor, t: Tensor) -> Tensor:
-        q_re, q_im = self._rotate(h, r)
-        tr, ti = _halves(t)
-        return self.gamma - torch.sqrt((q_re - tr) ** 2 + (q_im - ti) ** 2 + 1e-12).sum(-1)
-
-    def score_all(self, h: Tensor, r: Tensor, entities: Tensor) -> Tensor:
-        q_re, q_im = self._rotate(h, r)
-        er, ei = _halves(entities)
-        parts = []
-        for start in range(0, entities.shape[0], self.chunk):
-            cr, ci = er[start:start + self.chunk], ei[start:start + self.chunk]
-            dist = torch.sqrt((q_re[:, None, :] - cr[None]) ** 2
-                              + (q_im[:, None, :] - ci[None]) ** 2 + 1e-12).sum(-1)
-            parts.append(self.gamma - dist)
-        return torch.cat(parts, dim=1)
-
-    def factors(self, h: Tensor, r: Tensor, t: Tensor) -> list[Tensor]:
-        out = []
-        for x in (h, t):
-            re, im = _halves(x)
-            out.append(torch.sqrt(re * re + im * im + 1e-12))
-        return out
-
-    def relation_view(self, r: Tensor) -> Tensor:
-        phase = r * math.pi
-        return torch.cat([torch.cos(phase), torch.sin(phase)], dim=-1)
-
-
-def make_decoder(name: str, gamma: float = 6.0) -> Decoder:
-    if name == "distmult":
-        return DistMult()
-    if name == "complex":
-        return ComplEx()
-    if name == "rotate":
-        return RotatE(gamma=gamma)
-    raise ValueError(f"unknown decoder {name!r}; choose one of {', '.join(DECODERS)}")
-
-
-class NeighborSampler:
-    """Uniform neighbour sampling (with replacement) over a message graph, for mini-batch R-GCN
-    training when full-graph message passing does not fit. Pure PyTorch (CSR by target node).
-
-    ``edge_index: [2, E]`` (source, target), ``edge_type: [E]``; ``fanouts[l]`` messages are
-    sampled per node and hop."""
-
-    def __init__(self, edge_index: Tensor, edge_type: Tensor, num_nodes: int,
-                 fanouts: list[int]) -> None:
-        order = torch.argsort(edge_index[1], stable=True)
-        self.src = edge_index[0][order]
-        self.rel = edge_type[order]
-        counts = torch.bincount(edge_index[1], minlength=num_nodes)
-        self.rowptr = torch.cat([counts.new_zeros(1), torch.cumsum(counts, 0)])
-        self.fanouts = fanouts
-
-    def sample(self, seeds: Tensor, generator: torch.Generator | None = None
-               ) -> tuple[Tensor, Tensor, Tensor]:
-        """``(n_id [M], local edge_index [2, S], edge_type [S])``; ``n_id`` is sorted and holds
-        every seed, so ``torch.searchsorted(n_id, seeds)`` gives the seeds' local rows."""
-        device = seeds.device
-        frontier = seeds.unique()
-        nodes, srcs, dsts, rels = [frontier], [], [], []
-        for fanout in self.fanouts:
-            start = self.rowptr[frontier.cpu()]
-            degree = self.rowptr[frontier.cpu() + 1] - start
-            keep = degree > 0
-            if not bool(keep.any()):
-                break
-            start, degree, targets = start[keep], degree[keep], frontier.cpu()[keep]
-            offsets = (torch.rand(len(targets), fanout, generator=generator)
-                       * degree[:, None]).long()
-            picked = (start[:, None] + offsets).flatten()
-            srcs.append(self.src[picked])
-            rels.append(self.rel[picked])
-            dsts.append(targets.repeat_interleave(fanout))
-            frontier = srcs[-1].unique()
-            nodes.append(frontier)
-        n_id = torch.cat([n.cpu() for n in nodes]).unique()
-        if not srcs:
-            empty = torch.zeros(2, 0, dtype=torch.long)
-            return n_id.to(device), empty.to(device), empty[0].to(device)
-        src, dst = torch.cat(srcs), torch.cat(dsts)
-        local = torch.stack([torch.searchsorted(n_id, src), torch.searchsorted(n_id, dst)])
-        return n_id.to(device), local.to(device), torch.cat(rels).to(device)
+__all__ = [
+    "DECODERS", "LAYERS", "CompGCNConv", "ComplEx", "Decoder", "DistMult", "KGEncoder",
+    "NeighborSampler",
+    "ResidualRGCNConv", "RotatE", "_halves", "make_decoder",
+]
 
 
 class KGEncoder(nn.Module):
-    """Entity embeddings ``[N, dim]`` refined by ``num_layers`` residual R-GCN layers over the
-    graph with reciprocal edges (``2 R`` relation types), scored by a KGE decoder.
+    """Entity embeddings ``[N, dim]`` refined by ``num_layers`` residual message-passing layers
+    over the graph with reciprocal edges (``2 R`` relation types), scored by a KGE decoder.
 
     Hyperparameters: ``dim`` (reals per entity; even for complex/rotate), ``num_layers``
-    (0 = plain embedding model), ``num_bases`` / ``num_blocks`` (R-GCN weight decomposition),
+    (0 = plain embedding model), ``layer`` (``rgcn``: a weight per relation type;
+    ``compgcn``: one shared weight, messages composed with the decoder's relation vectors),
+    ``num_bases`` / ``num_blocks`` (R-GCN weight decomposition),
     ``dropout``, ``decoder`` and ``gamma`` (RotatE margin), ``init_scale`` (embedding std).
     """
 
@@ -191,34 +51,49 @@ class KGEncoder(nn.Module):
         self, num_nodes: int, num_relations: int, dim: int = 200, *, decoder: str = "complex",
         num_layers: int = 0, num_bases: int | None = None, num_blocks: int | None = None,
         dropout: float = 0.0, gamma: float = 6.0, init_scale: float = 1e-3,
+        layer: str = "rgcn",
     ) -> None:
         super().__init__()
+        if layer not in LAYERS:
+            raise ValueError(f"unknown layer {layer!r}; choose one of {', '.join(LAYERS)}")
+        self.layer = layer
         if decoder in ("complex", "rotate") and dim % 2:
             raise ValueError(f"{decoder} needs an even dim, got {dim}")
         self.num_nodes = num_nodes
         self.num_relations = num_relations
         self.dim = dim
+        self.gamma = gamma
+        self.init_scale = init_scale
         self.decoder = make_decoder(decoder, gamma)
-        self.entity = nn.Embedding(num_nodes, dim)
-        self.relation = nn.Embedding(2 * num_relations, self.decoder.relation_dim(dim))
-        nn.init.normal_(self.entity.weight, std=init_scale)
-        if decoder == "rotate":
+        # built without drawing from the RNG (the layers' own draws are undone), then reset
+        # once: a seeded reset_parameters() equals a module freshly built under that seed
+        with torch.random.fork_rng(devices=[]):
+            self.entity = nn.Embedding(num_nodes, dim, _weight=torch.empty(num_nodes, dim))
+            rel_dim = self.decoder.relation_dim(dim)
+            self.relation = nn.Embedding(2 * num_relations, rel_dim,
+                                         _weight=torch.empty(2 * num_relations, rel_dim))
+            composition = "mult" if decoder == "distmult" else "complex"
+            self.convs = nn.ModuleList(
+                ResidualRGCNConv(dim, 2 * num_relations, num_bases=num_bases,
+                                 num_blocks=num_blocks, dropout=dropout) if layer == "rgcn"
+                else CompGCNConv(dim, composition, dropout)  # type: ignore[arg-type]
+                for _ in range(num_layers)
+            )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Re-draw every weight as a new model would: entity and relation tables (RotatE: a
+        uniform entity box and uniform phases), then each layer and the decoder."""
+        if isinstance(self.decoder, RotatE):
+            nn.init.uniform_(self.entity.weight, -self.gamma / self.dim, self.gamma / self.dim)
             nn.init.uniform_(self.relation.weight, -1.0, 1.0)
-            nn.init.uniform_(self.entity.weight, -gamma / dim, gamma / dim)
         else:
-            nn.init.normal_(self.relation.weight, std=init_scale)
-        self.convs = nn.ModuleList(
-            RGCNConv(dim, dim, 2 * num_relations, num_bases=num_bases, num_blocks=num_blocks,
-                     aggr="mean")
-            for _ in range(num_layers)
-        )
-        for conv in self.convs:  # start close to the identity: a small residual update
-            for p in conv.parameters():
-                if p.dim() > 1:
-                    nn.init.normal_(p, std=0.1 / math.sqrt(dim))
-                else:
-                    nn.init.zeros_(p)
-        self.dropout = nn.Dropout(dropout)
+            nn.init.normal_(self.entity.weight, std=self.init_scale)
+            nn.init.normal_(self.relation.weight, std=self.init_scale)
+        for conv in self.convs:
+            assert isinstance(conv, ResidualRGCNConv | CompGCNConv)  # untyped ModuleList items
+            conv.reset_parameters()
+        self.decoder.reset_parameters()
 
     @staticmethod
     def message_graph(edge_index: Tensor, edge_type: Tensor, num_relations: int
@@ -235,17 +110,23 @@ class KGEncoder(nn.Module):
             return x
         if edge_index is None or edge_type is None:
             raise ValueError("a model with message-passing layers needs the graph")
+        return self._propagate(x, edge_index, edge_type)
+
+    def _propagate(self, x: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
+        if self.layer == "compgcn":  # every relation's vector, reciprocals included
+            relations = self.decoder.relation_view(self.relation.weight)
+            for conv in self.convs:
+                x = conv(x, edge_index, edge_type, relations)
+            return x
         for conv in self.convs:
-            x = x + self.dropout(torch.tanh(conv(x, edge_index, edge_type)))
+            x = conv(x, edge_index, edge_type)
         return x
 
     def encode_nodes(self, n_id: Tensor, edge_index: Tensor, edge_type: Tensor) -> Tensor:
         """Representations ``[M, dim]`` of the nodes ``n_id`` of a sampled subgraph whose
         ``edge_index: [2, S]`` uses local (row in ``n_id``) node ids."""
         x: Tensor = self.entity(n_id)
-        for conv in self.convs:
-            x = x + self.dropout(torch.tanh(conv(x, edge_index, edge_type)))
-        return x
+        return self._propagate(x, edge_index, edge_type)
 
     def score_tails(self, x: Tensor, heads: Tensor, rels: Tensor) -> Tensor:
         """``[B, N]``: every entity as the tail of ``(heads[b], rels[b], ?)``; ``rels`` may be

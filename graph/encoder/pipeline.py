@@ -112,11 +112,17 @@ def train_encoder_ddp(data: KGData, config: EncoderConfig, processes: int) -> Tr
     started = time.perf_counter()
     splits = split_triples(data.triples(), config.valid_fraction, config.test_fraction,
                            config.seed)
-    state = train_ddp(splits, data.num_nodes, data.num_relations, config, world_size=processes)
+    history: list[dict[str, Any]] = []
+    state = train_ddp(splits, data.num_nodes, data.num_relations, config, world_size=processes,
+                      history=history)
     model = build_model(config, data.num_nodes, data.num_relations)
     model.load_state_dict(state)
     graph = message_graph_for(model, splits.train, next(model.parameters()).device)
-    result = TrainResult(model=model, config=config, splits=splits, graph=graph)
+    result = TrainResult(model=model, config=config, splits=splits, graph=graph,
+                         history=history)
+    evaluated = [info for info in history if info.get("valid_mrr") is not None]
+    result.best_epoch = (max(evaluated, key=lambda info: info["valid_mrr"])["epoch"]
+                         if evaluated else len(history))
     known = FilterIndex(splits.all(), data.num_relations)
     if splits.valid.numel():
         result.valid = evaluate_model(model, splits.valid, known, graph, config.eval_batch_size)

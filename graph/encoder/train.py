@@ -4,6 +4,7 @@ MRR, and ``train_encoder`` / ``train_domain``."""
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from graph.encoder.config import EncoderConfig
 from graph.encoder.data import KGData
 from graph.encoder.evaluate import FilterIndex, Metrics, evaluate
 from graph.encoder.model import KGEncoder, NeighborSampler
+from graph.exceptions import TrainingDivergedError
 
 # progress(epoch, total_epochs, info) after each epoch; info has loss and, when evaluated, mrr.
 EpochProgress = Callable[[int, int, dict[str, Any]], None]
@@ -68,6 +70,7 @@ def build_model(config: EncoderConfig, num_nodes: int, num_relations: int) -> KG
         num_nodes, num_relations, config.dim, decoder=config.decoder,
         num_layers=config.num_layers, num_bases=config.num_bases, num_blocks=config.num_blocks,
         dropout=config.dropout, gamma=config.gamma, init_scale=config.init_scale,
+        layer=config.layer,
     )
 
 
@@ -170,7 +173,38 @@ class TrainResult:
             "num_train": int(self.splits.train.shape[0]),
             "num_valid": int(self.splits.valid.shape[0]),
             "num_test": int(self.splits.test.shape[0]),
+            "history": history_records(self.history),
         }
+
+
+def _finite_or_none(value: Any, digits: int) -> float | None:
+    # NaN and inf are not JSON: a diverged epoch's loss is stored (and served) as null
+    if value is None or not math.isfinite(float(value)):
+        return None
+    return round(float(value), digits)
+
+
+def history_records(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-epoch history as JSON-safe rows: ``epoch``, ``loss`` (mean per query),
+    ``valid_mrr`` (null when not evaluated), ``seconds`` (training plus validation) and, for
+    the epoch training stopped at, ``diverged``."""
+    rows = []
+    for info in history:
+        row: dict[str, Any] = {
+            "epoch": int(info["epoch"]),
+            "loss": _finite_or_none(info.get("loss"), 6),
+            "valid_mrr": _finite_or_none(info.get("valid_mrr"), 6),
+            "seconds": _finite_or_none(info.get("seconds"), 3),
+        }
+        if info.get("diverged"):
+            row["diverged"] = True
+        rows.append(row)
+    return rows
+
+
+def weights_finite(model: nn.Module) -> bool:
+    """No parameter holds NaN or +-inf."""
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
 
 
 def message_graph_for(model: KGEncoder, train: Tensor, device: torch.device
@@ -200,27 +234,43 @@ def fit(
         valid = valid[:config.max_eval_triples]
     result = TrainResult(model=model, config=config, splits=splits, graph=graph)
     best_mrr, best_state, bad = -1.0, None, 0
+    diverged: TrainingDivergedError | None = None
     for epoch in range(1, config.epochs + 1):
+        epoch_started = time.perf_counter()
         loss = train_epoch(ddp_model or model, optimizer, queries, config, epoch,
                            model.num_nodes, graph, rank, world_size)
         info: dict[str, Any] = {"epoch": epoch, "loss": loss}
         last = epoch == config.epochs
-        if valid.numel() and (epoch % config.eval_every == 0 or last):
-            metrics = evaluate_model(model, valid, known, graph, config.eval_batch_size)
-            info["valid_mrr"] = metrics["both"].mrr
-            if metrics["both"].mrr > best_mrr:
-                best_mrr, bad = metrics["both"].mrr, 0
-                best_state = copy.deepcopy(model.state_dict())
-                result.best_epoch, result.valid = epoch, metrics
+        # the weights, not this rank's loss: DDP keeps them equal, so every rank stops together
+        if not weights_finite(model):
+            diverged = TrainingDivergedError(
+                f"training diverged in epoch {epoch}: the weights hold NaN or infinite values "
+                f"(loss {loss}); try a lower learning rate, or amp=false")
+        elif valid.numel() and (epoch % config.eval_every == 0 or last):
+            try:
+                metrics = evaluate_model(model, valid, known, graph, config.eval_batch_size)
+            except TrainingDivergedError as exc:
+                diverged = exc
             else:
-                bad += 1
+                info["valid_mrr"] = metrics["both"].mrr
+                if metrics["both"].mrr > best_mrr:
+                    best_mrr, bad = metrics["both"].mrr, 0
+                    best_state = copy.deepcopy(model.state_dict())
+                    result.best_epoch, result.valid = epoch, metrics
+                else:
+                    bad += 1
+        if diverged is not None:
+            info["diverged"] = True
+        info["seconds"] = time.perf_counter() - epoch_started  # training and validation
         result.history.append(info)
         if progress:
             progress(epoch, config.epochs, info)
-        if bad >= config.patience:
+        if diverged is not None or bad >= config.patience:
             break
-    if best_state is not None:
+    if best_state is not None:  # the best finite model: a diverged one is never kept
         model.load_state_dict(best_state)
+    elif diverged is not None:
+        raise diverged
     else:
         result.best_epoch = len(result.history)
     result.wall_s = time.perf_counter() - started

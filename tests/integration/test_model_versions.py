@@ -389,3 +389,26 @@ def test_breaking_a_stale_model_lock_waits_for_its_holders_fenced_write(
                 assert current is not None and current.owner == taker.owner
     finally:
         force_release(driver, database, ModelLock.LABEL, name)
+
+
+def test_each_encoder_version_lists_its_training_history(
+    client: TestClient, two_encoders: tuple[str, str], monkeypatch: pytest.MonkeyPatch,
+    settings: Settings, domain: str,
+) -> None:
+    first, _ = two_encoders
+    listed = versions_of(client, "encoder", domain)
+    for version in listed:
+        history = version["history"]
+        assert [e["epoch"] for e in history] == list(range(1, TINY.epochs + 1))
+        assert all(e["loss"] > 0 and e["seconds"] > 0 for e in history)
+        assert all(e["valid_mrr"] is None for e in history)  # TINY has no validation split
+        assert version["best_epoch"] == TINY.epochs
+    with cli_settings(monkeypatch, settings):
+        runner = CliRunner()
+        as_json = runner.invoke(cli_app, ["models", "list", "encoder", domain, "--json"])
+        assert as_json.exit_code == 0, as_json.output
+        assert json.loads(as_json.stdout)[0]["history"] == listed[0]["history"]
+        table = runner.invoke(cli_app, ["models", "list", "encoder", domain])
+        # the cell is "10 (best 10, 0.02 s)", folded by the table's width
+        assert table.exit_code == 0 and "(best" in table.output and " s)" in table.output
+    assert first == listed[0]["version"]

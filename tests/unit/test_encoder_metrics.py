@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from graph.encoder.evaluate import FilterIndex, evaluate, rank_metrics, realistic_ranks
+from graph.exceptions import KgrError, TrainingDivergedError
 
 
 def test_realistic_ranks_with_ties_and_filtering() -> None:
@@ -49,3 +50,31 @@ def test_head_and_tail_metrics_on_a_hand_computed_example() -> None:
     assert result["both"].mrr == pytest.approx((1 / 2.5 + 1 / 3) / 2)
     assert result["both"].hits_at_1 == 0.0 and result["both"].hits_at_3 == 1.0
     assert result["both"].count == 2
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_scores_fail_the_evaluation(bad: float) -> None:
+    known = FilterIndex(torch.tensor([[0, 0, 1]]), 1)
+
+    def tails(h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
+        scores = torch.tensor([[0.9, 0.5, 0.8, 0.5]]).expand(h.shape[0], 4).clone()
+        scores[:, 1] = bad  # the true tail: a NaN compares neither greater nor equal
+        return scores
+
+    def heads(r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return torch.zeros(t.shape[0], 4)
+
+    # the bug this guards against: a NaN (or +inf) true entity ranks first
+    assert realistic_ranks(tails(torch.tensor([0]), torch.tensor([0])),
+                           torch.tensor([1])).tolist() == [1.0]
+    with pytest.raises(TrainingDivergedError, match="NaN or infinite") as caught:
+        evaluate(tails, heads, torch.tensor([[0, 0, 1]]), known)
+    assert isinstance(caught.value, KgrError)
+
+
+def test_a_diverged_training_is_a_named_server_error() -> None:
+    from api.errors import kgr_error_response
+
+    response = kgr_error_response(TrainingDivergedError("training diverged in epoch 3"))
+    assert response.status_code == 500
+    assert b'"code":"training_diverged"' in response.body

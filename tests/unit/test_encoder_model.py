@@ -11,8 +11,17 @@ import torch
 
 from graph.encoder import EncoderConfig, KGData, load_checkpoint, save_checkpoint, train_encoder
 from graph.encoder.evaluate import FilterIndex
+from graph.encoder.layers import ResidualRGCNConv
 from graph.encoder.model import ComplEx, DistMult, KGEncoder, NeighborSampler, RotatE
-from graph.encoder.train import Splits, evaluate_model, with_reciprocals
+from graph.encoder.train import (
+    Splits,
+    build_model,
+    evaluate_model,
+    fit,
+    split_triples,
+    with_reciprocals,
+)
+from graph.exceptions import TrainingDivergedError
 
 
 @pytest.fixture(autouse=True)
@@ -33,11 +42,11 @@ def random_graph(num_nodes: int = 20, num_rel: int = 3, num_edges: int = 60, see
 
 
 @pytest.mark.parametrize("decoder", ["distmult", "complex", "rotate"])
-@pytest.mark.parametrize("layers", [0, 2])
-def test_shapes(decoder: str, layers: int) -> None:
+@pytest.mark.parametrize(("layers", "layer"), [(0, "rgcn"), (2, "rgcn"), (2, "compgcn")])
+def test_shapes(decoder: str, layers: int, layer: str) -> None:
     data = random_graph()
     model = KGEncoder(data.num_nodes, data.num_relations, 8, decoder=decoder, num_layers=layers,
-                      num_bases=2 if layers else None)
+                      num_bases=2 if layers and layer == "rgcn" else None, layer=layer)
     ei, et = KGEncoder.message_graph(data.edge_index, data.edge_type, data.num_relations)
     x = model.encode(ei, et)
     assert x.shape == (20, 8)
@@ -94,6 +103,7 @@ def test_fast_scores_match_naive_reference(decoder: DistMult | ComplEx | RotatE)
     {"decoder": "distmult"},
     {"decoder": "rotate", "loss": "negative", "optimizer": "adam", "lr": 0.05, "n3": 0.0},
     {"decoder": "complex", "num_layers": 1, "num_bases": 2, "optimizer": "adam", "lr": 0.02},
+    {"decoder": "complex", "num_layers": 1, "layer": "compgcn", "optimizer": "adam", "lr": 0.02},
     {"decoder": "complex", "loss": "negative", "shared_negatives": True, "num_negatives": 10,
      "optimizer": "adam", "lr": 0.05, "n3": 0.0},
 ])
@@ -104,7 +114,7 @@ def test_training_fits_the_graph(overrides: dict[str, object]) -> None:
     triples = data.triples()
     splits = Splits(triples, triples[:0], triples[:0])
     untrained = KGEncoder(20, 3, 32, decoder=str(config.decoder), num_layers=config.num_layers,
-                          num_bases=config.num_bases)
+                          num_bases=config.num_bases, layer=config.layer)
     known = FilterIndex(triples, 3)
     graph = None
     if config.num_layers:
@@ -135,10 +145,12 @@ def test_early_stopping_keeps_the_best_validation_model() -> None:
     assert result.test["both"].count == 2 * result.splits.test.shape[0]
 
 
-def test_checkpoint_round_trip(tmp_path: Path) -> None:
+@pytest.mark.parametrize("layer", ["rgcn", "compgcn"])
+def test_checkpoint_round_trip(tmp_path: Path, layer: str) -> None:
     data = random_graph()
     data.entity_types = ["T"] * data.num_nodes
-    config = EncoderConfig(dim=8, epochs=3, num_layers=1, num_blocks=2, valid_fraction=0.0,
+    config = EncoderConfig(dim=8, epochs=3, num_layers=1, layer=layer,  # type: ignore[arg-type]
+                           num_blocks=2 if layer == "rgcn" else None, valid_fraction=0.0,
                            test_fraction=0.0, batch_size=16)
     result = train_encoder(data, config)
     save_checkpoint(tmp_path, result.model, config, data, result.graph, {"note": 1})
@@ -192,3 +204,108 @@ def test_default_config_depends_on_the_graph_size() -> None:
     assert big.loss == "negative" and big.shared_negatives and big.epochs == 3
     with pytest.raises(ValueError):
         EncoderConfig.for_graph(10, 10, dim=15)
+
+
+def test_a_diverged_run_fails_with_a_clear_error() -> None:
+    data = random_graph(num_edges=80)
+    # Adagrad steps are about lr in size: 1e30 overflows the ComplEx scores at once
+    config = EncoderConfig(dim=8, epochs=5, eval_every=1, batch_size=32, lr=1e30,
+                           valid_fraction=0.2, test_fraction=0.1)
+    with pytest.raises(TrainingDivergedError, match="diverged"):
+        train_encoder(data, config)
+
+
+def test_early_stopping_never_keeps_a_diverged_model() -> None:
+    data = random_graph(num_edges=80)
+    config = EncoderConfig(dim=16, epochs=50, eval_every=1, patience=50, batch_size=32,
+                           valid_fraction=0.2, test_fraction=0.1)
+    splits = split_triples(data.triples(), 0.2, 0.1, 0)
+    model = build_model(config, data.num_nodes, data.num_relations)
+
+    def poison(epoch: int, total: int, info: dict[str, object]) -> None:
+        if epoch == 2:  # after epoch 2's evaluation: epoch 3 trains on NaN weights
+            with torch.no_grad():
+                model.entity.weight[0] = float("nan")
+
+    result = fit(model, splits, config, FilterIndex(splits.all(), data.num_relations), poison)
+    assert len(result.history) == 3 and result.history[-1].get("diverged") is True
+    assert "valid_mrr" not in result.history[-1]
+    assert result.best_epoch in (1, 2)
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    kept = evaluate_model(model, splits.valid, FilterIndex(splits.all(), data.num_relations),
+                          None)["both"].mrr
+    assert kept == pytest.approx(result.valid["both"].mrr) and kept < 1.0
+
+
+def test_the_training_history_is_stored_with_the_version(tmp_path: Path) -> None:
+    from fusion.versions import list_versions
+    from graph.encoder.checkpoint import encoder_artifacts
+    from graph.settings import Settings
+
+    data = random_graph(num_edges=80)
+    config = EncoderConfig(dim=8, epochs=4, eval_every=2, batch_size=32, valid_fraction=0.2,
+                           test_fraction=0.1)
+    result = train_encoder(data, config)
+    settings = Settings(home=tmp_path)
+    store = encoder_artifacts(settings)
+    staging = store.staging_dir("d", "v20260101-000000-000000")
+    save_checkpoint(staging, result.model, config, data, result.graph, result.summary())
+    store.publish("d", "v20260101-000000-000000", staging)
+
+    [info] = list_versions(settings, None, "encoder", "d")
+    assert info.history is not None and [e.epoch for e in info.history] == [1, 2, 3, 4]
+    assert [e.valid_mrr is not None for e in info.history] == [False, True, False, True]
+    assert info.history[1].valid_mrr == pytest.approx(result.history[1]["valid_mrr"], abs=1e-6)
+    assert all(e.loss is not None and e.loss > 0 and e.seconds is not None and e.seconds > 0
+               for e in info.history)
+    assert info.best_epoch == result.best_epoch in (2, 4)
+    assert load_checkpoint(store.path("d", info.version)).metrics["history"][0]["epoch"] == 1
+
+
+def test_layer_reset_parameters_redraws_like_a_fresh_layer() -> None:
+    torch.manual_seed(0)
+    fresh = ResidualRGCNConv(8, 4, num_bases=2)
+    torch.manual_seed(5)
+    layer = ResidualRGCNConv(8, 4, num_bases=2)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(1.0)
+    before = {k: v.clone() for k, v in layer.state_dict().items()}
+    torch.manual_seed(0)
+    layer.reset_parameters()
+    for key, value in layer.state_dict().items():
+        assert not torch.equal(value, before[key]), key
+        assert torch.equal(value, fresh.state_dict()[key]), key
+    assert float(layer.bias.abs().sum()) == 0.0  # a small residual update: no bias at first
+
+
+@pytest.mark.parametrize("decoder", ["distmult", "complex", "rotate"])
+@pytest.mark.parametrize(("layers", "layer"), [(0, "rgcn"), (2, "rgcn"), (2, "compgcn")])
+def test_encoder_reset_parameters_redraws_like_a_fresh_model(decoder: str, layers: int,
+                                                              layer: str) -> None:
+    data = random_graph()
+    kwargs = {"decoder": decoder, "num_layers": layers, "layer": layer, "init_scale": 0.1,
+              "num_blocks": 2 if layers and layer == "rgcn" else None}
+    torch.manual_seed(3)
+    fresh = KGEncoder(data.num_nodes, data.num_relations, 8, **kwargs)  # type: ignore[arg-type]
+    torch.manual_seed(7)
+    model = KGEncoder(data.num_nodes, data.num_relations, 8, **kwargs)  # type: ignore[arg-type]
+    ei, et = KGEncoder.message_graph(data.edge_index, data.edge_type, data.num_relations)
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
+    for _ in range(2):  # training moves every weight, the layers' biases included
+        optimizer.zero_grad()
+        model(data.triples(), None, ei, et).backward()
+        optimizer.step()
+    trained = {k: v.clone() for k, v in model.state_dict().items()}
+    torch.manual_seed(3)
+    model.reset_parameters()
+    state = model.state_dict()
+    # the checkpoint names of the layers' weights are the ones earlier versions saved
+    names = ("weight", "root", "bias") if layer == "rgcn" else ("lin.weight", "lin.bias")
+    expected = {"entity.weight", "relation.weight"} | {
+        f"convs.{i}.{name}" for i in range(layers) for name in names}
+    assert set(state) == expected
+    for key, value in state.items():
+        assert not torch.equal(value, trained[key]), key
+        assert torch.equal(value, fresh.state_dict()[key]), key
+    assert model.decoder.reset_parameters() is None and not list(model.decoder.parameters())
