@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from api.exceptions import AuthenticationError, PermissionDeniedError
+from api.exceptions import AuthenticationError, PermissionDeniedError, RateLimitedError
 from graph.exceptions import (
     ConflictError,
     DatabaseUnavailableError,
@@ -35,6 +35,7 @@ STATUS_BY_ERROR: list[tuple[type[KgrError], int, str]] = [
     (ConflictError, 409, "conflict"),
     (ModelNotReadyError, 409, "model_not_ready"),
     (PayloadTooLargeError, 413, "payload_too_large"),
+    (RateLimitedError, 429, "rate_limited"),
     (DatabaseUnavailableError, 503, "database_unavailable"),
 ]
 
@@ -52,6 +53,8 @@ def kgr_error_response(exc: KgrError) -> JSONResponse:
             headers = {}
             if status == 503:
                 headers["Retry-After"] = str(RETRY_AFTER_S)
+            if isinstance(exc, RateLimitedError):
+                headers["Retry-After"] = str(exc.retry_after_s)
             if status == 401:
                 headers["WWW-Authenticate"] = "ApiKey"
             return JSONResponse(

@@ -14,6 +14,7 @@ from neo4j import Driver
 from api.audit import AuditLog, AuditMiddleware
 from api.errors import install_error_handlers
 from api.jobs import JobManager
+from api.limits import KeyLimits, RateLimit
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import (
     ask,
@@ -78,8 +79,11 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
     app.state.jobs = JobManager()
     app.state.keyring = KeyRing.from_settings(settings)
     app.state.metrics = Metrics()
-    # inside the metrics middleware, so that its 401/413 answers are counted too
+    app.state.limits = KeyLimits.from_settings(settings)  # per key, in this process only
+    # inside the metrics middleware, so that their 401/413/429 answers are counted too; the
+    # rate limit outside the upload guard, so that a refused upload still costs a request
     app.add_middleware(UploadGuard)
+    app.add_middleware(RateLimit)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     if settings.audit_enabled:
         app.state.audit = AuditLog.from_settings(settings)
