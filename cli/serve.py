@@ -14,7 +14,7 @@ from cli.common import console, handle_errors, open_driver, settings
 from cli.progress import fraction_progress
 from graph.exceptions import InvalidInputError
 from graph.schema import bootstrap_schema
-from graph.server import LocalNeo4j
+from graph.server import LocalNeo4j, Neo4jSupervisor
 from graph.settings import Settings
 
 if TYPE_CHECKING:
@@ -40,6 +40,9 @@ def serve(
     port: int | None = typer.Option(None, "--port", help="Default: KGR_API_PORT (8000)"),
     warm_up: bool = typer.Option(True, "--warm-up/--no-warm-up",
                                  help="Load and run the QA models once at startup"),
+    supervise: bool = typer.Option(
+        True, "--supervise/--no-supervise",
+        help="Restart the local Neo4j (in KGR_HOME) if it dies while the API runs"),
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import uvicorn
@@ -53,8 +56,16 @@ def serve(
     kgr_log = logging.getLogger("kgr")
     kgr_log.addHandler(handler)
     kgr_log.setLevel(logging.INFO)
-    uvicorn.run(create_app(cfg, warm_up=warm_up), host=host or cfg.api_host,
-                port=port or cfg.api_port, log_level="info")
+    app = create_app(cfg, warm_up=warm_up)
+    local = LocalNeo4j(cfg) if cfg.uses_local_server else None
+    if supervise and local is not None and local.pid() is not None:
+        # the server kgr runs in KGR_HOME: brought back if it dies (an outside NEO4J_URI is
+        # someone else's to run)
+        with Neo4jSupervisor(local):
+            uvicorn.run(app, host=host or cfg.api_host, port=port or cfg.api_port,
+                        log_level="info")
+        return
+    uvicorn.run(app, host=host or cfg.api_host, port=port or cfg.api_port, log_level="info")
 
 
 @dataclass(frozen=True)
@@ -180,4 +191,4 @@ def up(
                           f"-d '{{\"question\": \"{question}\", \"domain\": \"{domain}\"}}'",
                           highlight=False, soft_wrap=True)
     if serve_api:
-        serve(host, port, warm_up=True)
+        serve(host, port, warm_up=True, supervise=True)
