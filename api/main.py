@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from neo4j import Driver
 
 from api.audit import AuditLog, AuditMiddleware
-from api.errors import install_error_handlers
+from api.errors import document_errors, install_error_handlers
 from api.jobs import JobManager
 from api.limits import KeyLimits, RateLimit
 from api.metrics import Metrics, MetricsMiddleware
@@ -90,6 +90,7 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
         app.add_middleware(AuditMiddleware, log=app.state.audit)
     install_error_handlers(app)
     for module in ROUTERS:
+        document_errors(module.router.routes)
         app.include_router(module.router)
     return app
 
