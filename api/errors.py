@@ -64,7 +64,8 @@ class ErrorBody(BaseModel):
 
 
 ERROR_DESCRIPTIONS: dict[int, str] = {
-    400: "The request cannot be read (a malformed body)",
+    400: "The body cannot be read: not JSON, or a broken multipart upload "
+         "(malformed_request)",
     401: "No API key, or an unknown or revoked one (unauthenticated)",
     403: "The key's role or domains do not allow this (forbidden)",
     404: "Unknown domain, entity, model, migration or job (not_found)",
@@ -104,6 +105,8 @@ def document_errors(routes: Iterable[BaseRoute]) -> None:
         statuses: set[int] = {422}
         if _needs_key(route.dependant):
             statuses |= {401, 403}
+        if route.body_field is not None:
+            statuses.add(400)  # a body that is not JSON (or not multipart) cannot be read
         if route.path not in UNLIMITED_PATHS:
             statuses.add(429)
         if route.path not in NO_DATABASE_PATHS:
@@ -162,7 +165,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        code = {400: "malformed_request", 404: "not_found",
+                405: "method_not_allowed"}.get(exc.status_code, "http_error")
         return JSONResponse(
             error_body(code, str(exc.detail)), status_code=exc.status_code,
             headers=getattr(exc, "headers", None),

@@ -44,7 +44,8 @@ def test_every_route_documents_its_errors_with_the_error_body(tmp_path: Path) ->
             continue
         for status in ("401", "403", "422", "429"):
             assert status in responses, (method, path, status)
-    assert {"404", "409"} <= set(operations[("POST", "/v1/ask")]["responses"])
+    assert {"400", "404", "409"} <= set(operations[("POST", "/v1/ask")]["responses"])
+    assert "400" not in operations[("GET", "/v1/entities/{uid}")]["responses"]
     assert {"400", "409", "413"} <= set(operations[("POST", "/v1/migrations")]["responses"])
     assert "404" in operations[("GET", "/v1/entities/{uid}")]["responses"]
     assert "HTTPValidationError" not in doc["components"]["schemas"]  # FastAPI's own 422 body
@@ -63,8 +64,9 @@ def test_error_answers_match_the_documented_body(tmp_path: Path) -> None:
     with TestClient(_app(tmp_path)) as client:
         answers = [client.get("/v1/schema"),  # 401: no key
                    client.post("/v1/ask", json={"question": ""}, headers={"X-API-Key": "r"}),
-                   client.get("/v1/nothing", headers={"X-API-Key": "r"})]
+                   client.post("/v1/ask", content=b"{not json", headers={
+                       "X-API-Key": "r", "content-type": "application/json"})]
         answers.append(client.get("/v1/nothing", headers={"X-API-Key": "r"}))  # 429
-        assert [a.status_code for a in answers] == [401, 422, 404, 429]
+        assert [a.status_code for a in answers] == [401, 422, 422, 429]
         for answer in answers:
             ErrorBody.model_validate(answer.json())
