@@ -15,6 +15,14 @@ class PermissionDeniedError(ApiError):
     """The API key is valid but its role may not do this."""
 
 
+class RateLimitedError(ApiError):
+    """The key sent more requests a second, or more questions at once, than its limit."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ServerUnreachableError(ApiError):
     """The kgr server a client talks to cannot be reached, or did not answer in time."""
 

@@ -14,8 +14,9 @@ from fastapi import FastAPI
 from neo4j import Driver
 
 from api.audit import AuditLog, AuditMiddleware
-from api.errors import install_error_handlers
+from api.errors import document_errors, install_error_handlers
 from api.jobs import JobManager
+from api.limits import KeyLimits, RateLimit
 from api.metrics import Metrics, MetricsMiddleware
 from api.routes import (
     ask,
@@ -93,14 +94,18 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
         retention=timedelta(days=settings.job_retention_days))
     app.state.keyring = KeyRing.from_settings(settings)
     app.state.metrics = Metrics()
-    # inside the metrics middleware, so that its 401/413 answers are counted too
+    app.state.limits = KeyLimits.from_settings(settings)  # per key, in this process only
+    # inside the metrics middleware, so that their 401/413/429 answers are counted too; the
+    # rate limit outside the upload guard, so that a refused upload still costs a request
     app.add_middleware(UploadGuard)
+    app.add_middleware(RateLimit)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     if settings.audit_enabled:
         app.state.audit = AuditLog.from_settings(settings)
         app.add_middleware(AuditMiddleware, log=app.state.audit)
     install_error_handlers(app)
     for module in ROUTERS:
+        document_errors(module.router.routes)
         app.include_router(module.router)
     ui.mount_static(app)
     return app

@@ -101,7 +101,8 @@ def api_server() -> Iterator[str]:
     """``uvicorn api.main:create_app`` in a subprocess with the bench's reader key; yields its
     base URL once ``/healthz`` answers."""
     port = free_port()
-    env = {**os.environ, "KGR_API_KEYS": f"reader:{KEY}", "OMP_NUM_THREADS": "2"}
+    env = {**os.environ, "KGR_API_KEYS": f"reader:{KEY}", "OMP_NUM_THREADS": "2",
+           "KGR_RATE_LIMIT_RPS": "0", "KGR_MAX_CONCURRENT_ASKS": "0"}  # measure asks, not limits
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host",
          "127.0.0.1", "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env)

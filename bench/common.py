@@ -75,7 +75,9 @@ def api_server(extra_env: dict[str, str] | None = None,
     """Start ``uvicorn api.main:create_app`` on a free loopback port; yields (url, reader key)."""
     port = free_port()
     key = "bench_" + secrets.token_urlsafe(16)
-    env = dict(os.environ, KGR_API_KEYS=f"admin:{key}", **(extra_env or {}))
+    # the benches measure throughput: the per-key limits (api.limits) would measure themselves
+    env = dict(os.environ, KGR_API_KEYS=f"admin:{key}", KGR_RATE_LIMIT_RPS="0",
+               KGR_MAX_CONCURRENT_ASKS="0", **(extra_env or {}))
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--host",
          "127.0.0.1", "--port", str(port), "--log-level", "warning", "--workers", str(workers)],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -13,7 +14,7 @@ from cli.common import console, handle_errors, open_driver, settings
 from cli.progress import fraction_progress
 from graph.exceptions import InvalidInputError
 from graph.schema import bootstrap_schema
-from graph.server import LocalNeo4j
+from graph.server import LocalNeo4j, Neo4jSupervisor
 from graph.settings import Settings
 
 if TYPE_CHECKING:
@@ -42,6 +43,9 @@ def serve(
                                  help="Load and run the QA models once at startup"),
     workers: int = typer.Option(1, "--workers", min=1, max=64,
                                 help="API worker processes (each warms its own QA models)"),
+    supervise: bool = typer.Option(
+        True, "--supervise/--no-supervise",
+        help="Restart the local Neo4j (in KGR_HOME) if it dies while the API runs"),
 ) -> None:
     """Serve the HTTP API (OpenAPI docs at /docs)."""
     import os
@@ -53,17 +57,25 @@ def serve(
     cfg = settings()
     configure_logging()
     bind = {"host": host or cfg.api_host, "port": port or cfg.api_port, "log_level": "info"}
-    if workers == 1:
-        uvicorn.run(create_app(cfg, warm_up=warm_up), **bind)  # type: ignore[arg-type]
-        return
-    # several processes: uvicorn spawns each from the import string, and each builds its own
-    # app (driver, QA models); jobs, keys and model versions are shared through Neo4j and disk
-    os.environ[WARM_UP_ENV] = "1" if warm_up else "0"
-    # a worker imports torch and transformers before it answers uvicorn's health ping: with
-    # the default 5 s the supervisor kills and respawns it, over and over, on a busy machine
-    uvicorn.run("api.main:create_served_app", factory=True, workers=workers,
-                timeout_worker_healthcheck=WORKER_START_TIMEOUT_S,
-                **bind)  # type: ignore[arg-type]
+    local = LocalNeo4j(cfg) if cfg.uses_local_server else None
+    # the server kgr runs in KGR_HOME is brought back if it dies (an outside NEO4J_URI is
+    # someone else's to run)
+    supervisor = Neo4jSupervisor(local) if supervise and local is not None \
+        and local.pid() is not None else nullcontext()
+    with supervisor:
+        if workers == 1:
+            uvicorn.run(create_app(cfg, warm_up=warm_up), **bind)  # type: ignore[arg-type]
+            return
+        # several processes: uvicorn spawns each from the import string, and each builds its
+        # own app (driver, QA models); jobs, keys and model versions are shared through Neo4j
+        # and disk
+        os.environ[WARM_UP_ENV] = "1" if warm_up else "0"
+        # a worker imports torch and transformers before it answers uvicorn's health ping:
+        # with the default 5 s the supervisor kills and respawns it, over and over, on a busy
+        # machine
+        uvicorn.run("api.main:create_served_app", factory=True, workers=workers,
+                    timeout_worker_healthcheck=WORKER_START_TIMEOUT_S,
+                    **bind)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)
@@ -189,4 +201,4 @@ def up(
                           f"-d '{{\"question\": \"{question}\", \"domain\": \"{domain}\"}}'",
                           highlight=False, soft_wrap=True)
     if serve_api:
-        serve(host, port, warm_up=True, workers=1)
+        serve(host, port, warm_up=True, workers=1, supervise=True)

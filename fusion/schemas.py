@@ -35,6 +35,12 @@ class AskOptions(BaseModel):
 class AskRequest(AskOptions):
     """A natural-language question about one domain's graph."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"question": "Which genes are associated with Marfan syndrome?", "domain": "medical"},
+        {"question": "Who controls Tesla Inc.?", "domain": "finance", "top_k": 5,
+         "max_hops": 2},
+    ]})
+
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS,
                           description="e.g. 'Which genes are associated with Marfan syndrome?'")
 
@@ -44,6 +50,12 @@ MAX_BATCH_QUESTIONS = 64
 
 class AskBatchRequest(AskOptions):
     """Several questions answered in one request, with the same options."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"questions": ["Which genes are associated with Marfan syndrome?",
+                       "What phenotypes does Marfan syndrome present?"],
+         "domain": "medical", "top_k": 5},
+    ]})
 
     questions: list[Annotated[str, Field(min_length=1, max_length=MAX_QUESTION_CHARS)]] = \
         Field(min_length=1, max_length=MAX_BATCH_QUESTIONS)

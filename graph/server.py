@@ -8,6 +8,7 @@ home (``$KGR_HOME/neo4j``) has its own config, data, logs, pid file and generate
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import secrets
 import shutil
@@ -15,6 +16,7 @@ import signal
 import socket
 import string
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,6 +25,8 @@ from pathlib import Path
 
 from graph.exceptions import ServerLaunchError
 from graph.settings import PROJECT_ROOT, Settings
+
+log = logging.getLogger("kgr.neo4j")
 
 LAUNCHER_DIR = PROJECT_ROOT / "launcher"
 LIB_DIR = LAUNCHER_DIR / "lib"
@@ -65,6 +69,51 @@ def http_connector(port: int | None) -> str:
 def new_password() -> str:
     """A random server password that neo4j-admin cannot mistake for an option."""
     return "".join(secrets.choice(PASSWORD_ALPHABET) for _ in range(PASSWORD_LENGTH))
+
+
+def proc_state(pid: int) -> str | None:
+    """The one-letter state of ``/proc/<pid>/stat`` ('R', 'S', 'Z' for a zombie...), or None
+    where there is no such process (or no /proc)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # "pid (comm) state ...": comm may hold spaces and parentheses, the state follows the last ')'
+    rest = stat[stat.rfind(")") + 1:].split()
+    return rest[0] if rest else None
+
+
+def process_alive(pid: int, command_mark: str | None = None) -> bool:
+    """Whether ``pid`` is a running process (and, with ``command_mark``, one whose command line
+    holds it: a pid reused by another program is not our server).
+
+    ``os.kill(pid, 0)`` alone counts a zombie as alive: a server that died as a child of this
+    process (``kgr up`` started it) stays a zombie until reaped, and ``kgr neo4j start`` then
+    waited for it to answer until its timeout. So a child of ours is reaped first, and the
+    kernel's state letter is read for everyone else's.
+    """
+    try:
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        if reaped == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process, alive
+    state = proc_state(pid)
+    if state in ("Z", "X"):
+        return False
+    if command_mark is not None and state is not None:
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return command_mark.encode() in cmdline
+    return True
 
 
 @dataclass(frozen=True)
@@ -123,17 +172,18 @@ class LocalNeo4j:
 
     # ---------------------------------------------------------------- status
     def pid(self) -> int | None:
+        """The server's pid, if the pid file names a live Neo4j process (a zombie, a dead
+        process or a reused pid that is not Neo4j is no server)."""
+        pid = self.recorded_pid()
+        return pid if pid is not None and process_alive(pid, ENTRY_POINT) else None
+
+    def recorded_pid(self) -> int | None:
+        """The pid in the pid file, alive or not: a file whose process is gone means the
+        server died (``stop`` removes the file)."""
         try:
-            pid = int(self.pid_file.read_text().strip())
+            return int(self.pid_file.read_text().strip())
         except (FileNotFoundError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return None
-        except PermissionError:
-            return pid
-        return pid
 
     def bolt_open(self) -> bool:
         with socket.socket() as sock:
@@ -167,43 +217,57 @@ class LocalNeo4j:
 
         Idempotent: a server that already runs from this home is left as it is.
         """
-        timeout_s = timeout_s or self.settings.neo4j_start_timeout_s
         with self._lock():
-            if self.pid() is not None:
-                self._wait_ready(timeout_s)
-                return self.status()
-            if self.bolt_open():
-                raise ServerLaunchError(
-                    f"port {self.settings.bolt_port} is taken by another process; "
-                    "set KGR_BOLT_PORT or stop that process"
-                )
-            lib = self.build()
-            for folder in (self.conf_dir, self.data_dir, self.logs_dir, self.run_dir,
-                           self.home / "import"):
-                folder.mkdir(parents=True, exist_ok=True)
-            self._write_conf()
-            self._ensure_password(lib)
-            env = self._env()
-            cmd = [
-                "java", f"-Xms{self.settings.neo4j_heap}", f"-Xmx{self.settings.neo4j_heap}",
-                "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
-                "-Dfile.encoding=UTF-8",
-                "-cp", f"{lib}/*", ENTRY_POINT,
-                f"--home-dir={self.home}", f"--config-dir={self.conf_dir}",
-            ]
-            with open(self.console_log, "ab") as log:
-                proc = subprocess.Popen(
-                    cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    env=env, cwd=self.home, start_new_session=True,
-                )
-            self.pid_file.write_text(str(proc.pid))
-            try:
-                self._wait_ready(timeout_s, proc=proc)
-            except ServerLaunchError:
-                self._terminate(proc.pid, grace_s=10)
-                self.pid_file.unlink(missing_ok=True)
-                raise
+            return self._start_locked(timeout_s)
+
+    def revive(self, timeout_s: float | None = None) -> bool:
+        """Start the server again if it died (its pid file is left but its process is gone);
+        False when it runs, or was stopped on purpose (``stop`` removes the pid file). Decided
+        under the launcher lock, so that a ``kgr neo4j stop`` in progress is not undone."""
+        with self._lock():
+            if self.recorded_pid() is None or self.pid() is not None:
+                return False
+            self.pid_file.unlink(missing_ok=True)
+            self._start_locked(timeout_s)
+            return True
+
+    def _start_locked(self, timeout_s: float | None) -> ServerStatus:
+        timeout_s = timeout_s or self.settings.neo4j_start_timeout_s
+        if self.pid() is not None:
+            self._wait_ready(timeout_s)
             return self.status()
+        if self.bolt_open():
+            raise ServerLaunchError(
+                f"port {self.settings.bolt_port} is taken by another process; "
+                "set KGR_BOLT_PORT or stop that process"
+            )
+        lib = self.build()
+        for folder in (self.conf_dir, self.data_dir, self.logs_dir, self.run_dir,
+                       self.home / "import"):
+            folder.mkdir(parents=True, exist_ok=True)
+        self._write_conf()
+        self._ensure_password(lib)
+        env = self._env()
+        cmd = [
+            "java", f"-Xms{self.settings.neo4j_heap}", f"-Xmx{self.settings.neo4j_heap}",
+            "-XX:+UseG1GC", "-XX:+ExitOnOutOfMemoryError",
+            "-Dfile.encoding=UTF-8",
+            "-cp", f"{lib}/*", ENTRY_POINT,
+            f"--home-dir={self.home}", f"--config-dir={self.conf_dir}",
+        ]
+        with open(self.console_log, "ab") as log:
+            proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                env=env, cwd=self.home, start_new_session=True,
+            )
+        self.pid_file.write_text(str(proc.pid))
+        try:
+            self._wait_ready(timeout_s, proc=proc)
+        except ServerLaunchError:
+            self._terminate(proc.pid, grace_s=10)
+            self.pid_file.unlink(missing_ok=True)
+            raise
+        return self.status()
 
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -315,3 +379,68 @@ class LocalNeo4j:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+class Neo4jSupervisor:
+    """Restarts the local server if it dies while ``kgr up``/``kgr serve`` runs (a thread).
+
+    Every ``interval_s`` it asks ``LocalNeo4j.revive``: a server whose pid file is left but
+    whose process is gone (killed, crashed, out of memory) is started again; one stopped on
+    purpose (``kgr neo4j stop`` removes the pid file) is left stopped. A failed restart is
+    tried again after a backoff that doubles up to ``max_backoff_s``. The API needs nothing
+    more: the driver opens new connections once the server answers, and /readyz says 503
+    until then.
+    """
+
+    def __init__(self, server: LocalNeo4j, interval_s: float = 2.0,
+                 max_backoff_s: float = 60.0) -> None:
+        self.server = server
+        self.interval_s = interval_s
+        self.max_backoff_s = max_backoff_s
+        self.restarts = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kgr-neo4j-supervisor",
+                                        daemon=True)
+
+    def start(self) -> Neo4jSupervisor:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 5.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def __enter__(self) -> Neo4jSupervisor:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        backoff = self.interval_s
+        failing = False
+        while not self._stop.wait(backoff if failing else self.interval_s):
+            dead = self.server.recorded_pid()
+            try:
+                revived = self.server.revive() if not failing else self._restart()
+            except ServerLaunchError as exc:
+                failing = True
+                backoff = min(self.max_backoff_s, backoff * 2)
+                log.error("restarting Neo4j failed; next try in %.0f s: %s", backoff,
+                          str(exc).splitlines()[0])
+                continue
+            except Exception:  # noqa: BLE001 - the watcher must outlive any one bad check
+                log.exception("the Neo4j supervisor's check failed")
+                continue
+            if revived:
+                self.restarts += 1
+                log.warning("Neo4j (pid %s) had died; restarted it as pid %s (restart %d)",
+                            dead, self.server.recorded_pid(), self.restarts)
+            failing, backoff = False, self.interval_s
+
+    def _restart(self) -> bool:
+        """After a failed restart the pid file is gone: start again unless it runs now."""
+        if self.server.pid() is not None:
+            return False
+        self.server.start()
+        return True

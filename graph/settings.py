@@ -96,6 +96,14 @@ class Settings(BaseSettings):
     audit_enabled: bool = True
     audit_max_bytes: int = Field(default=20 * 1024 * 1024, ge=1024)
     audit_backups: int = Field(default=10, ge=1, le=1000)
+    # Per-key limits, kept by each API process (not shared between processes or hosts):
+    # requests a second (a token bucket holding ``rate_limit_burst`` tokens, by default twice
+    # the rate; 0 turns the limit off) and questions being answered at once by /v1/ask and
+    # /v1/ask/batch (a batch counts its questions; 0: no limit). Over either: 429 with
+    # Retry-After. Requests without a known key share one bucket per client address.
+    rate_limit_rps: float = Field(default=100.0, ge=0)
+    rate_limit_burst: int | None = Field(default=None, ge=1)
+    max_concurrent_asks: int = Field(default=64, ge=0)
 
     @property
     def neo4j_home(self) -> Path:

@@ -40,19 +40,29 @@ MAX_SUBGRAPH_HOPS = 3
 HIDDEN_PROPERTY_PREFIXES = ("embedding", "_")
 CORE_PROPERTIES = {"uid", "name", "domain", "aliases", "description"}
 
-SEARCH_ENTITIES_QUERY = """
+# Every read starts with the tags of the migrations still running (a ``_MigrationAttempt``,
+# removed in the transaction that records the migration as applied) and leaves out what they
+# wrote: the loader commits batch by batch, and a reader must see a domain whole or not at all
+# (a run that died leaves its attempt until ``kgr migrate`` rolls it back: absent till then).
+PENDING_PREFIX = """
+CALL () { OPTIONAL MATCH (a:_MigrationAttempt) RETURN collect(a.tag) AS pending }
+"""
+
+SEARCH_ENTITIES_QUERY = PENDING_PREFIX + """
 CALL db.index.fulltext.queryNodes('entity_fulltext', $lucene) YIELD node, score
 WHERE ($types IS NULL OR any(label IN labels(node) WHERE label IN $types))
   AND ($domain IS NULL OR node.domain = $domain)
   AND ($domains IS NULL OR node.domain IN $domains)
+  AND NOT coalesce(node._mig, '') IN pending
 RETURN node, score
 ORDER BY score DESC, node.uid ASC
 SKIP $offset LIMIT $limit
 """
 
-LIST_ENTITIES_QUERY = """
+LIST_ENTITIES_QUERY = PENDING_PREFIX + """
 MATCH (node:Entity)
 WHERE ($domain IS NULL OR node.domain = $domain)
+  AND NOT coalesce(node._mig, '') IN pending
   AND ($domains IS NULL OR node.domain IN $domains)
   AND ($types IS NULL OR any(label IN labels(node) WHERE label IN $types))
   AND ($after IS NULL OR node.uid > $after)
@@ -61,12 +71,15 @@ ORDER BY node.uid ASC
 LIMIT $limit
 """
 
-GET_ENTITY_QUERY = "MATCH (node:Entity {uid: $uid}) RETURN node"
+GET_ENTITY_QUERY = PENDING_PREFIX + """
+MATCH (node:Entity {uid: $uid}) WHERE NOT coalesce(node._mig, '') IN pending
+RETURN node
+"""
 
 # The entity and the properties its domain declares sensitive, in one round trip (a key
 # without the sensitive scope would otherwise need a second read per request).
-GET_ENTITY_POLICY_QUERY = """
-MATCH (node:Entity {uid: $uid})
+GET_ENTITY_POLICY_QUERY = PENDING_PREFIX + """
+MATCH (node:Entity {uid: $uid}) WHERE NOT coalesce(node._mig, '') IN pending
 RETURN node, COLLECT {
   MATCH (p:_DomainPolicy {domain: node.domain})
   UNWIND coalesce(p.sensitive, []) AS property
@@ -74,12 +87,17 @@ RETURN node, COLLECT {
 } AS sensitive
 """
 
-GET_ENTITIES_QUERY = "UNWIND $uids AS uid MATCH (node:Entity {uid: uid}) RETURN node"
+GET_ENTITIES_QUERY = PENDING_PREFIX + """
+UNWIND $uids AS uid
+MATCH (node:Entity {uid: uid}) WHERE NOT coalesce(node._mig, '') IN pending
+RETURN node
+"""
 
-NEIGHBORS_OUT_QUERY = """
+NEIGHBORS_OUT_QUERY = PENDING_PREFIX + """
 MATCH (n:Entity {uid: $uid})-[r]->(m:Entity)
 WHERE ($types IS NULL OR type(r) IN $types)
   AND ($domains IS NULL OR m.domain IN $domains)
+  AND NOT coalesce(m._mig, '') IN pending AND NOT coalesce(r._mig, '') IN pending
 // the order and limit first: the policy subquery then runs for the returned rows only
 WITH n, r, m ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid LIMIT $limit
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
@@ -90,10 +108,11 @@ RETURN type(r) AS rel_type, properties(r) AS rel_props,
 ORDER BY coalesce(r.count, 1) DESC, rel_type, m.uid
 """
 
-NEIGHBORS_IN_QUERY = """
+NEIGHBORS_IN_QUERY = PENDING_PREFIX + """
 MATCH (n:Entity {uid: $uid})<-[r]-(m:Entity)
 WHERE ($types IS NULL OR type(r) IN $types)
   AND ($domains IS NULL OR m.domain IN $domains)
+  AND NOT coalesce(m._mig, '') IN pending AND NOT coalesce(r._mig, '') IN pending
 // the order and limit first: the policy subquery then runs for the returned rows only
 WITH n, r, m ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid LIMIT $limit
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
@@ -104,10 +123,11 @@ RETURN type(r) AS rel_type, properties(r) AS rel_props,
 ORDER BY coalesce(r.count, 1) DESC, rel_type, m.uid
 """
 
-NEIGHBORS_BOTH_QUERY = """
+NEIGHBORS_BOTH_QUERY = PENDING_PREFIX + """
 MATCH (n:Entity {uid: $uid})-[r]-(m:Entity)
 WHERE ($types IS NULL OR type(r) IN $types)
   AND ($domains IS NULL OR m.domain IN $domains)
+  AND NOT coalesce(m._mig, '') IN pending AND NOT coalesce(r._mig, '') IN pending
 // the order and limit first: the policy subquery then runs for the returned rows only
 WITH n, r, m ORDER BY coalesce(r.count, 1) DESC, type(r), m.uid LIMIT $limit
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
@@ -127,11 +147,13 @@ NEIGHBORS_QUERIES: dict[str, str] = {
 
 # The hop bound of a variable-length pattern cannot be a parameter; one constant per bound,
 # built from the validated integer range 1..MAX_PATH_HOPS, never from caller text.
-_SHORTEST_PATHS_TEMPLATE = """
+_SHORTEST_PATHS_TEMPLATE = PENDING_PREFIX + """
 MATCH (a:Entity {uid: $source}), (b:Entity {uid: $target})
 MATCH p = allShortestPaths((a)-[*..HOPS]-(b))
 WHERE ($types IS NULL OR all(r IN relationships(p) WHERE type(r) IN $types))
   AND ($domains IS NULL OR all(n IN nodes(p) WHERE n.domain IN $domains))
+  AND all(n IN nodes(p) WHERE NOT coalesce(n._mig, '') IN pending)
+  AND all(r IN relationships(p) WHERE NOT coalesce(r._mig, '') IN pending)
 RETURN p
 LIMIT $limit
 """
@@ -140,35 +162,44 @@ SHORTEST_PATHS_QUERIES: dict[int, str] = {
     for hops in range(1, MAX_PATH_HOPS + 1)
 }
 
-EXPAND_FRONTIER_QUERY = """
+EXPAND_FRONTIER_QUERY = PENDING_PREFIX + """
 UNWIND $frontier AS seed_uid
 MATCH (n:Entity {uid: seed_uid})-[r]-(m:Entity)
 WHERE ($types IS NULL OR type(r) IN $types)
   AND ($domains IS NULL OR m.domain IN $domains)
+  AND NOT coalesce(m._mig, '') IN pending AND NOT coalesce(r._mig, '') IN pending
 RETURN type(r) AS rel_type, properties(r) AS rel_props,
        startNode(r).uid AS rel_source, endNode(r).uid AS rel_target, m
 LIMIT $limit
 """
 
-DOMAIN_NODE_COUNTS_QUERY = """
-MATCH (n:Entity)
+DOMAIN_NODE_COUNTS_QUERY = PENDING_PREFIX + """
+MATCH (n:Entity) WHERE NOT coalesce(n._mig, '') IN pending
 UNWIND [label IN labels(n) WHERE label <> 'Entity'] AS type
 RETURN n.domain AS domain, type, count(*) AS count
 """
 
-DOMAIN_TOTALS_QUERY = """
-MATCH (n:Entity)
+DOMAIN_TOTALS_QUERY = PENDING_PREFIX + """
+MATCH (n:Entity) WHERE NOT coalesce(n._mig, '') IN pending
 RETURN n.domain AS domain, count(*) AS count
 """
 
-DOMAIN_RELATION_COUNTS_QUERY = """
-MATCH (a:Entity)-[r]->(:Entity)
+DOMAIN_RELATION_COUNTS_QUERY = PENDING_PREFIX + """
+MATCH (a:Entity)-[r]->(b:Entity)
+WHERE NOT coalesce(a._mig, '') IN pending AND NOT coalesce(b._mig, '') IN pending
+  AND NOT coalesce(r._mig, '') IN pending
 RETURN a.domain AS domain, type(r) AS type, count(*) AS count
 """
 
-DOMAINS_QUERY = "MATCH (n:Entity) RETURN DISTINCT n.domain AS domain"
+DOMAINS_QUERY = PENDING_PREFIX + """
+MATCH (n:Entity) WHERE NOT coalesce(n._mig, '') IN pending
+RETURN DISTINCT n.domain AS domain
+"""
 
-DOMAIN_EXISTS_QUERY = "MATCH (n:Entity {domain: $domain}) RETURN n.uid AS uid LIMIT 1"
+DOMAIN_EXISTS_QUERY = PENDING_PREFIX + """
+MATCH (n:Entity {domain: $domain}) WHERE NOT coalesce(n._mig, '') IN pending
+RETURN n.uid AS uid LIMIT 1
+"""
 
 # The properties each domain's migration declared sensitive (``_DomainPolicy``, written by the
 # loader): kept in the graph so that every API process knows them.

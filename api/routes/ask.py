@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 
 from api.deps import AdminDep, AdminStoreDep, DriverDep, JobsDep, ReaderDep, SettingsDep
+from api.errors import errors
 from api.jobs import EVAL_QA, TRAIN_QA, Job
 from fusion.pipeline import QAService
 from fusion.schemas import (
@@ -50,7 +51,8 @@ def observe_answers(request: Request, responses: list[AskResponse]) -> None:
         request.app.state.metrics.observe_answer(r.domain, r.mode, outcome)
 
 
-@router.post("/v1/ask", response_model=AskResponse, summary="Answer a question from the graph")
+@router.post("/v1/ask", response_model=AskResponse, summary="Answer a question from the graph",
+             responses=errors(404, 409))
 def ask(body: AskRequest, request: Request, principal: ReaderDep) -> AskResponse:
     """Ranked answers with scores, evidence paths and an explanation, the linked entities, the
     model versions and the timings. 200 with no answers (and the reason) when the question
@@ -66,7 +68,7 @@ def ask(body: AskRequest, request: Request, principal: ReaderDep) -> AskResponse
 
 
 @router.post("/v1/ask/batch", response_model=AskBatchResponse,
-             summary="Answer up to 64 questions in one request")
+             summary="Answer up to 64 questions in one request", responses=errors(404, 409))
 def ask_batch(body: AskBatchRequest, request: Request,
               principal: ReaderDep) -> AskBatchResponse:
     """As `/v1/ask` for each question, with the same options, in their order; each domain's
@@ -84,7 +86,8 @@ def ask_batch(body: AskBatchRequest, request: Request,
 
 
 @router.get("/v1/ask/phrasings", response_model=PhrasingsResponse,
-            summary="How questions name each relationship type of a domain")
+            summary="How questions name each relationship type of a domain",
+            responses=errors(404))
 def domain_phrasings(domain: Annotated[str, Query(min_length=1, max_length=100)],
                      request: Request, principal: ReaderDep) -> PhrasingsResponse:
     """Each relationship type's phrasings ({x}: the entity a question names), where they come
@@ -104,7 +107,8 @@ def refresh(request: Request, _: AdminDep) -> dict[str, bool]:
 
 
 @router.post("/v1/train/qa", response_model=Job, status_code=202,
-             summary="Train the QA model of a domain (background job)")
+             summary="Train the QA model of a domain (background job)",
+             responses=errors(404, 409))
 def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driver: DriverDep,
              store: AdminStoreDep, jobs: JobsDep) -> Job:
     from fusion.exceptions import TrainingDataError
@@ -129,7 +133,8 @@ def train_qa(body: TrainQARequest, request: Request, settings: SettingsDep, driv
 
 
 @router.post("/v1/eval/qa", response_model=Job, status_code=202,
-             summary="Evaluate the QA model of a domain (background job)")
+             summary="Evaluate the QA model of a domain (background job)",
+             responses=errors(404, 409))
 def eval_qa(body: EvalQARequest, request: Request, settings: SettingsDep, driver: DriverDep,
             store: AdminStoreDep, jobs: JobsDep) -> Job:
     from fusion.evaluate import evaluate_rows

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AdminStoreDep, DriverDep, JobsDep, ReaderStoreDep, SettingsDep
+from api.errors import errors
 from api.jobs import TRAIN_ENCODER, Job, ProgressFn
 from graph.encoder import EncoderConfig, encoder_artifacts, load_active_encoder, train_domain
 from graph.encoder.serve import (
@@ -90,7 +91,8 @@ K = Annotated[int, Query(ge=1, le=MAX_K, description="how many results")]
 
 
 @router.get("/v1/entities/{uid}/similar", response_model=SimilarResponse,
-            summary="Entities with the nearest embeddings (cosine, vector index)")
+            summary="Entities with the nearest embeddings (cosine, vector index)",
+            responses=errors(404, 409))
 def similar(
     uid: Uid, driver: DriverDep, settings: SettingsDep, store: ReaderStoreDep, k: K = 10,
     type: Annotated[list[str] | None, Query(description="keep only these entity types")] = None,
@@ -111,7 +113,7 @@ def similar(
 
 @router.get("/v1/predict", response_model=PredictResponse,
             summary="Link prediction: top-k tails of (head, relation, ?) or heads of "
-                    "(?, relation, tail)")
+                    "(?, relation, tail)", responses=errors(404, 409))
 def predict(
     driver: DriverDep, settings: SettingsDep, store: ReaderStoreDep,
     relation: Annotated[str, Query(min_length=1, max_length=64)],
@@ -137,7 +139,7 @@ def predict(
 
 
 @router.get("/v1/embeddings/{domain}", response_model=EncoderStatus,
-            summary="The encoder version a domain serves")
+            summary="The encoder version a domain serves", responses=errors(404))
 def encoder_status(domain: str, driver: DriverDep, settings: SettingsDep,
                    store: ReaderStoreDep) -> EncoderStatus:
     store.check_domain(domain)
@@ -152,7 +154,8 @@ def encoder_status(domain: str, driver: DriverDep, settings: SettingsDep,
 
 
 @router.post("/v1/train/encoder", response_model=Job, status_code=202,
-             summary="Train a domain's encoder in the background (admin); one job per domain")
+             summary="Train a domain's encoder in the background (admin); one job per domain",
+             responses=errors(404, 409))
 def train_encoder_job(body: TrainEncoderRequest, driver: DriverDep, settings: SettingsDep,
                       store: AdminStoreDep, jobs: JobsDep) -> Job:
     store.check_domain(body.domain)

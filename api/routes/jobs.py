@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import AdminDep, JobsDep
+from api.errors import errors
 from api.jobs import Job
 from graph.exceptions import NotFoundError
 
@@ -16,7 +17,8 @@ def list_jobs(jobs: JobsDep, principal: AdminDep) -> list[Job]:
     return [job for job in jobs.list() if principal.allows(job.domain)]
 
 
-@router.get("/{job_id}", response_model=Job, summary="One job's status and progress")
+@router.get("/{job_id}", response_model=Job, summary="One job's status and progress",
+            responses=errors(404))
 def get_job(job_id: str, jobs: JobsDep, principal: AdminDep) -> Job:
     job = jobs.get(job_id)
     if not principal.allows(job.domain):  # as unknown as a job that does not exist

@@ -20,6 +20,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile, status
 from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, DriverDep, GlobalAdminDep, SettingsDep
+from api.errors import errors
 from api.exceptions import PermissionDeniedError
 from api.security import Principal
 from graph.exceptions import InvalidInputError, PayloadTooLargeError
@@ -199,7 +200,7 @@ def check_package_domain(principal: Principal, contents: dict[str, bytes]) -> No
 
 @router.post("", response_model=UploadResult, status_code=status.HTTP_201_CREATED,
              summary="Upload and apply a domain-graph package (manifest plus files, or an "
-                     "archive)")
+                     "archive)", responses=errors(400, 409, 413))
 def upload_package(
     request: Request, principal: AdminDep, driver: DriverDep, settings: SettingsDep,
     files: Annotated[list[UploadFile], File(description="manifest.yaml and its data files, "

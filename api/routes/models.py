@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import AdminDep, AdminStoreDep, DriverDep, JobsDep, ReaderStoreDep, SettingsDep
+from api.errors import errors
 from api.jobs import ACTIVATE_ENCODER, ACTIVATE_QA, Job, ProgressFn
 from fusion.versions import (
     Kind,
@@ -45,7 +46,7 @@ class PruneResponse(BaseModel):
     deleted: list[str] = Field(description="the versions removed, oldest first")
 
 
-@router.get("/{kind}/{domain}", response_model=list[VersionInfo])
+@router.get("/{kind}/{domain}", response_model=list[VersionInfo], responses=errors(404))
 def list_models(kind: KindPath, domain: DomainPath, settings: SettingsDep,
                 driver: DriverDep, store: ReaderStoreDep) -> list[VersionInfo]:
     """Every stored version, oldest first; the active one is marked."""
@@ -56,7 +57,8 @@ def list_models(kind: KindPath, domain: DomainPath, settings: SettingsDep,
     return versions
 
 
-@router.post("/{kind}/{domain}/active", response_model=Job, status_code=202)
+@router.post("/{kind}/{domain}/active", response_model=Job, status_code=202,
+             responses=errors(404, 409))
 def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest,
                    settings: SettingsDep, driver: DriverDep, store: AdminStoreDep,
                    jobs: JobsDep) -> Job:
@@ -78,7 +80,7 @@ def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest,
     return jobs.submit(ACTIVATION_JOB[kind], domain, run, precheck=lock.check_free)
 
 
-@router.delete("/{kind}/{domain}/{version}", status_code=204)
+@router.delete("/{kind}/{domain}/{version}", status_code=204, responses=errors(404, 409))
 def delete_model(kind: KindPath, domain: DomainPath, version: VersionPath,
                  principal: AdminDep, settings: SettingsDep) -> None:
     """Remove a stored version; the active one gives 409."""
@@ -86,7 +88,8 @@ def delete_model(kind: KindPath, domain: DomainPath, version: VersionPath,
     delete_version(settings, kind, domain, version)
 
 
-@router.post("/{kind}/{domain}/prune", response_model=PruneResponse)
+@router.post("/{kind}/{domain}/prune", response_model=PruneResponse,
+             responses=errors(404, 409))
 def prune_models(kind: KindPath, domain: DomainPath, body: PruneRequest, principal: AdminDep,
                  settings: SettingsDep) -> PruneResponse:
     """Remove all but the ``keep`` newest versions; the active one always stays."""

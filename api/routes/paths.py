@@ -7,13 +7,15 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import ReaderStoreDep
+from api.errors import errors
 from graph.models import GraphPath
 from graph.store import MAX_PATH_HOPS, MAX_PATHS
 
 router = APIRouter(prefix="/v1/paths", tags=["paths"])
 
 
-@router.get("", response_model=list[GraphPath], summary="Shortest paths between two entities")
+@router.get("", response_model=list[GraphPath], summary="Shortest paths between two entities",
+            responses=errors(404))
 def shortest_paths(
     store: ReaderStoreDep,
     source: Annotated[str, Query(min_length=1, max_length=512)],

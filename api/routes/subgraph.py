@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from api.deps import ReaderStoreDep
+from api.errors import errors
 from graph.export import GRAPHML_MEDIA_TYPE, ExportFormat, graphml, node_link
 from graph.models import Subgraph
 from graph.store import MAX_SUBGRAPH_HOPS
@@ -16,7 +17,12 @@ router = APIRouter(prefix="/v1/subgraph", tags=["subgraph"])
 
 
 class SubgraphRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+    # a misspelt field is an error, not ignored
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"seeds": ["medical:OMIM:154700"], "hops": 2, "max_nodes": 100},
+        {"seeds": ["finance:17"], "hops": 1, "relation_types": ["CONTROL"],
+         "format": "node-link"},
+    ]})
 
     seeds: list[str] = Field(min_length=1, max_length=100)
     hops: int = Field(default=2, ge=1, le=MAX_SUBGRAPH_HOPS)
@@ -30,7 +36,7 @@ class SubgraphRequest(BaseModel):
 
 
 @router.post("", response_model=Subgraph, summary="k-hop subgraph around seed entities",
-             responses={200: {"content": {GRAPHML_MEDIA_TYPE: {}}}})
+             responses={200: {"content": {GRAPHML_MEDIA_TYPE: {}}}, **errors(404)})
 def subgraph(body: SubgraphRequest, store: ReaderStoreDep) -> Subgraph | Response:
     sub = store.subgraph(body.seeds, hops=body.hops, max_nodes=body.max_nodes,
                          max_edges=body.max_edges, relation_types=body.relation_types)

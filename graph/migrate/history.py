@@ -29,6 +29,8 @@ MIGRATE_SCHEMA_QUERIES: tuple[str, ...] = (
     "CREATE CONSTRAINT migration_attempt_tag IF NOT EXISTS FOR (a:_MigrationAttempt) "
     "REQUIRE a.tag IS UNIQUE",
     "CREATE INDEX entity_migration_tag IF NOT EXISTS FOR (n:Entity) ON (n._mig)",
+    # a load's batch markers (graph.migrate.loader): one per written batch
+    "CREATE CONSTRAINT load_batch_key IF NOT EXISTS FOR (b:_LoadBatch) REQUIRE b.key IS UNIQUE",
 )
 
 HISTORY_QUERY = """

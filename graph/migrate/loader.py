@@ -99,6 +99,19 @@ SET r = $p[i], r._mig = $tag
 RETURN count(r) AS created
 """
 
+# A marker per written batch, created in the batch's own transaction: when the driver runs a
+# transaction again (its commit's answer was lost with the connection), the marker says that
+# the first run committed, and the batch is not written twice (CREATE is not idempotent).
+# Markers carry the tag (a rollback removes them) and are deleted once the load is done.
+BATCH_DONE_QUERY = "MATCH (b:_LoadBatch {key: $key}) RETURN b.created AS created"
+MARK_BATCH_QUERY = "CREATE (:_LoadBatch {key: $key, created: $created, _mig: $tag})"
+CLEAR_BATCH_MARKS_QUERY = "MATCH (b:_LoadBatch) WHERE b._mig = $tag DELETE b"
+OWN_ENTITY_IDS_QUERY = """
+UNWIND $uids AS uid
+MATCH (n:Entity {uid: uid}) WHERE n._mig = $tag
+RETURN n.uid AS uid, elementId(n) AS id
+"""
+
 MISSING_ENDS_QUERY = """
 UNWIND $uids AS uid
 OPTIONAL MATCH (n:Entity {uid: uid})
@@ -207,6 +220,7 @@ class MigrationContext:
     notes: list[str] = field(default_factory=list)
     # uid -> elementId of the entities this context created (ends matched without an index)
     _created: dict[str, str] = field(default_factory=dict, repr=False)
+    _batches: int = 0  # batches written so far: each one's marker key is unique in the load
 
     def _progress(self, task: str, done: int, total: int | None) -> None:
         if self.progress is not None:
@@ -223,15 +237,44 @@ class MigrationContext:
                 for row in batch:
                     groups.setdefault(tuple(row["labels"]), []).append(row["props"])
                 for labels, props in groups.items():
-                    records, _, _ = self.driver.execute_query(
-                        CREATE_ENTITIES_QUERY,
-                        {"props": props, "labels": list(labels), "tag": self.tag},
-                        database_=self.database)
-                    self._created.update((r["uid"], r["id"]) for r in records)
-                    created += len(records)
-                    self.nodes_created += len(records)
+                    ids = self._write_entities(list(labels), props)
+                    self._created.update(ids)
+                    created += len(ids)
+                    self.nodes_created += len(ids)
                 self._progress(task, created, total)
+            self.clear_batch_marks()
         return created
+
+    def _batch_key(self) -> str:
+        self._batches += 1
+        return f"{self.tag}/{self._batches}"
+
+    def _write_entities(self, labels: list[str], props: list[dict[str, Any]]
+                        ) -> list[tuple[str, str]]:
+        """CREATE one batch of entities, once even if the driver retries its transaction;
+        returns (uid, elementId) of each."""
+        key = self._batch_key()
+
+        def work(tx: Any) -> list[tuple[str, str]]:
+            if tx.run(BATCH_DONE_QUERY, {"key": key}).single() is not None:
+                uids = [p["uid"] for p in props]  # written by a run whose answer was lost
+                result = tx.run(OWN_ENTITY_IDS_QUERY, {"uids": uids, "tag": self.tag})
+                return [(r["uid"], r["id"]) for r in result]
+            result = tx.run(CREATE_ENTITIES_QUERY,
+                            {"props": props, "labels": labels, "tag": self.tag})
+            ids = [(r["uid"], r["id"]) for r in result]
+            tx.run(MARK_BATCH_QUERY, {"key": key, "created": len(ids), "tag": self.tag}
+                   ).consume()
+            return ids
+
+        with self.driver.session(database=self.database) as session:
+            return session.execute_write(work)
+
+    def clear_batch_marks(self) -> None:
+        """Delete the load's batch markers (once its writes are all done)."""
+        with translate_errors():
+            self.driver.execute_query(CLEAR_BATCH_MARKS_QUERY, {"tag": self.tag},
+                                      database_=self.database)
 
     def create_relations(self, rel_type: str, rows: Iterable[dict[str, Any]],
                          total: int | None = None, task: str | None = None) -> int:
@@ -267,7 +310,8 @@ class MigrationContext:
             try:
                 for batch in batched(rows, self.batch_size):
                     statements = self._relation_statements(rel_type, batch, ends)
-                    pending.append((pool.submit(self._write_all, statements), batch))
+                    pending.append((pool.submit(self._write_all, statements,
+                                                self._batch_key()), batch))
                     while len(pending) > writers:
                         collect()
                 while pending:
@@ -278,6 +322,7 @@ class MigrationContext:
                     future.cancel()
                 pool.shutdown(wait=True)
             self._verify_own_nodes(sorted(ends))
+            self.clear_batch_marks()
         return created
 
     def _relation_statements(self, rel_type: str, batch: list[dict[str, Any]], ends: set[str]
@@ -319,25 +364,32 @@ class MigrationContext:
                 statements.append((CREATE_RELATIONS_QUERY, params))
         return statements
 
-    def _write_all(self, statements: list[tuple[str, dict[str, Any]]]) -> int:
-        """Run one batch's statements (in a writer thread); returns relationships created.
+    def _write_all(self, statements: list[tuple[str, dict[str, Any]]], key: str) -> int:
+        """Run one batch's statements in one transaction (in a writer thread), once even if
+        it is run again; returns relationships created.
 
         Concurrent batches can deadlock on a shared node; the server then rolls one back and
         it is retried here (the driver's own retry window is kept short for the API).
         """
-        created = 0
-        for query, params in statements:
-            for attempt in range(WRITE_ATTEMPTS):
-                try:
-                    records, _, _ = self.driver.execute_query(query, params,
-                                                              database_=self.database)
-                    break
-                except TransientError:
-                    if attempt == WRITE_ATTEMPTS - 1:
-                        raise
-                    time.sleep(0.05 * 2 ** attempt)
-            created += int(records[0]["created"])
-        return created
+        def work(tx: Any) -> int:
+            done = tx.run(BATCH_DONE_QUERY, {"key": key}).single()
+            if done is not None:
+                return int(done["created"])
+            created = sum(int(tx.run(query, params).single()["created"])
+                          for query, params in statements)
+            tx.run(MARK_BATCH_QUERY, {"key": key, "created": created, "tag": self.tag}
+                   ).consume()
+            return created
+
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                with self.driver.session(database=self.database) as session:
+                    return int(session.execute_write(work))
+            except TransientError:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * 2 ** attempt)
+        raise AssertionError("unreachable")
 
     def _verify_own_nodes(self, ids: list[str]) -> None:
         """Fail if an end node matched by elementId is no longer one of this migration's
