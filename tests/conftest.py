@@ -60,10 +60,10 @@ def pytest_runtest_makereport(item: pytest.Item,
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that talks to Neo4j (through the ``driver`` fixture) must carry ``integration``,
-    so that ``-m "not integration"`` runs without a server."""
+    """A test that talks to Neo4j (the ``driver`` fixture, or ``settings``, which starts the
+    server) must carry ``integration``, so that ``-m "not integration"`` runs without one."""
     unmarked = [item.nodeid for item in items
-                if "driver" in getattr(item, "fixturenames", ())
+                if {"driver", "settings"} & set(getattr(item, "fixturenames", ()))
                 and item.get_closest_marker("integration") is None]
     if unmarked:
         raise pytest.UsageError("tests that use Neo4j lack the integration marker: "
