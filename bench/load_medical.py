@@ -36,9 +36,9 @@ from neo4j import ManagedTransaction
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from domains.hpo import build_medical_graph  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.migrate.history import ensure_schema  # noqa: E402
-from graph.migrate.hpo import build_medical_graph  # noqa: E402
 from graph.migrate.loader import MigrationContext, rollback  # noqa: E402
 from graph.schema import bootstrap_schema  # noqa: E402
 from graph.server import LocalNeo4j  # noqa: E402

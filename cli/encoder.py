@@ -7,6 +7,7 @@ every other `kgr` command would pay for it.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import typer
@@ -20,6 +21,35 @@ app = typer.Typer(help="Entity embeddings: similar entities, link prediction.",
                   no_args_is_help=True)
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
+
+
+@dataclass(frozen=True)
+class EncoderOptions:
+    """The hyperparameters ``kgr train encoder`` may set (``graph.encoder.EncoderConfig``
+    fields); None keeps the default chosen for the graph's size."""
+
+    epochs: int | None = None
+    dim: int | None = None
+    decoder: str | None = None
+    num_layers: int | None = None
+    loss: str | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    patience: int | None = None
+    eval_every: int | None = None
+    seed: int | None = None
+
+    def overrides(self) -> dict[str, Any]:
+        """The options set, checked now (before the graph is read): a bad value is an
+        ``InvalidInputError`` that names it."""
+        from graph.encoder import EncoderConfig
+
+        chosen = {k: v for k, v in asdict(self).items() if v is not None}
+        try:
+            EncoderConfig.for_graph(0, 0, **chosen)
+        except ValueError as exc:
+            raise InvalidInputError(f"invalid encoder configuration: {exc}") from exc
+        return chosen
 
 
 def _metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -55,18 +85,13 @@ def train_encoder_cmd(
     """Train the encoder of a domain, save a versioned checkpoint and serve it."""
     import torch
 
-    from graph.encoder import EncoderConfig, load_active_encoder, train_domain
+    from graph.encoder import load_active_encoder, train_domain
 
     if threads:
         torch.set_num_threads(threads)
-    overrides = {k: v for k, v in {
-        "epochs": epochs, "dim": dim, "decoder": decoder, "num_layers": layers, "loss": loss,
-        "lr": lr, "batch_size": batch_size, "patience": patience, "eval_every": eval_every,
-        "seed": seed}.items() if v is not None}
-    try:  # unset options keep the defaults chosen for the graph's size
-        EncoderConfig.for_graph(0, 0, **overrides)
-    except ValueError as exc:
-        raise InvalidInputError(f"invalid encoder configuration: {exc}") from exc
+    overrides = EncoderOptions(
+        epochs=epochs, dim=dim, decoder=decoder, num_layers=layers, loss=loss, lr=lr,
+        batch_size=batch_size, patience=patience, eval_every=eval_every, seed=seed).overrides()
     cfg = settings()
     with open_driver(cfg) as driver, fraction_progress(f"encoder {domain}") as progress:
         version = train_domain(cfg, driver, domain, None, progress=progress,

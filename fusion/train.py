@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import torch
 from pydantic import BaseModel
@@ -108,36 +108,26 @@ class TrainConfig(BaseModel):
     beam: int = 8
     max_val: int = 240
     # how generated questions (rows that record their phrasings) are split for model
-    # selection: "random" (the validation questions are worded like the training ones) or
-    # "phrasing" (a hop's validation phrasing, ``validation_phrasing``, is held out of
-    # training). Measured per epoch against the held-out evaluation wording (medical, 1800
-    # questions): with "phrasing" validation Hits@1 fell from 0.88 to 0.71 while evaluation
-    # rose from 0.81 to 0.96 (lr 1e-3, ``bench/qa_epoch_curve.py``); at lr 3e-3 it chose the
-    # untrained model for one seed of three (3-hop 0.67 against 0.85 for the others). A random
-    # split also keeps every phrasing in training
+    # selection: "random" (worded like the training ones) or "phrasing" (a hop's
+    # ``validation_phrasing`` held out of training). "random": a held-out phrasing's Hits@1
+    # moved against the evaluation wording's, so it picked bad epochs, and a random split keeps
+    # every phrasing in training (bench/qa_epoch_curve.py)
     validation: Literal["random", "phrasing"] = "random"
     segment_attention: bool = True
     # model selection: the earliest epoch within this many standard errors of the best
-    # validation Hits@1; 0: the best epoch. Measured with 1.0 (bench/qa_quality.py, 3 seeds):
-    # the sum of the 24 fine-tuned and few-shot Hits@1 cells went from 21.55 to 21.49 and the
-    # medical graph head lost its gain over the text head, so the default stays at 0
+    # validation Hits@1; 0: the best epoch. 0, as 1.0 lost a little everywhere
+    # (bench/qa_quality.py)
     select_within_se: float = 0.0
     # a graph head that starts from the text head trains its graph terms alone (a residual)
-    # or the whole head again. Measured (bench/qa_quality.py, 300 questions per hop, 3 seeds):
-    # trained whole again on generated questions (a second cycle at the full rate), medical gave
-    # 0.90 / 0.81 at 2 / 3 hops against the text heads' 0.99 / 0.96 (one seed's graph head fell
-    # from 1.0 / 0.99 to 0.75 / 0.64); few-shot medical 0.96 / 0.97 / 0.97 whole, 0.97 / 0.97 /
-    # 0.96 alone; few-shot finance the same either way (every graph head kept epoch 0)
+    # or the whole head again: alone, as a second full cycle over the whole head undid what
+    # the text head had learnt (bench/qa_quality.py)
     graph_residual_only: bool = True
     # the graph terms of such a residual head are kept only where they answer more validation
     # questions than the text head they start from, by an exact sign test at this level (the
-    # questions only one of the two answers); otherwise the graph head is not kept and the
-    # text head serves (``models.graph_embeddings`` false). None keeps them whenever
-    # selection picks an epoch past 0. Why: selection breaks ties in Hits@1 by validation
-    # loss, and 8 of 12 graph heads of ``bench/qa_quality.py`` (3 seeds, both domains,
-    # fine-tuned and few-shot) kept graph terms that answered no more validation questions
-    # than the text head, while on the held-out wording they answered fewer (medical
-    # fine-tuned +4 / -23, few-shot +8 / -35)
+    # questions only one of the two answers); otherwise the text head serves
+    # (``models.graph_embeddings`` false). None keeps them whenever selection picks an epoch
+    # past 0. Why: selection breaks Hits@1 ties by validation loss, which kept graph terms that
+    # answered no more validation questions and fewer held-out ones (bench/qa_quality.py)
     graph_terms_p: float | None = 0.05
     # the graph head sees where each path prefix stands: the mean graph embedding of its
     # frontier (``FusionModel.frontier_graph``)
@@ -157,21 +147,14 @@ class TrainConfig(BaseModel):
                                        if getattr(self, k) is None})
 
 
-# Generated questions (1800 for the built-in domains). Measured per epoch against the held-out
-# evaluation wording (``bench/qa_epoch_curve.py``, medical, seeds 0-2): at lr 3e-3 constant one
-# run's 3-hop Hits@1 swung 0.96, 0.88, 0.81, 0.83, 0.84 over epochs 1-5, so the epoch selection
-# kept was a draw; at 1e-3 constant it stayed near 1.0 but fell to 0.74 at epoch 7; at 1e-3 with
-# the cosine decay over 10 epochs it held 0.98-1.0 at every epoch from 2 on. With this setting
-# and a random validation split, fine-tuned medical is 0.98 / 0.99 / 0.96 with either head
-# (0.95 / 0.84 / 0.79 before), finance 0.96 / 0.85 / 0.73-0.76 (0.97 / 0.86 / 0.75 before)
+# Generated questions (1800 for the built-in domains): a low rate decaying over the epochs, so
+# that every epoch selection may keep is a good one (a constant rate swung from epoch to epoch;
+# bench/qa_epoch_curve.py)
 MANY_EXAMPLES: dict[str, Any] = {"epochs": 12, "lr": 1e-3, "lr_schedule": "cosine",
                                  "patience": 5}
 # Tens of a user's questions (few-shot from the active model; k-fold selection): 50 questions
 # give a few optimiser steps per epoch, and 10 validation questions per fold make a 5-epoch
-# plateau noise. From the same fine-tuned models, the setting above left few-shot finance at
-# 0.97 / 0.87 / 0.75 (graph head); 3e-3 constant with patience 5 at 0.96 / 0.86 / 0.77 (text
-# head: two of three seeds stopped at epoch 0, before the 7 and 26 epochs that adapt them); all
-# 30 epochs 0.98 / 0.90 / 0.82 (medical unchanged: its best epochs come early)
+# plateau noise, so a higher rate and every epoch (patience = epochs) (bench/qa_quality.py)
 FEW_EXAMPLES: dict[str, Any] = {"epochs": 30, "lr": 3e-3, "lr_schedule": "constant",
                                 "patience": 30}
 
@@ -256,9 +239,25 @@ def resolve(graph: NamedGraph, values: Sequence[Any], by_name: dict[str, list[st
     return list(dict.fromkeys(out))
 
 
+@dataclass(frozen=True)
+class GoldPath:
+    """A labelled relation path: from ``topic`` along ``steps`` to entities of ``answer_type``."""
+
+    topic: str
+    steps: list[Action]
+    answer_type: str
+
+
+@dataclass(frozen=True)
+class Guide:
+    """The zero-shot reading of a question that ``infer_path`` enumerates paths by."""
+
+    scorer: ZeroShotScorer
+    ctx: QuestionContext
+
+
 def infer_path(graph: DomainGraph, topics: list[str], answers: set[str], caps: Caps,
-               max_hops: int, guide: tuple[ZeroShotScorer, QuestionContext] | None = None,
-               ) -> tuple[str, list[Action], str] | None:
+               max_hops: int, guide: Guide | None = None) -> GoldPath | None:
     """The (topic, hops, answer type) whose reached entities best match ``answers`` (F1).
 
     In a dense graph several paths often reach exactly the answers (a company's one
@@ -276,10 +275,11 @@ def infer_path(graph: DomainGraph, topics: list[str], answers: set[str], caps: C
     scorer: Scorer = uniform
     hints = None
     if guide is not None:
-        scorer = guide[0].for_question(guide[1], expander)
-        hints = PathHints.of(parse_question(guide[1].text, guide[0].space.types,
-                                            domain=guide[0].space.domain))
-    best: tuple[float, float, str, list[Action], str] | None = None
+        scorer = guide.scorer.for_question(guide.ctx, expander)
+        hints = PathHints.of(parse_question(guide.ctx.text, guide.scorer.space.types,
+                                            domain=guide.scorer.space.domain))
+    best_key: tuple[float, float] | None = None  # (F1, then the tie-break below)
+    best: GoldPath | None = None
     for topic in topics[:3]:
         for final in beam_search(expander, scorer, [(topic, 0.0)], max_hops, wide, hints=hints):
             reached = graph.answers({topic}, list(final.steps), final.answer_type, cap=5000)
@@ -289,16 +289,25 @@ def infer_path(graph: DomainGraph, topics: list[str], answers: set[str], caps: C
             f1 = 2 * hit / (len(reached) + len(answers))
             # without a guide, ties go to the shorter path
             key = (round(f1, 9), final.logp if guide is not None else -final.hops)
-            if best is None or key > (best[0], best[1]):
-                best = (*key, topic, list(final.steps), final.answer_type)
-    return None if best is None else (best[2], best[3], best[4])
+            if best_key is None or key > best_key:
+                best_key, best = key, GoldPath(topic, list(final.steps), final.answer_type)
+    return best
 
 
-def teacher_steps(graph: DomainGraph, space: ActionSpace, topic: str, steps: list[Action],
-                  answer_type: str, caps: Caps, max_hops: int,
-                  ) -> tuple[list[int], list[list[int]], list[list[str]]] | None:
+@dataclass(frozen=True)
+class TeacherSteps:
+    """A gold path as the model is trained on it, one entry per step (the last a stop)."""
+
+    gold: list[int]  # action ids
+    candidates: list[list[int]]  # the action ids the capped retrieval offers
+    frontiers: list[list[str]]  # the entities reached before the step (the topic first)
+
+
+def teacher_steps(graph: DomainGraph, space: ActionSpace, path: GoldPath, caps: Caps,
+                  max_hops: int) -> TeacherSteps | None:
     """Gold action ids, the candidate ids and the frontier at each step (None if retrieval
     loses the path)."""
+    topic, steps, answer_type = path.topic, path.steps, path.answer_type
     expander = MemoryExpander(graph)
     item = BeamItem(topic, (), 0.0, [topic])
     gold: list[int] = []
@@ -319,7 +328,31 @@ def teacher_steps(graph: DomainGraph, space: ActionSpace, topic: str, steps: lis
             item = advance(item, action, 0.0, adjacency, caps)
             if not item.frontier:
                 return None
-    return gold, cands, frontiers
+    return TeacherSteps(gold, cands, frontiers)
+
+
+@dataclass(frozen=True)
+class Linked:
+    """A training row whose question names a known topic and whose answers are in the graph."""
+
+    row: dict[str, Any]
+    question: str
+    masked: str  # the question with the topic mention as ``MASK``
+    answers: set[str]
+    topics: list[str]
+
+
+@dataclass(frozen=True)
+class Staged:
+    """A linked row with its gold path, waiting for the batched MiniLM encoding."""
+
+    question: str
+    masked: str
+    topics: list[str]  # the gold path's topic first
+    teacher: TeacherSteps
+    answers: set[str]
+    hops: int
+    wording: tuple[tuple[Action, int], ...] | None
 
 
 def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpace,
@@ -328,7 +361,7 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
     caps = Caps(cfg.per_type, cfg.frontier, 20_000, cfg.beam)
     linker = EntityLinker(None, graph.domain, index or alias_index_of(graph))
     by_name = names_index(graph.names)
-    linked: list[tuple[dict[str, Any], str, str, set[str], list[str]]] = []
+    linked: list[Linked] = []
     skipped = 0
     for row in rows:
         question = row["question"].strip()
@@ -346,50 +379,52 @@ def prepare(rows: Sequence[dict[str, Any]], graph: DomainGraph, space: ActionSpa
         if not answers or not topics:
             skipped += 1
             continue
-        linked.append((row, question, mask_question(question, mention, MASK), answers, topics))
+        linked.append(Linked(row, question, mask_question(question, mention, MASK), answers,
+                             topics))
     # rows without a gold path get one inferred from their answers, guided by the question
-    unlabelled = [masked for row, _, masked, _, _ in linked
-                  if not (row.get("path") and row.get("answer_type"))]
+    unlabelled = [item.masked for item in linked
+                  if not (item.row.get("path") and item.row.get("answer_type"))]
     guides = dict(zip(unlabelled, encode_questions(unlabelled), strict=True))
     zero_shot = ZeroShotScorer(space)
-    staged: list[tuple[str, str, list[str], list[int], list[list[int]], set[str], int,
-                       tuple[tuple[Action, int], ...] | None, list[list[str]]]] = []
-    for row, question, masked, answers, topics in linked:
-        found: tuple[str, list[Action], str] | None = None
+    staged: list[Staged] = []
+    for item in linked:
+        row, answers, topics = item.row, item.answers, item.topics
+        found: GoldPath | None = None
         wording: tuple[tuple[Action, int], ...] | None = None
         if row.get("path") and row.get("answer_type"):
             steps = [(str(r), str(d)) for r, d in row["path"]]
             for topic in topics:
                 if graph.answers({topic}, steps, row["answer_type"]) & answers:
-                    found = (topic, steps, row["answer_type"])
+                    found = GoldPath(topic, steps, row["answer_type"])
                     break
             indexes = row.get("phrasings")
             if isinstance(indexes, list) and len(indexes) == len(steps):
                 wording = tuple((step, int(i)) for step, i in zip(steps, indexes, strict=True))
         else:
             found = infer_path(graph, topics, answers, caps, cfg.max_hops,
-                               (zero_shot, guides[masked]))
+                               Guide(zero_shot, guides[item.masked]))
         if found is None:
             skipped += 1
             continue
-        topic, steps, answer_type = found
-        forced = teacher_steps(graph, space, topic, steps, answer_type, caps, cfg.max_hops)
+        forced = teacher_steps(graph, space, found, caps, cfg.max_hops)
         if forced is None:
             skipped += 1
             continue
-        staged.append((question, masked, [topic] + [t for t in topics if t != topic],
-                       forced[0], forced[1], answers, len(steps), wording, forced[2]))
-    contexts = encode_questions([s[1] for s in staged])
-    parses = [parse_question(s[1], space.types, domain=space.domain) for s in staged]
+        staged.append(Staged(item.question, item.masked,
+                             [found.topic] + [t for t in topics if t != found.topic], forced,
+                             answers, len(found.steps), wording))
+    contexts = encode_questions([s.masked for s in staged])
+    parses = [parse_question(s.masked, space.types, domain=space.domain) for s in staged]
     priors = step_priors(parses, torch.stack([c.pooled for c in contexts]) if contexts
                          else torch.zeros(0, 384), space.text, space.actions) \
         if staged else torch.zeros(0)
     segments = step_segment_vectors(parses)
     examples = [
-        Prepared(q, ctx, tops[0], tops, graph.types.get(tops[0], "Entity"), gold, cands, ans,
-                 hops, prior, step_token_masks(parse, ctx.offsets, ctx.mask), segment,
-                 PathHints.of(parse), frontiers, wording)
-        for (q, _, tops, gold, cands, ans, hops, wording, frontiers), ctx, prior, parse, segment
+        Prepared(s.question, ctx, s.topics[0], s.topics,
+                 graph.types.get(s.topics[0], "Entity"), s.teacher.gold, s.teacher.candidates,
+                 s.answers, s.hops, prior, step_token_masks(parse, ctx.offsets, ctx.mask),
+                 segment, PathHints.of(parse), s.teacher.frontiers, s.wording)
+        for s, ctx, prior, parse, segment
         in zip(staged, contexts, priors, parses, segments, strict=True)
     ]
     return examples, skipped
@@ -479,7 +514,11 @@ def validation_outcomes(model: FusionModel, space: ActionSpace,
     return plain, reranked
 
 
-Split = tuple[list[Prepared], list[Prepared]]
+class Split(NamedTuple):
+    """One validation run's examples: those it trains on and those it validates on."""
+
+    train: list[Prepared]
+    val: list[Prepared]
 
 
 def split_validation(examples: Sequence[Prepared], cfg: TrainConfig,
@@ -490,7 +529,7 @@ def split_validation(examples: Sequence[Prepared], cfg: TrainConfig,
     wording, a user's file) a random split, or ``cfg.folds`` folds when there are fewer than
     ``cfg.kfold_below`` examples. Fewer than 10 examples are not split ("none")."""
     if len(examples) < 10:
-        return [(list(examples), [])], "none"
+        return [Split(list(examples), [])], "none"
     held = [e for e in examples if e.uses_validation_phrasing()] \
         if cfg.validation == "phrasing" else []
     if held and len(held) < len(examples):
@@ -504,15 +543,16 @@ def split_validation(examples: Sequence[Prepared], cfg: TrainConfig,
             for group in by_hops.values():
                 if group and len(val) < cfg.max_val:
                     val.append(group.pop())
-        return [([e for e in examples if not e.uses_validation_phrasing()], val)], "phrasing"
+        return [Split([e for e in examples if not e.uses_validation_phrasing()], val)], \
+            "phrasing"
     order = list(range(len(examples)))
     rng.shuffle(order)
     if len(examples) < cfg.kfold_below and cfg.folds >= 2:
         folds = [set(order[k::cfg.folds]) for k in range(cfg.folds)]
-        return [([examples[i] for i in order if i not in fold],
-                 [examples[i] for i in order if i in fold]) for fold in folds], "k-fold"
+        return [Split([examples[i] for i in order if i not in fold],
+                      [examples[i] for i in order if i in fold]) for fold in folds], "k-fold"
     n_val = min(cfg.max_val, max(1, int(len(examples) * cfg.val_fraction)))
-    return [([examples[i] for i in order[n_val:]], [examples[i] for i in order[:n_val]])], \
+    return [Split([examples[i] for i in order[n_val:]], [examples[i] for i in order[:n_val]])], \
         "random"
 
 
@@ -601,6 +641,56 @@ State = dict[str, torch.Tensor]
 
 
 @dataclass
+class Run:
+    """One validation run of ``fit``: its own model and optimiser on its own split."""
+
+    model: FusionModel
+    optim: torch.optim.Optimizer
+    train: list[Prepared]
+    val: list[Prepared]
+    batch_size: int
+
+
+@dataclass(frozen=True)
+class EpochResult:
+    """Validation after an epoch (0: the starting model): Hits@1 of the model's paths as they
+    are and after the zero-shot rerank, and the validation loss."""
+
+    epoch: int
+    hits: float
+    reranked: float
+    loss: float
+
+    @property
+    def score(self) -> float:
+        """The Hits@1 the epoch is chosen by: the better of the two readings."""
+        return max(self.hits, self.reranked)
+
+    @property
+    def rerank(self) -> bool:
+        """Whether the rerank is kept: where it does not lose on validation (it helps on
+        wording unlike the training questions and can undo what a model learnt)."""
+        return self.reranked >= self.hits
+
+    def beats(self, other: EpochResult) -> bool:
+        """Better Hits@1, ties broken by the lower validation loss (else the earlier wins)."""
+        return (self.score, -self.loss) > (other.score, -other.loss)
+
+    def record(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "val_hits@1": round(self.score, 4),
+                "val_hits@1_plain": round(self.hits, 4),
+                "val_hits@1_reranked": round(self.reranked, 4), "val_loss": round(self.loss, 4)}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An epoch's validation and each run's weights after it."""
+
+    result: EpochResult
+    states: list[State]
+
+
+@dataclass
 class Fitted:
     """A trained head, its metrics, and the weights each validation run had at the chosen
     epoch (trained on that run's training part only: what a head built on this one may
@@ -636,82 +726,70 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     splits, how = split_validation(examples, cfg, rng)
-    if not splits[0][0]:
+    if not splits[0].train:
         raise TrainingDataError("no usable training example")
     graph_dim = features.dim if (features is not None and use_graph) else 0
     graph_actions = space.graph_vectors(features) if graph_dim else None
-    runs = []
+    runs: list[Run] = []
     if split_inits is not None and len(split_inits) != len(splits):
         raise ValueError("one starting state per validation run")
     for k, (train, val) in enumerate(splits):
         model = _new_model(cfg, graph_dim, split_inits[k] if split_inits is not None else init)
         optim = torch.optim.AdamW(_trainable(model, only_graph), lr=cfg.lr,
                                   weight_decay=cfg.weight_decay)
-        runs.append((model, optim, list(train), val,
-                     min(cfg.batch_size, max(8, len(train) // 8))))  # several steps per epoch
-    n_val = sum(len(val) for _, val in splits)
+        runs.append(Run(model, optim, list(train), val,
+                        min(cfg.batch_size, max(8, len(train) // 8))))  # several steps per epoch
+    n_val = sum(len(split.val) for split in splits)
 
     outcomes: dict[int, list[bool]] = {}  # epoch -> per validation question, right or not
 
-    def validate(epoch: int) -> tuple[float, float, float]:
-        """Validation Hits@1 without and with the zero-shot rerank, and the loss; the per-
-        question outcomes of the better of the two go to ``outcomes[epoch]``."""
+    def validate(epoch: int) -> EpochResult:
+        """Validation of every run together; the per-question outcomes of the better of the
+        two readings go to ``outcomes[epoch]``."""
         if not n_val:
-            return 0.0, 0.0, 0.0
+            return EpochResult(epoch, 0.0, 0.0, 0.0)
         plain: list[bool] = []
         again: list[bool] = []
         loss = 0.0
-        for model, _, _, val, _ in runs:
-            if val:
-                p, a = validation_outcomes(model, space, features, val, graph, cfg)
+        for run in runs:
+            if run.val:
+                p, a = validation_outcomes(run.model, space, features, run.val, graph, cfg)
                 plain += p
                 again += a
-                loss += _val_loss(model, val, space, features, graph_actions) * len(val)
-        hits, reranked = sum(plain) / n_val, sum(again) / n_val
-        outcomes[epoch] = again if reranked >= hits else plain
-        return hits, reranked, loss / n_val
-
-    def record(epoch: int, hits: float, reranked: float, loss: float) -> dict[str, Any]:
-        return {"epoch": epoch, "val_hits@1": round(max(hits, reranked), 4),
-                "val_hits@1_plain": round(hits, 4), "val_hits@1_reranked": round(reranked, 4),
-                "val_loss": round(loss, 4)}
-
-    val_hits, val_reranked, val_loss = validate(0)
-    history = [record(0, val_hits, val_reranked, val_loss)]
-    # the zero-shot rerank of the final paths is kept where it does not lose on validation:
-    # it helps on wording unlike the training questions and can undo what a model learnt
-    best = (max(val_hits, val_reranked), -val_loss, 0, val_reranked >= val_hits)
+                loss += _val_loss(run.model, run.val, space, features, graph_actions) \
+                    * len(run.val)
+        result = EpochResult(epoch, sum(plain) / n_val, sum(again) / n_val, loss / n_val)
+        outcomes[epoch] = again if result.rerank else plain
+        return result
 
     def states() -> list[State]:
-        return [{k: v.clone() for k, v in run[0].state_dict().items()} for run in runs]
+        return [{k: v.clone() for k, v in run.model.state_dict().items()} for run in runs]
 
-    # the best epoch's weights; with ``select_within_se`` every epoch's (score, -loss, epoch,
-    # rerank, weights), as the choice is then made at the end
-    best_states = states()
-    start = (best, best_states)
+    best = Snapshot(validate(0), states())  # the best epoch's validation and weights
+    history = [best.result.record()]
+    start = best
+    # with ``select_within_se`` every epoch's snapshot, as the choice is then made at the end
     keep_all = cfg.select_within_se > 0
-    trail = [(*best, best_states)] if keep_all else []
+    trail = [best] if keep_all else []
     stale = 0
     for epoch in range(1, cfg.epochs + 1):
         for run in runs:
-            _set_lr(run[1], epoch_lr(cfg, epoch - 1))
-        train_loss = sum(_train_epoch(model, optim, train, space, features, graph_actions,
-                                      batch_size, rng)
-                         for model, optim, train, _, batch_size in runs) / len(runs)
-        val_hits, val_reranked, val_loss = validate(epoch)
-        history.append({**record(epoch, val_hits, val_reranked, val_loss),
-                        "train_loss": round(train_loss, 4)})
+            _set_lr(run.optim, epoch_lr(cfg, epoch - 1))
+        train_loss = sum(_train_epoch(run.model, run.optim, run.train, space, features,
+                                      graph_actions, run.batch_size, rng)
+                         for run in runs) / len(runs)
+        current = validate(epoch)
+        history.append({**current.record(), "train_loss": round(train_loss, 4)})
         if progress:
             progress(epoch / cfg.epochs, f"{label} epoch {epoch}: loss {train_loss:.3f}, "
-                     f"val Hits@1 {max(val_hits, val_reranked):.3f}")
-        current = (max(val_hits, val_reranked), -val_loss, epoch, val_reranked >= val_hits)
-        improved = not n_val or current[:2] > best[:2]
+                     f"val Hits@1 {current.score:.3f}")
+        improved = not n_val or current.beats(best.result)
         if keep_all or improved:
-            snapshot = states()
+            snapshot = Snapshot(current, states())
             if keep_all:
-                trail.append((*current, snapshot))
+                trail.append(snapshot)
         if improved:
-            best, best_states = current, snapshot
+            best = snapshot
             stale = 0
         else:
             stale += 1
@@ -720,21 +798,22 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
     if n_val and keep_all:
         # the earliest epoch within ``select_within_se`` standard errors of the best Hits@1
         # (with 50 validation questions one question is 2 points)
-        se = math.sqrt(max(best[0] * (1 - best[0]), 0.0) / n_val)
-        floor = best[0] - cfg.select_within_se * se - 1e-9
-        chosen = next(t for t in trail if t[0] >= floor)
-        best, best_states = chosen[:4], chosen[4]
+        top = best.result.score
+        se = math.sqrt(max(top * (1 - top), 0.0) / n_val)
+        floor = top - cfg.select_within_se * se - 1e-9
+        best = next(s for s in trail if s.result.score >= floor)
     graph_terms: dict[str, Any] | None = None
     if only_graph and n_val and cfg.graph_terms_p is not None:
         # keep the graph terms only where they beat the text head (epoch 0) on validation
-        wins, losses = paired_outcomes(outcomes[best[2]], outcomes[0])
+        wins, losses = paired_outcomes(outcomes[best.result.epoch], outcomes[0])
         p = sign_test(wins, losses)
-        kept = best[2] > 0 and wins > losses and p < cfg.graph_terms_p
-        graph_terms = {"kept": kept, "epoch": best[2], "wins": wins, "losses": losses,
-                       "p": round(p, 4)}
+        kept = best.result.epoch > 0 and wins > losses and p < cfg.graph_terms_p
+        graph_terms = {"kept": kept, "epoch": best.result.epoch, "wins": wins,
+                       "losses": losses, "p": round(p, 4)}
         if not kept:
-            best, best_states = start
-    best_epoch = best[2]
+            best = start
+    best_epoch = best.result.epoch
+    best_states = best.states
     if how in ("phrasing", "k-fold"):
         # fit again on every example (the validation questions too) for the chosen epochs
         torch.manual_seed(cfg.seed)
@@ -751,16 +830,16 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
             if progress:
                 progress(1.0, f"{label} refit epoch {epoch + 1}/{best_epoch} on all examples")
     else:
-        model = runs[0][0]
+        model = runs[0].model
         model.load_state_dict(best_states[0])
     model.eval()
     # no validation questions: keep the rerank (what a model trained on few rows can't check)
-    rerank = bool(best[3]) if n_val else True
+    rerank = best.result.rerank if n_val else True
     return Fitted(model, {
-        "val_hits@1": round(best[0], 4), "best_epoch": best_epoch, "rerank": rerank,
+        "val_hits@1": round(best.result.score, 4), "best_epoch": best_epoch, "rerank": rerank,
         "validation": how, "folds": len(splits), "epochs_run": len(history) - 1,
         "lr": cfg.lr, "lr_schedule": cfg.lr_schedule, "max_epochs": cfg.epochs,
-        "n_train": len(examples) if how in ("phrasing", "k-fold") else len(splits[0][0]),
+        "n_train": len(examples) if how in ("phrasing", "k-fold") else len(splits[0].train),
         "n_val": n_val, "history": history,
         **({"graph_terms": graph_terms} if graph_terms is not None else {})}, best_states)
 

@@ -3,13 +3,19 @@
 Without ``NEO4J_URI`` the run starts (or reuses) a local server in ``.kgr-test/`` on
 ``KGR_TEST_BOLT_PORT`` (default 7697) and leaves it running for the next run; ``.ci/run`` stops
 it at the end. Each test that writes works in its own fresh domain, removed afterwards.
+
+Tests that read a data set from the shared data folder (``Settings().data_dir``, ``KGR_DATA_DIR``,
+by default ``../shared/data``) ask for it through the ``shared_data`` fixture, which skips them
+with the reason where it is absent. In CI (``CI`` set) a skip is a failure, but for ``gpu`` tests
+on a machine without CUDA: a skipped test there would hide a missing data set or server.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,6 +36,53 @@ DELETE m
 """
 TEST_HOME = PROJECT_ROOT / ".kgr-test"
 TEST_BOLT_PORT = int(os.environ.get("KGR_TEST_BOLT_PORT", "7697"))
+# the only tests CI may skip: GPU tests on a machine without CUDA
+CI_MAY_SKIP_MARKERS = {"gpu"}
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item,
+                               call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
+    """In CI, a skipped test (other than a ``gpu`` one) fails, with the reason it skipped."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and in_ci()) or hasattr(report, "wasxfail"):
+        return
+    if any(item.get_closest_marker(name) for name in CI_MAY_SKIP_MARKERS):
+        return
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"skipped in CI (CI={os.environ['CI']}), which must run every test: {reason}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that talks to Neo4j (the ``driver`` fixture, or ``settings``, which starts the
+    server) must carry ``integration``, so that ``-m "not integration"`` runs without one."""
+    unmarked = [item.nodeid for item in items
+                if {"driver", "settings"} & set(getattr(item, "fixturenames", ()))
+                and item.get_closest_marker("integration") is None]
+    if unmarked:
+        raise pytest.UsageError("tests that use Neo4j lack the integration marker: "
+                                + ", ".join(unmarked))
+
+
+def shared_data_folder(name: str) -> Path:
+    """The data set ``name`` in the shared data folder; skips the test where it is absent."""
+    folder = Settings().data_dir / name
+    if not folder.is_dir():
+        pytest.skip(f"needs the data set {name!r}: {folder} is absent (set KGR_DATA_DIR to the "
+                    "folder that holds it, by default ../shared/data beside the repository)")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Callable[[str], Path]:
+    """``shared_data("findkg")``: that data set's folder, or the test skips with the reason."""
+    return shared_data_folder
 
 
 @pytest.fixture(scope="session")

@@ -24,10 +24,13 @@ class Problem:
 
 
 class MigrationError(KgrError):
-    """Root of the migration system's errors."""
+    """Root of the migration system's errors (``except MigrationError`` catches them all).
+
+    Each subclass also derives from the ``graph.exceptions`` class whose HTTP status it takes
+    in ``api/errors.py``: this root maps to none of its own."""
 
 
-class MigrationValidationError(InvalidInputError):
+class MigrationValidationError(MigrationError, InvalidInputError):
     """Migration files (or the set of migrations) failed validation; ``problems`` lists all."""
 
     def __init__(self, message: str, problems: list[Problem]) -> None:
@@ -35,15 +38,15 @@ class MigrationValidationError(InvalidInputError):
         self.problems = problems
 
 
-class MigrationFailedError(InvalidInputError):
+class MigrationFailedError(MigrationError, InvalidInputError):
     """A migration failed while applying; the graph was rolled back to before it."""
 
 
-class MigrationLockedError(ConflictError):
+class MigrationLockedError(MigrationError, ConflictError):
     """Another process holds the migration lock (or a stale lock must be released first)."""
 
 
-class MigrationChecksumError(ConflictError):
+class MigrationChecksumError(MigrationError, ConflictError):
     """An applied migration's file changed since it was applied, or applied files are missing."""
 
 

@@ -32,6 +32,8 @@ WHERE type(r) = $type
 RETURN count(r) AS n
 """
 
+pytestmark = pytest.mark.integration
+
 
 @pytest.fixture
 def clean_artifacts(settings: Settings, domain: str) -> Iterator[None]:

@@ -4,6 +4,9 @@ queries on both domains."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 from neo4j import Driver
 
@@ -15,7 +18,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def builtin(driver: Driver, settings: Settings) -> MigrationRunner:
+def builtin(driver: Driver, settings: Settings,
+            shared_data: Callable[[str], Path]) -> MigrationRunner:
+    shared_data("findkg")  # V4 reads it; the test run does not download it
     runner = MigrationRunner(driver, settings, lock_timeout_s=900)
     runner.migrate()  # applies only what the test server's history lacks
     return runner

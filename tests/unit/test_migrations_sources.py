@@ -7,20 +7,24 @@ import functools
 import http.server
 import shutil
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from graph.migrate import findkg
+from domains import findkg
+from domains.hpo import build_medical_graph, parse_obo
 from graph.migrate.discovery import discover
 from graph.migrate.exceptions import MigrationFailedError
-from graph.migrate.hpo import build_medical_graph, parse_obo
 from graph.migrate.runner import split_cypher
 from graph.settings import Settings
 
-# The shared data folder (KGR_DATA_DIR, default ../shared/data), as the migration reads it.
-SHARED_FINDKG = Settings().data_dir / "findkg"
+
+@pytest.fixture
+def shared_findkg(shared_data: Callable[[str], Path]) -> Path:
+    """The shared copy of FinDKG (KGR_DATA_DIR/findkg, as the migration reads it), else a skip."""
+    return shared_data("findkg")
+
 
 OBO = """\
 format-version: 1.2
@@ -146,21 +150,21 @@ def test_finance_graph_aggregates_weeks(tmp_path: Path) -> None:
     assert graph.observations == 4 and graph.relation_count == 2
 
 
-def test_checksums_are_verified(tmp_path: Path) -> None:
+def test_checksums_are_verified(tmp_path: Path, shared_findkg: Path) -> None:
     write_findkg(tmp_path)
     with pytest.raises(MigrationFailedError, match="entity2id.txt: sha256"):
         findkg.verify(tmp_path, ["entity2id.txt"])
-    findkg.verify(SHARED_FINDKG)  # the shared copy matches the committed SHA256SUMS
+    findkg.verify(shared_findkg)  # the shared copy matches the committed SHA256SUMS
 
 
 @pytest.fixture
-def findkg_server(tmp_path: Path) -> Iterator[str]:
+def findkg_server(tmp_path: Path, shared_findkg: Path) -> Iterator[str]:
     """A local HTTP server laid out like the FinDKG repository (files from the shared copy)."""
     root = tmp_path / "repo"
     for name, source in findkg.SOURCE_PATHS.items():
         target = root / source
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(SHARED_FINDKG / name, target)
+        shutil.copy(shared_findkg / name, target)
 
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args: object) -> None:
@@ -174,11 +178,12 @@ def findkg_server(tmp_path: Path) -> Iterator[str]:
     server.shutdown()
 
 
-def test_download_when_data_folder_is_absent(tmp_path: Path, findkg_server: str) -> None:
+def test_download_when_data_folder_is_absent(tmp_path: Path, findkg_server: str,
+                                              shared_findkg: Path) -> None:
     settings = Settings(home=tmp_path / "home", data_dir=tmp_path / "nowhere")
     folder = findkg.locate(settings, base_url=findkg_server)
     assert folder == tmp_path / "home" / "data" / "findkg"
-    assert (folder / "train.txt").read_bytes() == (SHARED_FINDKG / "train.txt").read_bytes()
+    assert (folder / "train.txt").read_bytes() == (shared_findkg / "train.txt").read_bytes()
     # A tampered file on the server is refused.
     (folder / "test.txt").unlink()
     served = tmp_path / "repo" / findkg.SOURCE_PATHS["test.txt"]

@@ -1,0 +1,78 @@
+"""The zero-shot scorer on small in-memory graphs (fusion.inference). No database."""
+
+from __future__ import annotations
+
+from fusion.graphdata import DomainGraph
+from fusion.parse import PathHints, parse_question
+from fusion.retrieval import Caps, MemoryExpander, beam_search
+
+
+def test_zero_shot_follows_every_hop_the_question_names() -> None:
+    # x -IS_A-> p1 -IS_A-> p2 -IS_A-> p3, with children and diseases on the way. A stop on the
+    # answer type after hop 1 contradicts a 3-hop parse; if its prior still carried the type
+    # bonus, it would take the mass of hops 2 and 3, which "generalize" (MiniLM reads it close
+    # to both IS_A directions) leaves uncertain, and the 1-hop path would win (medical zero-shot
+    # 3-hop Hits@1 was .55 that way, .72 without)
+    from fusion.inference import ZeroShotScorer, encode_questions
+    from fusion.space import ActionSpace
+
+    nodes = {"x": "Phenotype", "p1": "Phenotype", "p2": "Phenotype", "p3": "Phenotype",
+             "c1": "Phenotype", "c2": "Phenotype", "d1": "Disease", "d2": "Disease"}
+    graph = DomainGraph("toy", names={u: u for u in nodes}, types=nodes)
+    edges = [("x", "IS_A", "p1"), ("p1", "IS_A", "p2"), ("p2", "IS_A", "p3"),
+             ("c1", "IS_A", "p1"), ("c2", "IS_A", "p2"), ("d1", "HAS_PHENOTYPE", "x"),
+             ("d2", "HAS_PHENOTYPE", "p1")]
+    for head, rel, tail in edges:
+        graph.adj.setdefault(head, {}).setdefault((rel, "out"), []).append(tail)
+        graph.adj.setdefault(tail, {}).setdefault((rel, "in"), []).append(head)
+    space = ActionSpace.build(["HAS_PHENOTYPE", "IS_A"], ["Disease", "Phenotype"])
+    zero_shot = ZeroShotScorer(space)
+    expander = MemoryExpander(graph)
+    for text, steps, answer in (
+        ("Name the phenotypes that generalize the phenotypes that generalize the "
+         "phenotypes that generalize [MASK].", 3, "p3"),
+        ("Name the phenotypes that generalize the phenotypes that generalize "
+         "[MASK].", 2, "p2"),
+        ("Name the phenotypes that generalize [MASK].", 1, "p1"),
+    ):
+        ctx = encode_questions([text])[0]
+        hints = PathHints.of(parse_question(text, space.types))
+        finals = beam_search(expander, zero_shot.for_question(ctx, expander), [("x", 0.0)], 3,
+                             Caps(), hints=hints)
+        best = zero_shot.rerank(ctx, finals, expander)[0]
+        assert best.steps == (("IS_A", "out"),) * steps and best.answers == [answer]
+
+
+def test_zero_shot_reads_a_shared_stem_that_minilm_misses() -> None:
+    # "specialize" is held out of the "train" wording; MiniLM puts it nearer IS_A read forwards
+    # ("that subsume", "that are superclasses of") than backwards ("more specific than")
+    from fusion import inference
+    from fusion.inference import ZeroShotScorer, encode_questions
+    from fusion.space import ActionSpace
+
+    nodes = {"x": "Phenotype", "parent": "Phenotype", "child": "Phenotype", "d": "Disease"}
+    graph = DomainGraph("toy", names={u: u for u in nodes}, types=nodes)
+    for head, rel, tail in (("x", "IS_A", "parent"), ("child", "IS_A", "x"),
+                            ("d", "HAS_PHENOTYPE", "x")):
+        graph.adj.setdefault(head, {}).setdefault((rel, "out"), []).append(tail)
+        graph.adj.setdefault(tail, {}).setdefault((rel, "in"), []).append(head)
+    space = ActionSpace.build(["HAS_PHENOTYPE", "IS_A"], ["Disease", "Phenotype"],
+                              wording="train")
+    text = "Which phenotypes specialize [MASK]?"
+    ctx = encode_questions([text])[0]
+    hints = PathHints.of(parse_question(text, space.types))
+
+    def best_answer() -> list[str]:
+        zero_shot = ZeroShotScorer(space)
+        expander = MemoryExpander(graph)
+        finals = beam_search(expander, zero_shot.for_question(ctx, expander), [("x", 0.0)], 1,
+                             Caps(), hints=hints)
+        return finals[0].answers
+
+    assert best_answer() == ["child"]
+    bonus = inference.LEXICAL_BONUS
+    try:
+        inference.LEXICAL_BONUS = 0.0
+        assert best_answer() == ["parent"]  # MiniLM alone reads it the other way
+    finally:
+        inference.LEXICAL_BONUS = bonus
