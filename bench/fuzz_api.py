@@ -22,22 +22,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import secrets
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
+from bench.common import api_server
 from graph.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fuzz_api.json"
@@ -65,41 +60,11 @@ class FuzzReport:
         return data
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def live_api(cfg: Settings, home: Path) -> Iterator[tuple[str, str]]:
+def live_api(cfg: Settings, home: Path) -> AbstractContextManager[tuple[str, str]]:
     """The API on a free port with an admin key, against ``cfg``'s Neo4j, with its own home
     (uploads, artifacts, keys, audit); yields (url, key)."""
-    key = "fuzz_" + secrets.token_urlsafe(12)
-    env = dict(os.environ, KGR_API_KEYS=f"admin:{key}", KGR_HOME=str(home),
-               KGR_NEO4J_URI=cfg.resolved_uri, KGR_NEO4J_PASSWORD=cfg.resolved_password(),
-               KGR_RATE_LIMIT_RPS="0", KGR_MAX_CONCURRENT_ASKS="0")
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--host",
-         "127.0.0.1", "--port", str(port), "--log-level", "critical"], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            raise RuntimeError("the API did not start within 120 s")
-        yield url, key
-    finally:
-        proc.terminate()
-        proc.wait(30)
+    return api_server({"KGR_HOME": str(home), "KGR_NEO4J_URI": cfg.resolved_uri,
+                       "KGR_NEO4J_PASSWORD": cfg.resolved_password()})
 
 
 @contextmanager
