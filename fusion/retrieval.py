@@ -85,6 +85,48 @@ OUT_PATTERN_TEMPLATE = "(n)-[r:{rel}]->(m:Entity)"
 IN_PATTERN_TEMPLATE = "(n)<-[r:{rel}]-(m:Entity)"
 
 
+# A schema with more relationship types than this (a Freebase-style graph has hundreds) reads
+# hops and neighbours with the relationship type as a parameter (``$(req.type)``) instead of
+# one degree count and one query branch per type, which made a question's cost grow with the
+# number of types (bench/ask_wide_schema.py). Narrow schemas keep the per-type forms, whose
+# typed expansion and degree store stay cheap on hubs.
+WIDE_SCHEMA_TYPES = 24
+# The hops present at each node, read from its relationships (``actions`` keeps those of the
+# domain's allow-list).
+WIDE_ACTIONS_QUERY = """
+UNWIND $uids AS uid
+MATCH (n:Entity {uid: uid})
+RETURN n.uid AS uid,
+       COLLECT { MATCH (n)-[r]->() RETURN DISTINCT type(r) } AS out_types,
+       COLLECT { MATCH (n)<-[r]-() RETURN DISTINCT type(r) } AS in_types
+"""
+# As NEIGHBOURS_QUERY_TEMPLATE, one branch per direction; req.type is an allow-listed type
+# (a parameter, never spliced into the query).
+WIDE_NEIGHBOURS_QUERY = """
+UNWIND $requests AS req
+MATCH (n:Entity {uid: req.uid})
+CALL (n, req) {
+  WITH n, req WHERE req.out
+  MATCH (n)-[r:$(req.type)]->(m:Entity)
+  WHERE m.domain = n.domain
+  WITH m, coalesce(CASE WHEN r.count IS :: INTEGER | FLOAT THEN r.count END, 1) AS weight
+  ORDER BY weight DESC, m.uid
+  LIMIT $per_type
+  RETURN m
+  UNION ALL
+  WITH n, req WHERE NOT req.out
+  MATCH (n)<-[r:$(req.type)]-(m:Entity)
+  WHERE m.domain = n.domain
+  WITH m, coalesce(CASE WHEN r.count IS :: INTEGER | FLOAT THEN r.count END, 1) AS weight
+  ORDER BY weight DESC, m.uid
+  LIMIT $per_type
+  RETURN m
+}
+RETURN req.uid AS src, req.action AS action, m.uid AS dst, m.name AS name, labels(m) AS labels
+LIMIT $limit
+"""
+
+
 # One recorded path to each of $targets from any of $sources by a fixed sequence of hops: exact
 # and uncapped, unlike the capped expansion (the evidence for an answer that a topic reaches but
 # did not read). Meant for targets known to be reached: the search for each stops at its first
@@ -198,15 +240,24 @@ class ActionQueries:
     actions: tuple[Action, ...]  # hop actions, in the order of the degree list and branches
     degrees: str
     neighbours: str
+    wide: bool = False  # the WIDE_* forms: types as parameters, hops read from relationships
 
 
-def action_queries(relation_types: Iterable[str]) -> ActionQueries:
+def action_queries(relation_types: Iterable[str], wide: bool | None = None) -> ActionQueries:
     """Build the degree and neighbour queries for ``relation_types`` (the domain's schema:
-    each type is checked and backtick-quoted by ``quote_relation_type``, never taken raw)."""
+    each type is checked and backtick-quoted by ``quote_relation_type``, never taken raw).
+    ``wide`` (default: more than ``WIDE_SCHEMA_TYPES`` types): the forms whose cost does not
+    grow with the number of types."""
+    types = sorted(set(relation_types))
+    if wide if wide is not None else len(types) > WIDE_SCHEMA_TYPES:
+        for rel in types:
+            quote_relation_type(rel)  # the same check of every name
+        return ActionQueries(tuple((rel, d) for rel in types for d in (OUT, IN)),
+                             WIDE_ACTIONS_QUERY, WIDE_NEIGHBOURS_QUERY, wide=True)
     actions: list[Action] = []
     degrees: list[str] = []
     branches: list[str] = []
-    for rel in sorted(set(relation_types)):
+    for rel in types:
         quoted = quote_relation_type(rel)
         for direction, degree, pattern in ((OUT, DEGREE_OUT_TEMPLATE, OUT_PATTERN_TEMPLATE),
                                            (IN, DEGREE_IN_TEMPLATE, IN_PATTERN_TEMPLATE)):
@@ -297,12 +348,15 @@ class Neo4jExpander:
     (its allow-list of relationship types), which shares the caches."""
 
     def __init__(self, driver: Driver, database: str, cache_size: int = 50_000,
-                 relation_types: Iterable[str] | None = None) -> None:
+                 relation_types: Iterable[str] | None = None, wide: bool | None = None,
+                 ) -> None:
+        """``wide``: the query forms of ``action_queries`` (default: by the number of types)."""
         self.driver = driver
         self.database = database
         self.cache_size = cache_size
         self._shared = _ExpanderCaches()
-        self._queries = action_queries(relation_types) if relation_types is not None else None
+        self._queries = action_queries(relation_types, wide) if relation_types is not None \
+            else None
 
     @property
     def queries(self) -> int:
@@ -362,7 +416,11 @@ class Neo4jExpander:
         records = self._run(queries.degrees, {"uids": missing})
         with shared.lock:
             for r in records:
-                hops = [a for a, d in zip(queries.actions, r["degrees"], strict=True) if d]
+                if queries.wide:
+                    present = {OUT: set(r["out_types"]), IN: set(r["in_types"])}
+                    hops = [a for a in queries.actions if a[0] in present[a[1]]]
+                else:
+                    hops = [a for a, d in zip(queries.actions, r["degrees"], strict=True) if d]
                 out[r["uid"]] = hops
                 shared.actions[(queries.actions, r["uid"])] = hops
             while len(shared.actions) > self.cache_size:
@@ -412,7 +470,8 @@ class Neo4jExpander:
         if not wanted:
             return {}
         records = self._run(queries.neighbours, {
-            "requests": [{"uid": uid, "action": index[action]} for uid, action in wanted],
+            "requests": [{"uid": uid, "action": index[action], "type": action[0],
+                          "out": action[1] == OUT} for uid, action in wanted],
             "per_type": caps.per_type, "limit": caps.rows})
         fetched: dict[Request, list[str]] = {req: [] for req in wanted}
         nodes = {}

@@ -6,7 +6,11 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from neo4j import Driver
+
 from fusion.graphdata import DomainGraph
+from graph.settings import Settings
+from graph.writer import entity_row, relation_row, write_entities, write_relations
 
 # (words in the question, relation path): the questions name no entity type
 TEMPLATES: list[tuple[str, tuple[str, ...]]] = [
@@ -62,3 +66,13 @@ def questions(graph: DomainGraph, topics: list[str], seed: int = 0) -> list[dict
                              "topic_entities": [topic], "hops": len(path)})
     random.Random(seed).shuffle(rows)
     return rows
+
+
+def load_family(driver: Driver, settings: Settings, domain: str) -> DomainGraph:
+    triples = family_triples()
+    graph = graph_of(triples, domain)
+    write_entities(driver, settings.neo4j_database, [
+        entity_row(f"{domain}:{uid}", uid, domain, ["Thing"]) for uid in graph.names])
+    write_relations(driver, settings.neo4j_database, [
+        relation_row(f"{domain}:{h}", rel, f"{domain}:{t}") for h, rel, t in triples])
+    return graph

@@ -8,26 +8,14 @@ import pytest
 from neo4j import Driver
 
 from fusion.exceptions import TrainingDataError
-from fusion.graphdata import DomainGraph
 from fusion.pipeline import QAService
 from fusion.reasoner.model import ReasonerConfig
 from fusion.train import qa_artifacts
 from fusion.training import QATrainingRequest, train_qa
 from graph.settings import Settings
-from graph.writer import entity_row, relation_row, write_entities, write_relations
-from tests.family import family_triples, graph_of, questions
+from tests.family import load_family, questions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-def load_family(driver: Driver, settings: Settings, domain: str) -> DomainGraph:
-    triples = family_triples()
-    graph = graph_of(triples, domain)
-    write_entities(driver, settings.neo4j_database, [
-        entity_row(f"{domain}:{uid}", uid, domain, ["Thing"]) for uid in graph.names])
-    write_relations(driver, settings.neo4j_database, [
-        relation_row(f"{domain}:{h}", rel, f"{domain}:{t}") for h, rel, t in triples])
-    return graph
 
 
 def test_the_reasoner_learns_hops_and_words_and_the_pipeline_answers(
