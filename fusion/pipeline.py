@@ -359,6 +359,8 @@ class DomainQA:
                                   "graph_embeddings": False}
         if isinstance(expander, PredictingExpander):
             models["link_predictor"] = expander.predictor.version
+        if mode != "zero-shot" and self.reasoner is not None:  # no parse: it reads the hops
+            return self._reasoned(prepared, expander, topics, max_hops, models), models
         hints = PathHints.of(parse_question(prepared.ctx.text, self.space.types,
                                             domain=self.domain),
                              {c.type for c in mention.candidates})
@@ -368,8 +370,6 @@ class DomainQA:
             self._drop_namesakes(finals)
             finals = self.zero_shot.rerank(prepared.ctx, finals, expander)
             return keep_asked_type(finals, hints), models
-        if self.reasoner is not None:
-            return self._reasoned(prepared, expander, topics, max_hops, models), models
         head = "graph" if use_graph and "graph" in self.scorers else "text"
         if head not in self.scorers:
             raise QAModelNotReadyError(
