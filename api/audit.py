@@ -20,7 +20,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from graph.settings import Settings
+from core.settings import Settings
 
 AUDIT_FILE = "audit.jsonl"
 MAX_UIDS = 50

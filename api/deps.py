@@ -21,7 +21,7 @@ from neo4j import Driver
 from api.exceptions import PermissionDeniedError
 from api.jobs import JobManager
 from api.security import KeyRing, Principal, Role
-from graph.settings import Settings
+from core.settings import Settings
 from graph.store import GraphStore
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,

@@ -18,9 +18,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import BaseRoute
 
 from api.exceptions import AuthenticationError, PermissionDeniedError, RateLimitedError
-from graph.exceptions import (
+from core.errors import (
     ConflictError,
-    DatabaseUnavailableError,
     InvalidInputError,
     KgrError,
     ModelBusyError,
@@ -29,6 +28,7 @@ from graph.exceptions import (
     PayloadTooLargeError,
     TooManyJobsError,
     TrainingDivergedError,
+    UnavailableError,
 )
 
 log = logging.getLogger("kgr.api")
@@ -47,7 +47,7 @@ STATUS_BY_ERROR: list[tuple[type[KgrError], int, str]] = [
     (PayloadTooLargeError, 413, "payload_too_large"),
     (TooManyJobsError, 429, "too_many_jobs"),
     (RateLimitedError, 429, "rate_limited"),
-    (DatabaseUnavailableError, 503, "database_unavailable"),
+    (UnavailableError, 503, "database_unavailable"),
     # the run's own numbers broke, not the request: a server-side failure, named
     (TrainingDivergedError, 500, "training_diverged"),
 ]

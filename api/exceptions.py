@@ -1,6 +1,6 @@
 """Errors raised by the API layer itself (authentication and authorisation)."""
 
-from graph.exceptions import KgrError
+from core.errors import KgrError
 
 
 class ApiError(KgrError):

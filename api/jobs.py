@@ -26,9 +26,9 @@ from typing import Any, Literal
 from neo4j import Driver, ManagedTransaction, RoutingControl
 from pydantic import BaseModel, Field
 
+from core.errors import ConflictError, KgrError, NotFoundError, TooManyJobsError
 from fusion import threads
 from graph.driver import translate_errors
-from graph.exceptions import ConflictError, KgrError, NotFoundError, TooManyJobsError
 
 log = logging.getLogger("kgr.api")
 

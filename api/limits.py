@@ -23,8 +23,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import kgr_error_response
 from api.exceptions import RateLimitedError
-from graph.exceptions import InvalidInputError, KgrError
-from graph.settings import Settings
+from core.errors import InvalidInputError, KgrError
+from core.settings import Settings
 
 # Probes and documents: a load balancer's health checks carry no key and must never be refused.
 EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/redoc", "/openapi.json",

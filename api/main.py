@@ -34,10 +34,11 @@ from api.routes import (
 )
 from api.security import KeyRing
 from api.upload_guard import UploadGuard
+from core.errors import KgrError
+from core.logs import configure_logging
+from core.settings import Settings, get_settings
 from fusion import threads
 from graph.driver import make_driver
-from graph.exceptions import KgrError
-from graph.settings import Settings, get_settings
 from graph.store import GraphStore
 
 log = logging.getLogger("kgr.api")
@@ -109,20 +110,6 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
         app.include_router(module.router)
     ui.mount_static(app)
     return app
-
-
-def configure_logging() -> None:
-    """kgr's own log lines (e.g. the warm-up's) beside uvicorn's, which has its own handlers;
-    once per process (each uvicorn worker calls it)."""
-    kgr_log = logging.getLogger("kgr")
-    if any(getattr(h, "kgr_serve", False) for h in kgr_log.handlers):
-        return
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter(
-        f"%(levelname)s:     [{os.getpid()}] %(name)s: %(message)s"))
-    handler.kgr_serve = True  # type: ignore[attr-defined]
-    kgr_log.addHandler(handler)
-    kgr_log.setLevel(logging.INFO)
 
 
 def create_served_app() -> FastAPI:

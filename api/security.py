@@ -27,8 +27,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from api.exceptions import AuthenticationError, PermissionDeniedError
-from graph.exceptions import InvalidInputError, NotFoundError
-from graph.settings import Settings
+from core.errors import InvalidInputError, NotFoundError
+from core.settings import Settings
 
 log = logging.getLogger("kgr.api")
 

@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import kgr_error_response
 from api.security import KeyRing, Role
-from graph.exceptions import KgrError, PayloadTooLargeError
+from core.errors import KgrError, PayloadTooLargeError
 
 API_KEY_HEADER = b"x-api-key"
 

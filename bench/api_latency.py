@@ -22,10 +22,10 @@ import httpx
 from neo4j import RoutingControl
 
 from bench.common import LatencyStats, api_server, measure
+from core.settings import get_settings
 from graph.driver import make_driver
 from graph.schema import bootstrap_schema
 from graph.server import LocalNeo4j
-from graph.settings import get_settings
 from graph.store import GET_ENTITY_QUERY, NEIGHBORS_BOTH_QUERY, GraphStore
 from graph.writer import delete_domain, entity_row, relation_row, write_entities, write_relations
 

@@ -98,10 +98,10 @@ def main() -> None:
     parser.add_argument("--slowest", type=int, default=8)
     args = parser.parse_args()
 
+    from core.settings import get_settings
     from fusion import threads
     from fusion.pipeline import QAService
     from graph.driver import make_driver
-    from graph.settings import get_settings
 
     settings = get_settings()
     parts: Parts = collections.defaultdict(float)

@@ -75,8 +75,8 @@ RETURN n.name AS name ORDER BY n.uid SKIP $skip LIMIT $limit
 def fresh_bodies(domains: list[str], count: int) -> list[dict[str, object]]:
     """``count`` questions from FRESH_TEMPLATES about sampled entities (none repeated)."""
     sys.path.insert(0, str(ROOT))
+    from core.settings import get_settings
     from graph.driver import make_driver
-    from graph.settings import get_settings
 
     settings = get_settings()
     templates = [t for t in FRESH_TEMPLATES if t[0] in domains]

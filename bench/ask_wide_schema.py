@@ -19,10 +19,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.errors import NotFoundError
+from core.settings import Settings  # noqa: E402
 from fusion.pipeline import QAService  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
-from graph.exceptions import NotFoundError  # noqa: E402
-from graph.settings import Settings  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
 from graph.writer import entity_row, relation_row, write_entities, write_relations  # noqa: E402
 

@@ -29,8 +29,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.encoder_vs_pykeen import KGR_CONFIGS, findkg_splits, subsample  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from graph.encoder import EncoderConfig, KGData, Splits, train_encoder  # noqa: E402
-from graph.settings import Settings  # noqa: E402
 
 warnings.filterwarnings("ignore")
 

@@ -27,9 +27,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.settings import Settings  # noqa: E402
 from graph.encoder import EncoderConfig, KGData, Splits, train_encoder  # noqa: E402
 from graph.encoder.evaluate import FilterIndex, evaluate  # noqa: E402
-from graph.settings import Settings  # noqa: E402
 
 warnings.filterwarnings("ignore")
 

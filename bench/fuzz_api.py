@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import api_server
-from graph.settings import Settings
+from core.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fuzz_api.json"
 

@@ -26,13 +26,13 @@ from pathlib import Path
 
 from neo4j import Driver
 
+from core.errors import KgrError
+from core.settings import Settings
 from graph.driver import make_driver
-from graph.exceptions import KgrError
 from graph.migrate.lock import force_release
 from graph.migrate.runner import MigrationRunner
 from graph.schema import bootstrap_schema
 from graph.server import LocalNeo4j
-from graph.settings import Settings
 from graph.store import GraphStore
 
 RESULTS = Path(__file__).resolve().parent / "results" / "kill_load.json"

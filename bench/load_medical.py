@@ -36,13 +36,13 @@ from neo4j import ManagedTransaction
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.settings import get_settings  # noqa: E402
 from domains.hpo import build_medical_graph  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.migrate.history import ensure_schema  # noqa: E402
 from graph.migrate.loader import MigrationContext, rollback  # noqa: E402
 from graph.schema import bootstrap_schema  # noqa: E402
 from graph.server import LocalNeo4j  # noqa: E402
-from graph.settings import get_settings  # noqa: E402
 from graph.writer import delete_domain  # noqa: E402
 
 print = functools.partial(print, flush=True)  # noqa: A001

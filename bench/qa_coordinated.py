@@ -35,13 +35,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from bench.common import paired_by_hops, percentile, print_paired, served_qa  # noqa: E402
+from core.settings import get_settings  # noqa: E402
 from fusion.evaluate import evaluate_rows  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.linking import normalize  # noqa: E402
 from fusion.questions import generate_coordinated_questions  # noqa: E402
 from fusion.retrieval import Neo4jExpander  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
-from graph.settings import get_settings  # noqa: E402
 
 
 def narrower_than_first(graph: DomainGraph, row: dict[str, Any]) -> bool:

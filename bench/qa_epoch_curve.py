@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
+from core.settings import get_settings  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.questions import generate_splits  # noqa: E402
 from fusion.space import ActionSpace  # noqa: E402
@@ -38,7 +39,6 @@ from fusion.train import (  # noqa: E402
     validation_hits,
 )
 from graph.driver import make_driver  # noqa: E402
-from graph.settings import get_settings  # noqa: E402
 
 
 def main() -> None:

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from bench.common import paired_by_hops, print_paired  # noqa: E402
+from core.settings import get_settings  # noqa: E402
 from fusion.evaluate import evaluate_rows  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.linking import AliasIndex  # noqa: E402
@@ -47,7 +48,6 @@ from graph.driver import make_driver  # noqa: E402
 from graph.encoder.config import EncoderConfig  # noqa: E402
 from graph.encoder.data import KGData  # noqa: E402
 from graph.encoder.train import split_triples, train_encoder  # noqa: E402
-from graph.settings import get_settings  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
 
 Triple = tuple[str, str, str]

@@ -24,9 +24,9 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import api_server, percentile  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.server import LocalNeo4j  # noqa: E402
-from graph.settings import Settings  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "soak.json"

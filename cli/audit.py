@@ -11,7 +11,7 @@ import typer
 
 from api.audit import audit_path, read_audit
 from cli.common import handle_errors, print_table, settings
-from graph.exceptions import InvalidInputError
+from core.errors import InvalidInputError
 
 
 def parse_since(value: str | None) -> datetime | None:

@@ -16,18 +16,17 @@ from rich.console import Console
 from rich.table import Table
 
 from api.exceptions import AuthenticationError, PermissionDeniedError, ServerUnreachableError
-from graph.driver import make_driver
-from graph.exceptions import (
+from core.errors import (
     ConflictError,
-    DatabaseUnavailableError,
     InvalidInputError,
     KgrError,
     ModelNotReadyError,
     NotFoundError,
     PayloadTooLargeError,
-    ServerLaunchError,
 )
-from graph.settings import Settings, get_settings
+from core.settings import Settings, get_settings
+from graph.driver import make_driver
+from graph.exceptions import DatabaseUnavailableError, ServerLaunchError
 
 console = Console()
 err_console = Console(stderr=True)

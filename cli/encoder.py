@@ -15,7 +15,7 @@ import typer
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
 from cli.groups import eval_app, train_app
 from cli.progress import fraction_progress
-from graph.exceptions import InvalidInputError
+from core.errors import InvalidInputError
 
 app = typer.Typer(help="Entity embeddings: similar entities, link prediction.",
                   no_args_is_help=True)

@@ -6,7 +6,7 @@ import typer
 
 from api.security import ROLES, create_key, describe, load_keys, revoke_key
 from cli.common import console, handle_errors, print_json, print_table, settings
-from graph.exceptions import InvalidInputError
+from core.errors import InvalidInputError
 
 app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
 

@@ -9,10 +9,10 @@ from neo4j import Driver
 
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
 from cli.progress import task_progress
+from core.settings import Settings
 from graph.migrate.exceptions import MigrationValidationError, summarize
 from graph.migrate.history import AppliedMigration
 from graph.migrate.runner import DEFAULT_NAMESPACE, MigrationRunner
-from graph.settings import Settings
 
 app = typer.Typer(help="Apply and inspect migrations (bare `kgr migrate` applies the pending).",
                   invoke_without_command=True, no_args_is_help=False)

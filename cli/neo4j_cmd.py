@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli.common import console, handle_errors, print_json, settings
-from graph.exceptions import InvalidInputError
+from core.errors import InvalidInputError
 from graph.server import LocalNeo4j
 
 app = typer.Typer(help="Run the local Neo4j server (not used when NEO4J_URI is set).",

@@ -12,10 +12,10 @@ import typer
 
 from cli.common import console, handle_errors, open_driver, settings
 from cli.progress import fraction_progress
-from graph.exceptions import InvalidInputError
+from core.errors import InvalidInputError
+from core.settings import Settings
 from graph.schema import bootstrap_schema
 from graph.server import LocalNeo4j, Neo4jSupervisor
-from graph.settings import Settings
 
 if TYPE_CHECKING:
     from api.security import StoredKey
@@ -52,7 +52,8 @@ def serve(
 
     import uvicorn
 
-    from api.main import WARM_UP_ENV, configure_logging, create_app
+    from api.main import WARM_UP_ENV, create_app
+    from core.logs import configure_logging
 
     cfg = settings()
     configure_logging()

@@ -19,9 +19,9 @@ from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+from core.settings import PROJECT_ROOT, Settings
 from graph.migrate.exceptions import MigrationFailedError
 from graph.migrate.loader import entity
-from graph.settings import PROJECT_ROOT, Settings
 
 DOMAIN = "finance"
 COMMIT = "bd75205b7ca15681fb071b2f7ac3d1cdf2044118"

@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from graph.exceptions import NotFoundError
-from graph.settings import Settings
+from core.errors import NotFoundError
+from core.settings import Settings
 
 CONFIG_FILE = "config.json"
 # what an epoch row may hold, in the order the panels are drawn

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 from neo4j import Driver, RoutingControl
 
+from core.errors import NotFoundError
 from fusion.vocabulary import load_declared_phrasings
 from graph.driver import translate_errors
-from graph.exceptions import NotFoundError
 from graph.schema import ENTITY_LABEL, INTERNAL_LABEL_PREFIX
 
 DOMAIN_ENTITIES_QUERY = """

@@ -25,6 +25,7 @@ from functools import cached_property
 
 from neo4j import Driver, RoutingControl
 
+from core.errors import InvalidInputError
 from fusion.graphdata import DOMAIN_ENTITIES_QUERY, entity_type
 from fusion.verbalize import (
     FRAMES,
@@ -37,7 +38,6 @@ from fusion.verbalize import (
     noun,
 )
 from graph.driver import translate_errors
-from graph.exceptions import InvalidInputError
 from graph.store import GraphStore
 
 WORD_RE = re.compile(r"[A-Za-z0-9]+")

@@ -19,6 +19,8 @@ from typing import Any
 
 from neo4j import Driver, RoutingControl
 
+from core.errors import NotFoundError
+from core.settings import Settings
 from fusion import threads
 from fusion.check import (
     YES_NO_RE,
@@ -77,9 +79,7 @@ from fusion.verbalize import (
 )
 from fusion.vocabulary import load_declared_phrasings
 from graph.driver import translate_errors
-from graph.exceptions import NotFoundError
 from graph.models import GraphPath
-from graph.settings import Settings
 from graph.stamp import GraphStamp, read_graph_stamp
 from graph.store import GraphStore
 

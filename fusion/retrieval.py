@@ -20,11 +20,11 @@ from typing import Any, Protocol
 
 from neo4j import Driver, RoutingControl
 
+from core.errors import InvalidInputError
 from fusion.graphdata import DomainGraph, entity_type
 from fusion.parse import PathHints
 from fusion.verbalize import IN, OUT, STOP, Action
 from graph.driver import translate_errors
-from graph.exceptions import InvalidInputError
 from graph.schema import quote_identifier, quote_relation_type
 
 MAX_HOPS = 3

@@ -9,11 +9,11 @@ from typing import Any
 
 import torch
 
+from core.errors import ModelNotReadyError
+from core.settings import Settings
 from fusion.lexical import action_stems
 from fusion.model import KIND_IN, KIND_OUT, KIND_STOP
 from fusion.verbalize import IN, OUT, STOP, Action, Wording, action_texts, noun
-from graph.exceptions import ModelNotReadyError
-from graph.settings import Settings
 
 log = logging.getLogger("kgr.fusion")
 

@@ -176,7 +176,7 @@ def export_onnx(model_path: Path, target: Path) -> None:
 
 @lru_cache(maxsize=1)
 def get_text_encoder() -> TextEncoder:
-    from graph.settings import get_settings
+    from core.settings import get_settings
 
     settings = get_settings()
     return TextEncoder(settings.text_runtime, settings.home / "cache")

@@ -25,6 +25,7 @@ import torch
 from pydantic import BaseModel
 from safetensors.torch import load_file, save_file
 
+from core.settings import Settings
 from fusion.exceptions import QAModelNotReadyError, TrainingDataError
 from fusion.graphdata import DomainGraph
 from fusion.inference import (
@@ -70,7 +71,6 @@ from fusion.verbalize import (
 )
 from graph.artifacts import ArtifactStore
 from graph.lock import ModelLock
-from graph.settings import Settings
 
 ARTIFACT_KIND = "qa"
 MODEL_FILE = "model.safetensors"

@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from core.settings import Settings
 from fusion.exceptions import TrainingDataError
 from fusion.graphdata import DomainGraph
 from fusion.reasoner.learn import ProgressFn
-from graph.settings import Settings
 
 ModelKind = Literal["auto", "reasoner", "fusion"]
 

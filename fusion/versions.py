@@ -25,13 +25,13 @@ from typing import Any, Literal, cast
 from neo4j import Driver
 from pydantic import BaseModel, Field, ValidationError
 
+from core.errors import InvalidInputError
+from core.settings import Settings
 from graph.artifacts import ArtifactStore
 from graph.encoder.checkpoint import encoder_artifacts
 from graph.encoder.checkpoint import load_checkpoint as load_encoder
 from graph.encoder.serve import active_embedding, write_embeddings
-from graph.exceptions import InvalidInputError
 from graph.lock import ModelLock
-from graph.settings import Settings
 
 Kind = Literal["encoder", "qa"]
 KINDS: tuple[Kind, ...] = ("encoder", "qa")

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from graph.exceptions import ConflictError, InvalidInputError, ModelNotReadyError, NotFoundError
+from core.errors import ConflictError, InvalidInputError, ModelNotReadyError, NotFoundError
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 ACTIVE_FILE = "ACTIVE"

@@ -8,13 +8,9 @@ from contextlib import contextmanager
 from neo4j import Driver, GraphDatabase
 from neo4j import exceptions as neo4j_errors
 
-from graph.exceptions import (
-    ConflictError,
-    DatabaseUnavailableError,
-    InvalidInputError,
-    KgrError,
-)
-from graph.settings import Settings
+from core.errors import ConflictError, InvalidInputError, KgrError
+from core.settings import Settings
+from graph.exceptions import DatabaseUnavailableError
 
 
 def make_driver(settings: Settings) -> Driver:

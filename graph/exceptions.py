@@ -1,51 +1,16 @@
-"""Errors of the graph layer. The API maps each class to one HTTP status in api/errors.py."""
+"""Errors of the graph layer (the Neo4j store and its local server). Each derives from
+``GraphError`` and from the ``core.errors`` category whose HTTP status it takes."""
+
+from core.errors import KgrError, UnavailableError
 
 
-class KgrError(Exception):
-    """Root of every error kgr raises on purpose."""
-
-    def __init__(self, message: str, *, details: object | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details = details
+class GraphError(KgrError):
+    """Root of the graph layer's own errors (``except GraphError`` catches them all)."""
 
 
-class NotFoundError(KgrError):
-    """A requested entity, domain, migration, job or artifact does not exist."""
-
-
-class InvalidInputError(KgrError):
-    """Input failed validation: a bad label, relationship type, parameter or file."""
-
-
-class ConflictError(KgrError):
-    """The request conflicts with the current state: a held lock, a running job, a duplicate."""
-
-
-class ModelBusyError(ConflictError):
-    """Another run trains or activates this model kind for the domain right now."""
-
-
-class TooManyJobsError(KgrError):
-    """The configured number of training jobs already runs (across every API process)."""
-
-
-class PayloadTooLargeError(KgrError):
-    """An uploaded file or request body is over the configured size limit."""
-
-
-class DatabaseUnavailableError(KgrError):
+class DatabaseUnavailableError(GraphError, UnavailableError):
     """Neo4j cannot be reached or did not answer in time."""
 
 
-class ServerLaunchError(KgrError):
+class ServerLaunchError(GraphError):
     """The local Neo4j server could not be built, started or stopped."""
-
-
-class ModelNotReadyError(KgrError):
-    """No trained model (artifact) is active for the requested domain yet."""
-
-
-class TrainingDivergedError(KgrError):
-    """A model's weights or scores are NaN or infinite: training diverged (e.g. the learning
-    rate is too high), and ranking with them would be meaningless."""

@@ -33,8 +33,8 @@ from typing import Self
 
 from neo4j import Driver, Transaction
 
+from core.errors import ConflictError, KgrError, ModelBusyError
 from graph.driver import translate_errors
-from graph.exceptions import ConflictError, KgrError, ModelBusyError
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,8 @@ from collections.abc import Iterable
 
 from neo4j import Driver, RoutingControl
 
+from core.errors import InvalidInputError
 from graph.driver import translate_errors
-from graph.exceptions import InvalidInputError
 
 ENTITY_LABEL = "Entity"
 # Labels kgr uses for its own bookkeeping (migration history, locks); never entity types.

@@ -23,8 +23,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.settings import PROJECT_ROOT, Settings
 from graph.exceptions import ServerLaunchError
-from graph.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger("kgr.neo4j")
 

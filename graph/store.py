@@ -16,8 +16,8 @@ from typing import Any, Literal
 from neo4j import Driver, RoutingControl
 from neo4j.graph import Node, Relationship
 
+from core.errors import InvalidInputError, NotFoundError
 from graph.driver import translate_errors
-from graph.exceptions import InvalidInputError, NotFoundError
 from graph.models import (
     DomainSummary,
     Entity,

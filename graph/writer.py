@@ -13,8 +13,8 @@ from typing import Any, TypeVar
 
 from neo4j import Driver
 
+from core.errors import InvalidInputError
 from graph.driver import translate_errors
-from graph.exceptions import InvalidInputError
 from graph.schema import is_identifier, relation_type_problem
 from graph.stamp import bump_graph_stamp
 

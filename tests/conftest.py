@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 from neo4j import Driver
 
+from core.settings import PROJECT_ROOT, Settings
 from graph.driver import make_driver
 from graph.schema import bootstrap_schema
 from graph.server import LocalNeo4j
-from graph.settings import PROJECT_ROOT, Settings
 from graph.store import GraphStore
 from graph.writer import delete_domain, entity_row, relation_row, write_entities, write_relations
 

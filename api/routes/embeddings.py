@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AdminStoreDep, DriverDep, JobsDep, ReaderStoreDep, SettingsDep
 from api.errors import errors
 from api.jobs import TRAIN_ENCODER, Job, ProgressFn
+from core.errors import InvalidInputError
 from graph.encoder import EncoderConfig, encoder_artifacts, load_active_encoder, train_domain
 from graph.encoder.serve import (
     MAX_K,
@@ -17,7 +18,6 @@ from graph.encoder.serve import (
     predict_links,
     similar_entities,
 )
-from graph.exceptions import InvalidInputError
 from graph.lock import ModelLock
 from graph.schema import check_allowed, live_entity_types
 

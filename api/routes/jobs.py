@@ -7,7 +7,7 @@ from fastapi import APIRouter
 from api.deps import AdminDep, JobsDep
 from api.errors import errors
 from api.jobs import Job
-from graph.exceptions import NotFoundError
+from core.errors import NotFoundError
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
 

@@ -23,7 +23,7 @@ from api.deps import AdminDep, DriverDep, GlobalAdminDep, SettingsDep
 from api.errors import errors
 from api.exceptions import PermissionDeniedError
 from api.security import Principal
-from graph.exceptions import InvalidInputError, PayloadTooLargeError
+from core.errors import InvalidInputError, PayloadTooLargeError
 from graph.migrate.discovery import PACKAGE_MANIFESTS
 from graph.migrate.runner import MigrationRunner
 

@@ -104,7 +104,7 @@ def load_reasoner(folder: Path, runtime: str | None = None) -> ReasonerCheckpoin
         raise ValueError(f"{folder}: reasoner weights do not fit (missing {stray[:3]}, "
                          f"unexpected {unexpected[:3]})")
     if runtime is None:
-        from graph.settings import get_settings
+        from core.settings import get_settings
 
         runtime = get_settings().text_runtime
     onnx_path = folder / ONNX_FILE if runtime == "onnx" else None

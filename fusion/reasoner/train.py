@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from core.settings import Settings
 from fusion.exceptions import TrainingDataError
 from fusion.graphdata import DomainGraph
 from fusion.inference import MASK
@@ -19,7 +20,6 @@ from fusion.reasoner.supervision import RowReport, build_examples
 from fusion.space import ActionSpace
 from fusion.train import qa_artifacts, resolve
 from graph.lock import ModelLock
-from graph.settings import Settings
 
 
 class RowLinker:

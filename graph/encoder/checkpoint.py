@@ -15,12 +15,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from core.errors import InvalidInputError, ModelNotReadyError
+from core.settings import Settings
 from graph.artifacts import ArtifactStore
 from graph.encoder.config import EncoderConfig
 from graph.encoder.data import KGData
 from graph.encoder.model import KGEncoder
-from graph.exceptions import InvalidInputError, ModelNotReadyError
-from graph.settings import Settings
 
 ARTIFACT_KIND = "encoder"
 MODEL_FILE = "model.safetensors"

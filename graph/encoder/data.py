@@ -14,8 +14,8 @@ import torch
 from neo4j import Driver, RoutingControl
 from torch import Tensor
 
+from core.errors import InvalidInputError, NotFoundError
 from graph.driver import translate_errors
-from graph.exceptions import InvalidInputError, NotFoundError
 
 EXPORT_NODES_QUERY = """
 MATCH (n:Entity)

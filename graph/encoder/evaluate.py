@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from graph.exceptions import TrainingDivergedError
+from core.errors import TrainingDivergedError
 
 ScoreFn = Callable[[Tensor, Tensor], Tensor]
 HITS_AT = (1, 3, 10)

@@ -9,6 +9,8 @@ from typing import Any
 
 from neo4j import Driver
 
+from core.errors import InvalidInputError
+from core.settings import Settings
 from graph.encoder.checkpoint import encoder_artifacts, load_checkpoint, save_checkpoint
 from graph.encoder.config import EncoderConfig
 from graph.encoder.data import KGData, export_domains
@@ -22,9 +24,7 @@ from graph.encoder.train import (
     split_triples,
     train_encoder,
 )
-from graph.exceptions import InvalidInputError
 from graph.lock import ModelLock
-from graph.settings import Settings
 
 # progress(fraction 0..1, message); the signature of api.jobs' progress callback.
 Progress = Callable[[float, str], None]

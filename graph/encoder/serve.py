@@ -17,9 +17,9 @@ from typing import Any, Literal
 import torch
 from neo4j import Driver, Record, RoutingControl
 
+from core.errors import InvalidInputError, ModelNotReadyError, NotFoundError
 from graph.driver import translate_errors
 from graph.encoder.checkpoint import EncoderBundle
-from graph.exceptions import InvalidInputError, ModelNotReadyError, NotFoundError
 from graph.lock import GraphLock
 from graph.writer import batched
 

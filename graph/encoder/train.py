@@ -13,11 +13,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from core.errors import TrainingDivergedError
 from graph.encoder.config import EncoderConfig
 from graph.encoder.data import KGData
 from graph.encoder.evaluate import FilterIndex, Metrics, evaluate
 from graph.encoder.model import KGEncoder, NeighborSampler
-from graph.exceptions import TrainingDivergedError
 
 # progress(epoch, total_epochs, info) after each epoch; info has loss and, when evaluated, mrr.
 EpochProgress = Callable[[int, int, dict[str, Any]], None]
@@ -286,7 +286,7 @@ def train_encoder(
     Test metrics are filtered against every known triple (all splits)."""
     config = config or EncoderConfig()
     if data.num_edges == 0 and splits is None:
-        from graph.exceptions import InvalidInputError
+        from core.errors import InvalidInputError
 
         raise InvalidInputError("the graph has no relationships to train on")
     if splits is None:

@@ -1,10 +1,12 @@
-"""Errors of the migration system; each subclasses a graph.exceptions class the API maps."""
+"""Errors of the migration system: each derives from ``MigrationError`` (a ``GraphError``) and from
+the ``core.errors`` category whose HTTP status it takes."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from graph.exceptions import ConflictError, InvalidInputError, KgrError
+from core.errors import ConflictError, InvalidInputError
+from graph.exceptions import GraphError
 
 
 @dataclass(frozen=True)
@@ -23,10 +25,10 @@ class Problem:
         return asdict(self)
 
 
-class MigrationError(KgrError):
+class MigrationError(GraphError):
     """Root of the migration system's errors (``except MigrationError`` catches them all).
 
-    Each subclass also derives from the ``graph.exceptions`` class whose HTTP status it takes
+    Each subclass also derives from the ``core.errors`` category whose HTTP status it takes
     in ``api/errors.py``: this root maps to none of its own."""
 
 

@@ -18,8 +18,8 @@ from typing import Any
 from neo4j import Driver, RoutingControl
 from neo4j.exceptions import Neo4jError
 
+from core.errors import KgrError
 from graph.driver import translate_errors
-from graph.exceptions import KgrError
 
 MIGRATE_SCHEMA_QUERIES: tuple[str, ...] = (
     "CREATE CONSTRAINT migration_version IF NOT EXISTS FOR (m:_Migration) "

@@ -30,10 +30,10 @@ from typing import Any
 from neo4j import Driver, Record
 from neo4j.exceptions import TransientError
 
+from core.settings import Settings
 from graph.driver import translate_errors
 from graph.migrate.exceptions import MigrationFailedError
 from graph.schema import ENTITY_LABEL, is_identifier, relation_type_problem
-from graph.settings import Settings
 from graph.writer import batched
 
 # Tries of one batch's statement when the server reports a transient error (a deadlock

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from neo4j import Driver
 
-from graph.exceptions import KgrError
+from core.errors import KgrError
 from graph.lock import GraphLock, LockInfo
 from graph.lock import force_release as force_release_lock
 from graph.migrate.exceptions import MigrationLockedError

@@ -26,8 +26,10 @@ from typing import Any, Literal
 
 from neo4j import Driver
 
+from core.errors import InvalidInputError, KgrError
+from core.settings import PROJECT_ROOT, Settings
 from graph.driver import translate_errors
-from graph.exceptions import DatabaseUnavailableError, InvalidInputError, KgrError
+from graph.exceptions import DatabaseUnavailableError
 from graph.migrate.discovery import (
     BUILTIN_PREFIX,
     PACKAGE_MANIFESTS,
@@ -56,7 +58,6 @@ from graph.migrate.loader import MigrationContext, ProgressFn, rollback
 from graph.migrate.lock import LockInfo, MigrationLock, force_release
 from graph.migrate.manifest import ParsedLoad, prepare_load
 from graph.schema import bootstrap_schema
-from graph.settings import PROJECT_ROOT, Settings
 from graph.stamp import bump_graph_stamp
 
 log = logging.getLogger(__name__)

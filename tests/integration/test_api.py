@@ -9,7 +9,7 @@ from fastapi.testclient import TestClient
 from neo4j import Driver
 
 from api.main import create_app
-from graph.settings import Settings
+from core.settings import Settings
 from graph.store import GraphStore
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 from api.main import create_app
 from api.security import create_key
 from cli.main import app as cli_app
-from graph.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from graph.writer import delete_domain, entity_row, relation_row, write_entities, write_relations
 from tests.conftest import load_toy_graph
 

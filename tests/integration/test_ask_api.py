@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from neo4j import Driver
 
 from api.main import create_app
-from graph.settings import Settings
+from core.settings import Settings
 from tests.conftest import TOY_RELATIONS
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from graph.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
 

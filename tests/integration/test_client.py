@@ -18,8 +18,8 @@ from api.client import KgrClient
 from api.exceptions import AuthenticationError, PermissionDeniedError, ServerUnreachableError
 from api.main import create_app
 from cli.main import app as cli_app
-from graph.exceptions import InvalidInputError, NotFoundError
-from graph.settings import Settings
+from core.errors import InvalidInputError, NotFoundError
+from core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

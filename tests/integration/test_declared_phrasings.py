@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from neo4j import Driver
 
 from api.main import create_app
+from core.settings import Settings
 from fusion.graphdata import DomainGraph
 from fusion.parse import parse_question
 from fusion.pipeline import QAService
@@ -24,7 +25,6 @@ from fusion.train import TrainConfig, train_domain
 from fusion.verbalize import phrasings
 from graph.migrate.exceptions import MigrationValidationError
 from graph.migrate.runner import MigrationRunner
-from graph.settings import Settings
 from graph.writer import delete_domain
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,10 @@ from fastapi.testclient import TestClient
 from neo4j import Driver
 
 from api.main import create_app
+from core.settings import Settings
 from graph.encoder import EncoderConfig, train_domain
 from graph.encoder.checkpoint import encoder_artifacts
 from graph.encoder.serve import drop_embeddings
-from graph.settings import Settings
 
 pytestmark = pytest.mark.integration
 

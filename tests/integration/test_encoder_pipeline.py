@@ -9,6 +9,8 @@ import pytest
 import torch
 from neo4j import Driver
 
+from core.errors import InvalidInputError, ModelNotReadyError, NotFoundError
+from core.settings import Settings
 from graph.encoder import (
     EncoderConfig,
     export_domains,
@@ -22,8 +24,6 @@ from graph.encoder.serve import (
     predict_links,
     similar_entities,
 )
-from graph.exceptions import InvalidInputError, ModelNotReadyError, NotFoundError
-from graph.settings import Settings
 from tests.conftest import TOY_ENTITIES, TOY_RELATIONS
 
 pytestmark = pytest.mark.integration

@@ -11,6 +11,8 @@ import pytest
 import torch
 from neo4j import Driver
 
+from core.errors import ModelNotReadyError
+from core.settings import Settings
 from fusion.evaluate import evaluate_rows
 from fusion.graphdata import DomainGraph
 from fusion.linking import EntityLinker
@@ -20,8 +22,6 @@ from fusion.questions import generate_questions
 from fusion.retrieval import Caps, MemoryExpander, Neo4jExpander, beam_search
 from fusion.train import CONFIG_FILE, MODEL_FILE, TEXT_MODEL_FILE, TrainConfig, train_domain
 from graph.encoder.checkpoint import load_active_encoder
-from graph.exceptions import ModelNotReadyError
-from graph.settings import Settings
 from graph.store import GraphStore
 from graph.writer import entity_row, relation_row, write_entities, write_relations
 from tests.unit.random_graphs import RELATIONS, random_typed_graph

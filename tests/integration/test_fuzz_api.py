@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from graph.settings import Settings
+from core.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from neo4j import Driver
 
+from core.settings import Settings
 from fusion.pipeline import QAService
 from graph.migrate.exceptions import MigrationFailedError
 from graph.migrate.runner import MigrationRunner
-from graph.settings import Settings
 from graph.stamp import read_graph_stamp
 from graph.writer import delete_domain, entity_row, relation_row, write_entities, write_relations
 

@@ -19,8 +19,8 @@ from neo4j import Driver
 
 from api.jobs import JobManager, ProgressFn
 from api.main import create_app
-from graph.exceptions import ConflictError, NotFoundError, TooManyJobsError
-from graph.settings import Settings
+from core.errors import ConflictError, NotFoundError, TooManyJobsError
+from core.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -15,11 +15,11 @@ import pytest
 from neo4j import Driver
 
 from bench.kill_load import one_run, private_server, write_package
-from graph.exceptions import NotFoundError
+from core.errors import NotFoundError
+from core.settings import Settings
 from graph.migrate.history import AppliedMigration, record_applied, start_attempt
 from graph.migrate.loader import MigrationContext, entity
 from graph.server import LocalNeo4j
-from graph.settings import Settings
 from graph.store import GraphStore
 
 pytestmark = pytest.mark.integration

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from neo4j import Driver
 
+from core.settings import PROJECT_ROOT, Settings
 from graph.migrate.exceptions import (
     MigrationFailedError,
     MigrationLockedError,
@@ -27,7 +28,6 @@ from graph.migrate.exceptions import (
 from graph.migrate.loader import count_tagged
 from graph.migrate.lock import MigrationLock
 from graph.migrate.runner import MigrationRunner
-from graph.settings import PROJECT_ROOT, Settings
 from graph.store import GraphStore
 
 pytestmark = pytest.mark.integration
@@ -310,7 +310,7 @@ import sys
 from pathlib import Path
 from graph.driver import make_driver
 from graph.migrate.runner import MigrationRunner
-from graph.settings import Settings
+from core.settings import Settings
 
 settings = Settings(home=Path(sys.argv[1]), bolt_port=int(sys.argv[2]))
 driver = make_driver(settings)

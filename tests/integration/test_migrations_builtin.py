@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from neo4j import Driver
 
+from core.settings import Settings
 from graph.migrate.runner import MigrationRunner
-from graph.settings import Settings
 from graph.store import GraphStore
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -12,7 +12,7 @@ from neo4j import Driver
 from typer.testing import CliRunner
 
 from cli.main import app
-from graph.settings import Settings, get_settings
+from core.settings import Settings, get_settings
 from tests.conftest import CLEANUP_NAMESPACE_QUERY
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,9 @@ import uuid
 import pytest
 from neo4j import Driver
 
+from core.settings import Settings
 from graph.migrate.exceptions import MigrationFailedError
 from graph.migrate.loader import MigrationContext, count_tagged, entity, rollback
-from graph.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -21,6 +21,8 @@ from typer.testing import CliRunner
 
 from api.main import create_app
 from cli.main import app as cli_app
+from core.errors import ModelBusyError
+from core.settings import Settings, get_settings
 from fusion.graphdata import DomainGraph
 from fusion.pipeline import QAService
 from fusion.questions import generate_questions
@@ -31,9 +33,7 @@ from graph.encoder import EncoderConfig
 from graph.encoder import train_domain as train_encoder
 from graph.encoder.checkpoint import encoder_artifacts
 from graph.encoder.serve import active_embedding, drop_embeddings, write_embeddings
-from graph.exceptions import ModelBusyError
 from graph.lock import ModelLock, force_release
-from graph.settings import Settings, get_settings
 
 pytestmark = pytest.mark.integration
 

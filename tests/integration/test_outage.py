@@ -15,10 +15,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from core.settings import Settings
 from graph.driver import make_driver
 from graph.schema import bootstrap_schema
 from graph.server import LocalNeo4j
-from graph.settings import Settings
 from graph.writer import entity_row, write_entities
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

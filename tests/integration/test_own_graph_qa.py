@@ -6,9 +6,9 @@ from __future__ import annotations
 import pytest
 from neo4j import Driver
 
+from core.settings import Settings
 from fusion.pipeline import QAService
 from fusion.verbalize import phrasings
-from graph.settings import Settings
 from graph.writer import entity_row, relation_row, write_entities, write_relations
 
 pytestmark = pytest.mark.integration

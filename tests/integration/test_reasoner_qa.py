@@ -7,12 +7,12 @@ from __future__ import annotations
 import pytest
 from neo4j import Driver
 
+from core.settings import Settings
 from fusion.exceptions import TrainingDataError
 from fusion.pipeline import QAService
 from fusion.reasoner.model import ReasonerConfig
 from fusion.train import qa_artifacts
 from fusion.training import QATrainingRequest, train_qa
-from graph.settings import Settings
 from tests.family import load_family, questions
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

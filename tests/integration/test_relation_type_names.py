@@ -14,9 +14,9 @@ from fastapi.testclient import TestClient
 from neo4j import Driver
 
 from api.main import create_app
+from core.settings import Settings
 from fusion.retrieval import action_queries
 from graph.migrate.runner import MigrationRunner
-from graph.settings import Settings
 from tests.conftest import CLEANUP_NAMESPACE_QUERY
 
 pytestmark = pytest.mark.integration

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from neo4j import Driver
 
-from graph.exceptions import InvalidInputError, NotFoundError
-from graph.settings import Settings
+from core.errors import InvalidInputError, NotFoundError
+from core.settings import Settings
 from graph.store import GraphStore
 
 pytestmark = pytest.mark.integration
@@ -116,7 +116,7 @@ def test_local_server_keeps_the_configured_number_of_query_plans(
     driver: Driver, settings: Settings
 ) -> None:
     # every relation-path shape is its own query text, so the server kgr starts keeps far more
-    # plans than Neo4j's default of 1,000 (graph.settings.Settings.neo4j_query_cache_entries)
+    # plans than Neo4j's default of 1,000 (core.settings.Settings.neo4j_query_cache_entries)
     if settings.neo4j_uri:
         pytest.skip("an external server (NEO4J_URI) has its own configuration")
     records, _, _ = driver.execute_query(

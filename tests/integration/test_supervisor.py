@@ -16,9 +16,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from core.settings import Settings
 from graph.driver import make_driver
 from graph.server import LocalNeo4j, Neo4jSupervisor, proc_state
-from graph.settings import Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -24,7 +24,7 @@ import uvicorn
 from neo4j import Driver
 
 from api.main import create_app
-from graph.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.ui]
 

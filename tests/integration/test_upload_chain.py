@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from neo4j import Driver
 
+from core.settings import Settings
 from graph.migrate.exceptions import MigrationValidationError
 from graph.migrate.runner import MigrationRunner
-from graph.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from neo4j import Driver
 
+from core.settings import Settings
 from fusion.retrieval import Caps, Neo4jExpander, action_queries
-from graph.settings import Settings
 from tests.family import family_triples, graph_of, load_family
 
 pytestmark = pytest.mark.integration

@@ -17,8 +17,8 @@ from api.security import (
     load_keys,
     revoke_key,
 )
-from graph.exceptions import InvalidInputError, NotFoundError
-from graph.settings import Settings
+from core.errors import InvalidInputError, NotFoundError
+from core.settings import Settings
 
 
 @pytest.fixture

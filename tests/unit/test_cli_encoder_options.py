@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cli.encoder import EncoderOptions
-from graph.exceptions import InvalidInputError
+from core.errors import InvalidInputError
 
 
 def test_only_the_options_set_go_on_under_their_config_names() -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from core.errors import KgrError, TrainingDivergedError
 from graph.encoder.evaluate import FilterIndex, evaluate, rank_metrics, realistic_ranks
-from graph.exceptions import KgrError, TrainingDivergedError
 
 
 def test_realistic_ranks_with_ties_and_filtering() -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from core.errors import TrainingDivergedError
 from graph.encoder import EncoderConfig, KGData, load_checkpoint, save_checkpoint, train_encoder
 from graph.encoder.evaluate import FilterIndex
 from graph.encoder.layers import ResidualRGCNConv
@@ -21,7 +22,6 @@ from graph.encoder.train import (
     split_triples,
     with_reciprocals,
 )
-from graph.exceptions import TrainingDivergedError
 
 
 @pytest.fixture(autouse=True)
@@ -238,9 +238,9 @@ def test_early_stopping_never_keeps_a_diverged_model() -> None:
 
 
 def test_the_training_history_is_stored_with_the_version(tmp_path: Path) -> None:
+    from core.settings import Settings
     from fusion.versions import list_versions
     from graph.encoder.checkpoint import encoder_artifacts
-    from graph.settings import Settings
 
     data = random_graph(num_edges=80)
     config = EncoderConfig(dim=8, epochs=4, eval_every=2, batch_size=32, valid_fraction=0.2,

@@ -9,14 +9,9 @@ import pytest
 from api.errors import kgr_error_response
 from api.exceptions import AuthenticationError, PermissionDeniedError
 from api.security import KeyRing, StoredKey, hash_key
+from core.errors import ConflictError, InvalidInputError, ModelNotReadyError, NotFoundError
 from graph.artifacts import ArtifactStore
-from graph.exceptions import (
-    ConflictError,
-    DatabaseUnavailableError,
-    InvalidInputError,
-    ModelNotReadyError,
-    NotFoundError,
-)
+from graph.exceptions import DatabaseUnavailableError
 from graph.schema import check_allowed, quote_identifier, quote_relation_type
 from graph.server import PASSWORD_LENGTH, new_password
 from graph.store import decode_cursor, encode_cursor, lucene_query

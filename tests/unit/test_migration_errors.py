@@ -7,7 +7,7 @@ import json
 import pytest
 
 from api.errors import kgr_error_response
-from graph.exceptions import KgrError
+from core.errors import KgrError
 from graph.migrate.exceptions import (
     MigrationChecksumError,
     MigrationError,

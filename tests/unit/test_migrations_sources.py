@@ -12,12 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from domains import findkg
 from domains.hpo import build_medical_graph, parse_obo
 from graph.migrate.discovery import discover
 from graph.migrate.exceptions import MigrationFailedError
 from graph.migrate.runner import split_cypher
-from graph.settings import Settings
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from api.errors import ErrorBody
 from api.main import create_app
-from graph.settings import Settings
+from core.settings import Settings
 
 ERROR_REF = "#/components/schemas/ErrorBody"
 

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from api.exceptions import RateLimitedError
 from api.limits import KeyLimits, batch_questions
 from api.main import create_app
-from graph.exceptions import InvalidInputError, NotFoundError
-from graph.settings import Settings
+from core.errors import InvalidInputError, NotFoundError
+from core.settings import Settings
 
 
 class FakeClock:

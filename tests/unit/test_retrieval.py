@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import pytest
 import torch
 
+from core.errors import InvalidInputError
 from fusion.graphdata import DomainGraph
 from fusion.parse import PathHints, asks_count
 from fusion.retrieval import (
@@ -31,7 +32,6 @@ from fusion.retrieval import (
     keep_asked_type,
     rank_answers,
 )
-from graph.exceptions import InvalidInputError
 from tests.unit.random_graphs import TYPES, random_typed_graph
 
 

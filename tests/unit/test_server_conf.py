@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from graph.server import LocalNeo4j
-from graph.settings import Settings
 
 
 def conf(tmp_path: Path, **settings: object) -> dict[str, str]:

@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from core.settings import Settings
 from graph.server import LocalNeo4j, proc_state, process_alive
-from graph.settings import Settings
 
 
 def _zombie() -> subprocess.Popen[bytes]:

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from api.audit import audit_path, read_audit
 from api.main import create_app
 from api.routes.ui import STATIC_DIR
-from graph.settings import PROJECT_ROOT, Settings
+from core.settings import PROJECT_ROOT, Settings
 
 
 def make_client(home: Path) -> TestClient:

@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from cli.serve import UpPlan, plan_up
-from graph.exceptions import InvalidInputError
-from graph.settings import PROJECT_ROOT
+from core.errors import InvalidInputError
+from core.settings import PROJECT_ROOT
 
 
 def test_default_all_one_or_none() -> None:

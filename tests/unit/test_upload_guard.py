@@ -19,8 +19,8 @@ from fastapi.testclient import TestClient
 from starlette.types import Message
 
 from api.main import create_app
+from core.settings import Settings
 from graph.driver import make_driver
-from graph.settings import Settings
 
 ADMIN_KEY = "admin-" + uuid.uuid4().hex
 READER_KEY = "reader-" + uuid.uuid4().hex
