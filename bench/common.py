@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
+    from fusion.checkpoint import Checkpoint
     from fusion.pipeline import DomainQA
-    from fusion.train import Checkpoint
 
 
 @dataclass
@@ -135,10 +135,10 @@ def served_qa(settings: Any, driver: Any, domain: str, expander: Any,
               ) -> tuple[DomainQA, Checkpoint | None]:
     """The ``DomainQA`` of ``domain`` with its active QA checkpoint (None if untrained) and
     graph features, as the service builds it; and that checkpoint."""
+    from fusion.checkpoint import load_checkpoint, qa_artifacts
     from fusion.linking import AliasIndex
     from fusion.pipeline import DomainQA
     from fusion.space import load_graph_features
-    from fusion.train import load_checkpoint, qa_artifacts
     from graph.store import GraphStore
 
     version = qa_artifacts(settings).active_version(domain)

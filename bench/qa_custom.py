@@ -38,6 +38,8 @@ import torch  # noqa: E402
 import fusion.verbalize as verbalize  # noqa: E402
 from bench.qa_natural import gold_answers  # noqa: E402
 from core.settings import get_settings  # noqa: E402
+from fusion.checkpoint import load_checkpoint, qa_artifacts  # noqa: E402
+from fusion.config import TrainConfig  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.linking import AliasIndex  # noqa: E402
 from fusion.pipeline import DomainQA, relation_label  # noqa: E402
@@ -45,7 +47,7 @@ from fusion.questions import generate_questions  # noqa: E402
 from fusion.relwords import read_name  # noqa: E402
 from fusion.retrieval import Neo4jExpander  # noqa: E402
 from fusion.stats import paired_outcomes, sign_test  # noqa: E402
-from fusion.train import TrainConfig, load_checkpoint, qa_artifacts, train_domain  # noqa: E402
+from fusion.train import train_domain  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
 from graph.writer import (  # noqa: E402

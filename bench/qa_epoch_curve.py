@@ -3,7 +3,7 @@
 What model selection sees (validation Hits@1 on the split ``TrainConfig.validation`` makes)
 printed beside what it is meant to predict (Hits@1 per hop on generated questions in the
 held-out phrasings and frames), after every training epoch of one run (no refit). The comments
-on ``fusion.train.MANY_EXAMPLES`` and ``TrainConfig.validation`` quote its output. Both are
+on ``fusion.config.MANY_EXAMPLES`` and ``TrainConfig.validation`` quote its output. Both are
 measured with the in-memory beam search from the gold topic entities (no linking), so the
 levels sit a little apart from ``bench/qa_quality.py``'s.
 
@@ -24,12 +24,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.settings import get_settings  # noqa: E402
+from fusion.config import TrainConfig
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.questions import generate_splits  # noqa: E402
 from fusion.space import ActionSpace  # noqa: E402
-from fusion.train import (  # noqa: E402
+from fusion.train import (
     Prepared,
-    TrainConfig,
     _new_model,
     _set_lr,
     _train_epoch,

@@ -39,13 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.settings import get_settings  # noqa: E402
+from fusion.checkpoint import load_checkpoint, qa_artifacts  # noqa: E402
+from fusion.config import TrainConfig  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.linking import AliasIndex  # noqa: E402
 from fusion.pipeline import DomainQA  # noqa: E402
 from fusion.questions import generate_splits  # noqa: E402
 from fusion.retrieval import Neo4jExpander  # noqa: E402
 from fusion.space import load_graph_features  # noqa: E402
-from fusion.train import TrainConfig, load_checkpoint, qa_artifacts, train_domain  # noqa: E402
+from fusion.train import train_domain  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
 

@@ -36,6 +36,8 @@ import torch  # noqa: E402
 
 from bench.common import paired_by_hops, print_paired  # noqa: E402
 from core.settings import get_settings  # noqa: E402
+from fusion.checkpoint import load_checkpoint, qa_artifacts  # noqa: E402
+from fusion.config import TrainConfig  # noqa: E402
 from fusion.evaluate import evaluate_rows  # noqa: E402
 from fusion.graphdata import DomainGraph  # noqa: E402
 from fusion.linking import AliasIndex  # noqa: E402
@@ -43,7 +45,7 @@ from fusion.pipeline import DomainQA  # noqa: E402
 from fusion.questions import generate_questions, generate_splits  # noqa: E402
 from fusion.retrieval import Neo4jExpander  # noqa: E402
 from fusion.space import load_graph_features  # noqa: E402
-from fusion.train import TrainConfig, load_checkpoint, qa_artifacts, train_domain  # noqa: E402
+from fusion.train import train_domain  # noqa: E402
 from graph.artifacts import ArtifactStore  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.store import GraphStore  # noqa: E402

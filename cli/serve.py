@@ -153,7 +153,8 @@ def up(
         console.print("[green]schema[/] ready (constraints and indexes)")
         apply_pending(MigrationRunner(driver, cfg, skip_scripts=plan.skip_migrations))
         if train:
-            from fusion.train import qa_artifacts, train_from_generated
+            from fusion.checkpoint import qa_artifacts
+            from fusion.train import train_from_generated
 
             for domain in plan.domains:
                 if retrain or encoder_artifacts(cfg).active_version(domain) is None:

@@ -32,6 +32,7 @@ from fusion.check import (
     rank_paths,
     shared_words,
 )
+from fusion.checkpoint import Checkpoint, load_checkpoint, qa_artifacts
 from fusion.coordination import SEPARATOR_RE, Combined, Coordination, combine, coordinate
 from fusion.exceptions import QAModelNotReadyError, QuestionError
 from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
@@ -66,7 +67,6 @@ from fusion.schemas import (
 )
 from fusion.space import ActionSpace, GraphFeatures, load_graph_features
 from fusion.text import get_text_encoder
-from fusion.train import Checkpoint, load_checkpoint, qa_artifacts
 from fusion.verbalize import (
     IN,
     OUT,

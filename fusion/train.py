@@ -11,22 +11,19 @@ as far as validation supports.
 
 from __future__ import annotations
 
-import json
 import math
 import random
-import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from pathlib import Path
-from typing import Any, Literal, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import torch
-from pydantic import BaseModel
-from safetensors.torch import load_file, save_file
 
 from core.settings import Settings
-from fusion.exceptions import QAModelNotReadyError, TrainingDataError
+from fusion.checkpoint import Checkpoint, load_active, qa_artifacts, save_checkpoint
+from fusion.config import TrainConfig
+from fusion.exceptions import TrainingDataError
 from fusion.graphdata import DomainGraph
 from fusion.inference import (
     MASK,
@@ -46,7 +43,7 @@ from fusion.parse import (
     step_token_masks,
 )
 from fusion.questions import alias_index_of
-from fusion.reasoner.checkpoint import ReasonerCheckpoint, is_reasoner, load_reasoner
+from fusion.reasoner.checkpoint import ReasonerCheckpoint
 from fusion.retrieval import (
     BeamItem,
     Caps,
@@ -67,100 +64,10 @@ from fusion.verbalize import (
     Wording,
     action_texts,
     phrasing_choices,
-    phrasing_table,
 )
-from graph.artifacts import ArtifactStore
 from graph.lock import ModelLock
 
-ARTIFACT_KIND = "qa"
-MODEL_FILE = "model.safetensors"
-TEXT_MODEL_FILE = "model_text.safetensors"
-SPACE_FILE = "space.safetensors"
-CONFIG_FILE = "config.json"
-
 ProgressFn = Callable[[float, str], None]
-
-
-class TrainConfig(BaseModel):
-    """Hyperparameters of a QA training run."""
-
-    hidden: int = 192
-    dropout: float = 0.1
-    # ``epochs``, ``lr``, ``lr_schedule`` and ``patience``: None = by the size of the training
-    # set (``resolved``): ``MANY_EXAMPLES`` or ``FEW_EXAMPLES``
-    epochs: int | None = None
-    batch_size: int = 16
-    lr: float | None = None
-    # "cosine": epoch e (from 0) trains at lr * (1 + cos(pi * e / epochs)) / 2, the same in the
-    # selection runs and the refit
-    lr_schedule: Literal["cosine", "constant"] | None = None
-    weight_decay: float = 1e-4
-    patience: int | None = None
-    val_fraction: float = 0.1
-    # a user's file smaller than this chooses its epochs by k-fold cross-validation: a 10%
-    # split of 50 questions validates on 5, which picks epochs by noise
-    kfold_below: int = 200
-    folds: int = 5
-    seed: int = 0
-    max_hops: int = 3
-    per_type: int = 30
-    frontier: int = 60
-    beam: int = 8
-    max_val: int = 240
-    # how generated questions (rows that record their phrasings) are split for model
-    # selection: "random" (worded like the training ones) or "phrasing" (a hop's
-    # ``validation_phrasing`` held out of training). "random": a held-out phrasing's Hits@1
-    # moved against the evaluation wording's, so it picked bad epochs, and a random split keeps
-    # every phrasing in training (bench/qa_epoch_curve.py)
-    validation: Literal["random", "phrasing"] = "random"
-    segment_attention: bool = True
-    # model selection: the earliest epoch within this many standard errors of the best
-    # validation Hits@1; 0: the best epoch. 0, as 1.0 lost a little everywhere
-    # (bench/qa_quality.py)
-    select_within_se: float = 0.0
-    # a graph head that starts from the text head trains its graph terms alone (a residual)
-    # or the whole head again: alone, as a second full cycle over the whole head undid what
-    # the text head had learnt (bench/qa_quality.py)
-    graph_residual_only: bool = True
-    # the graph terms of such a residual head are kept only where they answer more validation
-    # questions than the text head they start from, by an exact sign test at this level (the
-    # questions only one of the two answers); otherwise the text head serves
-    # (``models.graph_embeddings`` false). None keeps them whenever selection picks an epoch
-    # past 0. Why: selection breaks Hits@1 ties by validation loss, which kept graph terms that
-    # answered no more validation questions and fewer held-out ones (bench/qa_quality.py)
-    graph_terms_p: float | None = 0.05
-    # the graph head sees where each path prefix stands: the mean graph embedding of its
-    # frontier (``FusionModel.frontier_graph``)
-    frontier_graph: bool = True
-    # the phrasings the action texts are built from (``fusion.verbalize.Wording``): "all" for
-    # the models kgr serves, "train" for a benchmark that measures held-out wording (the
-    # training rows must match: ``generate_questions(..., split="train")``). Recorded in the
-    # checkpoint, so ``kgr eval qa`` can say when its generated questions are not held out.
-    wording: Wording = "all"
-
-    def resolved(self, n_examples: int) -> TrainConfig:
-        """This config with its None fields set for a training set of ``n_examples``: fewer
-        than ``kfold_below`` (a user's few-shot file) take ``FEW_EXAMPLES``, more
-        ``MANY_EXAMPLES``."""
-        defaults = FEW_EXAMPLES if n_examples < self.kfold_below else MANY_EXAMPLES
-        return self.model_copy(update={k: v for k, v in defaults.items()
-                                       if getattr(self, k) is None})
-
-
-# Generated questions (1800 for the built-in domains): a low rate decaying over the epochs, so
-# that every epoch selection may keep is a good one (a constant rate swung from epoch to epoch;
-# bench/qa_epoch_curve.py)
-MANY_EXAMPLES: dict[str, Any] = {"epochs": 12, "lr": 1e-3, "lr_schedule": "cosine",
-                                 "patience": 5}
-# Tens of a user's questions (few-shot from the active model; k-fold selection): 50 questions
-# give a few optimiser steps per epoch, and 10 validation questions per fold make a 5-epoch
-# plateau noise, so a higher rate and every epoch (patience = epochs) (bench/qa_quality.py)
-FEW_EXAMPLES: dict[str, Any] = {"epochs": 30, "lr": 3e-3, "lr_schedule": "constant",
-                                "patience": 30}
-
-
-def qa_artifacts(settings: Settings) -> ArtifactStore:
-    return ArtifactStore(settings.artifacts_dir, ARTIFACT_KIND)
 
 
 @dataclass
@@ -842,101 +749,6 @@ def fit(examples: list[Prepared], space: ActionSpace, features: GraphFeatures | 
         "n_train": len(examples) if how in ("phrasing", "k-fold") else len(splits[0].train),
         "n_val": n_val, "history": history,
         **({"graph_terms": graph_terms} if graph_terms is not None else {})}, best_states)
-
-
-def save_checkpoint(settings: Settings, domain: str, space: ActionSpace,
-                    heads: dict[str, FusionModel], cfg: TrainConfig,
-                    features: GraphFeatures | None, metrics: dict[str, Any],
-                    activate: bool = True,
-                    phrasings: dict[str, list[list[str]]] | None = None) -> str:
-    """Publish a new version folder: safetensors per head + space vectors + config.json.
-    ``phrasings``: those the space's texts come from (default: the domain's now)."""
-    store = qa_artifacts(settings)
-    version = store.new_version_name()
-    folder = store.staging_dir(domain, version)
-    for name, model in heads.items():
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                  str(folder / (MODEL_FILE if name == "graph" else TEXT_MODEL_FILE)))
-    save_file({"text": space.text.contiguous(), "type_text": space.type_text.contiguous()},
-              str(folder / SPACE_FILE))
-    store.write_json(folder / CONFIG_FILE, {
-        "domain": domain, "version": version, "config": cfg.model_dump(),
-        "actions": [list(a) for a in space.actions], "types": space.types,
-        "heads": {name: {"graph_dim": m.graph_dim if m.use_graph else 0, "hidden": m.hidden,
-                         "segment_attention": m.segment_attention,
-                         "frontier_graph": m.frontier_graph,
-                         "rerank": bool(metrics.get(name, {}).get("rerank", False))}
-                  for name, m in heads.items()},
-        "encoder_version": features.version if features is not None else None,
-        "text_model": "sentence-transformers/all-MiniLM-L6-v2",
-        # the phrasings its action texts were built from (``Checkpoint.phrasings_current``)
-        "phrasings": phrasings if phrasings is not None else
-        phrasing_table(space.relation_types(), space.domain),
-        "metrics": metrics, "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-    })
-    store.publish(domain, version, folder, activate=activate)
-    return version
-
-
-@dataclass
-class Checkpoint:
-    """A loaded QA version: its action space and heads ('graph' and/or 'text')."""
-
-    version: str
-    space: ActionSpace
-    heads: dict[str, FusionModel]
-    config: dict[str, Any]
-
-    def phrasings_current(self) -> bool | None:
-        """Whether its domain's phrasings are still those it was trained with (None: a
-        checkpoint from before they were recorded). A domain that declares new phrasings
-        (``fusion.vocabulary``) needs a new model to learn them."""
-        recorded = self.config.get("phrasings")
-        if recorded is None:
-            return None
-        return bool(recorded == phrasing_table(self.space.relation_types(), self.space.domain))
-
-    def reranks(self, head: str) -> bool:
-        """Whether training chose the zero-shot rerank for ``head`` (``fit``); False for
-        checkpoints from before that choice."""
-        return bool(self.config["heads"].get(head, {}).get("rerank", False))
-
-    @property
-    def wording(self) -> Wording:
-        """The phrasings it learnt from; checkpoints from before the choice used "train"."""
-        return "all" if self.config["config"].get("wording") == "all" else "train"
-
-
-def load_checkpoint(folder: Path) -> Checkpoint | ReasonerCheckpoint:
-    """A QA version: a fusion checkpoint or a reasoner (``fusion.reasoner``)."""
-    if is_reasoner(folder):
-        return load_reasoner(folder)
-    config = json.loads((folder / CONFIG_FILE).read_text())
-    vectors = load_file(str(folder / SPACE_FILE))
-    actions = [(a[0], a[1]) for a in config["actions"]]
-    space = ActionSpace(actions, config["types"], vectors["text"], vectors["type_text"],
-                        config.get("domain"),
-                        "all" if config["config"].get("wording") == "all" else "train")
-    cfg = TrainConfig(**config["config"])
-    heads: dict[str, FusionModel] = {}
-    for name, head in config["heads"].items():
-        model = FusionModel(head["hidden"], head["graph_dim"], use_graph=head["graph_dim"] > 0,
-                            dropout=cfg.dropout,
-                            segment_attention=bool(head.get("segment_attention", False)),
-                            frontier_graph=bool(head.get("frontier_graph", False)))
-        model.load_state_dict(load_file(str(folder / (MODEL_FILE if name == "graph"
-                                                      else TEXT_MODEL_FILE))))
-        heads[name] = model.eval()
-    return Checkpoint(folder.name, space, heads, config)
-
-
-def load_active(settings: Settings, domain: str) -> Checkpoint | ReasonerCheckpoint:
-    store = qa_artifacts(settings)
-    if store.active_version(domain) is None:
-        raise QAModelNotReadyError(
-            f"no fine-tuned QA model for domain {domain!r}; run `kgr train qa --domain {domain}` "
-            "or ask in zero-shot mode")
-    return load_checkpoint(store.active_path(domain))
 
 
 def train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[dict[str, Any]],

@@ -40,10 +40,11 @@ class QATrainingRequest:
 def train_qa(settings: Settings, driver: Any, domain: str, request: QATrainingRequest,
              progress: ProgressFn | None = None) -> dict[str, Any]:
     """Train and activate a QA model for ``domain``; returns the training summary."""
+    from fusion.config import TrainConfig
     from fusion.questions import generate_questions
     from fusion.reasoner.model import ReasonerConfig
     from fusion.reasoner.train import train_reasoner
-    from fusion.train import TrainConfig, train_domain
+    from fusion.train import train_domain
     from fusion.verbalize import Wording
 
     if not request.rows and not request.generate_per_hop:

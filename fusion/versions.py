@@ -84,7 +84,7 @@ def check_kind(value: str) -> Kind:
 def artifacts_of(settings: Settings, kind: str) -> ArtifactStore:
     if check_kind(kind) == "encoder":
         return encoder_artifacts(settings)
-    from fusion.train import qa_artifacts
+    from fusion.checkpoint import qa_artifacts
 
     return qa_artifacts(settings)
 
@@ -171,7 +171,7 @@ def _activate_locked(settings: Settings, driver: Driver, kind: Kind, domain: str
     folder = store.path(domain, version)  # NotFoundError for an unknown version
     try:
         if kind == "qa":
-            from fusion.train import load_checkpoint as load_qa
+            from fusion.checkpoint import load_checkpoint as load_qa
 
             load_qa(folder)
         else:

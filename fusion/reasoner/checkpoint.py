@@ -13,9 +13,9 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from fusion.reasoner.learn import Vocab
 from fusion.reasoner.model import PathReasoner, ReasonerConfig, load_tokenizer
 from fusion.reasoner.serve import ONNX_FILE, ReasonerRunner
+from fusion.reasoner.vocab import Vocab
 from fusion.space import ActionSpace
 from fusion.verbalize import Wording
 from graph.artifacts import ArtifactStore
@@ -41,7 +41,7 @@ def hop_text(space: ActionSpace, vocab: Vocab) -> torch.Tensor:
 
 @dataclass
 class ReasonerCheckpoint:
-    """A loaded reasoner version; shaped like ``fusion.train.Checkpoint`` where the ask
+    """A loaded reasoner version; shaped like ``fusion.checkpoint.Checkpoint`` where the ask
     pipeline reads one (``space``, ``config``, ``version``, no fusion ``heads``)."""
 
     version: str

@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from fusion.reasoner.learn import Vocab
 from fusion.reasoner.model import PathReasoner, StepOutput
+from fusion.reasoner.vocab import Vocab
 from fusion.retrieval import BeamItem, Scorer
 from fusion.text import ONNX_OPSET
 from fusion.threads import default_threads

@@ -8,17 +8,19 @@ from typing import Any
 import torch
 
 from core.settings import Settings
+from fusion.checkpoint import qa_artifacts
 from fusion.exceptions import TrainingDataError
 from fusion.graphdata import DomainGraph
 from fusion.inference import MASK
 from fusion.linking import EntityLinker, mask_question, names_index
 from fusion.questions import alias_index_of
 from fusion.reasoner.checkpoint import hop_text, save_reasoner
-from fusion.reasoner.learn import ProgressFn, Vocab, fit
+from fusion.reasoner.learn import ProgressFn, fit
 from fusion.reasoner.model import PathReasoner, ReasonerConfig, load_tokenizer
 from fusion.reasoner.supervision import RowReport, build_examples
+from fusion.reasoner.vocab import Vocab
 from fusion.space import ActionSpace
-from fusion.train import qa_artifacts, resolve
+from fusion.train import resolve
 from graph.lock import ModelLock
 
 

@@ -17,11 +17,12 @@ from neo4j import Driver
 
 from api.main import create_app
 from core.settings import Settings
+from fusion.config import TrainConfig
 from fusion.graphdata import DomainGraph
 from fusion.parse import parse_question
 from fusion.pipeline import QAService
 from fusion.questions import generate_questions
-from fusion.train import TrainConfig, train_domain
+from fusion.train import train_domain
 from fusion.verbalize import phrasings
 from graph.migrate.exceptions import MigrationValidationError
 from graph.migrate.runner import MigrationRunner

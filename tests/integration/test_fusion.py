@@ -13,6 +13,8 @@ from neo4j import Driver
 
 from core.errors import ModelNotReadyError
 from core.settings import Settings
+from fusion.checkpoint import CONFIG_FILE, MODEL_FILE, TEXT_MODEL_FILE
+from fusion.config import TrainConfig
 from fusion.evaluate import evaluate_rows
 from fusion.graphdata import DomainGraph
 from fusion.linking import EntityLinker
@@ -20,7 +22,7 @@ from fusion.linkpred import LinkPredictor
 from fusion.pipeline import QAService
 from fusion.questions import generate_questions
 from fusion.retrieval import Caps, MemoryExpander, Neo4jExpander, beam_search
-from fusion.train import CONFIG_FILE, MODEL_FILE, TEXT_MODEL_FILE, TrainConfig, train_domain
+from fusion.train import train_domain
 from graph.encoder.checkpoint import load_active_encoder
 from graph.store import GraphStore
 from graph.writer import entity_row, relation_row, write_entities, write_relations
@@ -513,8 +515,8 @@ def test_served_models_learn_every_phrasing_and_evaluation_says_when_wording_was
     driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
     clean_artifacts: None,
 ) -> None:
+    from fusion.checkpoint import load_checkpoint, qa_artifacts
     from fusion.questions import generate_splits
-    from fusion.train import load_checkpoint, qa_artifacts
     from fusion.verbalize import phrasings
 
     graph = DomainGraph.load(driver, settings.neo4j_database, domain)

@@ -23,10 +23,10 @@ from api.main import create_app
 from cli.main import app as cli_app
 from core.errors import ModelBusyError
 from core.settings import Settings, get_settings
+from fusion.config import TrainConfig
 from fusion.graphdata import DomainGraph
 from fusion.pipeline import QAService
 from fusion.questions import generate_questions
-from fusion.train import TrainConfig
 from fusion.train import train_domain as train_qa
 from fusion.versions import activate_version, list_versions
 from graph.encoder import EncoderConfig

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from fusion.reasoner.learn import Vocab, marginal_nll
+from fusion.reasoner.learn import marginal_nll
 from fusion.reasoner.model import StepOutput
 from fusion.reasoner.serve import StepScores
 from fusion.reasoner.supervision import (
@@ -20,6 +20,7 @@ from fusion.reasoner.supervision import (
     candidates,
     keeps_topic,
 )
+from fusion.reasoner.vocab import Vocab
 from fusion.verbalize import STOP
 from tests.family import family_triples, graph_of
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from fusion.reasoner.learn import Vocab
 from fusion.reasoner.model import PathReasoner, ReasonerConfig, load_tokenizer
 from fusion.reasoner.serve import ReasonerRunner
+from fusion.reasoner.vocab import Vocab
 
 pytestmark = pytest.mark.slow
 

@@ -9,18 +9,11 @@ import random
 import pytest
 import torch
 
+from fusion.config import FEW_EXAMPLES, MANY_EXAMPLES, TrainConfig
 from fusion.graphdata import DomainGraph
 from fusion.inference import QuestionContext
 from fusion.parse import MAX_STEPS, PathHints
-from fusion.train import (
-    FEW_EXAMPLES,
-    MANY_EXAMPLES,
-    Prepared,
-    TrainConfig,
-    epoch_lr,
-    split_validation,
-    validation_phrasing,
-)
+from fusion.train import Prepared, epoch_lr, split_validation, validation_phrasing
 from fusion.verbalize import phrasing_choices
 
 
