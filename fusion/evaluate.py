@@ -82,7 +82,8 @@ def evaluate_rows(qa: DomainQA, rows: Sequence[dict[str, Any]], mode: Mode,
         # whether the graph head answered: a checkpoint whose graph head was not kept
         # (``TrainConfig.graph_terms_p``) answers with its text head even when asked for it
         "mode": mode,
-        "graph_embeddings": use_graph and mode == "fine-tuned" and "graph" in qa.scorers,
+        "graph_embeddings": use_graph and mode == "fine-tuned" and (
+            "graph" in qa.scorers or qa.answer_head is not None),
         "predicted_links": predicted_links,
         "metrics": metrics, "seconds": round(elapsed, 2),
         "ms_per_question": round(1000 * elapsed / max(1, len(rows)), 2)}

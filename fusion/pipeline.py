@@ -17,6 +17,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from neo4j import Driver, RoutingControl
 
 from core.errors import NotFoundError
@@ -39,7 +40,8 @@ from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer,
 from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
 from fusion.linkpred import LinkPredictor, PredictingExpander
 from fusion.parse import PathHints, asks_count, parse_question
-from fusion.reasoner.checkpoint import ReasonerCheckpoint
+from fusion.reasoner.answers import Fused, capped, embedding_probs, fuse
+from fusion.reasoner.checkpoint import AnswerHead, ReasonerCheckpoint
 from fusion.retrieval import (
     Caps,
     Expander,
@@ -120,6 +122,9 @@ def check_question(question: str) -> str:
 
 
 PLURAL_DO_RE = re.compile(r"(^|\W)do(\s+(?:the\s+)?)$", re.IGNORECASE)
+# path answers an answer scorer's fused ranking starts from: a distribution over these is
+# what its path weight was chosen against (``fusion.reasoner.answers``)
+FUSED_PATH_ANSWERS = 50
 COORDINATED_POOL = 500  # answers per topic that a coordinated question combines
 READING_FLOOR = 0.1  # readings of a coordinated question kept against the likeliest one
 COORDINATED_READINGS = 3  # likeliest paths whose shared answers are read from the whole graph
@@ -286,6 +291,20 @@ class DomainQA:
         # a reasoner (fusion.reasoner) is the fine-tuned model of a domain trained on labelled
         # rows; it reads the hop count itself, so no parse bounds its paths
         self.reasoner = checkpoint if isinstance(checkpoint, ReasonerCheckpoint) else None
+        # its answer scorer over the graph embeddings, while the encoder it learnt is active
+        self.answer_head: AnswerHead | None = None
+        self.entity_uids: list[str] = []
+        head = self.reasoner.answers if self.reasoner is not None else None
+        if head is not None and features is not None:
+            if features.version != head.encoder_version:
+                log.warning("the answer scorer of %s was trained with encoder %s, not the "
+                            "active %s; paths alone answer (retrain QA, or activate that "
+                            "encoder)", domain, head.encoder_version, features.version)
+            else:
+                self.answer_head = head
+                self.entity_uids = [""] * len(features.uid_to_index)
+                for uid, i in features.uid_to_index.items():
+                    self.entity_uids[i] = uid
         if checkpoint is not None and self.reasoner is None:
             trained_with = checkpoint.config.get("encoder_version")
             for name, model in checkpoint.heads.items():
@@ -466,9 +485,16 @@ class DomainQA:
                               f"{pair.object.candidates[0].name!r}")
             elif prepared.coordination is None:
                 finals, models = self.search(prepared, max_hops, mode, use_graph, expander)
-                ranked = rank_answers(finals, expander, top_k)
-                answers = [self._answer(uid, prob, final, finals, expander)
-                           for uid, prob, final in ranked]
+                fuses = use_graph and models.get("reasoner") is True and \
+                    self.answer_head is not None
+                ranked = rank_answers(finals, expander, max(top_k, FUSED_PATH_ANSWERS)
+                                      if fuses else top_k)
+                if fuses:
+                    answers = self._fused(prepared, ranked, finals, expander, top_k, models)
+                    ranked = ranked[:top_k]
+                else:
+                    answers = [self._answer(uid, prob, final, finals, expander)
+                               for uid, prob, final in ranked]
                 if ranked and (asks_count(question) if count is None else count):
                     counted = self._count(prepared, ranked[0][2], expander)
             else:
@@ -698,6 +724,40 @@ class DomainQA:
             namesakes = self.linker.index.same_name(final.topic)
             if len(namesakes) > 1:
                 final.answers = [u for u in final.answers if u not in namesakes]
+
+    def _fused(self, prepared: Prepared, ranked: list[tuple[str, float, PathResult]],
+               finals: list[PathResult], expander: Expander, top_k: int,
+               models: dict[str, Any]) -> list[Answer]:
+        """The path answers and the answer scorer's, ranked by ``fuse`` (the weight training
+        chose on held-out rows); the scorer's own answers are marked inferred."""
+        head, features = self.answer_head, self.features
+        assert head is not None and features is not None and prepared.ctx is not None
+        topic = prepared.mentions[0].candidates[0].uid
+        index = features.uid_to_index
+        if topic not in index:  # an entity added after the encoder was trained
+            return [self._answer(uid, prob, final, finals, expander)
+                    for uid, prob, final in ranked[:top_k]]
+        probs = embedding_probs(head.model, prepared.ctx.pooled.unsqueeze(0),
+                                torch.tensor([index[topic]]), features.entity_embeddings)[0]
+        exclude = frozenset() if self.reasoner is not None and self.reasoner.keep_topic \
+            else frozenset({topic})
+        fused = fuse(capped({uid: prob for uid, prob, _ in ranked}), probs,
+                     self.entity_uids, index, head.path_weight, head.top_k, exclude)
+        by_uid = {uid: final for uid, _, final in ranked}
+        models.update(encoder=features.version, graph_embeddings=True, answer_scorer=True)
+        return [self._answer(f.uid, f.score, by_uid[f.uid], finals, expander) if f.from_path
+                else self._inferred(f, topic) for f in fused[:top_k]]
+
+    def _inferred(self, fused: Fused, topic: str) -> Answer:
+        names, types = self.linker.index.names, self.linker.index.types
+        name, etype = names.get(fused.uid, fused.uid), types.get(fused.uid, "Entity")
+        text = (f"inferred by the graph embeddings (p={fused.embedding_prob:.2f}): no recorded "
+                f"path of the question's reading from {names.get(topic, topic)} reaches it")
+        return Answer(uid=fused.uid, name=name, type=etype, score=round(fused.score, 6),
+                      relation_path=[], inferred=True,
+                      evidence=[EvidencePath(relations=[], text=text, inferred=True,
+                                             score=round(fused.embedding_prob, 6))],
+                      explanation=f"{name} ({etype}) is {text}")
 
     @staticmethod
     def _evidence(final: PathResult, uid: str, expander: Expander) -> EvidencePath:

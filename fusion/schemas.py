@@ -77,10 +77,15 @@ class EvidenceHop(BaseModel):
 
 
 class EvidencePath(BaseModel):
-    """A path in the graph from the topic entity to the answer."""
+    """A path in the graph from the topic entity to the answer; or, for an inferred answer,
+    no path (``inferred``) and the graph-embedding scorer's probability."""
 
     relations: list[EvidenceHop]
     text: str
+    inferred: bool = Field(default=False, description="no recorded path: the answer scorer "
+                           "over the graph embeddings gives it (``score``)")
+    score: float | None = Field(default=None, description="the embedding scorer's probability "
+                                "of an inferred answer")
 
 
 class Answer(BaseModel):
@@ -88,10 +93,13 @@ class Answer(BaseModel):
     name: str
     type: str
     score: float = Field(description="probability that the question's relation path reaches "
-                         "it (with several topics: combined as `coordination` says)")
+                         "it (with several topics: combined as `coordination` says; with "
+                         "`models.answer_scorer`: weighed with the graph-embedding scorer's)")
     relation_path: list[str] = Field(description="e.g. ['HAS_PHENOTYPE', '^IS_A'] (^ = reversed)")
     evidence: list[EvidencePath]
     explanation: str
+    inferred: bool = Field(default=False, description="found by the answer scorer over the "
+                           "graph embeddings, not by a recorded path (see its evidence)")
     reached_from: list[str] | None = Field(
         default=None, description="with several topics joined by and/or: the uids of the "
         "topic entities whose paths reach this answer (one evidence path each)")

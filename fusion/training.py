@@ -59,8 +59,9 @@ def train_qa(settings: Settings, driver: Any, domain: str, request: QATrainingRe
         if request.init_active:
             raise TrainingDataError("--init-from-active applies to the fusion model; the "
                                     "reasoner learns from the rows given")
-        cfg = ReasonerConfig(seed=request.seed, **(
-            {"epochs": request.epochs} if request.epochs else {}))
+        cfg = ReasonerConfig(seed=request.seed, answer_scorer=request.use_graph)
+        if request.epochs:
+            cfg = cfg.model_copy(update={"epochs": request.epochs})
         return train_reasoner(settings, driver, domain, rows, cfg, graph=graph,
                               progress=progress)
     return train_domain(settings, driver, domain, rows,

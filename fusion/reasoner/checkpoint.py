@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from fusion.reasoner.answers import AnswerScorer
 from fusion.reasoner.model import PathReasoner, ReasonerConfig, load_tokenizer
 from fusion.reasoner.serve import ONNX_FILE, ReasonerRunner
 from fusion.reasoner.vocab import Vocab
@@ -22,6 +23,7 @@ from graph.artifacts import ArtifactStore
 
 KIND = "reasoner"
 WEIGHTS_FILE = "reasoner.safetensors"
+ANSWERS_FILE = "answers.safetensors"
 SPACE_FILE = "space.safetensors"
 CONFIG_FILE = "config.json"
 FROZEN_PREFIXES = ("encoder.embeddings.", "encoder.frozen.")
@@ -40,6 +42,18 @@ def hop_text(space: ActionSpace, vocab: Vocab) -> torch.Tensor:
 
 
 @dataclass
+class AnswerHead:
+    """The answer scorer of a reasoner version (``fusion.reasoner.answers``): it scores the
+    entity vectors of one encoder version, and its answers weigh ``1 - path_weight`` against
+    the paths'."""
+
+    model: AnswerScorer
+    encoder_version: str
+    path_weight: float
+    top_k: int
+
+
+@dataclass
 class ReasonerCheckpoint:
     """A loaded reasoner version; shaped like ``fusion.checkpoint.Checkpoint`` where the ask
     pipeline reads one (``space``, ``config``, ``version``, no fusion ``heads``)."""
@@ -49,6 +63,7 @@ class ReasonerCheckpoint:
     config: dict[str, Any]
     runner: ReasonerRunner
     heads: dict[str, Any] = field(default_factory=dict)
+    answers: AnswerHead | None = None
 
     @property
     def keep_topic(self) -> bool:
@@ -67,7 +82,7 @@ class ReasonerCheckpoint:
 
 def save_reasoner(store: ArtifactStore, domain: str, model: PathReasoner, space: ActionSpace,
                   cfg: ReasonerConfig, keep_topic: bool, metrics: dict[str, Any],
-                  history: list[dict[str, Any]]) -> str:
+                  history: list[dict[str, Any]], answers: AnswerHead | None = None) -> str:
     """Publish a new (inactive) version folder; returns its name."""
     version = store.new_version_name()
     folder = store.staging_dir(domain, version)
@@ -76,10 +91,20 @@ def save_reasoner(store: ArtifactStore, domain: str, model: PathReasoner, space:
     save_file(state, str(folder / WEIGHTS_FILE))
     save_file({"text": space.text.contiguous(), "type_text": space.type_text.contiguous()},
               str(folder / SPACE_FILE))
+    answer_config = None
+    if answers is not None:
+        save_file({k: v.contiguous() for k, v in answers.model.state_dict().items()},
+                  str(folder / ANSWERS_FILE))
+        answer_config = {"encoder_version": answers.encoder_version,
+                         "path_weight": answers.path_weight, "top_k": answers.top_k,
+                         "question_dim": answers.model.question_dim,
+                         "entity_dim": answers.model.entity_dim,
+                         "hidden": answers.model.hidden}
     store.write_json(folder / CONFIG_FILE, {
         "kind": KIND, "domain": domain, "version": version, "config": cfg.model_dump(),
         "actions": [list(a) for a in space.actions], "types": space.types,
         "keep_topic": keep_topic, "text_model": "sentence-transformers/all-MiniLM-L6-v2",
+        "answer_scorer": answer_config,
         "metrics": metrics, "history": history,
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
@@ -109,4 +134,14 @@ def load_reasoner(folder: Path, runtime: str | None = None) -> ReasonerCheckpoin
         runtime = get_settings().text_runtime
     onnx_path = folder / ONNX_FILE if runtime == "onnx" else None
     return ReasonerCheckpoint(folder.name, space, config,
-                              ReasonerRunner(model, vocab, load_tokenizer(), onnx_path))
+                              ReasonerRunner(model, vocab, load_tokenizer(), onnx_path),
+                              answers=_load_answers(folder, config.get("answer_scorer")))
+
+
+def _load_answers(folder: Path, config: dict[str, Any] | None) -> AnswerHead | None:
+    if not config:
+        return None
+    model = AnswerScorer(config["question_dim"], config["entity_dim"], config["hidden"])
+    model.load_state_dict(load_file(str(folder / ANSWERS_FILE)))
+    return AnswerHead(model.eval(), config["encoder_version"], float(config["path_weight"]),
+                      int(config["top_k"]))

@@ -141,6 +141,26 @@ def validation_hits(model: PathReasoner, encoded: Encoded, examples: Sequence[Ex
     return hits / len(examples)
 
 
+def path_answer_scores(model: PathReasoner, tokenizer: Any, masked: Sequence[str],
+                       topics: Sequence[str], graph: DomainGraph, vocab: Vocab,
+                       cfg: ReasonerConfig, keep_topic: bool) -> list[dict[str, float]]:
+    """Per question (``masked[i]``, from ``topics[i]``), each entity's probability of being
+    reached, over every path the graph has from the topic (as ``validation_hits`` ranks)."""
+    model.eval()
+    encoded = Encoded.of(model, tokenizer, list(masked))
+    out: list[dict[str, float]] = []
+    with torch.no_grad():
+        for start in range(0, len(masked), 64):
+            rows = list(range(start, min(start + 64, len(masked))))
+            states, mask = encoded.batch(rows)
+            heads = model.heads(model.encoder.top(states, mask), mask)
+            for i, r in enumerate(rows):
+                paths = list(walk(graph, topics[r], cfg.max_hops, cfg.frontier_cap,
+                                  keep_topic))[:VALIDATION_PATHS]
+                out.append(answer_scores(heads, i, paths, vocab, model.max_hops))
+    return out
+
+
 def split(examples: list[Example], fraction: float, seed: int
           ) -> tuple[list[Example], list[Example]]:
     """Training and validation examples; none held out when there are too few."""

@@ -35,6 +35,9 @@ class ReasonerConfig(BaseModel):
     max_candidates: int = Field(default=256, ge=1)  # answer-reaching paths kept per row
     frontier_cap: int = Field(default=5000, ge=10)  # nodes a path may reach before it is cut
     seed: int = 0
+    # with an active graph encoder, also train the answer scorer over its entity embeddings
+    # (``fusion.reasoner.answers``), served fused with the path evidence
+    answer_scorer: bool = True
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -11,15 +12,24 @@ from core.settings import Settings
 from fusion.checkpoint import qa_artifacts
 from fusion.exceptions import TrainingDataError
 from fusion.graphdata import DomainGraph
-from fusion.inference import MASK
+from fusion.inference import MASK, encode_questions
 from fusion.linking import EntityLinker, mask_question, names_index
 from fusion.questions import alias_index_of
-from fusion.reasoner.checkpoint import hop_text, save_reasoner
-from fusion.reasoner.learn import ProgressFn, fit
+from fusion.reasoner.answers import (
+    AnswerScorerConfig,
+    ScorerRow,
+    capped,
+    choose_weight,
+    embedding_probs,
+    fit_scorer,
+    split_rows,
+)
+from fusion.reasoner.checkpoint import AnswerHead, hop_text, save_reasoner
+from fusion.reasoner.learn import ProgressFn, fit, path_answer_scores, split
 from fusion.reasoner.model import PathReasoner, ReasonerConfig, load_tokenizer
-from fusion.reasoner.supervision import RowReport, build_examples
+from fusion.reasoner.supervision import Example, RowReport, build_examples
 from fusion.reasoner.vocab import Vocab
-from fusion.space import ActionSpace
+from fusion.space import ActionSpace, load_graph_features
 from fusion.train import resolve
 from graph.lock import ModelLock
 
@@ -83,14 +93,90 @@ def _train(settings: Settings, driver: Any, domain: str, rows: Sequence[dict[str
     model = PathReasoner(hop_text(space, vocab), space.type_text, cfg)
     fitted = fit(model, examples, graph, vocab, cfg, load_tokenizer(), progress, keep_topic)
     metrics = {**fitted.metrics, "rows": report.summary(), "keep_topic": keep_topic}
+    head: AnswerHead | None = None
+    if cfg.answer_scorer:
+        if progress:
+            progress(0.95, "training the answer scorer over the graph embeddings")
+        head, metrics["answer_scorer"] = train_answer_head(
+            settings, domain, resolved, linker, examples, fitted.model, graph, vocab, cfg,
+            keep_topic)
     store = qa_artifacts(settings)
     version = save_reasoner(store, domain, fitted.model, space, cfg, keep_topic, metrics,
-                            fitted.history)
+                            fitted.history, head)
     if lock is not None:
         with lock.fenced():
             store.activate(domain, version)
     return {"domain": domain, "version": version, "model": "reasoner", **metrics,
             "history": fitted.history}
+
+
+@dataclass(frozen=True)
+class HeadRow:
+    """A row the answer scorer can learn from: in the encoder's index, topic and answers."""
+
+    line: int
+    masked: str
+    topic: str
+    answers: frozenset[str]
+
+
+def train_answer_head(settings: Settings, domain: str, rows: Sequence[dict[str, Any]],
+                      linker: RowLinker, examples: Sequence[Example], reasoner: PathReasoner,
+                      graph: DomainGraph, vocab: Vocab, cfg: ReasonerConfig, keep_topic: bool,
+                      head_cfg: AnswerScorerConfig | None = None,
+                      ) -> tuple[AnswerHead | None, dict[str, Any]]:
+    """The answer scorer over the domain's active encoder (None without one), trained on every
+    row whose topic and an answer the encoder knows, paths or not. The rows held out of the
+    reasoner's training, and a share of the rows it could not use, are held out here too: the
+    scorer's epoch and the path weight are chosen on them."""
+    head_cfg = head_cfg or AnswerScorerConfig(seed=cfg.seed)
+    features = load_graph_features(settings, domain)
+    if features is None:
+        return None, {"trained": False, "why": "the domain has no active graph encoder"}
+    index = features.uid_to_index
+    uids = [""] * len(index)
+    for uid, i in index.items():
+        uids[i] = uid
+    usable: list[HeadRow] = []
+    for i, row in enumerate(rows):
+        if not str(row.get("question", "")).strip():
+            continue
+        found = linker(row)
+        answers = frozenset(a for a in row.get("_answers") or () if a in index)
+        topic = next((t for t in found[0] if t in index), None) if found else None
+        if found and topic is not None and answers:
+            usable.append(HeadRow(int(row.get("_line", i + 1)), found[1], topic, answers))
+    if not usable:
+        return None, {"trained": False, "why": "no row's topic and answer are in the encoder"}
+    _, reasoner_val = split(list(examples), cfg.validation_fraction, cfg.seed)
+    held = {e.line for e in reasoner_val}
+    reasoner_rows = {e.line for e in examples}
+    others = [r for r in usable if r.line not in reasoner_rows]
+    _, other_val = split_rows(len(others), head_cfg.validation_fraction, head_cfg.seed)
+    held |= {others[i].line for i in other_val}
+    vectors = torch.stack([c.pooled for c in encode_questions([r.masked for r in usable])])
+    scorer_rows = [ScorerRow(i, index[r.topic], tuple(sorted(index[a] for a in r.answers)))
+                   for i, r in enumerate(usable)]
+    train = [s for s, r in zip(scorer_rows, usable, strict=True) if r.line not in held]
+    val = [s for s, r in zip(scorer_rows, usable, strict=True) if r.line in held]
+    entities = features.entity_embeddings
+    fitted = fit_scorer(vectors, train, val, entities, head_cfg)
+    weight, table = 1.0, dict[str, float]()
+    if val:
+        val_rows = [r for r in usable if r.line in held]
+        paths = path_answer_scores(reasoner, load_tokenizer(), [r.masked for r in val_rows],
+                                   [r.topic for r in val_rows], graph, vocab, cfg, keep_topic)
+        probs = embedding_probs(fitted.model, vectors[[s.question for s in val]],
+                                torch.tensor([s.topic for s in val]), entities)
+        excludes = [frozenset() if keep_topic else frozenset({r.topic}) for r in val_rows]
+        weight, table = choose_weight([capped(p) for p in paths], probs,
+                                      [r.answers for r in val_rows], uids, index, head_cfg,
+                                      excludes)
+    metrics = {"trained": True, "encoder_version": features.version, "path_weight": weight,
+               "hits@1_by_path_weight": table, "rows": len(usable),
+               "rows_without_a_path": len(others), **fitted.metrics,
+               "history": fitted.history}
+    return AnswerHead(fitted.model, features.version, weight, head_cfg.top_k), metrics
 
 
 def _nothing_usable(domain: str, report: RowReport) -> str:
