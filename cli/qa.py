@@ -101,18 +101,6 @@ def train_qa(
                 ["head", "val Hits@1", "epochs", "train examples"], rows_out)
 
 
-def _print_reasoner(result: dict[str, Any]) -> None:
-    rows = result["rows"]
-    print_table(f"qa {result['domain']} {result['version']} (reasoner)",
-                ["rows", "used", "val Hits@1", "best epoch", "seconds"],
-                [(rows["rows"], rows["used"], result["val_hits@1"], result["best_epoch"],
-                  result["seconds"])])
-    for reason, n in rows["skipped_by_reason"].items():
-        console.print(f"[yellow]{n} rows not used: {reason}[/yellow]")
-        for example in rows["skipped_examples"].get(reason, []):
-            console.print(f"  line {example['line']}: {example['question']}")
-
-
 @eval_app.command("qa")
 @handle_errors
 def eval_qa(
@@ -234,6 +222,18 @@ def ask(
         c = response.count
         typer.echo(f"count: {c.value if c.exact else f'at least {c.value}'} ({c.type}, by "
                    f"{'/'.join(c.relation_path)} from {len(c.topics)} topic entities)")
+
+
+def _print_reasoner(result: dict[str, Any]) -> None:
+    rows = result["rows"]
+    print_table(f"qa {result['domain']} {result['version']} (reasoner)",
+                ["rows", "used", "val Hits@1", "best epoch", "seconds"],
+                [(rows["rows"], rows["used"], result["val_hits@1"], result["best_epoch"],
+                  result["seconds"])])
+    for reason, n in rows["skipped_by_reason"].items():
+        console.print(f"[yellow]{n} rows not used: {reason}[/yellow]")
+        for example in rows["skipped_examples"].get(reason, []):
+            console.print(f"  line {example['line']}: {example['question']}")
 
 
 def _answer(questions: list[str], options: AskOptions, url: str | None,

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, get_args
 from core.settings import Settings
 from fusion.exceptions import QuestionError
 from fusion.reasoner.learn import ProgressFn
-from fusion.schemas import EvalMode
+from fusion.schemas import EvalMode, EvalQARequest
 
 if TYPE_CHECKING:  # the service's module loads torch and the models' code
     from neo4j import Driver
@@ -46,6 +46,13 @@ class QAEvaluationRequest:
         unknown = [m for m in self.modes if m not in get_args(EvalMode)]
         if unknown:
             raise QuestionError(f"modes must be some of {', '.join(get_args(EvalMode))}")
+
+    @classmethod
+    def of(cls, body: EvalQARequest) -> QAEvaluationRequest:
+        """The request of ``POST /v1/eval/qa``."""
+        return cls(rows=[dict(r) for r in body.data or []],
+                   generate_per_hop=body.generate_per_hop, modes=body.modes,
+                   predicted_links=body.predicted_links)
 
 
 def evaluate_qa(settings: Settings, driver: Driver, service: QAService, domain: str,

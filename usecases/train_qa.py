@@ -11,6 +11,7 @@ from core.settings import Settings
 from fusion.exceptions import QuestionError, TrainingDataError
 from fusion.graphdata import DomainGraph
 from fusion.reasoner.learn import ProgressFn
+from fusion.schemas import TrainQARequest
 
 if TYPE_CHECKING:  # the service's module loads torch and the models' code
     from fusion.pipeline import QAService
@@ -43,6 +44,14 @@ class QATrainingRequest:
         if self.init_active and self.kind() == "reasoner":
             raise TrainingDataError("--init-from-active applies to the fusion model; the "
                                     "reasoner learns from the rows given")
+
+    @classmethod
+    def of(cls, body: TrainQARequest) -> QATrainingRequest:
+        """The request of ``POST /v1/train/qa``."""
+        return cls(rows=[dict(r) for r in body.data or []],
+                   generate_per_hop=body.generate_per_hop, model=body.model,
+                   epochs=body.epochs, use_graph=body.graph_embeddings,
+                   init_active=body.init_from_active, hold_out_wording=body.hold_out_wording)
 
     def kind(self) -> Literal["reasoner", "fusion"]:
         if self.model != "auto":

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from functools import partial
+from typing import Annotated
 
 from fastapi import APIRouter, Query
 
@@ -29,7 +30,6 @@ from fusion.schemas import (
     PhrasingsResponse,
     TrainQARequest,
 )
-from graph.lock import ModelLock
 from usecases import ask as asking
 from usecases.evaluate import QAEvaluationRequest, evaluate_qa
 from usecases.train_qa import QATrainingRequest
@@ -104,16 +104,9 @@ def refresh(service: QAServiceDep, _: AdminDep) -> dict[str, bool]:
 def train_qa(body: TrainQARequest, service: QAServiceDep, settings: SettingsDep,
              driver: DriverDep, store: AdminStoreDep, jobs: JobsDep) -> Job:
     store.check_domain(body.domain)
-    plan = QATrainingRequest(
-        rows=[dict(r) for r in body.data or []], generate_per_hop=body.generate_per_hop,
-        model=body.model, epochs=body.epochs, use_graph=body.graph_embeddings,
-        init_active=body.init_from_active, hold_out_wording=body.hold_out_wording)
-
-    def run(progress: Any) -> dict[str, Any]:
-        return train_qa_model(settings, driver, body.domain, plan, progress, service=service)
-
-    lock = ModelLock(driver, settings.neo4j_database, "qa", body.domain)
-    return jobs.submit(TRAIN_QA, body.domain, run, precheck=lock.check_free)
+    run = partial(train_qa_model, settings, driver, body.domain, QATrainingRequest.of(body),
+                  service=service)
+    return jobs.submit_for_model(TRAIN_QA, "qa", body.domain, run)
 
 
 @router.post("/v1/eval/qa", response_model=Job, status_code=202,
@@ -122,11 +115,5 @@ def train_qa(body: TrainQARequest, service: QAServiceDep, settings: SettingsDep,
 def eval_qa(body: EvalQARequest, service: QAServiceDep, settings: SettingsDep,
             driver: DriverDep, store: AdminStoreDep, jobs: JobsDep) -> Job:
     store.check_domain(body.domain)
-    plan = QAEvaluationRequest(
-        rows=[dict(r) for r in body.data or []], generate_per_hop=body.generate_per_hop,
-        modes=body.modes, predicted_links=body.predicted_links)
-
-    def run(progress: Any) -> dict[str, Any]:
-        return evaluate_qa(settings, driver, service, body.domain, plan, progress)
-
-    return jobs.submit(EVAL_QA, body.domain, run)
+    return jobs.submit(EVAL_QA, body.domain, partial(
+        evaluate_qa, settings, driver, service, body.domain, QAEvaluationRequest.of(body)))

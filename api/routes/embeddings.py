@@ -19,7 +19,6 @@ from graph.encoder.serve import (
     predict_links,
     similar_entities,
 )
-from graph.lock import ModelLock
 from graph.schema import check_allowed, live_entity_types
 from usecases.train_encoder import EncoderOptions, EncoderTrainingRequest, train_encoder
 
@@ -164,5 +163,4 @@ def train_encoder_job(body: TrainEncoderRequest, driver: DriverDep, settings: Se
     def run(progress: ProgressFn) -> dict[str, Any]:
         return asdict(train_encoder(settings, driver, body.domain, request, progress))
 
-    lock = ModelLock(driver, settings.neo4j_database, "encoder", body.domain)
-    return jobs.submit(TRAIN_ENCODER, body.domain, run, precheck=lock.check_free)
+    return jobs.submit_for_model(TRAIN_ENCODER, "encoder", body.domain, run)

@@ -11,7 +11,6 @@ from api.deps import AdminDep, AdminStoreDep, DriverDep, JobsDep, ReaderStoreDep
 from api.errors import errors
 from api.jobs import ACTIVATE_ENCODER, ACTIVATE_QA, Job, ProgressFn
 from fusion.versions import Kind, VersionInfo, delete_version, prune_versions
-from graph.lock import ModelLock
 from usecases.models import activate_model as activate
 from usecases.models import check_stored
 from usecases.models import list_models as listed
@@ -70,8 +69,7 @@ def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest,
         return activate(settings, driver, kind, domain, body.version,
                         progress).model_dump(mode="json")
 
-    lock = ModelLock(driver, settings.neo4j_database, kind, domain)
-    return jobs.submit(ACTIVATION_JOB[kind], domain, run, precheck=lock.check_free)
+    return jobs.submit_for_model(ACTIVATION_JOB[kind], kind, domain, run)
 
 
 @router.delete("/{kind}/{domain}/{version}", status_code=204, responses=errors(404, 409))
