@@ -9,15 +9,14 @@ built-in V1, V2...) under ``$KGR_HOME/migrations/`` and applied all-or-nothing.
 
 from __future__ import annotations
 
-import dataclasses
-import typing
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile, status
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from pydantic import BaseModel, Field
 
 from api.deps import AdminDep, GlobalAdminDep, QAServiceDep, RunnerDep, SettingsDep
 from api.errors import errors
+from api.responses import served_from
 from core.errors import PayloadTooLargeError
 from graph.lock import LockInfo
 from graph.migrate.history import AppliedMigration
@@ -31,19 +30,6 @@ READ_CHUNK = 1 << 20
 
 SOURCE_FIELD = (str, Field(default="builtin", description="'builtin' (V<n>) or 'upload' (U<n>)"))
 LABEL_FIELD = (str, Field(default="", description="the version with its chain: V3, U2"))
-
-
-def served_from(record: type, name: str, doc: str, leave_out: tuple[str, ...] = (),
-                **fields: Any) -> type[BaseModel]:
-    """A response model with the fields of the dataclass ``record`` (but ``leave_out``, what
-    a client has no use for) and ``fields`` (added, or replacing one), read from a record's
-    attributes: the API says what the record says, without a second list of its fields."""
-    hints = typing.get_type_hints(record)
-    own: dict[str, Any] = {
-        f.name: (hints[f.name], ... if f.default is dataclasses.MISSING else f.default)
-        for f in dataclasses.fields(record) if f.name not in leave_out}
-    return create_model(name, __config__=ConfigDict(from_attributes=True), __doc__=doc,
-                        **{**own, **fields})
 
 
 AppliedOut = served_from(AppliedMigration, "AppliedOut", "A history record: one applied "
