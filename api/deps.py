@@ -1,4 +1,6 @@
-"""Dependency aliases for the routers: settings, driver, store, jobs and the caller.
+"""Dependency aliases for the routers: settings, driver, store, jobs, the QA service, the
+migration runner, metrics and the caller. A test that needs another runner or service
+overrides the getter (``app.dependency_overrides[get_runner] = ...``), not ``app.state``.
 
 The caller is a ``Principal`` (role, allowed domains, sensitive scope); the ``*StoreDep``
 aliases give a route the graph as that caller may see it (``GraphStore.scoped``), so that the
@@ -20,8 +22,11 @@ from neo4j import Driver
 
 from api.exceptions import PermissionDeniedError
 from api.jobs import JobManager
+from api.metrics import Metrics
 from api.security import KeyRing, Principal, Role
 from core.settings import Settings
+from fusion.pipeline import QAService
+from graph.migrate.runner import MigrationRunner
 from graph.store import GraphStore
 
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False,
@@ -47,6 +52,20 @@ def _store(request: Request) -> GraphStore:
 
 async def get_jobs(request: Request) -> JobManager:
     return request.app.state.jobs
+
+
+async def get_qa_service(request: Request) -> QAService:
+    """The app's QAService: models, alias indexes and neighbour caches loaded once."""
+    return request.app.state.qa_service
+
+
+async def get_metrics(request: Request) -> Metrics:
+    return request.app.state.metrics
+
+
+async def get_runner(request: Request) -> MigrationRunner:
+    """A runner of the built-in migrations and the uploads under ``$KGR_HOME``."""
+    return MigrationRunner(request.app.state.driver, request.app.state.settings)
 
 
 async def get_keyring(request: Request) -> KeyRing:
@@ -97,6 +116,9 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 DriverDep = Annotated[Driver, Depends(get_driver)]
 StoreDep = Annotated[GraphStore, Depends(get_store)]
 JobsDep = Annotated[JobManager, Depends(get_jobs)]
+QAServiceDep = Annotated[QAService, Depends(get_qa_service)]
+RunnerDep = Annotated[MigrationRunner, Depends(get_runner)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 ReaderDep = Annotated[Principal, Depends(require_reader)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 GlobalAdminDep = Annotated[Principal, Depends(require_global_admin)]

@@ -29,6 +29,7 @@ from pydantic import BaseModel, Field
 from core.errors import ConflictError, KgrError, NotFoundError, TooManyJobsError
 from fusion import threads
 from graph.driver import translate_errors
+from graph.lock import ModelLock
 
 log = logging.getLogger("kgr.api")
 
@@ -181,6 +182,12 @@ class JobManager:
         thread.start()
         return Job(id=job_id, kind=kind, domain=domain, created_at=now, owner_pid=self.pid,
                    owner_host=self.host)
+
+    def submit_for_model(self, kind: str, model: str, domain: str, fn: JobFn) -> Job:
+        """``submit`` a job that writes the served ``model`` of ``domain`` (training or
+        activation): refused at once while another process holds that model's lock."""
+        lock = ModelLock(self.driver, self.database, model, domain)
+        return self.submit(kind, domain, fn, precheck=lock.check_free)
 
     def _create(self, tx: ManagedTransaction, job_id: str, kind: str, domain: str,
                 now: datetime) -> None:

@@ -38,6 +38,7 @@ from core.errors import KgrError
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
 from fusion import threads
+from fusion.pipeline import QAService
 from graph.driver import make_driver
 from graph.store import GraphStore
 
@@ -94,6 +95,8 @@ def create_app(settings: Settings | None = None, driver: Driver | None = None,
         stale_after=timedelta(minutes=settings.job_stale_minutes),
         retention=timedelta(days=settings.job_retention_days))
     app.state.keyring = KeyRing.from_settings(settings)
+    # one per app: the models, alias indexes and neighbour caches are loaded once
+    app.state.qa_service = QAService(settings, neo4j_driver)
     app.state.metrics = Metrics()
     app.state.limits = KeyLimits.from_settings(settings)  # per key, in this process only
     # inside the metrics middleware, so that their 401/413/429 answers are counted too; the
@@ -124,7 +127,7 @@ def create_served_app() -> FastAPI:
 def _warm_up(app: FastAPI) -> None:
     started = time.perf_counter()
     try:
-        seconds = ask.service_of(app.state).warm_up()
+        seconds = app.state.qa_service.warm_up()
     except Exception as exc:  # noqa: BLE001 - a failed warm-up only costs the first question
         app.state.warm_up = "failed"
         log.warning("QA warm-up failed (%s): %s", type(exc).__name__, exc)

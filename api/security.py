@@ -64,6 +64,13 @@ class Principal:
             raise NotFoundError(f"unknown domain {domain!r}")
         return domain
 
+    def check_may_load(self, domain: str) -> None:
+        """An admin key limited to some domains may load (migrate) only those."""
+        if not self.allows(domain):
+            assert self.domains is not None
+            raise PermissionDeniedError(f"this key may not load domain {domain!r}; it is "
+                                        f"limited to {', '.join(sorted(self.domains))}")
+
     def visible(self, domains: Iterable[str]) -> list[str]:
         """The given domains that the key may see, in their order."""
         return [d for d in domains if self.allows(d)]

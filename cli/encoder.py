@@ -7,7 +7,6 @@ every other `kgr` command would pay for it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any
 
 import typer
@@ -15,41 +14,11 @@ import typer
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
 from cli.groups import eval_app, train_app
 from cli.progress import fraction_progress
-from core.errors import InvalidInputError
 
 app = typer.Typer(help="Entity embeddings: similar entities, link prediction.",
                   no_args_is_help=True)
 
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
-
-
-@dataclass(frozen=True)
-class EncoderOptions:
-    """The hyperparameters ``kgr train encoder`` may set (``graph.encoder.EncoderConfig``
-    fields); None keeps the default chosen for the graph's size."""
-
-    epochs: int | None = None
-    dim: int | None = None
-    decoder: str | None = None
-    num_layers: int | None = None
-    loss: str | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    patience: int | None = None
-    eval_every: int | None = None
-    seed: int | None = None
-
-    def overrides(self) -> dict[str, Any]:
-        """The options set, checked now (before the graph is read): a bad value is an
-        ``InvalidInputError`` that names it."""
-        from graph.encoder import EncoderConfig
-
-        chosen = {k: v for k, v in asdict(self).items() if v is not None}
-        try:
-            EncoderConfig.for_graph(0, 0, **chosen)
-        except ValueError as exc:
-            raise InvalidInputError(f"invalid encoder configuration: {exc}") from exc
-        return chosen
 
 
 def _metrics_rows(metrics: dict[str, Any]) -> list[tuple[str, ...]]:
@@ -85,25 +54,23 @@ def train_encoder_cmd(
     """Train the encoder of a domain, save a versioned checkpoint and serve it."""
     import torch
 
-    from graph.encoder import load_active_encoder, train_domain
+    from usecases.train_encoder import EncoderOptions, EncoderTrainingRequest, train_encoder
 
     if threads:
         torch.set_num_threads(threads)
-    overrides = EncoderOptions(
+    request = EncoderTrainingRequest(EncoderOptions(
         epochs=epochs, dim=dim, decoder=decoder, num_layers=layers, loss=loss, lr=lr,
-        batch_size=batch_size, patience=patience, eval_every=eval_every, seed=seed).overrides()
+        batch_size=batch_size, patience=patience, eval_every=eval_every, seed=seed),
+        processes=processes, write_back=not no_write_back)
     cfg = settings()
     with open_driver(cfg) as driver, fraction_progress(f"encoder {domain}") as progress:
-        version = train_domain(cfg, driver, domain, None, progress=progress,
-                               write_back=not no_write_back, processes=processes,
-                               overrides=overrides)
-    bundle = load_active_encoder(cfg, domain)
-    console.print(f"version [bold]{version}[/] is active for {domain} "
-                  f"({len(bundle.uids)} entities, {len(bundle.relation_types)} relations, "
-                  f"best epoch {bundle.metrics.get('best_epoch')})")
+        trained = train_encoder(cfg, driver, domain, request, progress)
+    console.print(f"version [bold]{trained.version}[/] is active for {domain} "
+                  f"({trained.entities} entities, {trained.relations} relations, "
+                  f"best epoch {trained.metrics.get('best_epoch')})")
     print_table("metrics (filtered, realistic ranks)",
                 ["split", "side", "MRR", "H@1", "H@3", "H@10", "n"],
-                _metrics_rows(bundle.metrics))
+                _metrics_rows(trained.metrics))
 
 
 @eval_app.command("encoder")
@@ -117,54 +84,22 @@ def eval_encoder_cmd(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Filtered link-prediction metrics of the active encoder of a domain."""
-    import torch
-
-    from graph.encoder import (
-        FilterIndex,
-        encoder_artifacts,
-        export_domains,
-        load_active_encoder,
-        split_triples,
-    )
-    from graph.encoder.evaluate import evaluate
+    from usecases.evaluate import evaluate_encoder
 
     cfg = settings()
-    bundle = load_active_encoder(cfg, domain)
-    metrics: dict[str, Any] = dict(bundle.metrics)
     if recompute:
         with open_driver(cfg) as driver:
-            data = export_domains(driver, cfg.neo4j_database, [domain], cfg.batch_size)
-        config = bundle.config
-        splits = split_triples(data.triples(), config.valid_fraction, config.test_fraction,
-                               config.seed)
-        rel_map = torch.tensor([bundle.relation_types.index(r) if r in bundle.relation_types
-                                else -1 for r in data.relation_types] or [0], dtype=torch.long)
-        ent_map = torch.tensor([bundle.uid_to_index.get(u, -1) for u in data.uids],
-                               dtype=torch.long)
-
-        def remap(t: torch.Tensor) -> torch.Tensor:
-            out = torch.stack([ent_map[t[:, 0]], rel_map[t[:, 1]], ent_map[t[:, 2]]], 1)
-            return out[(out >= 0).all(1)]
-
-        known = FilterIndex(remap(splits.all()), len(bundle.relation_types))
-        num_rel = len(bundle.relation_types)
-
-        def tails(h: torch.Tensor, r: torch.Tensor) -> torch.Tensor:
-            return bundle.score_tails(h, r)
-
-        def heads(r: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-            return bundle.score_tails(t, r + num_rel)
-
-        result = evaluate(tails, heads, remap(splits.test), known)
-        metrics["test"] = {k: v.as_dict() for k, v in result.items()}
+            result = evaluate_encoder(cfg, driver, domain, recompute=True)
+    else:
+        result = evaluate_encoder(cfg, None, domain)
     if json_out:
-        print_json({"domain": domain, "version": bundle.version, "metrics": metrics})
+        print_json({"domain": domain, "version": result.version, "metrics": result.metrics})
         return
-    versions = encoder_artifacts(cfg).versions(domain)
-    console.print(f"domain {domain}: active version [bold]{bundle.version}[/] "
-                  f"({len(versions)} version(s) stored)")
+    console.print(f"domain {domain}: active version [bold]{result.version}[/] "
+                  f"({result.versions_stored} version(s) stored)")
     print_table("metrics (filtered, realistic ranks)",
-                ["split", "side", "MRR", "H@1", "H@3", "H@10", "n"], _metrics_rows(metrics))
+                ["split", "side", "MRR", "H@1", "H@3", "H@10", "n"],
+                _metrics_rows(result.metrics))
 
 
 @app.command("similar")

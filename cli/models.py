@@ -16,7 +16,6 @@ from cli.common import (
     print_table,
     settings,
 )
-from graph.exceptions import DatabaseUnavailableError
 
 if TYPE_CHECKING:
     from fusion.versions import Kind, VersionInfo
@@ -52,15 +51,11 @@ def _epochs_cell(info: VersionInfo) -> str:
 @handle_errors
 def list_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG, json_out: bool = JSON_OPT) -> None:
     """The versions of a domain's models, oldest first, with the active one marked."""
-    from fusion.versions import list_versions
+    from usecases.models import list_models
 
     cfg = settings()
-    checked = _kind(kind)
     with open_driver(cfg) as driver:
-        try:
-            versions = list_versions(cfg, driver, checked, domain)
-        except DatabaseUnavailableError:  # the files alone still say what is stored
-            versions = list_versions(cfg, None, checked, domain)
+        versions = list_models(cfg, driver, _kind(kind), domain)
     if json_out:
         print_json([v.model_dump(mode="json") for v in versions])
         return
@@ -93,11 +88,11 @@ def activate_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG,
                  version: str = typer.Argument(..., help="A version from `kgr models list`"),
                  json_out: bool = JSON_OPT) -> None:
     """Serve an earlier (or any stored) version; an encoder's embeddings go back into Neo4j."""
-    from fusion.versions import activate_version
+    from usecases.models import activate_model
 
     cfg = settings()
     with open_driver(cfg) as driver:
-        info = activate_version(cfg, driver, _kind(kind), domain, version)
+        info = activate_model(cfg, driver, _kind(kind), domain, version)
     if json_out:
         print_json(info)
         return
@@ -143,10 +138,9 @@ def show_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG,
              json_out: bool = JSON_OPT) -> None:
     """A version's training history, epoch by epoch (and its curves with --plot)."""
     from fusion.curves import plot as draw
-    from fusion.curves import read_histories, version_folder
+    from usecases.models import show_model
 
-    cfg = settings()
-    curves = read_histories(version_folder(cfg, _kind(kind), domain, version))
+    curves = show_model(settings(), _kind(kind), domain, version)
     if plot is not None:
         drawn = draw(curves, f"{kind} {domain} {version}", plot)
         err_console.print(f"{', '.join(drawn)} per epoch -> {plot}", highlight=False)

@@ -68,12 +68,9 @@ def train_qa(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Fine-tune a QA model; publishes a new active version (safetensors + config)."""
-    from fusion.exceptions import QuestionError
     from fusion.questions import read_jsonl
-    from fusion.training import QATrainingRequest, train_qa
+    from usecases.train_qa import QATrainingRequest, train_qa
 
-    if model not in ("auto", "reasoner", "fusion"):
-        raise QuestionError("--model must be auto, reasoner or fusion")
     cfg = settings()
     rows: list[dict[str, Any]] = list(read_jsonl(data, cfg.max_upload_bytes)) if data else []
     per_hop = generate_per_hop if generate_per_hop is not None else (0 if data else 600)
@@ -104,18 +101,6 @@ def train_qa(
                 ["head", "val Hits@1", "epochs", "train examples"], rows_out)
 
 
-def _print_reasoner(result: dict[str, Any]) -> None:
-    rows = result["rows"]
-    print_table(f"qa {result['domain']} {result['version']} (reasoner)",
-                ["rows", "used", "val Hits@1", "best epoch", "seconds"],
-                [(rows["rows"], rows["used"], result["val_hits@1"], result["best_epoch"],
-                  result["seconds"])])
-    for reason, n in rows["skipped_by_reason"].items():
-        console.print(f"[yellow]{n} rows not used: {reason}[/yellow]")
-        for example in rows["skipped_examples"].get(reason, []):
-            console.print(f"  line {example['line']}: {example['question']}")
-
-
 @eval_app.command("qa")
 @handle_errors
 def eval_qa(
@@ -133,25 +118,18 @@ def eval_qa(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Hits@1, Hits@5 and MRR per hop count."""
-    from fusion.evaluate import evaluate_rows
-    from fusion.exceptions import QuestionError
-    from fusion.graphdata import DomainGraph
     from fusion.pipeline import QAService
-    from fusion.questions import generate_splits, read_jsonl
+    from fusion.questions import read_jsonl
+    from usecases.evaluate import QAEvaluationRequest, eval_mode, evaluate_qa
 
-    if mode not in ("fine-tuned", "zero-shot"):
-        raise QuestionError("mode must be fine-tuned or zero-shot")
+    chosen = eval_mode(mode, use_graph=not no_graph)
     cfg = settings()
-    with open_driver(cfg) as driver:
-        if data:
-            rows = list(read_jsonl(data, cfg.max_upload_bytes))
-        else:
-            graph = DomainGraph.load(driver, cfg.neo4j_database, domain)
-            _, rows = generate_splits(graph, 600, generate_per_hop, seed)
-        qa = QAService(cfg, driver).domain(domain)
-        with fraction_progress(f"eval {domain}") as progress:
-            result = evaluate_rows(qa, rows, mode, use_graph=not no_graph,  # type: ignore[arg-type]
-                                   progress=progress, predicted_links=predicted_links)
+    rows = list(read_jsonl(data, cfg.max_upload_bytes)) if data else []
+    request = QAEvaluationRequest(rows=rows, generate_per_hop=generate_per_hop, modes=[chosen],
+                                  predicted_links=predicted_links, seed=seed)
+    with open_driver(cfg) as driver, fraction_progress(f"eval {domain}") as progress:
+        result = evaluate_qa(cfg, driver, QAService(cfg, driver), domain, request,
+                             progress)["results"][chosen]
     if json_out:
         print_json(result)
         return
@@ -194,10 +172,6 @@ def ask(
     """Answer a question from the graph, with evidence paths."""
     from fusion.exceptions import QuestionError
 
-    if mode not in (None, "fine-tuned", "zero-shot"):
-        raise QuestionError("mode must be fine-tuned or zero-shot")
-    if not 1 <= max_hops <= 3 or not 1 <= top_k <= 100:
-        raise QuestionError("max_hops must be in 1..3 and top_k in 1..100")
     if (question is None) == (questions_file is None):
         raise QuestionError("give a question or --file, not both")
     try:
@@ -205,13 +179,10 @@ def ask(
                              mode=mode, predicted_links=predicted_links,  # type: ignore[arg-type]
                              count=count)
     except ValidationError as exc:
-        raise QuestionError(f"invalid options: {exc}") from exc
+        raise QuestionError("invalid options: " + "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
     if questions_file is not None:
-        asked = _read_questions(questions_file)
-        batches = [asked[i:i + MAX_BATCH_QUESTIONS]
-                   for i in range(0, len(asked), MAX_BATCH_QUESTIONS)]
-        responses = [r for batch in _answer(batches, options, url, key) for r in batch]
-        for r in responses:
+        for r in _answer(_read_questions(questions_file), options, url, key):
             if json_out:
                 typer.echo(r.model_dump_json())
             else:
@@ -219,7 +190,7 @@ def ask(
                 typer.echo(f"{r.question}\t" + (f"{top.name} ({top.score:.3f}, "
                            f"{'/'.join(top.relation_path)})" if top else f"-: {r.reason}"))
         return
-    [[response]] = _answer([[question]], options, url, key)
+    [response] = _answer([question], options, url, key)
     if json_out:
         print_json(response)
         return
@@ -253,24 +224,38 @@ def ask(
                    f"{'/'.join(c.relation_path)} from {len(c.topics)} topic entities)")
 
 
-def _answer(batches: list[list[str]], options: AskOptions, url: str | None,
-            key: str | None) -> list[list[AskResponse]]:
-    """The answers to each batch of questions: from the kgr server at ``url``, or from models
-    loaded here. A batch of one is asked as a single question (``/v1/ask``)."""
-    asked = options.model_dump()
+def _print_reasoner(result: dict[str, Any]) -> None:
+    rows = result["rows"]
+    print_table(f"qa {result['domain']} {result['version']} (reasoner)",
+                ["rows", "used", "val Hits@1", "best epoch", "seconds"],
+                [(rows["rows"], rows["used"], result["val_hits@1"], result["best_epoch"],
+                  result["seconds"])])
+    for reason, n in rows["skipped_by_reason"].items():
+        console.print(f"[yellow]{n} rows not used: {reason}[/yellow]")
+        for example in rows["skipped_examples"].get(reason, []):
+            console.print(f"  line {example['line']}: {example['question']}")
+
+
+def _answer(questions: list[str], options: AskOptions, url: str | None,
+            key: str | None) -> list[AskResponse]:
+    """The answers to ``questions``, in their order: from the kgr server at ``url`` (in
+    batches it accepts; one question alone through ``/v1/ask``), or from models loaded here."""
     if url:
         from api.client import KgrClient
 
+        asked = options.model_dump()
         with KgrClient(url, key) as client:
-            return [[client.ask(batch[0], **asked)] if len(batch) == 1 else
-                    client.ask_batch(batch, **asked).results for batch in batches]
+            if len(questions) == 1:
+                return [client.ask(questions[0], **asked)]
+            return [r for start in range(0, len(questions), MAX_BATCH_QUESTIONS)
+                    for r in client.ask_batch(questions[start:start + MAX_BATCH_QUESTIONS],
+                                              **asked).results]
     from fusion.pipeline import QAService
+    from usecases.ask import ask_batch
 
     cfg = settings()
     with open_driver(cfg) as driver:
-        service = QAService(cfg, driver)
-        return [[service.ask(batch[0], **asked)] if len(batch) == 1 else
-                service.ask_batch(batch, **asked) for batch in batches]
+        return ask_batch(QAService(cfg, driver), questions, options)
 
 
 def _read_questions(path: Path) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -87,49 +87,64 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
     rng = random.Random(seed)
     linker, by_name, topics, frames = _setting(graph, split)
     seen = set(exclude or ())
+
+    def attempt(hops: int, topic: str, steps: list[Action],
+                mid_types: list[str]) -> dict[str, Any] | None:
+        answer_type = mid_types[-1]
+        key = (topic, tuple(steps), answer_type)
+        if key in seen:
+            return None
+        same_name = by_name[normalize(graph.names[topic])]
+        answers = graph.answers(set(same_name), steps, answer_type, cap=20 * max_answers)
+        if not 1 <= len(answers) <= max_answers:
+            return None
+        _name_intermediate_types(graph, same_name, steps, mid_types)
+        choice = [rng.choice(phrasing_choices(s, split, hops > 1, graph.domain))
+                  for s in steps]
+        name = graph.names[topic]
+        text = noun_phrase(steps, mid_types, answer_type, name, choice, graph.domain)
+        question = rng.choice(frames).format(np=text)
+        mentions = linker.exact(question)
+        mentions.sort(key=lambda m: (-(m.end - m.start), -m.score, m.start))
+        if not mentions or topic not in {c.uid for c in mentions[0].candidates}:
+            return None
+        seen.add(key)
+        return _row(graph, question, answers, steps, answer_type, hops, split,
+                    topic_entities=sorted(same_name), topic_name=name,
+                    phrasings=choice)  # index into fusion.verbalize.phrasings per hop
+
+    return _draw(graph, rng, topics, per_hop, attempt)
+
+
+def _draw(graph: DomainGraph, rng: random.Random, pool: list[str], per_hop: dict[int, int],
+          attempt: Callable[[int, str, list[Action], list[str]], dict[str, Any] | None],
+          ) -> list[dict[str, Any]]:
+    """For each hop count, random walks from random ``pool`` entities until ``per_hop[hops]``
+    of them made a question (``attempt`` gives it, or None) or too many were tried."""
     out: list[dict[str, Any]] = []
     for hops, wanted in sorted(per_hop.items()):
         made, attempts = 0, 0
         while made < wanted and attempts < 60 * wanted + 200:
             attempts += 1
-            topic = rng.choice(topics)
+            topic = rng.choice(pool)
             walked = _walk(graph, rng, topic, hops)
             if walked is None:
                 continue
-            steps, mid_types = walked
-            answer_type = mid_types[-1]
-            key = (topic, tuple(steps), answer_type)
-            if key in seen:
-                continue
-            same_name = by_name[normalize(graph.names[topic])]
-            answers = graph.answers(set(same_name), steps, answer_type, cap=20 * max_answers)
-            if not 1 <= len(answers) <= max_answers:
-                continue
-            _name_intermediate_types(graph, same_name, steps, mid_types)
-            choice = [rng.choice(phrasing_choices(s, split, hops > 1, graph.domain))
-                      for s in steps]
-            name = graph.names[topic]
-            text = noun_phrase(steps, mid_types, answer_type, name, choice, graph.domain)
-            question = rng.choice(frames).format(np=text)
-            mentions = linker.exact(question)
-            mentions.sort(key=lambda m: (-(m.end - m.start), -m.score, m.start))
-            if not mentions or topic not in {c.uid for c in mentions[0].candidates}:
-                continue
-            seen.add(key)
-            made += 1
-            out.append({
-                "question": question,
-                "answers": sorted(answers),
-                "answer_names": sorted({graph.names[a] for a in answers}),
-                "topic_entities": sorted(same_name),
-                "topic_name": name,
-                "path": [list(s) for s in steps],
-                "phrasings": choice,  # index into fusion.verbalize.phrasings per hop
-                "answer_type": answer_type,
-                "hops": hops,
-                "split": split,
-            })
+            question = attempt(hops, topic, *walked)
+            if question is not None:
+                made += 1
+                out.append(question)
     return out
+
+
+def _row(graph: DomainGraph, question: str, answers: Collection[str], steps: list[Action],
+         answer_type: str, hops: int, split: str, **topic: Any) -> dict[str, Any]:
+    """A generated question with its gold answers and how it was made (a JSONL line of
+    ``write_jsonl``); ``topic``: what it says of the entities it names."""
+    return {"question": question, "answers": sorted(answers),
+            "answer_names": sorted({graph.names[a] for a in answers}), **topic,
+            "path": [list(s) for s in steps], "answer_type": answer_type, "hops": hops,
+            "split": split}
 
 
 def _walk(graph: DomainGraph, rng: random.Random, topic: str, hops: int,
@@ -183,68 +198,52 @@ def generate_coordinated_questions(graph: DomainGraph, per_hop: dict[int, int], 
     linker, by_name, pool, frames = _setting(graph, split)
     usable = set(pool)
     seen: set[tuple[tuple[str, ...], tuple[Action, ...], str]] = set()
-    out: list[dict[str, Any]] = []
-    for hops, wanted in sorted(per_hop.items()):
-        made, attempts = 0, 0
-        while made < wanted and attempts < 60 * wanted + 200:
-            attempts += 1
-            first = rng.choice(pool)
-            walked = _walk(graph, rng, first, hops)
-            if walked is None:
-                continue
-            steps, mid_types = walked
-            answer_type = mid_types[-1]
-            back = [(rel, IN if direction == OUT else OUT) for rel, direction in reversed(steps)]
-            sources = graph.answers(set(graph.answers({first}, steps, answer_type)), back,
-                                    graph.types[first], cap=50_000)
-            names = {normalize(graph.names[first])}
-            others = []
-            for uid in rng.sample(sorted(sources & usable), min(len(sources & usable), 20)):
-                if normalize(graph.names[uid]) not in names:
-                    names.add(normalize(graph.names[uid]))
-                    others.append(uid)
-                if len(others) == topics - 1:
-                    break
-            if len(others) < topics - 1:
-                continue
-            chosen = [first] + others
-            groups = [by_name[normalize(graph.names[t])] for t in chosen]
-            answers: set[str] | None = None
-            for group in groups:
-                reached = graph.answers(set(group), steps, answer_type, cap=20 * max_answers)
-                answers = reached if answers is None else answers & reached
-            if not answers or len(answers) > max_answers:
-                continue
-            key = (tuple(sorted(chosen)), tuple(steps), answer_type)
-            if key in seen:
-                continue
-            _name_intermediate_types(graph, groups[0], steps, mid_types)
-            choice = [rng.choice(phrasing_choices(s, split, hops > 1, graph.domain))
-                      for s in steps]
-            slot = coordinated_names([graph.names[t] for t in chosen], rng)
-            question = rng.choice(frames).format(
-                np=noun_phrase(steps, mid_types, answer_type, slot, choice, graph.domain))
-            mentions = linker.link(question)
-            group_found = coordinate(question, mentions)
-            if group_found is None or len(group_found.mentions) != topics or any(
-                    t not in {c.uid for c in m.candidates}
-                    for t, m in zip(chosen, group_found.mentions, strict=True)):
-                continue
-            seen.add(key)
-            made += 1
-            out.append({
-                "question": question,
-                "answers": sorted(answers),
-                "answer_names": sorted({graph.names[a] for a in answers}),
-                "topic_entities": sorted({u for group in groups for u in group}),
-                "topic_names": [graph.names[t] for t in chosen],
-                "path": [list(s) for s in steps],
-                "answer_type": answer_type,
-                "hops": hops,
-                "split": split,
-                "coordinated": topics,
-            })
-    return out
+
+    def attempt(hops: int, first: str, steps: list[Action],
+                mid_types: list[str]) -> dict[str, Any] | None:
+        answer_type = mid_types[-1]
+        back = [(rel, IN if direction == OUT else OUT) for rel, direction in reversed(steps)]
+        sources = graph.answers(set(graph.answers({first}, steps, answer_type)), back,
+                                graph.types[first], cap=50_000)
+        names = {normalize(graph.names[first])}
+        others = []
+        for uid in rng.sample(sorted(sources & usable), min(len(sources & usable), 20)):
+            if normalize(graph.names[uid]) not in names:
+                names.add(normalize(graph.names[uid]))
+                others.append(uid)
+            if len(others) == topics - 1:
+                break
+        if len(others) < topics - 1:
+            return None
+        chosen = [first] + others
+        groups = [by_name[normalize(graph.names[t])] for t in chosen]
+        answers: set[str] | None = None
+        for group in groups:
+            reached = graph.answers(set(group), steps, answer_type, cap=20 * max_answers)
+            answers = reached if answers is None else answers & reached
+        if not answers or len(answers) > max_answers:
+            return None
+        key = (tuple(sorted(chosen)), tuple(steps), answer_type)
+        if key in seen:
+            return None
+        _name_intermediate_types(graph, groups[0], steps, mid_types)
+        choice = [rng.choice(phrasing_choices(s, split, hops > 1, graph.domain))
+                  for s in steps]
+        slot = coordinated_names([graph.names[t] for t in chosen], rng)
+        question = rng.choice(frames).format(
+            np=noun_phrase(steps, mid_types, answer_type, slot, choice, graph.domain))
+        mentions = linker.link(question)
+        group_found = coordinate(question, mentions)
+        if group_found is None or len(group_found.mentions) != topics or any(
+                t not in {c.uid for c in m.candidates}
+                for t, m in zip(chosen, group_found.mentions, strict=True)):
+            return None
+        seen.add(key)
+        return _row(graph, question, answers, steps, answer_type, hops, split,
+                    topic_entities=sorted({u for group in groups for u in group}),
+                    topic_names=[graph.names[t] for t in chosen], coordinated=topics)
+
+    return _draw(graph, rng, pool, per_hop, attempt)
 
 
 def generate_splits(graph: DomainGraph, train_per_hop: int, eval_per_hop: int, seed: int = 0,

@@ -213,14 +213,19 @@ class PhrasingsResponse(BaseModel):
         "phrasings were recorded)")
 
 
-class TrainQARequest(BaseModel):
-    """Train a QA model: on generated questions, or on uploaded-before rows, or both."""
+class QARowsRequest(BaseModel):
+    """A domain's QA model and the rows to work on (without them: generated questions)."""
 
     model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
 
     domain: str = Field(max_length=100)
     data: list[dict[str, object]] | None = Field(
-        default=None, description='rows {"question", "answers", "topic_entities"?}')
+        default=None, description='rows {"question", "answers", "topic_entities"?, "hops"?}')
+
+
+class TrainQARequest(QARowsRequest):
+    """Train a QA model: on generated questions, or on uploaded-before rows, or both."""
+
     generate_per_hop: int = Field(default=600, ge=0, le=20_000,
                                   description="generated training questions per hop count")
     epochs: int | None = Field(default=None, ge=1, le=500,
@@ -237,11 +242,9 @@ class TrainQARequest(BaseModel):
         "phrasing, for serving)")
 
 
-class EvalQARequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt field is an error, not ignored
+class EvalQARequest(QARowsRequest):
+    """Evaluate a QA model on the rows given, or on generated questions in held-out wording."""
 
-    domain: str = Field(max_length=100)
-    data: list[dict[str, object]] | None = None
     generate_per_hop: int = Field(default=100, ge=0, le=5000)
     modes: list[EvalMode] = Field(
         default_factory=lambda: list(get_args(EvalMode)))

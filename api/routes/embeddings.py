@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query
@@ -11,15 +12,15 @@ from api.deps import AdminStoreDep, DriverDep, JobsDep, ReaderStoreDep, Settings
 from api.errors import errors
 from api.jobs import TRAIN_ENCODER, Job, ProgressFn
 from core.errors import InvalidInputError
-from graph.encoder import EncoderConfig, encoder_artifacts, load_active_encoder, train_domain
+from graph.encoder import encoder_artifacts, load_active_encoder
 from graph.encoder.serve import (
     MAX_K,
     active_embedding,
     predict_links,
     similar_entities,
 )
-from graph.lock import ModelLock
 from graph.schema import check_allowed, live_entity_types
+from usecases.train_encoder import EncoderOptions, EncoderTrainingRequest, train_encoder
 
 router = APIRouter(tags=["embeddings"])
 
@@ -71,11 +72,9 @@ class TrainEncoderRequest(BaseModel):
     batch_size: int | None = Field(default=None, ge=1, le=100_000)
     seed: int | None = None
 
-    def overrides(self) -> dict[str, Any]:
-        """The fields that were set; validated against ``EncoderConfig`` (ValueError)."""
-        fields = self.model_dump(exclude={"domain"}, exclude_none=True)
-        EncoderConfig.for_graph(0, 0, **fields)
-        return fields
+    def training(self) -> EncoderTrainingRequest:
+        """The run asked for (``InvalidInputError`` for options ``EncoderConfig`` refuses)."""
+        return EncoderTrainingRequest(EncoderOptions(**self.model_dump(exclude={"domain"})))
 
 
 class EncoderStatus(BaseModel):
@@ -159,17 +158,9 @@ def encoder_status(domain: str, driver: DriverDep, settings: SettingsDep,
 def train_encoder_job(body: TrainEncoderRequest, driver: DriverDep, settings: SettingsDep,
                       store: AdminStoreDep, jobs: JobsDep) -> Job:
     store.check_domain(body.domain)
-    try:
-        overrides = body.overrides()
-    except ValueError as exc:
-        raise InvalidInputError(f"invalid encoder configuration: {exc}") from exc
+    request = body.training()
 
     def run(progress: ProgressFn) -> dict[str, Any]:
-        # the defaults depend on the graph's size (EncoderConfig.for_graph)
-        version = train_domain(settings, driver, body.domain, None, progress=progress,
-                               overrides=overrides)
-        bundle = load_active_encoder(settings, body.domain)
-        return {"version": version, "metrics": bundle.metrics}
+        return asdict(train_encoder(settings, driver, body.domain, request, progress))
 
-    lock = ModelLock(driver, settings.neo4j_database, "encoder", body.domain)
-    return jobs.submit(TRAIN_ENCODER, body.domain, run, precheck=lock.check_free)
+    return jobs.submit_for_model(TRAIN_ENCODER, "encoder", body.domain, run)

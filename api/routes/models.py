@@ -10,16 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AdminDep, AdminStoreDep, DriverDep, JobsDep, ReaderStoreDep, SettingsDep
 from api.errors import errors
 from api.jobs import ACTIVATE_ENCODER, ACTIVATE_QA, Job, ProgressFn
-from fusion.versions import (
-    Kind,
-    VersionInfo,
-    activate_version,
-    artifacts_of,
-    delete_version,
-    list_versions,
-    prune_versions,
-)
-from graph.lock import ModelLock
+from fusion.versions import Kind, VersionInfo, delete_version, prune_versions
+from usecases.models import activate_model as activate
+from usecases.models import check_stored
+from usecases.models import list_models as listed
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
@@ -51,7 +45,7 @@ def list_models(kind: KindPath, domain: DomainPath, settings: SettingsDep,
                 driver: DriverDep, store: ReaderStoreDep) -> list[VersionInfo]:
     """Every stored version, oldest first; the active one is marked."""
     store.check_visible(domain)
-    versions = list_versions(settings, driver, kind, domain)
+    versions = listed(settings, driver, kind, domain)
     if not versions:
         store.check_domain(domain)  # 404 for a domain that is not in the graph
     return versions
@@ -69,15 +63,13 @@ def activate_model(kind: KindPath, domain: DomainPath, body: ActivateRequest,
     version that is not stored; 409 while this kind's training or activation runs for the
     domain, here or in another process (both write the served version)."""
     store.check_domain(domain)
-    artifacts_of(settings, kind).path(domain, body.version)  # 404 / 422 now, not in the job
+    check_stored(settings, kind, domain, body.version)
 
     def run(progress: ProgressFn) -> dict[str, Any]:
-        progress(0.0, f"loading {kind} version {body.version}")
-        info = activate_version(settings, driver, kind, domain, body.version)
-        return info.model_dump(mode="json")
+        return activate(settings, driver, kind, domain, body.version,
+                        progress).model_dump(mode="json")
 
-    lock = ModelLock(driver, settings.neo4j_database, kind, domain)
-    return jobs.submit(ACTIVATION_JOB[kind], domain, run, precheck=lock.check_free)
+    return jobs.submit_for_model(ACTIVATION_JOB[kind], kind, domain, run)
 
 
 @router.delete("/{kind}/{domain}/{version}", status_code=204, responses=errors(404, 409))

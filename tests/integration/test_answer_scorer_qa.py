@@ -13,11 +13,11 @@ from neo4j import Driver
 
 from core.settings import Settings
 from fusion.pipeline import QAService
-from fusion.training import QATrainingRequest, train_qa
 from graph.encoder import train_domain as train_encoder
 from graph.encoder.config import EncoderConfig
 from graph.writer import entity_row, relation_row, write_entities, write_relations
 from tests.family import family_triples, graph_of, questions
+from usecases.train_qa import QATrainingRequest, train_qa
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

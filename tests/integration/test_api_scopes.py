@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from neo4j import Driver
 from typer.testing import CliRunner
 
+from api.deps import get_runner
 from api.main import create_app
 from api.security import create_key
 from cli.main import app as cli_app
@@ -232,9 +233,9 @@ def patients(app_settings: Settings, client: TestClient, driver: Driver, setting
 
     domain, namespace = f"tp{uuid.uuid4().hex[:8]}", f"test-{uuid.uuid4().hex[:10]}"
     (tmp_path / "migrations").mkdir()
-    client.app.state.migration_runner = MigrationRunner(  # type: ignore[attr-defined]
-        driver, app_settings, locations=[tmp_path / "migrations"],
-        upload_dir=tmp_path / "uploads", namespace=namespace)
+    runner = MigrationRunner(driver, app_settings, locations=[tmp_path / "migrations"],
+                             upload_dir=tmp_path / "uploads", namespace=namespace)
+    client.app.dependency_overrides[get_runner] = lambda: runner  # type: ignore[attr-defined]
     admin = {"X-API-Key": create_key(app_settings, "admin", "loader").key}
     response = client.post("/v1/migrations", headers=admin, files=[
         ("files", ("manifest.yaml", patients_manifest(domain))),

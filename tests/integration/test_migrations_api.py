@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from neo4j import Driver
 
+from api.deps import get_runner
 from api.main import create_app
 from core.settings import Settings
 from graph.migrate.runner import MigrationRunner
@@ -32,9 +33,9 @@ def client(settings: Settings, driver: Driver, tmp_path: Path) -> Iterator[TestC
         "api_keys": f"admin:{ADMIN_KEY},reader:{READER_KEY}", "max_upload_bytes": 20_000})
     app = create_app(app_settings, driver)
     (tmp_path / "migrations").mkdir()
-    app.state.migration_runner = MigrationRunner(
-        driver, app_settings, locations=[tmp_path / "migrations"],
-        upload_dir=tmp_path / "uploads", namespace=namespace)
+    runner = MigrationRunner(driver, app_settings, locations=[tmp_path / "migrations"],
+                             upload_dir=tmp_path / "uploads", namespace=namespace)
+    app.dependency_overrides[get_runner] = lambda: runner
     with TestClient(app) as test_client:
         yield test_client
     driver.execute_query(CLEANUP_NAMESPACE_QUERY, {"namespace": namespace},

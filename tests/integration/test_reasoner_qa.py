@@ -12,8 +12,8 @@ from fusion.checkpoint import qa_artifacts
 from fusion.exceptions import TrainingDataError
 from fusion.pipeline import QAService
 from fusion.reasoner.model import ReasonerConfig
-from fusion.training import QATrainingRequest, train_qa
 from tests.family import load_family, questions
+from usecases.train_qa import QATrainingRequest, train_qa
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 from neo4j import Driver
 
+from api.deps import get_runner
 from api.main import create_app
 from core.settings import Settings
 from fusion.retrieval import action_queries
@@ -38,8 +39,9 @@ def client(settings: Settings, driver: Driver, tmp_path: Path) -> Iterator[TestC
     namespace = f"test-{uuid.uuid4().hex[:10]}"
     app_settings = settings.model_copy(update={"api_keys": f"admin:{ADMIN_KEY}"})
     app = create_app(app_settings, driver)
-    app.state.migration_runner = MigrationRunner(
-        driver, app_settings, locations=[], upload_dir=tmp_path / "uploads", namespace=namespace)
+    runner = MigrationRunner(driver, app_settings, locations=[],
+                             upload_dir=tmp_path / "uploads", namespace=namespace)
+    app.dependency_overrides[get_runner] = lambda: runner
     with TestClient(app) as test_client:
         yield test_client
     driver.execute_query(CLEANUP_NAMESPACE_QUERY, {"namespace": namespace},

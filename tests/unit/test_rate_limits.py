@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from api.deps import get_qa_service
 from api.exceptions import RateLimitedError
 from api.limits import KeyLimits, batch_questions
 from api.main import create_app
@@ -121,7 +122,7 @@ def test_requests_over_the_rate_get_429_with_retry_after(tmp_path: Path) -> None
 def test_concurrent_asks_over_the_limit_get_429(tmp_path: Path) -> None:
     app = _app(tmp_path, rate_limit_rps=0, max_concurrent_asks=3)
     service = BlockingService()
-    app.state.qa_service = service
+    app.dependency_overrides[get_qa_service] = lambda: service
     alice = {"X-API-Key": "alice"}
     results: list[int] = []
     with TestClient(app) as client:

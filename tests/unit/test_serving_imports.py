@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAINING_MODULES = {"fusion.train", "fusion.training", "fusion.reasoner.learn",
+TRAINING_MODULES = {"fusion.train", "usecases.train_qa", "fusion.reasoner.learn",
                     "fusion.reasoner.train", "fusion.reasoner.supervision", "fusion.questions"}
 
 
 def _modules_after_import(module: str) -> set[str]:
     code = (f"import json, sys; import {module}; "
-            "print(json.dumps(sorted(m for m in sys.modules if m.startswith('fusion'))))")
+            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('fusion', 'usecases')))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True, timeout=120)
     return set(json.loads(out.stdout.strip().splitlines()[-1]))

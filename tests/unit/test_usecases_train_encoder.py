@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cli.encoder import EncoderOptions
 from core.errors import InvalidInputError
+from usecases.train_encoder import EncoderOptions
 
 
 def test_only_the_options_set_go_on_under_their_config_names() -> None:
