@@ -14,8 +14,8 @@ TRAINING_MODULES = {"fusion.train", "usecases.train_qa", "fusion.reasoner.learn"
 
 
 def _modules_after_import(module: str) -> set[str]:
-    code = (f"import json, sys; import {module}; "
-            "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('fusion', 'usecases')))))")
+    code = (f"import json, sys; import {module}; print(json.dumps(sorted("
+            "m for m in sys.modules if m.startswith(('fusion', 'usecases')))))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, check=True, timeout=120)
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
