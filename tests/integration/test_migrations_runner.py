@@ -1,5 +1,5 @@
-"""The migration runner against the real Neo4j: apply, status, validate, checksums, locks,
-all-or-nothing failures (including a killed process), invalid files and triples domains.
+"""The migration runner (graph.migrate.runner) against the real Neo4j: apply, status, validate,
+checksums, all-or-nothing failures (including a killed process) and skipped migrations.
 
 Every test uses its own migrations folder (tmp_path), its own history namespace and a fresh
 domain, so it never touches the built-in history or other tests' data.
@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import threading
 import time
 from pathlib import Path
 
@@ -22,72 +21,20 @@ from neo4j import Driver
 from core.settings import PROJECT_ROOT, Settings
 from graph.migrate.exceptions import (
     MigrationFailedError,
-    MigrationLockedError,
     MigrationValidationError,
 )
 from graph.migrate.loader import count_tagged
-from graph.migrate.lock import MigrationLock
-from graph.migrate.runner import MigrationRunner
 from graph.store import GraphStore
+from tests.integration.migrations_support import (
+    GOOD_NODES,
+    GOOD_RELS,
+    counts,
+    make_runner,
+    write_package,
+)
 
 pytestmark = pytest.mark.integration
 
-DOMAIN_COUNTS_QUERY = """
-MATCH (n:Entity {domain: $domain})
-OPTIONAL MATCH (n)-[r]->()
-RETURN count(DISTINCT n) AS nodes, count(r) AS rels
-"""
-
-
-@pytest.fixture
-def mig_dir(tmp_path: Path) -> Path:
-    folder = tmp_path / "migrations"
-    folder.mkdir()
-    return folder
-
-
-def make_runner(driver: Driver, settings: Settings, mig_dir: Path, namespace: str,
-                **kwargs: object) -> MigrationRunner:
-    return MigrationRunner(driver, settings, locations=[mig_dir],
-                           upload_dir=mig_dir.parent / "uploads", namespace=namespace,
-                           **kwargs)  # type: ignore[arg-type]
-
-
-def counts(driver: Driver, settings: Settings, domain: str) -> tuple[int, int]:
-    records, _, _ = driver.execute_query(DOMAIN_COUNTS_QUERY, {"domain": domain},
-                                         database_=settings.neo4j_database)
-    return records[0]["nodes"], records[0]["rels"]
-
-
-def write_package(folder: Path, name: str, domain: str, nodes: str, rels: str,
-                  extra: str = "") -> None:
-    """A manifest ``name`` plus its node and relationship files (tab-separated text)."""
-    stem = name.split(".")[0]
-    (folder / f"{stem}_nodes.tsv").write_text(nodes)
-    (folder / f"{stem}_rels.tsv").write_text(rels)
-    (folder / name).write_text(textwrap.dedent(f"""\
-        domain: {domain}
-        nodes:
-          - file: {stem}_nodes.tsv
-            properties: {{weight: float}}
-        relationships:
-          - file: {stem}_rels.tsv
-            properties: {{score: int}}
-        {extra}"""))
-
-
-GOOD_NODES = (
-    "id\tname\ttype\taliases\tweight\n"
-    "D1\tMarfan syndrome\tDisease\tMFS|Marfan's\t0.5\n"
-    "P1\tArachnodactyly\tPhenotype\t\t\n"
-    "P2\tTall stature\tPhenotype\t\t1.5\n"
-)
-GOOD_RELS = (
-    "source\ttarget\ttype\tscore\n"
-    "D1\tP1\tHAS_PHENOTYPE\t3\n"
-    "D1\tP2\tHAS_PHENOTYPE\t\n"
-    "P1\tP2\tIS_A\t\n"
-)
 
 PYTHON_MIGRATION = """\
 from graph.migrate.loader import entity
@@ -166,64 +113,6 @@ def test_changed_checksum_and_gap_fail_validation(driver: Driver, settings: Sett
         runner.migrate()
     assert len(excinfo.value.problems) == 2
     assert counts(driver, settings, domain) == (3, 3)
-
-
-def test_lock_contention_waits_then_times_out(driver: Driver, settings: Settings,
-                                               mig_dir: Path, namespace: str,
-                                               domain: str) -> None:
-    write_package(mig_dir, "V1__load.yaml", domain, GOOD_NODES, GOOD_RELS)
-    holder = MigrationLock(driver, settings.neo4j_database, namespace, timeout_s=1)
-    holder.acquire()
-    try:
-        runner = make_runner(driver, settings, mig_dir, namespace, lock_timeout_s=0.5)
-        with pytest.raises(MigrationLockedError, match=f"pid {os.getpid()}"):
-            runner.migrate()
-        assert counts(driver, settings, domain) == (0, 0)
-        assert runner.lock_holder() is not None
-        # A waiting run proceeds once the holder releases.
-        timer = threading.Timer(0.7, holder.release)
-        timer.start()
-        waiting = make_runner(driver, settings, mig_dir, namespace, lock_timeout_s=20)
-        started = time.monotonic()
-        assert [a.version for a in waiting.migrate()] == [1]
-        assert time.monotonic() - started >= 0.6
-        timer.join()
-    finally:
-        holder.release()
-    assert make_runner(driver, settings, mig_dir, namespace).lock_holder() is None
-
-
-STALE_LOCK_QUERY = """
-CREATE (:_MigrationLock {namespace: $namespace, owner: 'someone', pid: $pid, host: $host,
-        acquired_at: datetime() - duration('PT10M'), heartbeat: datetime() - duration('PT10M')})
-"""
-
-
-def test_stale_locks_are_detected_and_released(driver: Driver, settings: Settings,
-                                                mig_dir: Path, namespace: str,
-                                                domain: str) -> None:
-    write_package(mig_dir, "V1__load.yaml", domain, GOOD_NODES, GOOD_RELS)
-    # A lock of a dead process on this host is broken automatically.
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    import socket
-
-    driver.execute_query(STALE_LOCK_QUERY, {"namespace": namespace, "pid": dead.pid,
-                                            "host": socket.gethostname()},
-                         database_=settings.neo4j_database)
-    runner = make_runner(driver, settings, mig_dir, namespace, lock_timeout_s=0.5)
-    assert [a.version for a in runner.migrate()] == [1]
-
-    # One from another host with an old heartbeat: reported as stale, released by unlock.
-    (mig_dir / "V2__more.cypher").write_text(
-        f"CREATE (:Entity:Thing {{uid: '{domain}:y', name: 'Y', domain: '{domain}'}});\n")
-    driver.execute_query(STALE_LOCK_QUERY, {"namespace": namespace, "pid": 1,
-                                            "host": "elsewhere"},
-                         database_=settings.neo4j_database)
-    with pytest.raises(MigrationLockedError, match="kgr migrate unlock"):
-        runner.migrate()
-    assert runner.unlock() is True
-    assert [a.version for a in runner.migrate()] == [2]
 
 
 FAILING_MIGRATION = """\
@@ -305,6 +194,7 @@ def apply(ctx):
                                   for i in range(399)))
 """
 
+
 CHILD = """\
 import sys
 from pathlib import Path
@@ -353,78 +243,6 @@ def test_killed_process_midway_is_rolled_back_on_rerun(driver: Driver, settings:
     assert [(a.nodes_created, a.relationships_created) for a in applied] == [(400, 399)]
     assert counts(driver, settings, domain) == (400, 399)
     assert runner.attempts() == [] and runner.lock_holder() is None
-
-
-BAD_NODES = (
-    "id\tname\ttype\tcolour\tweight\n"                 # line 1: unknown column 'colour'
-)
-BAD_NODES_2 = (
-    "id\tname\ttype\tweight\n"
-    "A\tAlpha\tThing\t1.0\n"
-    "\tNo id\tThing\t\n"                                # line 3: missing id
-    "A\tAlpha again\tThing\t\n"                         # line 4: duplicate id
-    "B\tBeta\tnot a label\t\n"                          # line 5: bad label
-    "C\tGamma\tThing\theavy\n"                          # line 6: not a float
-    "D\tDelta\tThing\n"                                 # line 7: wrong field count
-)
-BAD_RELS = (
-    "source\ttarget\ttype\tscore\n"
-    "A\tZ\tLINKS\t\n"                                   # line 2: Z does not exist
-    "A\tC\thas-part\t\n"                                # line 3: bad relationship type
-    "A\tC\tLINKS\tmany\n"                               # line 4: not an int
-)
-
-
-def test_invalid_files_report_every_problem_with_lines(driver: Driver, settings: Settings,
-                                                        mig_dir: Path, namespace: str,
-                                                        domain: str) -> None:
-    write_package(mig_dir, "V1__bad.yaml", domain, BAD_NODES_2, BAD_RELS)
-    with (mig_dir / "V1__bad_rels.tsv").open("ab") as handle:
-        handle.write(b"A\t\xff\xfeC\tLINKS\t\n")      # line 5: not UTF-8
-    runner = make_runner(driver, settings, mig_dir, namespace)
-    problems = runner.validate()
-    found = {(Path(p.file).name, p.line) for p in problems}
-    expected = {("V1__bad_nodes.tsv", line) for line in (3, 4, 5, 6, 7)} | {
-        ("V1__bad_rels.tsv", line) for line in (2, 3, 4, 5)}
-    assert expected <= found, problems
-    by_line = {(Path(p.file).name, p.line): p.message for p in problems}
-    assert "duplicate id 'A'" in by_line[("V1__bad_nodes.tsv", 4)]
-    assert "not a valid float" in by_line[("V1__bad_nodes.tsv", 6)]
-    assert "neither in the node files nor in the graph" in by_line[("V1__bad_rels.tsv", 2)]
-    assert "UTF-8" in by_line[("V1__bad_rels.tsv", 5)]
-
-    with pytest.raises(MigrationValidationError) as excinfo:
-        runner.migrate()
-    assert len(excinfo.value.problems) == len(problems)
-    assert counts(driver, settings, domain) == (0, 0)
-    assert runner.history() == [] and runner.attempts() == []
-
-    # Unknown columns in a header, and a dry run, report too.
-    write_package(mig_dir, "V1__bad.yaml", domain, BAD_NODES, "source\ttarget\ttype\n")
-    with pytest.raises(MigrationValidationError, match="unknown column 'colour'"):
-        runner.plan()
-    assert counts(driver, settings, domain) == (0, 0)
-
-
-def test_triples_file_loads_as_a_new_domain(driver: Driver, settings: Settings, mig_dir: Path,
-                                            namespace: str, domain: str) -> None:
-    (mig_dir / "kinship.tsv").write_text(
-        "# head\trelation\ttail\n"
-        "alice\tparent_of\tbob\n"
-        "bob\tparent_of\tcarol\n"
-        "alice\tmarried_to\tdave\n"
-        "alice\tparent_of\tbob\n")                      # duplicate triple: one relationship
-    (mig_dir / "people.tsv").write_text(
-        "id\tname\ttype\nalice\tAlice\tPerson\nbob\tBob\tPerson\n")
-    (mig_dir / "V1__kinship.yaml").write_text(
-        f"domain: {domain}\nnodes:\n  - file: people.tsv\ntriples:\n  - file: kinship.tsv\n")
-    [applied] = make_runner(driver, settings, mig_dir, namespace).migrate()
-    assert (applied.nodes_created, applied.relationships_created) == (4, 3)
-    store = GraphStore(driver, settings.neo4j_database)
-    assert store.get_entity(f"{domain}:alice").name == "Alice"
-    assert store.get_entity(f"{domain}:carol").types == ["Thing"]
-    rel_types = {n.relation.type for n in store.neighbors(f"{domain}:alice", direction="out")}
-    assert rel_types == {"PARENT_OF", "MARRIED_TO"}
 
 
 def test_skipped_migrations_write_nothing_and_keep_the_history_in_order(
