@@ -163,6 +163,24 @@ class Candidate:
     score: float
 
 
+@dataclass(frozen=True)
+class Span:
+    """A run of the question's words (one word: a token): lower-cased text and its offsets."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True)
+class FuzzyHit:
+    """A full-text hit aligned to the span of the question it matches best, and its score."""
+
+    score: float
+    candidate: Candidate
+    span: Span
+
+
 @dataclass
 class Mention:
     """A span of the question and the entities it may mean, best first."""
@@ -288,11 +306,11 @@ class EntityLinker:
             (word.endswith(suffix) and word[:-len(suffix)] in own) or word + suffix in own
             for suffix in ("s", "es", "ed", "d", "ing")))
 
-    def _tokens(self, question: str) -> list[tuple[str, int, int]]:
-        return [(m.group().lower(), m.start(), m.end()) for m in WORD_RE.finditer(question)]
+    def _tokens(self, question: str) -> list[Span]:
+        return [Span(m.group().lower(), m.start(), m.end()) for m in WORD_RE.finditer(question)]
 
     def _scan(self, question: str, skip: Callable[[str], bool],
-              match: Callable[[list[tuple[str, int, int]], int, int, str], Mention | None],
+              match: Callable[[list[Span], int, int, str], Mention | None],
               acronyms: bool = False) -> list[Mention]:
         """The question's word n-grams, longest first and none overlapping a mention found
         before; ``match(tokens, i, n, words)`` makes one a mention (or None). An n-gram of
@@ -305,11 +323,11 @@ class EntityLinker:
             for i in range(len(tokens) - n + 1):
                 if any(taken[i:i + n]):
                     continue
-                words = [t[0] for t in tokens[i:i + n]]
+                words = [t.text for t in tokens[i:i + n]]
                 if all(skip(w) for w in words) or (n == 1 and (
                         words[0] in TYPE_WORDS or (len(words[0]) < 3 and not (
                             acronyms and ACRONYM_RE.fullmatch(
-                                question[tokens[i][1]:tokens[i][2]]))))):
+                                question[tokens[i].start:tokens[i].end]))))):
                     continue
                 mention = match(tokens, i, n, " ".join(words))
                 if mention is None:
@@ -320,7 +338,7 @@ class EntityLinker:
         return found
 
     def exact(self, question: str) -> list[Mention]:
-        def match(tokens: list[tuple[str, int, int]], i: int, n: int,
+        def match(tokens: list[Span], i: int, n: int,
                   words: str) -> Mention | None:
             hits = self.index.keys.get(words)
             number = 1.0
@@ -328,7 +346,7 @@ class EntityLinker:
                 # "gold prices" for Gold Price: a name of several words whose last one the
                 # question writes in the plural (one word alone is too often another entity)
                 hits, number = self.index.keys.get(singular), PLURAL_VARIANT_SCORE
-            start, end = tokens[i][1], tokens[i + n - 1][2]
+            start, end = tokens[i].start, tokens[i + n - 1].end
             if hits and len(words) < 3:  # an acronym: only a name written just so ("AR")
                 hits = [(uid, exact) for uid, exact in hits
                         if exact and self.index.names[uid] == question[start:end]]
@@ -354,10 +372,10 @@ class EntityLinker:
         entities first. The words on either side of the span must be question words: in
         "Marfan syndrom" the span "Marfan" is followed by a word of the name (a typo, which
         ``fuzzy`` handles)."""
-        def match(tokens: list[tuple[str, int, int]], i: int, n: int,
+        def match(tokens: list[Span], i: int, n: int,
                   words: str) -> Mention | None:
-            if (i > 0 and not self.question_word(tokens[i - 1][0])) or \
-                    (i + n < len(tokens) and not self.question_word(tokens[i + n][0])):
+            if (i > 0 and not self.question_word(tokens[i - 1].text)) or \
+                    (i + n < len(tokens) and not self.question_word(tokens[i + n].text)):
                 return None
             uids = self.index.starting_with(words)[:MAX_CANDIDATES]
             if not uids:
@@ -369,7 +387,7 @@ class EntityLinker:
                     base * max(PREFIX_MIN_SHARE,
                                (self.index.degrees.get(uid, 1) / best) ** 0.5), 4))
                 for uid in uids]
-            start, end = tokens[i][1], tokens[i + n - 1][2]
+            start, end = tokens[i].start, tokens[i + n - 1].end
             return Mention(question[start:end], start, end, "prefix", candidates)
 
         return self._scan(question, self.question_word, match)
@@ -377,10 +395,10 @@ class EntityLinker:
     def fuzzy(self, question: str) -> list[Mention]:
         """Full-text fuzzy hits, aligned to a span and re-scored (string + embedding)."""
         tokens = self._tokens(question)
-        content = [t for t in tokens if not self.question_word(t[0])]
+        content = [t for t in tokens if not self.question_word(t.text)]
         if not content or self.store is None:
             return []
-        text = " ".join(t[0] for t in content)
+        text = " ".join(t.text for t in content)
         try:
             page = self.store.search_entities(text, domain=self.domain, limit=10, fuzzy=True)
             if not page.items:  # "who runs tesla": no name holds "runs"; any word may match
@@ -393,36 +411,37 @@ class EntityLinker:
         spans = []
         for i in range(len(tokens)):
             for j in range(i, min(len(tokens), i + MAX_NGRAM)):
-                words = [t[0] for t in tokens[i:j + 1]]
+                words = [t.text for t in tokens[i:j + 1]]
                 if not all(w in STOP_WORDS for w in words):
-                    spans.append((" ".join(words), tokens[i][1], tokens[j][2]))
-        scored: list[tuple[float, Candidate, tuple[str, int, int]]] = []
+                    spans.append(Span(" ".join(words), tokens[i].start, tokens[j].end))
+        scored: list[FuzzyHit] = []
         for hit in page.items:
-            best = (0.0, spans[0])
+            best_ratio, best_span = 0.0, spans[0]
             for text in [hit.name, *hit.aliases]:
                 key = normalize(text)
                 for span in spans:
-                    ratio = difflib.SequenceMatcher(None, key, span[0]).ratio()
-                    if ratio > best[0]:
-                        best = (ratio, span)
+                    ratio = difflib.SequenceMatcher(None, key, span.text).ratio()
+                    if ratio > best_ratio:
+                        best_ratio, best_span = ratio, span
             etype = next(iter(hit.types), "Entity")
-            scored.append((best[0], Candidate(hit.uid, hit.name, etype, best[0]), best[1]))
+            scored.append(FuzzyHit(best_ratio, Candidate(hit.uid, hit.name, etype, best_ratio),
+                                   best_span))
         scored = self._embedding_rescore(scored)
-        scored = [s for s in scored if s[0] >= FUZZY_MIN_SCORE]
+        scored = [s for s in scored if s.score >= FUZZY_MIN_SCORE]
         if not scored:
             return []
-        scored.sort(key=lambda s: (-s[0], s[1].uid))
-        top_span = scored[0][2]
-        candidates = [c for score, c, span in scored if span == top_span][:MAX_CANDIDATES]
+        scored.sort(key=lambda s: (-s.score, s.candidate.uid))
+        top_span = scored[0].span
+        candidates = [s.candidate for s in scored if s.span == top_span][:MAX_CANDIDATES]
         for c in candidates:
             c.score = round(0.8 * c.score, 4)  # below any exact match
-        return [Mention(question[top_span[1]:top_span[2]], top_span[1], top_span[2], "fuzzy",
-                        candidates)]
+        return [Mention(question[top_span.start:top_span.end], top_span.start, top_span.end,
+                        "fuzzy", candidates)]
 
     @staticmethod
     def _embedding_rescore(
-        scored: list[tuple[float, Candidate, tuple[str, int, int]]],
-    ) -> list[tuple[float, Candidate, tuple[str, int, int]]]:
+        scored: list[FuzzyHit],
+    ) -> list[FuzzyHit]:
         """Average the string ratio with MiniLM cosine(name, span) (catches paraphrases).
         Names and spans go through the cache of short texts in one batch: the hits of a
         search recur across questions, and two MiniLM passes per question took 40-60 ms."""
@@ -430,11 +449,12 @@ class EntityLinker:
             return scored
         from fusion.text import cached_vectors
 
-        vectors = cached_vectors([c.name for _, c, _ in scored] + [s[0] for _, _, s in scored])
+        vectors = cached_vectors([s.candidate.name for s in scored]
+                                 + [s.span.text for s in scored])
         names, spans = vectors[:len(scored)], vectors[len(scored):]
         cosine = (names * spans).sum(-1).tolist()
-        return [(0.5 * ratio + 0.5 * max(0.0, cos), c, s)
-                for (ratio, c, s), cos in zip(scored, cosine, strict=True)]
+        return [FuzzyHit(0.5 * s.score + 0.5 * max(0.0, cos), s.candidate, s.span)
+                for s, cos in zip(scored, cosine, strict=True)]
 
     def link(self, question: str, joined: re.Pattern[str] | None = None) -> list[Mention]:
         """Mentions, best first: exact name/alias matches; else names that start with a span

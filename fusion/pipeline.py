@@ -196,6 +196,16 @@ def masked(prepared_question: str, mentions: list[Mention],
 
 
 @dataclass(frozen=True)
+class DomainMention:
+    """How well a question names an entity of one domain: its longest mention's length in
+    characters, then that mention's score (``QAService.pick_domain`` compares them)."""
+
+    length: int
+    score: float
+    domain: str
+
+
+@dataclass(frozen=True)
 class Pending:
     """An answer that a topic reaches by this path in the graph, its evidence not read yet."""
 
@@ -888,17 +898,18 @@ class QAService:
         """The domain whose entity names the question mentions best (among the domains with a
         trained QA model, when there are any); None when no domain's names occur in it.
         ``allowed``: consider only these domains (the caller's key's; None: all)."""
-        best: tuple[int, float, str] | None = None
+        best: DomainMention | None = None
         domains = [d for d in self.store.domains() if allowed is None or d in allowed]
         trained = [d for d in domains if qa_artifacts(self.settings).active_version(d)]
         for name in trained or domains:
             mentions = self.domain(name).linker.exact(question)
             if mentions:
                 top = max(mentions, key=lambda m: (m.end - m.start, m.score))
-                key = (top.end - top.start, top.score, name)
-                if best is None or key[:2] > best[:2]:
-                    best = key
-        return best[2] if best is not None else None
+                found = DomainMention(top.end - top.start, top.score, name)
+                # on a tie the domain listed first stays
+                if best is None or (found.length, found.score) > (best.length, best.score):
+                    best = found
+        return best.domain if best is not None else None
 
     def _nothing_found(self, question: str, mode: Mode | None,
                        allowed: Collection[str] | None = None) -> AskResponse:

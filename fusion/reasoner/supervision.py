@@ -43,6 +43,14 @@ class Candidate:
     weight: float
 
 
+@dataclass(frozen=True)
+class TopicPaths:
+    """One topic candidate of a row and the paths from it that reach the row's answers."""
+
+    topic: str
+    paths: list[Candidate]
+
+
 @dataclass
 class Example:
     """A usable row: the question with its topic masked, and the candidate paths."""
@@ -164,15 +172,15 @@ def build_examples(rows: Sequence[dict[str, Any]], graph: DomainGraph, link: Any
             report.unusable.append(Unusable(line, question, REASON_ANSWER))
             continue
         topics, masked = linked
-        best: tuple[str, list[Candidate]] | None = None
+        best: TopicPaths | None = None
         for topic in topics[:3]:
             found = candidates(graph, topic, answers, max_hops, frontier_cap, limit,
                                keep_topic)
-            if found and (best is None or found[0].weight > best[1][0].weight):
-                best = (topic, found)
+            if found and (best is None or found[0].weight > best.paths[0].weight):
+                best = TopicPaths(topic, found)
         if best is None:
             report.unusable.append(Unusable(line, question, REASON_PATH))
             continue
-        examples.append(Example(line, question, masked, best[0], answers, best[1]))
+        examples.append(Example(line, question, masked, best.topic, answers, best.paths))
     report.used = len(examples)
     return examples, report, keep_topic
