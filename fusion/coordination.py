@@ -22,7 +22,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
-from typing import Generic, Literal, TypeVar
+from typing import Generic, Literal, NamedTuple, TypeVar
 
 from fusion.linking import Mention
 
@@ -95,6 +95,15 @@ def coordinate(question: str, mentions: Sequence[Mention]) -> Coordination | Non
     return Coordination(tuple(chain), operator, start, chain[-1].end)
 
 
+class Reach(NamedTuple, Generic[T]):
+    """One topic (its index into the coordination's mentions) that reaches an answer, with its
+    probability and best path."""
+
+    topic: int
+    probability: float
+    path: T
+
+
 @dataclass
 class Combined(Generic[T]):
     """One answer of a coordinated question: its score, and for each topic that reaches it
@@ -102,7 +111,7 @@ class Combined(Generic[T]):
 
     uid: str
     score: float
-    reached: list[tuple[int, float, T]]
+    reached: list[Reach[T]]
 
 
 def combine(ranked: Sequence[Sequence[tuple[str, float, T]]], operator: Operator,
@@ -135,12 +144,12 @@ def combine(ranked: Sequence[Sequence[tuple[str, float, T]]], operator: Operator
             mass = [sum(p for p, _ in cell.values()) for cell in best]
             top = best[max(range(len(best)), key=lambda i: mass[i])]
             out.append(Combined(uid, min(1.0, sum(mass) / count),
-                                [(t, p, path) for t, (p, path) in sorted(top.items())]))
+                                [Reach(t, p, path) for t, (p, path) in sorted(top.items())]))
     else:
-        reached: dict[str, list[tuple[int, float, T]]] = {}
+        reached: dict[str, list[Reach[T]]] = {}
         for topic, answers in enumerate(ranked):
             for position, (uid, prob, path) in enumerate(answers):
-                reached.setdefault(uid, []).append((topic, prob, path))
+                reached.setdefault(uid, []).append(Reach(topic, prob, path))
                 first_seen.setdefault(uid, (topic, position))
         for uid, hits in reached.items():
             if operator == "all":

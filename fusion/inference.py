@@ -100,7 +100,7 @@ class ModelScorer:
 
         def base_state(topic: str) -> torch.Tensor:
             if topic not in cache:
-                topic_type = self.space.topic_type_text([expander.node(topic)[1]])
+                topic_type = self.space.topic_type_text([expander.node(topic).type])
                 graph = self.features.entity([topic]) if self.features is not None else None
                 cache[topic] = self.model.initial_state(ctx.pooled.unsqueeze(0), topic_type,
                                                         graph)[0]
@@ -208,6 +208,6 @@ def verbalize_path(final: PathResult, expander: Expander, domain: str | None = N
     recorded = final.recorded_nodes(predicted) if predicted else None
     for hop in range(len(final.steps)):
         nodes = final.back[hop] if recorded is None or not recorded[hop] else recorded[hop]
-        counts = Counter(expander.node(u)[1] for u in nodes)
+        counts = Counter(expander.node(u).type for u in nodes)
         mids.append(most_common(counts) or "Entity")
     return noun_phrase(final.steps, mids, final.answer_type, MASK, domain=domain)

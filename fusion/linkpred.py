@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fusion.retrieval import Action, Caps, Expander, Grouped, Request, stored_triple
+from fusion.retrieval import Action, Caps, Expander, Grouped, NodeInfo, Request, stored_triple
 from fusion.verbalize import IN
 
 Triple = tuple[str, str, str]  # (head, relation, tail) in the stored direction
@@ -99,9 +99,9 @@ class PredictingExpander:
         self.types = types
         self.predicted: dict[Triple, float] = {}
 
-    def node(self, uid: str) -> tuple[str, str]:
+    def node(self, uid: str) -> NodeInfo:
         if uid in self.types:
-            return self.names.get(uid, uid), self.types[uid]
+            return NodeInfo(self.names.get(uid, uid), self.types[uid])
         return self.base.node(uid)
 
     def actions(self, uids: Sequence[str]) -> Mapping[str, Any]:

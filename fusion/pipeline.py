@@ -47,6 +47,7 @@ from fusion.retrieval import (
     Expander,
     Neo4jExpander,
     PathResult,
+    RankedAnswer,
     Scorer,
     beam_search,
     keep_asked_type,
@@ -220,7 +221,7 @@ def reading_of(path: PathResult | Pending) -> Reading:
 
 
 def reading_answers(finals: list[PathResult], limit: int
-                    ) -> list[tuple[str, float, PathResult | Pending]]:
+                    ) -> list[RankedAnswer[PathResult | Pending]]:
     """One entry per (answer, reading) with the best path of that reading, best first; ties
     as in ``rank_answers`` (more supporting links, then the stronger relationship), and a
     predicted link weighs its path's probability down as there."""
@@ -236,12 +237,13 @@ def reading_answers(finals: list[PathResult], limit: int
                     (best[key][0], best[key][1], -best[key][2]):
                 best[key] = (prob, support, position, final)
     ordered = sorted(best.items(), key=lambda kv: (-kv[1][0], -kv[1][1], kv[1][2], kv[0][0]))
-    return [(uid, prob, final) for (uid, _), (prob, _, _, final) in ordered[:limit]]
+    return [RankedAnswer(uid, prob, final)
+            for (uid, _), (prob, _, _, final) in ordered[:limit]]
 
 
-def likely_readings(ranked: list[list[tuple[str, float, PathResult | Pending]]],
+def likely_readings(ranked: list[list[RankedAnswer[PathResult | Pending]]],
                     finals: list[list[PathResult]],
-                    ) -> list[list[tuple[str, float, PathResult | Pending]]]:
+                    ) -> list[list[RankedAnswer[PathResult | Pending]]]:
     """The answers of the readings (relation paths) at least ``READING_FLOOR`` times as likely
     as the likeliest one, summed over the topics. "all" ranks shared answers first, so without
     the floor a reading the model all but rules out took the lead whenever both topics reach
@@ -255,7 +257,7 @@ def likely_readings(ranked: list[list[tuple[str, float, PathResult | Pending]]],
     if not weight:
         return ranked
     floor = READING_FLOOR * max(weight.values())
-    return [[entry for entry in answers if weight.get(reading_of(entry[2]), 0.0) >= floor]
+    return [[entry for entry in answers if weight.get(reading_of(entry.path), 0.0) >= floor]
             for answers in ranked]
 
 
@@ -506,7 +508,7 @@ class DomainQA:
                     answers = [self._answer(uid, prob, final, finals, expander)
                                for uid, prob, final in ranked]
                 if ranked and (asks_count(question) if count is None else count):
-                    counted = self._count(prepared, ranked[0][2], expander)
+                    counted = self._count(prepared, ranked[0].path, expander)
             else:
                 answers, models = self._coordinated(prepared, prepared.coordination, top_k,
                                                     max_hops, mode, use_graph, expander)
@@ -531,7 +533,7 @@ class DomainQA:
         per topic, the same masked question; answers combined by the operator."""
         searched = [self.search(prepared, max_hops, mode, use_graph, expander, mention=m)
                     for m in group.mentions]
-        ranked: list[list[tuple[str, float, PathResult | Pending]]]
+        ranked: list[list[RankedAnswer[PathResult | Pending]]]
         if group.operator == "all":  # per (answer, reading): topics must share the reading
             ranked = [list(reading_answers(finals, COORDINATED_POOL)) for finals, _ in searched]
             ranked = self._complete(ranked, [finals for finals, _ in searched], group, expander)
@@ -543,7 +545,7 @@ class DomainQA:
         # a topic is no answer ("Which companies do Apple and Meta control?": not Meta, which
         # Apple controls, nor Apple, which controls itself in FinDKG)
         topics = {uid for uids in groups for uid in uids}
-        ranked = [[entry for entry in answers if entry[0] not in topics] for answers in ranked]
+        ranked = [[entry for entry in answers if entry.uid not in topics] for answers in ranked]
         for _ in range(3):  # the evidence of the answers shown; an answer without any drops
             combined = combine(ranked, group.operator, top_k, reading_of)
             wanted: dict[tuple[int, Pending], list[str]] = {}
@@ -560,8 +562,8 @@ class DomainQA:
                                                          uids).items()}
             asked = {(topic, uid, pending) for (topic, pending), uids in wanted.items()
                      for uid in uids}
-            ranked = [[(uid, prob, found.get((topic, uid, path), path)
-                        if isinstance(path, Pending) else path)
+            ranked = [[RankedAnswer(uid, prob, found.get((topic, uid, path), path)
+                                    if isinstance(path, Pending) else path)
                        for uid, prob, path in answers
                        if not isinstance(path, Pending) or (topic, uid, path) not in asked
                        or (topic, uid, path) in found]
@@ -572,9 +574,9 @@ class DomainQA:
                 for c in shown], searched[0][1]
 
     @staticmethod
-    def _complete(ranked: list[list[tuple[str, float, PathResult | Pending]]],
+    def _complete(ranked: list[list[RankedAnswer[PathResult | Pending]]],
                   finals: list[list[PathResult]], group: Coordination, expander: Expander,
-                  ) -> list[list[tuple[str, float, PathResult | Pending]]]:
+                  ) -> list[list[RankedAnswer[PathResult | Pending]]]:
         """Add to each topic's answers the entities that every topic reaches by one of the
         likeliest readings (``COORDINATED_READINGS`` paths), read from the whole graph: each
         topic's own search reads capped neighbour lists (a disease with 80 phenotypes, a
@@ -598,7 +600,7 @@ class DomainQA:
         for key in sorted(weight, key=lambda k: (-weight[k], k))[:COORDINATED_READINGS]:
             steps, answer_type = key
             for uid in expander.common_targets(groups, steps, COORDINATED_POOL):
-                if uid not in taken and expander.node(uid)[1] == answer_type:
+                if uid not in taken and expander.node(uid).type == answer_type:
                     taken.add(uid)
                     common.setdefault(key, []).append(uid)
         out = []
@@ -610,7 +612,7 @@ class DomainQA:
                                             max(found.get((steps, answer_type), -math.inf)
                                                 for found in logp))
                 pending = Pending(steps, answer_type, path_logp)
-                added += [(uid, math.exp(path_logp), pending) for uid in targets
+                added += [RankedAnswer(uid, math.exp(path_logp), pending) for uid in targets
                           if (uid, (steps, answer_type)) not in have]
             out.append(added)
         return out
@@ -619,10 +621,10 @@ class DomainQA:
                             expander: Expander) -> Answer:
         uid = combined.uid
         name, etype = expander.node(uid)
-        best = max(combined.reached, key=lambda r: r[1])[2]
+        best = max(combined.reached, key=lambda r: r.probability).path
         evidence = [self._evidence(final, uid, expander) for _, _, final in combined.reached]
         asked = [m.candidates[0].name for m in group.mentions]
-        reached = [expander.node(final.topic)[0] for _, _, final in combined.reached]
+        reached = [expander.node(final.topic).name for _, _, final in combined.reached]
         missing = [asked[i] for i in range(len(asked))
                    if i not in {topic for topic, _, _ in combined.reached}]
         steps = " then ".join(
@@ -735,7 +737,7 @@ class DomainQA:
             if len(namesakes) > 1:
                 final.answers = [u for u in final.answers if u not in namesakes]
 
-    def _fused(self, prepared: Prepared, ranked: list[tuple[str, float, PathResult]],
+    def _fused(self, prepared: Prepared, ranked: list[RankedAnswer[PathResult]],
                finals: list[PathResult], expander: Expander, top_k: int,
                models: dict[str, Any]) -> list[Answer]:
         """The path answers and the answer scorer's, ranked by ``fuse`` (the weight training
@@ -771,7 +773,7 @@ class DomainQA:
 
     @staticmethod
     def _evidence(final: PathResult, uid: str, expander: Expander) -> EvidencePath:
-        name = lambda u: expander.node(u)[0]  # noqa: E731
+        name = lambda u: expander.node(u).name  # noqa: E731
         predicted = expander.predicted if isinstance(expander, PredictingExpander) else {}
         hops = [EvidenceHop(source=h, source_name=name(h), type=r, target=t, target_name=name(t),
                             predicted=(h, r, t) in predicted,
@@ -795,7 +797,7 @@ class DomainQA:
                 if path.text not in {e.text for e in evidence}:
                     evidence.append(path)
         name, etype = expander.node(uid)
-        topic = expander.node(final.topic)[0]
+        topic = expander.node(final.topic).name
         steps = " then ".join(
             (f"'{words(r)}'" if d == "out" else f"'{words(r)}' (reversed)") for r, d in final.steps)
         support = final.support.get(uid, 1)

@@ -16,7 +16,7 @@ import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 
 from neo4j import Driver, RoutingControl
 
@@ -28,6 +28,9 @@ from graph.driver import translate_errors
 from graph.schema import quote_identifier, quote_relation_type
 
 MAX_HOPS = 3
+# covariant (a RankedAnswer is immutable): answers with a PathResult may stand where answers
+# with a PathResult or a still unread path are expected
+P = TypeVar("P", covariant=True)
 # log-probability taken off a path step that contradicts the question's parse (PathHints):
 # large enough to decide between otherwise close paths, finite because a parse can be wrong
 HINT_PENALTY = 6.0
@@ -309,7 +312,7 @@ class Expander(Protocol):
 
     def neighbours(self, requests: Sequence[Request], caps: Caps) -> Grouped: ...
 
-    def node(self, uid: str) -> tuple[str, str]: ...  # (name, type)
+    def node(self, uid: str) -> NodeInfo: ...
 
     def paths_to(self, sources: Sequence[str], steps: Sequence[Action],
                  targets: Sequence[str]) -> dict[str, list[str]]: ...
@@ -390,10 +393,10 @@ class Neo4jExpander:
 
     def remember(self, uid: str, name: str, etype: str) -> None:
         with self._shared.lock:
-            self._shared.nodes[uid] = (name, etype)
+            self._shared.nodes[uid] = NodeInfo(name, etype)
 
-    def node(self, uid: str) -> tuple[str, str]:
-        return self._shared.nodes.get(uid, (uid, "Entity"))
+    def node(self, uid: str) -> NodeInfo:
+        return self._shared.nodes.get(uid, NodeInfo(uid, "Entity"))
 
     def actions(self, uids: Sequence[str]) -> dict[str, list[Action]]:
         """The hops with at least one relationship at each node (degree counts)."""
@@ -474,10 +477,10 @@ class Neo4jExpander:
                           "out": action[1] == OUT} for uid, action in wanted],
             "per_type": caps.per_type, "limit": caps.rows})
         fetched: dict[Request, list[str]] = {req: [] for req in wanted}
-        nodes = {}
+        nodes: dict[str, NodeInfo] = {}
         for r in records:
             fetched[(r["src"], queries.actions[r["action"]])].append(r["dst"])
-            nodes[r["dst"]] = (r["name"] or r["dst"], entity_type(r["labels"]))
+            nodes[r["dst"]] = NodeInfo(r["name"] or r["dst"], entity_type(r["labels"]))
         truncated = len(records) >= caps.rows
         # a truncated answer is complete only for the requests before its last one
         last = (records[-1]["src"], queries.actions[records[-1]["action"]]) \
@@ -516,7 +519,7 @@ class Neo4jExpander:
             for r in records:
                 out[r["target"]] = list(r["uids"])
                 for uid, name, labels in zip(r["uids"], r["names"], r["labels"], strict=True):
-                    self._shared.nodes.setdefault(uid, (name or uid, entity_type(labels)))
+                    self._shared.nodes.setdefault(uid, NodeInfo(name or uid, entity_type(labels)))
         return out
 
     def common_targets(self, groups: Sequence[Sequence[str]], steps: Sequence[Action],
@@ -532,8 +535,8 @@ class Neo4jExpander:
                              "limit": limit})
         with self._shared.lock:
             for r in records:
-                self._shared.nodes.setdefault(r["uid"], (r["name"] or r["uid"],
-                                                         entity_type(r["labels"])))
+                self._shared.nodes.setdefault(r["uid"], NodeInfo(r["name"] or r["uid"],
+                                                                 entity_type(r["labels"])))
         return [r["uid"] for r in records]
 
     def count_targets(self, sources: Sequence[str], steps: Sequence[Action],
@@ -582,7 +585,7 @@ class _ExpanderCaches:
     lists: OrderedDict[tuple[str, Action, int], list[str]] = field(default_factory=OrderedDict)
     # ... and the first ones of a request that a row cap cut short: enough for the same cut
     partial: OrderedDict[tuple[str, Action, int], list[str]] = field(default_factory=OrderedDict)
-    nodes: dict[str, tuple[str, str]] = field(default_factory=dict)
+    nodes: dict[str, NodeInfo] = field(default_factory=dict)
     entity_types: set[str] | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
     queries: int = 0
@@ -594,8 +597,8 @@ class MemoryExpander:
     def __init__(self, graph: DomainGraph) -> None:
         self.graph = graph
 
-    def node(self, uid: str) -> tuple[str, str]:
-        return self.graph.names.get(uid, uid), self.graph.types.get(uid, "Entity")
+    def node(self, uid: str) -> NodeInfo:
+        return NodeInfo(self.graph.names.get(uid, uid), self.graph.types.get(uid, "Entity"))
 
     def actions(self, uids: Sequence[str]) -> dict[str, list[Action]]:
         return {uid: sorted(self.graph.adj.get(uid, {})) for uid in uids}
@@ -680,6 +683,22 @@ class BeamItem:
         """The frontier nodes reached by recorded links only."""
         return [u for u in self.frontier if u not in self.weight] if self.weight \
             else self.frontier
+
+
+class NodeInfo(NamedTuple):
+    """What an expander knows of an entity beyond its uid: its name and its type (label)."""
+
+    name: str
+    type: str
+
+
+class RankedAnswer(NamedTuple, Generic[P]):
+    """An answer entity, the probability that the question's path reaches it, and the best
+    path that does (its evidence)."""
+
+    uid: str
+    probability: float
+    path: P
 
 
 @dataclass
@@ -1008,7 +1027,7 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
     caps.check()
     items = [BeamItem(uid, (), prior, [uid]) for uid, prior in topics]
     finals: list[PathResult] = []
-    type_of = lambda uid: expander.node(uid)[1]  # noqa: E731
+    type_of = lambda uid: expander.node(uid).type  # noqa: E731
     memo: dict[tuple[str, Action], set[str]] = {}  # targets per (node, hop), for hints
     for hop in range(max_hops + 1):
         beyond = hints is not None and hints.hops is not None and hop > hints.hops
@@ -1078,7 +1097,7 @@ def keep_asked_type(finals: list[PathResult], hints: PathHints | None) -> list[P
 
 
 def rank_answers(finals: Sequence[PathResult], expander: Expander,
-                 limit: int) -> list[tuple[str, float, PathResult]]:
+                 limit: int) -> list[RankedAnswer[PathResult]]:
     """Entities by the probability that the question's path reaches them: the sum of the
     probabilities of the complete paths that do (capped at 1), with the best of those paths for
     the evidence. Summing rather than taking the best path is what the model's probabilities
@@ -1111,5 +1130,6 @@ def rank_answers(finals: Sequence[PathResult], expander: Expander,
     for uid, prob in predicted.items():
         total[uid] += prob
     ordered = sorted(best.items(), key=lambda kv: (-total[kv[0]], -kv[1][1], kv[1][2],
-                                                   expander.node(kv[0])[0], kv[0]))
-    return [(uid, min(1.0, total[uid]), final) for uid, (_, _, _, final) in ordered[:limit]]
+                                                   expander.node(kv[0]).name, kv[0]))
+    return [RankedAnswer(uid, min(1.0, total[uid]), final)
+            for uid, (_, _, _, final) in ordered[:limit]]

@@ -414,10 +414,10 @@ def validation_outcomes(model: FusionModel, space: ActionSpace,
                              [(t, 0.0) for t in e.topics[:3]], cfg.max_hops, caps,
                              hints=e.hints)
         ranked = rank_answers(keep_asked_type(finals, e.hints), expander, 1)
-        plain.append(bool(ranked and ranked[0][0] in e.answers))
+        plain.append(bool(ranked and ranked[0].uid in e.answers))
         ranked = rank_answers(keep_asked_type(zero_shot.rerank(e.ctx, finals, expander),
                                               e.hints), expander, 1)
-        reranked.append(bool(ranked and ranked[0][0] in e.answers))
+        reranked.append(bool(ranked and ranked[0].uid in e.answers))
     return plain, reranked
 
 
