@@ -11,9 +11,9 @@ so the hop count and the relations are learnt, never read from the wording by ru
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from fusion.graphdata import DomainGraph
 from fusion.verbalize import Action
@@ -41,6 +41,13 @@ class Candidate:
     steps: tuple[Action, ...]
     answer_type: str
     weight: float
+
+
+class LinkedRow(NamedTuple):
+    """A row's topic candidates (uids) and its question with the topic masked."""
+
+    topics: list[str]
+    masked: str
 
 
 @dataclass(frozen=True)
@@ -142,13 +149,14 @@ def keeps_topic(linked: Sequence[tuple[Sequence[str], frozenset[str]]]) -> bool:
     return share >= TOPIC_ANSWER_SHARE
 
 
-def build_examples(rows: Sequence[dict[str, Any]], graph: DomainGraph, link: Any,
+def build_examples(rows: Sequence[dict[str, Any]], graph: DomainGraph,
+                   link: Callable[[dict[str, Any]], LinkedRow | None],
                    max_hops: int, frontier_cap: int, limit: int,
                    keep_topic: bool | None = None) -> tuple[list[Example], RowReport, bool]:
     """Usable examples, the report of the rest, and whether paths may end on their topic
     (``keeps_topic`` of the rows unless ``keep_topic`` is given).
 
-    ``link(row) -> (topic uids, masked question) | None`` finds the topic (a row's
+    ``link(row) -> LinkedRow | None`` finds the topic (a row's
     ``topic_entities`` or the question's best linked mention); the answers are
     ``row['_answers']`` (uids, resolved by the caller)."""
     report = RowReport(rows=len(rows))
@@ -156,7 +164,7 @@ def build_examples(rows: Sequence[dict[str, Any]], graph: DomainGraph, link: Any
     linked_rows = [(row, link(row) if str(row.get("question", "")).strip() else None)
                    for row in rows]
     if keep_topic is None:
-        keep_topic = keeps_topic([(found[0], frozenset(row.get("_answers") or ()))
+        keep_topic = keeps_topic([(found.topics, frozenset(row.get("_answers") or ()))
                                   for row, found in linked_rows if found])
     for i, (row, linked) in enumerate(linked_rows):
         line = int(row.get("_line", i + 1))

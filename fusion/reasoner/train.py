@@ -27,7 +27,7 @@ from fusion.reasoner.answers import (
 from fusion.reasoner.checkpoint import AnswerHead, hop_text, save_reasoner
 from fusion.reasoner.learn import ProgressFn, fit, path_answer_scores, split
 from fusion.reasoner.model import PathReasoner, ReasonerConfig, load_tokenizer
-from fusion.reasoner.supervision import Example, RowReport, build_examples
+from fusion.reasoner.supervision import Example, LinkedRow, RowReport, build_examples
 from fusion.reasoner.vocab import Vocab
 from fusion.space import ActionSpace, load_graph_features
 from fusion.train import resolve
@@ -47,7 +47,7 @@ class RowLinker:
         """Uids for a list of uids or names (a name may stand for several entities)."""
         return resolve(self.graph, values, self.by_name)
 
-    def __call__(self, row: dict[str, Any]) -> tuple[list[str], str] | None:
+    def __call__(self, row: dict[str, Any]) -> LinkedRow | None:
         question = str(row["question"]).strip()
         given = self.resolve(row.get("topic_entities") or [])
         mentions = sorted(self.linker.link(question),
@@ -56,7 +56,7 @@ class RowLinker:
             uids = [c.uid for c in mention.candidates]
             if not given or set(uids) & set(given):
                 topics = [u for u in given if u in uids] if given else uids
-                return topics, mask_question(question, mention, MASK)
+                return LinkedRow(topics, mask_question(question, mention, MASK))
         return None
 
 
@@ -143,9 +143,9 @@ def train_answer_head(settings: Settings, domain: str, rows: Sequence[dict[str, 
             continue
         found = linker(row)
         answers = frozenset(a for a in row.get("_answers") or () if a in index)
-        topic = next((t for t in found[0] if t in index), None) if found else None
+        topic = next((t for t in found.topics if t in index), None) if found else None
         if found and topic is not None and answers:
-            usable.append(HeadRow(int(row.get("_line", i + 1)), found[1], topic, answers))
+            usable.append(HeadRow(int(row.get("_line", i + 1)), found.masked, topic, answers))
     if not usable:
         return None, {"trained": False, "why": "no row's topic and answer are in the encoder"}
     _, reasoner_val = split(list(examples), cfg.validation_fraction, cfg.seed)

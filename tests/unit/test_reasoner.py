@@ -16,6 +16,7 @@ from fusion.reasoner.supervision import (
     REASON_ANSWER,
     REASON_PATH,
     REASON_TOPIC,
+    LinkedRow,
     build_examples,
     candidates,
     keeps_topic,
@@ -113,10 +114,10 @@ def test_unusable_rows_are_reported_by_reason_with_their_lines() -> None:
         {"question": "the gender of person_12 ?", "_answers": ["island"], "_line": 4},
     ]
 
-    def link(row: dict) -> tuple[list[str], str] | None:
+    def link(row: dict) -> LinkedRow | None:
         for word in row["question"].split():
             if word in graph.names:
-                return [word], row["question"].replace(word, "[MASK]")
+                return LinkedRow([word], row["question"].replace(word, "[MASK]"))
         return None
 
     examples, report, _ = build_examples(rows, graph, link, 3, 5000, 256)
