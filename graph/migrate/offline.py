@@ -72,19 +72,25 @@ class OfflineUnsupportedError(KgrError):
     """The pending migrations cannot be imported offline exactly; the online path loads them."""
 
 
-@dataclass
-class RecordedMigration:
+@dataclass(kw_only=True)
+class ImportSet:
+    """Nodes and relationships to import under one migration tag."""
+
+    tag: str
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    # (type, row {"s", "t", "p"}, own: both ends created under this tag)
+    relations: list[tuple[str, dict[str, Any], bool]] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class RecordedMigration(ImportSet):
     """What one pending migration would write, recorded instead of written."""
 
     migration: Migration
     chain: Chain
     checksum: str
-    tag: str
     # "data": imported; "schema": run online after the import; "skip": recorded as skipped
-    action: str
-    entities: list[dict[str, Any]] = field(default_factory=list)
-    # (type, rows {"s", "t", "p"}, own: both ends created by this migration per row)
-    relations: list[tuple[str, dict[str, Any], bool]] = field(default_factory=list)
+    action: str = "data"
     phrasings: list[tuple[str, dict[str, tuple[list[str], list[str]]]]] = field(
         default_factory=list)
     type_words: list[tuple[str, dict[str, list[str]]]] = field(default_factory=list)
@@ -249,13 +255,13 @@ class ImportFiles:
     multiline: bool
 
 
-def write_import_files(plan: OfflinePlan, folder: Path) -> ImportFiles:
-    """Write the plan's nodes and relationships as the importer's CSV files (one file per set
+def write_import_files(sets: Iterable[ImportSet], folder: Path) -> ImportFiles:
+    """Write the nodes and relationships of ``sets`` as the importer's CSV files (one file per set
     of property columns, so that every value keeps its exact type)."""
     nodes: dict[tuple[tuple[str, str], ...], list[str]] = {}
     rels: dict[tuple[tuple[str, str], ...], list[str]] = {}
     multiline = False
-    for recorded in plan.migrations:
+    for recorded in sets:
         for row in recorded.entities:
             # ``uid`` is the import id column (``uid:ID`` stores it as the property too)
             props = {**row["props"], "_mig": recorded.tag}
@@ -361,7 +367,8 @@ def plan_offline(runner: MigrationRunner) -> OfflinePlan | None:
     recorded: list[RecordedMigration] = []
     for migration in migrations:
         tag = f"{chain.namespace}:{migration.version}"
-        record = RecordedMigration(migration, chain, migration.checksum(), tag, "data")
+        record = RecordedMigration(migration=migration, chain=chain,
+                                   checksum=migration.checksum(), tag=tag)
         recorded.append(record)
         if migration.script in runner.skip_scripts:
             record.action = "skip"
@@ -404,7 +411,7 @@ def apply_offline(runner: MigrationRunner, server: LocalNeo4j, plan: OfflinePlan
     driver, database = runner.driver, runner.database
     with tempfile.TemporaryDirectory(prefix="import-", dir=server.home) as tmp:
         started = time.perf_counter()
-        files = write_import_files(plan, Path(tmp))
+        files = write_import_files(plan.migrations, Path(tmp))
         csv_s = time.perf_counter() - started
         if not store_is_empty(driver, database):  # written to meanwhile: import nothing
             raise OfflineUnsupportedError("the store was written to while the load was "
