@@ -25,6 +25,7 @@ import math
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -207,6 +208,8 @@ class RecordingContext(MigrationContext):
 # ------------------------------------------------------------------------- CSV files
 def _csv_type(value: Any) -> str:
     """The importer's type name for a property value, or OfflineUnsupportedError."""
+    if type(value) is str:  # most values: the fast case first
+        return "string"
     if isinstance(value, bool):
         return "boolean"
     if isinstance(value, int):
@@ -233,6 +236,8 @@ def _csv_type(value: Any) -> str:
 def _field(value: Any) -> str:
     """One CSV field: strings quoted (a quote doubled, so an empty string stays one, not a
     null), numbers as Python writes them (``repr`` of a float reads back exactly)."""
+    if type(value) is str:
+        return '"' + value.replace('"', '""') + '"' if '"' in value else f'"{value}"'
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -404,33 +409,58 @@ def plan_offline(runner: MigrationRunner) -> OfflinePlan | None:
     return plan if plan.nodes else None
 
 
-def apply_offline(runner: MigrationRunner, server: LocalNeo4j, plan: OfflinePlan,
-                  record_s: float = 0.0, progress: ProgressFn | None = None
-                  ) -> tuple[list[AppliedMigration], ImportTiming]:
-    """Import ``plan`` into the (empty) store of ``server`` and record its history."""
-    driver, database = runner.driver, runner.database
+@dataclass(frozen=True)
+class ImportSteps:
+    """Seconds of each step of an import into a running, empty local store."""
+
+    csv_s: float
+    stop_s: float  # what stopping the server added to writing the files (they overlap)
+    import_s: float
+    start_s: float
+    schema_s: float  # constraints and indexes created over the imported nodes
+
+    @property
+    def total_s(self) -> float:
+        return self.csv_s + self.stop_s + self.import_s + self.start_s + self.schema_s
+
+
+def import_into(server: LocalNeo4j, driver: Driver, sets: list[ImportSet],
+                progress: ProgressFn | None = None) -> ImportSteps:
+    """Replace the running, empty store of ``server`` by ``sets``: write the files while the
+    server stops, import, start it again, create the schema. Raises OfflineUnsupportedError
+    (the server running again, nothing written) where a value cannot be imported exactly."""
+    database = server.settings.neo4j_database
+    relationships = sum(len(one.relations) for one in sets)
     with tempfile.TemporaryDirectory(prefix="import-", dir=server.home) as tmp:
-        started = time.perf_counter()
-        files = write_import_files(plan.migrations, Path(tmp))
-        csv_s = time.perf_counter() - started
         if not store_is_empty(driver, database):  # written to meanwhile: import nothing
             raise OfflineUnsupportedError("the store was written to while the load was "
                                           "prepared")
+        # the server shuts down (a checkpoint, seconds) while the files are written
+        stopping = threading.Thread(target=server.stop, name="kgr-import-stop")
         started = time.perf_counter()
-        server.stop()
-        stop_s = time.perf_counter() - started
+        stopping.start()
+        try:
+            files = write_import_files(sets, Path(tmp))
+        except BaseException:
+            stopping.join()
+            server.start()  # nothing was imported: the online path loads into it
+            raise
+        csv_s = time.perf_counter() - started
+        stopping.join()
+        stop_s = time.perf_counter() - started - csv_s
         started = time.perf_counter()
         if progress is not None:
-            progress("offline import", 0, plan.relationships)
+            progress("offline import", 0, relationships)
         try:
             run_import(server, files)
         except BaseException:
-            _reset_database(server)
+            _reset_database(server)  # the store was empty: an empty one again
             server.start()
+            forget_bookmarks(driver)
             raise
         import_s = time.perf_counter() - started
         if progress is not None:
-            progress("offline import", plan.relationships, plan.relationships)
+            progress("offline import", relationships, relationships)
     started = time.perf_counter()
     server.start()
     forget_bookmarks(driver)
@@ -438,7 +468,17 @@ def apply_offline(runner: MigrationRunner, server: LocalNeo4j, plan: OfflinePlan
     started = time.perf_counter()
     bootstrap_schema(driver, database)
     ensure_schema(driver, database)
-    schema_s = time.perf_counter() - started
+    return ImportSteps(csv_s, stop_s, import_s, start_s, time.perf_counter() - started)
+
+
+def apply_offline(runner: MigrationRunner, server: LocalNeo4j, plan: OfflinePlan,
+                  record_s: float = 0.0, progress: ProgressFn | None = None
+                  ) -> tuple[list[AppliedMigration], ImportTiming]:
+    """Import ``plan`` into the (empty) store of ``server`` and record its history."""
+    driver, database = runner.driver, runner.database
+    steps = import_into(server, driver, list(plan.migrations), progress)
+    csv_s, stop_s, import_s = steps.csv_s, steps.stop_s, steps.import_s
+    start_s, schema_s = steps.start_s, steps.schema_s
     started = time.perf_counter()
     applied: list[AppliedMigration] = []
     rows = max(1, plan.nodes + plan.relationships)
