@@ -79,7 +79,8 @@ from graph.migrate.loader import MigrationContext, entity
 
 def apply(ctx: MigrationContext) -> None:
     ctx.create_entities([entity("offb:R", "Rhône", "offb", ["River"], length_km=812.0,
-                                tags=["long", "fast"], counts=[1, 2, 3])])
+                                tags=["long", "fast"], counts=[1, 2, 3],
+                                note="two\\nlines, \\"quoted\\"", empty="")])
     ctx.create_relations("FLOWS_THROUGH", [
         {"s": "offb:R", "t": "offa:LYO", "p": {"km": 30, "via": 'a "quoted", bit'}},
         {"s": "offb:R", "t": "offa:FR", "p": {}},
