@@ -13,6 +13,7 @@ from core.settings import Settings
 from graph.migrate.exceptions import MigrationValidationError, summarize
 from graph.migrate.history import AppliedMigration
 from graph.migrate.runner import DEFAULT_NAMESPACE, MigrationRunner
+from graph.server import LocalNeo4j
 
 app = typer.Typer(help="Apply and inspect migrations (bare `kgr migrate` applies the pending).",
                   invoke_without_command=True, no_args_is_help=False)
@@ -66,14 +67,32 @@ def migrate(
         apply_pending(runner)
 
 
-def apply_pending(runner: MigrationRunner) -> list[AppliedMigration]:
+def apply_pending(runner: MigrationRunner, offline: LocalNeo4j | None = None
+                  ) -> list[AppliedMigration]:
     """Apply the pending migrations with progress bars and print the counts at the end
-    (``kgr migrate``; ``kgr up`` can call it with ``MigrationRunner(driver, settings)``)."""
+    (``kgr migrate``; ``kgr up`` can call it with ``MigrationRunner(driver, settings)``).
+
+    With ``offline`` (the local server), an empty store is loaded by Neo4j's importer where it
+    can be (``graph.migrate.offline``), else online."""
+    from graph.migrate.offline import migrate_offline
+
+    applied: list[AppliedMigration] | None = None
     with task_progress() as progress:
-        applied = runner.migrate(
-            progress=progress,
-            on_start=lambda m: console.print(
-                f"applying {m.label} {m.description} ({m.script})"))
+        if offline is not None:
+            result = migrate_offline(runner, offline, progress)
+            if result is not None:
+                applied, t = result.applied, result.timing
+                console.print(
+                    f"loaded the empty store offline (neo4j-admin database import): "
+                    f"{result.nodes:,} nodes, {result.relationships:,} relationships in "
+                    f"{t.total_s:.1f} s (parse {t.record_s:.1f}, CSV {t.csv_s:.1f}, stop "
+                    f"{t.stop_s:.1f}, import {t.import_s:.1f}, start {t.start_s:.1f}, "
+                    f"indexes {t.schema_s:.1f}, history {t.history_s:.1f})")
+        if applied is None:
+            applied = runner.migrate(
+                progress=progress,
+                on_start=lambda m: console.print(
+                    f"applying {m.label} {m.description} ({m.script})"))
     if not applied:
         console.print("nothing to apply: every migration is applied")
         return applied

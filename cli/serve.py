@@ -135,6 +135,10 @@ def up(
         help="Built-in domains to load and train: a comma-separated list of "
         f"{', '.join(BUILTIN_DOMAINS)}, or all, or none (only your own graphs). The choice "
         "holds for the store: a left-out domain's migration is recorded as skipped"),
+    offline_import: bool = typer.Option(
+        True, "--offline-import/--online-load",
+        help="On an empty local store, load the built-in graphs with Neo4j's offline importer "
+        "(the server restarts once); else, or with --online-load, through Cypher"),
 ) -> None:
     """Start Neo4j, bootstrap the schema, load the built-in graphs, train, then serve."""
     from api.security import create_key
@@ -151,7 +155,9 @@ def up(
     with open_driver(cfg) as driver:
         bootstrap_schema(driver, cfg.neo4j_database)
         console.print("[green]schema[/] ready (constraints and indexes)")
-        apply_pending(MigrationRunner(driver, cfg, skip_scripts=plan.skip_migrations))
+        apply_pending(MigrationRunner(driver, cfg, skip_scripts=plan.skip_migrations),
+                      offline=LocalNeo4j(cfg) if cfg.uses_local_server and offline_import
+                      else None)
         if train:
             from fusion.checkpoint import qa_artifacts
             from fusion.train import train_from_generated
