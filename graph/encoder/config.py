@@ -55,6 +55,10 @@ class EncoderConfig(BaseModel):
     epochs: int = Field(default=100, ge=1, le=100_000)
     eval_every: int = Field(default=5, ge=1)
     patience: int = Field(default=4, ge=1, description="evaluations without a better MRR")
+    max_seconds: float | None = Field(
+        default=None, gt=0.0, description="wall-clock training budget: training stops at the "
+        "first batch past it, evaluates and keeps the best state (benchmarks against peers "
+        "given the same budget)")
     max_eval_triples: int | None = Field(default=5000, ge=1)
     eval_batch_size: int = Field(default=512, ge=1)
 

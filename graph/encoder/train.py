@@ -83,13 +83,14 @@ def make_optimizer(model: nn.Module, config: EncoderConfig) -> torch.optim.Optim
 def train_epoch(
     model: nn.Module, optimizer: torch.optim.Optimizer, queries: Tensor, config: EncoderConfig,
     epoch: int, num_nodes: int, graph: tuple[Tensor, Tensor] | None = None,
-    rank: int = 0, world_size: int = 1,
+    rank: int = 0, world_size: int = 1, deadline: float | None = None,
 ) -> float:
     """One pass over ``queries: [Q, 3]`` (reciprocals included) in global batches of
     ``config.batch_size``; rank ``k`` of ``world_size`` takes rows ``k::world_size`` of each
     batch. The shuffle and negatives depend only on (seed, epoch), so every rank agrees, and the
     summed loss is scaled so that averaged DDP gradients equal the 1-process gradient.
-    Returns the mean loss per query row (of this rank's rows)."""
+    Returns the mean loss per query row (of this rank's rows). With ``deadline`` (a
+    ``time.perf_counter()`` value) the pass stops at the first batch that ends past it."""
     device = queries.device
     gen = torch.Generator().manual_seed(config.seed * 100_003 + epoch)
     perm = torch.randperm(queries.shape[0], generator=gen).to(device)
@@ -126,6 +127,8 @@ def train_epoch(
         optimizer.step()
         total += float(loss_sum.detach())
         rows += local.shape[0]
+        if deadline is not None and time.perf_counter() >= deadline:
+            break
     return total / max(rows, 1)
 
 
@@ -235,12 +238,17 @@ def fit(
     result = TrainResult(model=model, config=config, splits=splits, graph=graph)
     best_mrr, best_state, bad = -1.0, None, 0
     diverged: TrainingDivergedError | None = None
+    # the budget counts from the start of fit, so it covers validation too; DDP ranks would
+    # stop at different batches and hang in the gradient all-reduce, so they ignore it
+    deadline = (started + config.max_seconds
+                if config.max_seconds is not None and world_size == 1 else None)
     for epoch in range(1, config.epochs + 1):
         epoch_started = time.perf_counter()
         loss = train_epoch(ddp_model or model, optimizer, queries, config, epoch,
-                           model.num_nodes, graph, rank, world_size)
+                           model.num_nodes, graph, rank, world_size, deadline)
         info: dict[str, Any] = {"epoch": epoch, "loss": loss}
-        last = epoch == config.epochs
+        out_of_time = deadline is not None and time.perf_counter() >= deadline
+        last = epoch == config.epochs or out_of_time
         # the weights, not this rank's loss: DDP keeps them equal, so every rank stops together
         if not weights_finite(model):
             diverged = TrainingDivergedError(
@@ -265,7 +273,7 @@ def fit(
         result.history.append(info)
         if progress:
             progress(epoch, config.epochs, info)
-        if diverged is not None or bad >= config.patience:
+        if diverged is not None or bad >= config.patience or out_of_time:
             break
     if best_state is not None:  # the best finite model: a diverged one is never kept
         model.load_state_dict(best_state)

@@ -4,6 +4,7 @@ training that learns, and a checkpoint round-trip."""
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,20 @@ def test_early_stopping_keeps_the_best_validation_model() -> None:
     assert len(result.history) < 200  # random edges cannot be generalised: it stops early
     best = max(i["valid_mrr"] for i in result.history if "valid_mrr" in i)
     assert result.valid["both"].mrr == pytest.approx(best)
+    assert result.test["both"].count == 2 * result.splits.test.shape[0]
+
+
+def test_a_wall_clock_budget_stops_training_and_keeps_an_evaluated_model() -> None:
+    data = random_graph(num_nodes=200, num_edges=2000)
+    # one row per batch and an unreachable epoch count: only the budget can stop it
+    config = EncoderConfig(dim=16, epochs=100_000, eval_every=1000, patience=1000, batch_size=1,
+                           valid_fraction=0.1, test_fraction=0.1, max_seconds=0.5)
+    started = time.perf_counter()
+    result = train_encoder(data, config)
+    assert time.perf_counter() - started < 10
+    assert len(result.history) == 1  # stopped inside the first epoch (3,600 batches)
+    assert result.history[0]["valid_mrr"] is not None  # evaluated where it stopped
+    assert result.valid["both"].mrr == pytest.approx(result.history[0]["valid_mrr"])
     assert result.test["both"].count == 2 * result.splits.test.shape[0]
 
 
