@@ -94,6 +94,7 @@ def main() -> None:
         return call
 
     rows: list[tuple[LatencyStats, LatencyStats]] = []
+    floor: LatencyStats | None = None
     try:
         with api_server(workers=args.workers) as (url, key), httpx.Client(
             base_url=url, headers={"X-API-Key": key}, timeout=10,
@@ -105,6 +106,10 @@ def main() -> None:
                     response.raise_for_status()
                 return call
 
+            # The transport's own cost: a GET that reads nothing (/healthz)
+            # through the same client, uvicorn and middleware; no API over HTTP can go below it.
+            floor = measure("API /healthz c=1 (HTTP floor)",
+                            [api_get("/healthz") for _ in sample], 1)
             for concurrency in (1, args.concurrency):
                 rows.append((
                     measure(f"API entity c={concurrency}",
@@ -125,16 +130,19 @@ def main() -> None:
         driver.close()
 
     print()
+    if floor is not None:
+        print(floor.row())
     for api, direct in rows:
         print(api.row())
         print(direct.row())
         print(f"{'':<34} ratio API/driver: p50 x{api.p50_ms / direct.p50_ms:.2f}, "
               f"p99 x{api.p99_ms / direct.p99_ms:.2f}, "
               f"throughput x{api.throughput / direct.throughput:.2f}\n")
-    write_results(rows, args)
+    write_results(rows, floor, args)
 
 
-def write_results(rows: list[tuple[LatencyStats, LatencyStats]], args: argparse.Namespace) -> None:
+def write_results(rows: list[tuple[LatencyStats, LatencyStats]], floor: LatencyStats | None,
+                  args: argparse.Namespace) -> None:
     """rows: entity c=1, neighbors c=1, entity c=N, neighbors c=N (API, driver) pairs."""
     results: dict[str, dict[str, float]] = {}
     for name, single, loaded in (("entity", rows[0], rows[2]), ("neighbors", rows[1], rows[3])):
@@ -147,6 +155,8 @@ def write_results(rows: list[tuple[LatencyStats, LatencyStats]], args: argparse.
         }
     results["setup"] = {"requests": args.requests, "concurrency": args.concurrency,
                         "workers": args.workers}
+    if floor is not None:
+        results["http_floor"] = {"c1_p50_ms": round(floor.p50_ms, 3)}
     RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
     print(f"written {RESULTS_FILE}")

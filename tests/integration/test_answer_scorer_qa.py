@@ -55,7 +55,8 @@ def test_answers_without_a_path_come_from_the_embeddings_marked_inferred(
     assert head["n_val"] > 0 and head["path_weight"] < 1.0, head["hits@1_by_path_weight"]
 
     service = QAService(settings, driver)
-    right = inferred = 0
+    qa = service.domain(domain)
+    right = inferred = right_paths_only = 0
     for x, wording in asked.items():
         response = service.ask(wording.format(x=x), domain)
         assert response.models["answer_scorer"] is True
@@ -66,11 +67,12 @@ def test_answers_without_a_path_come_from_the_embeddings_marked_inferred(
             assert top.relation_path == [] and top.evidence[0].inferred
             assert top.evidence[0].score is not None and 0 < top.evidence[0].score <= 1
             assert "inferred by the graph embeddings" in top.explanation
-    # chance is 1 in 5 countries; no recorded path leads to any of these answers
-    assert inferred >= len(MISSING) // 2 and right >= len(MISSING) // 2, (right, inferred)
-
-    # the same question without the graph embeddings: paths alone, nothing inferred
-    qa = service.domain(domain)
-    plain = qa.answer(next(iter(asked.values())).format(x=next(iter(asked))), use_graph=False)
-    assert not any(a.inferred for a in plain.answers)
-    assert plain.models.get("answer_scorer") is None
+        # the same question without the graph embeddings: paths alone, nothing inferred
+        plain = qa.answer(wording.format(x=x), use_graph=False)
+        assert not any(a.inferred for a in plain.answers)
+        assert plain.models.get("answer_scorer") is None
+        right_paths_only += bool(plain.answers) and plain.answers[0].name == nationality[x]
+    # chance is 1 in 5 countries; no recorded nationality link leads to these answers (other
+    # paths may: a parent's nationality, which the embeddings then weigh up)
+    assert right >= len(MISSING) // 2 and inferred >= 1, (right, inferred)
+    assert right >= right_paths_only + 3, (right, right_paths_only)
