@@ -81,6 +81,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-zero-shot", action="store_true")
     parser.add_argument("--no-few-shot", action="store_true")
+    parser.add_argument("--only-zero-shot", action="store_true",
+                        help="zero-shot only (no training; the other modes keep their figures)")
     parser.add_argument("--no-zero-shot-or-few-shot", dest="only_fine_tuned", action="store_true",
                         help="only the fine-tuned model (e.g. to time its training again)")
     args = parser.parse_args()
@@ -99,6 +101,10 @@ def main() -> None:
         if not (args.no_zero_shot or args.only_fine_tuned):
             entry["zero-shot"] = {"hits@1": hits(service, domain, test, "zero-shot")}
             print(f"{name} zero-shot Hits@1 {entry['zero-shot']['hits@1']:.3f}")
+        if args.only_zero_shot:
+            out[name] = entry
+            RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+            continue
         if not (args.no_few_shot or args.only_fine_tuned):
             sample = random.Random(args.seed).sample(train, int(len(train) *
                                                             args.few_shot_fraction))

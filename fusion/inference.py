@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from itertools import permutations
 
 import torch
 
@@ -18,6 +20,7 @@ from fusion.model import FusionModel
 from fusion.parse import (
     DIRECTION_BONUS,
     MAX_STEPS,
+    PathHints,
     parse_question,
     step_priors,
     step_segment_vectors,
@@ -26,13 +29,20 @@ from fusion.parse import (
 from fusion.retrieval import BeamItem, Expander, PathResult, Scorer
 from fusion.space import ActionSpace, GraphFeatures
 from fusion.text import cached_vectors, get_text_encoder, pool
-from fusion.verbalize import OUT, Action, most_common, noun_phrase
+from fusion.verbalize import OUT, STOP, Action, most_common, noun_phrase
 
 MASK = "[MASK]"
 ZERO_SHOT_TEMPERATURE = 0.05
 # the zero-shot prior's bonus (nats) for an action that shares a word stem with the hop: as much
 # as the parse's direction rule (``fusion.parse.DIRECTION_BONUS``)
 LEXICAL_BONUS = 2.0
+# nats per unit of ``path_alignment`` (0-2) in the zero-shot rerank of a question whose parse
+# names no hop; chosen on PathQuestion's train split and the built-in domains' generated
+# questions, never on a test split (bench/RESULTS.md)
+ALIGN_WEIGHT = 80.0
+# a word names a hop when its peak (see WordAlignment) is this share of the question's best
+CONTENT_SHARE = 0.5
+WORD = re.compile(r"[^\W\d_]+")
 
 
 @dataclass
@@ -138,6 +148,15 @@ class ModelScorer:
         return score
 
 
+def zero_shot_hints(hints: PathHints) -> PathHints:
+    """The zero-shot search's hints: where no type noun names the hops (``PathHints.of`` then
+    assumes one; "who" names an answer type, not a hop), the length is left open and the
+    rerank's word alignment weighs each path length (``ZeroShotScorer.rerank``)."""
+    if hints.hops == 1 and all(t is None for t in hints.hop_types):
+        return replace(hints, hops=None)
+    return hints
+
+
 class ZeroShotScorer:
     """Text similarity only; no trained parameters."""
 
@@ -168,8 +187,12 @@ class ZeroShotScorer:
         return score
 
     def rerank(self, ctx: QuestionContext, finals: list[PathResult], expander: Expander,
-               top: int = 24) -> list[PathResult]:
-        """Re-score the best ``top`` complete paths by their verbalisation's similarity.
+               top: int = 24, align: bool = False) -> list[PathResult]:
+        """Re-score the best ``top`` complete paths by their verbalisation's similarity; with
+        ``align`` (the search left the length open: ``zero_shot_hints``), also by how well
+        the path's relations and the question's words explain each other
+        (``path_alignment``): the hop count then comes from the question's words, not from a
+        preference for short paths.
 
         The softmax runs over the paths with recorded answers, as without predicted links; a
         path whose answers are all predicted, or that takes a guessed hop (``fusion.linkpred``),
@@ -192,6 +215,11 @@ class ZeroShotScorer:
                                               if s < len(f.steps))) for f in head])
             sims = sims + DIRECTION_BONUS * self.temperature * agree
         logits = sims / self.temperature
+        if align:
+            words = WordAlignment.of(ctx.text, self.space)
+            if words is not None:
+                logits = logits + ALIGN_WEIGHT * torch.tensor(
+                    [words.path_alignment(f.steps) for f in head])
         recorded = torch.tensor([bool(f.recorded_answers) and not f.guessed for f in head])
         norm = torch.logsumexp(logits[recorded] if recorded.any() else logits, dim=0)
         logp = (logits - norm).tolist()
@@ -199,6 +227,64 @@ class ZeroShotScorer:
             final.logp = 0.5 * (final.logp + lp)
         head.sort(key=lambda f: (-f.logp, f.hops))
         return head
+
+
+@dataclass(frozen=True)
+class WordAlignment:
+    """Which of a question's words name relations, and which relation actions each points at.
+
+    A word's cosine with every relation action's text, minus its mean over them, is its
+    ``centred`` profile; its best value is its ``peak``: a word that resembles every relation
+    alike ("what", "of") has a low one. The words that name hops are those whose peak is at
+    least ``CONTENT_SHARE`` of the question's highest; ``fit: [words, A]`` is each one's
+    centred cosine over its own peak (1 at the actions it points at most)."""
+
+    space: ActionSpace
+    fit: torch.Tensor
+    words: tuple[str, ...]  # the hop-naming words, one per occurrence
+
+    @classmethod
+    def of(cls, text: str, space: ActionSpace) -> WordAlignment | None:
+        words = [w.lower() for w in WORD.findall(text.replace(MASK, " "))]
+        relations = [i for i, (_, kind) in enumerate(space.actions) if kind != STOP]
+        if not words or not relations:
+            return None
+        distinct = sorted(set(words))
+        vectors = cached_vectors(distinct)[[distinct.index(w) for w in words]]
+        cos = vectors @ space.text[relations].T
+        centred = cos - cos.mean(dim=1, keepdim=True)  # [words, relation actions]
+        peak = centred.max(dim=1).values
+        if float(peak.max()) <= 0.0:
+            return None
+        content = peak >= CONTENT_SHARE * peak.max()
+        fit = torch.zeros(int(content.sum()), len(space.actions))
+        fit[:, relations] = (centred[content] / peak[content, None]).clamp(min=0.0)
+        kept = [w for w, keep in zip(words, content.tolist(), strict=True) if keep]
+        return cls(space, fit, tuple(kept))
+
+    def path_alignment(self, steps: tuple[Action, ...]) -> float:
+        """0-2: how well the path's hops explain the hop-naming words (each word by its best
+        hop, averaged), plus how well the words claim the hops (the best one-to-one assignment
+        of words to hops, averaged over the hops). A path that skips a hop the words ask for
+        loses the first part; one with a hop no word asks for loses the second."""
+        ids = [self.space.index[a] for a in steps if a in self.space.index]
+        if not ids or len(ids) < len(steps):
+            return 0.0
+        fit = self.fit[:, ids]  # [words, hops]
+        # a word said c times ("X 's children 's children") names c different hops; different
+        # words may share one ("cause of death")
+        explained = 0.0
+        for word, count in Counter(self.words).items():
+            row = fit[self.words.index(word)]
+            explained += float(row.topk(min(count, len(ids))).values.sum())
+        words_part = explained / len(self.words)
+        words = list(range(fit.shape[0]))
+        best = 0.0
+        for chosen in permutations(words, min(len(words), len(ids))):
+            for hops in permutations(range(len(ids)), len(chosen)):
+                best = max(best, sum(float(fit[w, h]) for w, h in zip(chosen, hops,
+                                                                           strict=True)))
+        return words_part + best / len(ids)
 
 
 def verbalize_path(final: PathResult, expander: Expander, domain: str | None = None) -> str:

@@ -36,7 +36,14 @@ from fusion.check import (
 from fusion.checkpoint import Checkpoint, load_checkpoint, qa_artifacts
 from fusion.coordination import SEPARATOR_RE, Combined, Coordination, combine, coordinate
 from fusion.exceptions import QAModelNotReadyError, QuestionError
-from fusion.inference import MASK, ModelScorer, QuestionContext, ZeroShotScorer, encode_questions
+from fusion.inference import (
+    MASK,
+    ModelScorer,
+    QuestionContext,
+    ZeroShotScorer,
+    encode_questions,
+    zero_shot_hints,
+)
 from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
 from fusion.linkpred import LinkPredictor, PredictingExpander
 from fusion.parse import PathHints, asks_count, parse_question
@@ -396,10 +403,12 @@ class DomainQA:
                                             domain=self.domain),
                              {c.type for c in mention.candidates})
         if mode == "zero-shot":
+            hints = zero_shot_hints(hints)
             scorer = self.zero_shot.for_question(prepared.ctx, expander)
             finals = self._beam_search(expander, scorer, topics, max_hops, hints)
             self._drop_namesakes(finals)
-            finals = self.zero_shot.rerank(prepared.ctx, finals, expander)
+            finals = self.zero_shot.rerank(prepared.ctx, finals, expander,
+                                            align=hints.hops is None)
             return keep_asked_type(finals, hints), models
         head = "graph" if use_graph and "graph" in self.scorers else "text"
         if head not in self.scorers:

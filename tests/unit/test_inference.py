@@ -76,3 +76,71 @@ def test_zero_shot_reads_a_shared_stem_that_minilm_misses() -> None:
         assert best_answer() == ["parent"]  # MiniLM alone reads it the other way
     finally:
         inference.LEXICAL_BONUS = bonus
+
+
+def family_space_and_graph():  # type: ignore[no-untyped-def]
+    """x's father is f (male); f's spouse m (female); x's child c; c's child g. One entity
+    type, as in a plain triples file: no type noun can name a hop."""
+    from fusion.space import ActionSpace
+
+    nodes = {u: "Person" for u in ("x", "f", "m", "c", "g", "male", "female")}
+    graph = DomainGraph("fam", names={u: u for u in nodes}, types=nodes)
+    for head, rel, tail in (("x", "parents", "f"), ("f", "gender", "male"),
+                            ("f", "spouse", "m"), ("m", "gender", "female"),
+                            ("x", "children", "c"), ("c", "children", "g"),
+                            ("x", "gender", "female"), ("c", "gender", "male"),
+                            ("g", "gender", "male")):
+        graph.adj.setdefault(head, {}).setdefault((rel, "out"), []).append(tail)
+        graph.adj.setdefault(tail, {}).setdefault((rel, "in"), []).append(head)
+    space = ActionSpace.build(["children", "gender", "parents", "spouse"], ["Person"])
+    return space, graph
+
+
+def test_word_alignment_prefers_the_path_whose_hops_the_words_name() -> None:
+    from fusion.inference import WordAlignment
+
+    space, _ = family_space_and_graph()
+    out = "out"
+    words = WordAlignment.of("what is the gender of [MASK] 's dad ?", space)
+    assert words is not None
+    two = words.path_alignment((("parents", out), ("gender", out)))
+    assert two > words.path_alignment((("parents", out),))  # a named hop skipped
+    assert two > words.path_alignment((("gender", out),))
+    assert two > words.path_alignment((("parents", out), ("gender", out), ("gender", "in")))
+    # a word said twice names two hops
+    twice = WordAlignment.of("[MASK] 's children 's children ?", space)
+    assert twice is not None
+    assert twice.path_alignment((("children", out),) * 2) > \
+        twice.path_alignment((("children", out),))
+
+
+def test_zero_shot_reads_the_hop_count_from_the_words_without_type_nouns() -> None:
+    from fusion import inference
+    from fusion.inference import ZeroShotScorer, encode_questions, zero_shot_hints
+
+    space, graph = family_space_and_graph()
+    cases = (("what is the gender of [MASK] 's dad ?", "male"),
+             ("who is the wife of [MASK] 's father ?", "m"),
+             ("[MASK] 's children 's children ?", "g"),
+             ("who is the father of [MASK] ?", "f"))
+
+    def answers() -> list[str]:
+        got = []
+        for text, _ in cases:
+            ctx = encode_questions([text])[0]
+            hints = zero_shot_hints(PathHints.of(parse_question(text, space.types)))
+            zero_shot = ZeroShotScorer(space)
+            expander = MemoryExpander(graph)
+            finals = beam_search(expander, zero_shot.for_question(ctx, expander),
+                                 [("x", 0.0)], 3, Caps(), hints=hints)
+            best = zero_shot.rerank(ctx, finals, expander, align=hints.hops is None)[0]
+            got.append(best.answers[0] if len(best.answers) == 1 else "several")
+        return got
+
+    assert answers() == [answer for _, answer in cases]
+    weight = inference.ALIGN_WEIGHT
+    try:
+        inference.ALIGN_WEIGHT = 0.0  # without the alignment the search's lengths decide
+        assert answers() != [answer for _, answer in cases]
+    finally:
+        inference.ALIGN_WEIGHT = weight
