@@ -136,9 +136,10 @@ def up(
         f"{', '.join(BUILTIN_DOMAINS)}, or all, or none (only your own graphs). The choice "
         "holds for the store: a left-out domain's migration is recorded as skipped"),
     offline_import: bool = typer.Option(
-        True, "--offline-import/--online-load",
+        False, "--offline-import/--online-load",
         help="On an empty local store, load the built-in graphs with Neo4j's offline importer "
-        "(the server restarts once); else, or with --online-load, through Cypher"),
+        "(the server restarts once). Off by default: on 2 cores the restart costs more than "
+        "the importer saves for the built-in graphs (bench/load_medical.py)"),
 ) -> None:
     """Start Neo4j, bootstrap the schema, load the built-in graphs, train, then serve."""
     from api.security import create_key
