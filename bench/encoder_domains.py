@@ -38,10 +38,10 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.encoder_vs_pykeen import findkg_splits, hpo_splits, subsample  # noqa: E402
+from core.settings import Settings  # noqa: E402
 from graph.encoder import EncoderConfig, KGData, Splits, train_encoder  # noqa: E402
 from graph.encoder.evaluate import FilterIndex, Metrics, evaluate  # noqa: E402
 from graph.encoder.train import split_triples  # noqa: E402
-from graph.settings import Settings  # noqa: E402
 
 warnings.filterwarnings("ignore")
 
