@@ -97,15 +97,18 @@ def fresh_bodies(domains: list[str], count: int) -> list[dict[str, object]]:
 
 
 @contextmanager
-def api_server() -> Iterator[str]:
-    """``uvicorn api.main:create_app`` in a subprocess with the bench's reader key; yields its
-    base URL once ``/healthz`` answers."""
+def api_server(workers: int = 1) -> Iterator[str]:
+    """``uvicorn api.main:create_app`` in a subprocess with the bench's reader key (``workers``
+    processes, as ``kgr serve --workers``); yields its base URL once ``/healthz`` answers."""
     port = free_port()
-    env = {**os.environ, "KGR_API_KEYS": f"reader:{KEY}", "OMP_NUM_THREADS": "2",
+    # the 2 cores shared among the workers' PyTorch threads
+    env = {**os.environ, "KGR_API_KEYS": f"reader:{KEY}",
+           "OMP_NUM_THREADS": str(max(1, (os.cpu_count() or 2) // workers)),
            "KGR_RATE_LIMIT_RPS": "0", "KGR_MAX_CONCURRENT_ASKS": "0"}  # measure asks, not limits
     server = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "api.main:create_app", "--factory", "--host",
-         "127.0.0.1", "--port", str(port), "--log-level", "warning"], cwd=ROOT, env=env)
+         "127.0.0.1", "--port", str(port), "--log-level", "warning", "--workers", str(workers)],
+        cwd=ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         for _ in range(240):
@@ -158,18 +161,20 @@ def run(client: httpx.Client, url: str, bodies: list[dict[str, object]], concurr
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--requests", type=int, default=200, help="per concurrency level")
+    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--mode", default=None, choices=[None, "fine-tuned", "zero-shot"])
     parser.add_argument("--domains", nargs="+", default=list(QUESTIONS))
     parser.add_argument("--predicted-links", action="store_true",
                         help="ask with predicted_links (retrieval also follows predicted links)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench/results/ask_latency.json")
     args = parser.parse_args()
-    with api_server() as base, httpx.Client(timeout=120) as client:
+    with api_server(args.workers) as base, httpx.Client(timeout=120) as client:
         extra = {**({"mode": args.mode} if args.mode else {}),
                  **({"predicted_links": True} if args.predicted_links else {})}
         bodies = [{"question": q, "domain": d, "max_hops": 3, "top_k": 10, **extra}
                   for d in args.domains for q in QUESTIONS[d]]
-        for body in bodies:  # warm-up: models, alias indexes, caches
+        # warm-up: models, alias indexes, caches (each worker process gets some of them)
+        for body in bodies * args.workers:
             response = client.post(f"{base}/v1/ask", json=body, headers={"X-API-Key": KEY})
             if response.status_code != 200:
                 raise SystemExit(f"warm-up failed: {response.status_code} {response.text}")
