@@ -148,11 +148,15 @@ class ModelScorer:
         return score
 
 
-def zero_shot_hints(hints: PathHints) -> PathHints:
-    """The zero-shot search's hints: where no type noun names the hops (``PathHints.of`` then
-    assumes one; "who" names an answer type, not a hop), the length is left open and the
-    rerank's word alignment weighs each path length (``ZeroShotScorer.rerank``)."""
-    if hints.hops == 1 and all(t is None for t in hints.hop_types):
+def zero_shot_hints(hints: PathHints, space: ActionSpace) -> PathHints:
+    """The zero-shot search's hints. On a graph with one entity type (a plain triples file)
+    no type noun can name a hop, so where ``PathHints.of`` assumes one hop ("who" names an
+    answer type, not a hop) the length is left open, and the rerank's word alignment weighs
+    each path length (``ZeroShotScorer.rerank``). A typed graph keeps the one-hop prior where
+    the question names no type: with few relation types, function words resemble one of them
+    as much as the relation words do, and the alignment would count them as hops."""
+    if len(space.types) <= 1 and hints.hops == 1 \
+            and all(t is None for t in hints.hop_types):
         return replace(hints, hops=None)
     return hints
 
@@ -266,7 +270,8 @@ class WordAlignment:
         """0-2: how well the path's hops explain the hop-naming words (each word by its best
         hop, averaged), plus how well the words claim the hops (the best one-to-one assignment
         of words to hops, averaged over the hops). A path that skips a hop the words ask for
-        loses the first part; one with a hop no word asks for loses the second."""
+        loses the first part; one with a hop no word asks for, or that turns straight back,
+        loses the second."""
         ids = [self.space.index[a] for a in steps if a in self.space.index]
         if not ids or len(ids) < len(steps):
             return 0.0
@@ -278,12 +283,20 @@ class WordAlignment:
             row = fit[self.words.index(word)]
             explained += float(row.topk(min(count, len(ids))).values.sum())
         words_part = explained / len(self.words)
+        # a hop straight back over the relation just taken (X -ISA-> Y <-ISA- Z) returns to
+        # the previous node's kin; two words that both point at ISA ("is", "kind") do not ask
+        # for that, so no word claims such a hop
+        claimable = fit.clone()
+        for hop in range(1, len(steps)):
+            (rel, kind), (before, kind_before) = steps[hop], steps[hop - 1]
+            if rel == before and kind != kind_before:
+                claimable[:, hop] = 0.0
         words = list(range(fit.shape[0]))
         best = 0.0
         for chosen in permutations(words, min(len(words), len(ids))):
             for hops in permutations(range(len(ids)), len(chosen)):
-                best = max(best, sum(float(fit[w, h]) for w, h in zip(chosen, hops,
-                                                                           strict=True)))
+                best = max(best, sum(float(claimable[w, h])
+                                     for w, h in zip(chosen, hops, strict=True)))
         return words_part + best / len(ids)
 
 

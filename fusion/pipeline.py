@@ -403,7 +403,7 @@ class DomainQA:
                                             domain=self.domain),
                              {c.type for c in mention.candidates})
         if mode == "zero-shot":
-            hints = zero_shot_hints(hints)
+            hints = zero_shot_hints(hints, self.space)
             scorer = self.zero_shot.for_question(prepared.ctx, expander)
             finals = self._beam_search(expander, scorer, topics, max_hops, hints)
             self._drop_namesakes(finals)

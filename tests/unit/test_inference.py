@@ -128,7 +128,7 @@ def test_zero_shot_reads_the_hop_count_from_the_words_without_type_nouns() -> No
         got = []
         for text, _ in cases:
             ctx = encode_questions([text])[0]
-            hints = zero_shot_hints(PathHints.of(parse_question(text, space.types)))
+            hints = zero_shot_hints(PathHints.of(parse_question(text, space.types)), space)
             zero_shot = ZeroShotScorer(space)
             expander = MemoryExpander(graph)
             finals = beam_search(expander, zero_shot.for_question(ctx, expander),
@@ -144,3 +144,15 @@ def test_zero_shot_reads_the_hop_count_from_the_words_without_type_nouns() -> No
         assert answers() != [answer for _, answer in cases]
     finally:
         inference.ALIGN_WEIGHT = weight
+
+
+def test_only_an_untyped_graph_leaves_the_hop_count_open() -> None:
+    from fusion.inference import zero_shot_hints
+    from fusion.space import ActionSpace
+
+    text = "what is the gender of [MASK] 's dad ?"
+    untyped, _ = family_space_and_graph()
+    typed = ActionSpace.build(["gender", "parents"], ["Person", "Gender"])
+    assert zero_shot_hints(PathHints.of(parse_question(text, untyped.types)), untyped).hops \
+        is None
+    assert zero_shot_hints(PathHints.of(parse_question(text, typed.types)), typed).hops == 1
