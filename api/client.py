@@ -25,7 +25,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from api.errors import STATUS_BY_ERROR
 from api.exceptions import ServerUnreachableError, UnexpectedResponseError
 from core.errors import InvalidInputError, KgrError
-from fusion.schemas import AskBatchResponse, AskResponse, Mode
+from fusion.serve.schemas import AskBatchResponse, AskResponse, Mode
 from graph.models import Entity, EntityPage, GraphPath, Neighbor, Subgraph
 
 M = TypeVar("M", bound=BaseModel)

@@ -25,7 +25,7 @@ from api.jobs import JobManager
 from api.metrics import Metrics
 from api.security import KeyRing, Principal, Role
 from core.settings import Settings
-from fusion.pipeline import QAService
+from fusion.serve.pipeline import QAService
 from graph.migrate.runner import MigrationRunner
 from graph.store import GraphStore
 

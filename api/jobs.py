@@ -27,7 +27,7 @@ from neo4j import Driver, ManagedTransaction, RoutingControl
 from pydantic import BaseModel, Field
 
 from core.errors import ConflictError, KgrError, NotFoundError, TooManyJobsError
-from fusion import threads
+from fusion.serve import threads
 from graph.driver import translate_errors
 from graph.lock import ModelLock
 

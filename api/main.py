@@ -37,8 +37,8 @@ from api.upload_guard import UploadGuard
 from core.errors import KgrError
 from core.logs import configure_logging
 from core.settings import Settings, get_settings
-from fusion import threads
-from fusion.pipeline import QAService
+from fusion.serve import threads
+from fusion.serve.pipeline import QAService
 from graph.driver import make_driver
 from graph.store import GraphStore
 

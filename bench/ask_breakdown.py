@@ -9,7 +9,7 @@ the mean milliseconds per question of each part, and the slowest questions with 
 - ``degrees`` / ``neighbours``: the retrieval's Neo4j round trips (driver time included);
 - ``path_texts``: MiniLM on the verbalised paths of the rerank (only texts not met before);
 - ``qa_model``: the fusion model's scoring (initial states, prefix GRU, step scores);
-- ``type_check``: ``fusion.retrieval.type_penalty``, the types the question names against what
+- ``type_check``: ``fusion.serve.retrieval.type_penalty``, the types the question names against what
   each scored hop reaches (pure Python over the neighbours already read);
 - ``link_encode``: linking and the question's MiniLM pass (the service's own timing).
 
@@ -51,9 +51,9 @@ def timed(part: Callable[[Any, tuple[Any, ...]], str], fn: Callable[..., Any],
 
 
 def instrument(parts: Parts) -> None:
-    import fusion.model as model
-    import fusion.retrieval as retrieval
-    import fusion.text as text
+    import fusion.language.text as text
+    import fusion.model.model as model
+    import fusion.serve.retrieval as retrieval
 
     def query_kind(expander: Any, args: tuple[Any, ...]) -> str:
         queries = expander._query_set()
@@ -99,8 +99,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from core.settings import get_settings
-    from fusion import threads
-    from fusion.pipeline import QAService
+    from fusion.serve import threads
+    from fusion.serve.pipeline import QAService
     from graph.driver import make_driver
 
     settings = get_settings()

@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.errors import NotFoundError
 from core.settings import Settings  # noqa: E402
-from fusion.pipeline import QAService  # noqa: E402
+from fusion.serve.pipeline import QAService  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
 from graph.writer import entity_row, relation_row, write_entities, write_relations  # noqa: E402

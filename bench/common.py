@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 if TYPE_CHECKING:
-    from fusion.checkpoint import Checkpoint
-    from fusion.pipeline import DomainQA
+    from fusion.serve.checkpoint import Checkpoint
+    from fusion.serve.pipeline import DomainQA
 
 
 @dataclass
@@ -122,7 +122,7 @@ def paired_by_hops(rows: Sequence[dict[str, Any]], first: Sequence[Sequence[floa
 def print_paired(title: str, lines: Sequence[tuple[str, str, Paired]], width: int,
                  digits: int = 2) -> None:
     """One line per (domain, label): +wins/-losses and the exact sign test per hop count."""
-    from fusion.stats import sign_test
+    from fusion.learn.stats import sign_test
 
     print(title)
     for domain, label, counts in lines:
@@ -135,10 +135,10 @@ def served_qa(settings: Any, driver: Any, domain: str, expander: Any,
               ) -> tuple[DomainQA, Checkpoint | None]:
     """The ``DomainQA`` of ``domain`` with its active QA checkpoint (None if untrained) and
     graph features, as the service builds it; and that checkpoint."""
-    from fusion.checkpoint import load_checkpoint, qa_artifacts
-    from fusion.linking import AliasIndex
-    from fusion.pipeline import DomainQA
-    from fusion.space import load_graph_features
+    from fusion.language.linking import AliasIndex
+    from fusion.model.space import load_graph_features
+    from fusion.serve.checkpoint import load_checkpoint, qa_artifacts
+    from fusion.serve.pipeline import DomainQA
     from graph.store import GraphStore
 
     version = qa_artifacts(settings).active_version(domain)

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.errors import NotFoundError
 from core.settings import Settings  # noqa: E402
-from fusion.evaluate import evaluate_rows  # noqa: E402
-from fusion.pipeline import QAService  # noqa: E402
+from fusion.learn.evaluate import evaluate_rows  # noqa: E402
 from fusion.reasoner.model import ReasonerConfig  # noqa: E402
 from fusion.reasoner.train import train_reasoner  # noqa: E402
+from fusion.serve.pipeline import QAService  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.migrate.runner import MigrationRunner  # noqa: E402
 from graph.store import GraphStore  # noqa: E402

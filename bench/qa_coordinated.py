@@ -1,9 +1,9 @@
 """QA on questions with several topics joined by "and": coordinated topics against the first
-topic alone (kgr before ``fusion.coordination``), side by side, with the served models.
+topic alone (kgr before ``fusion.serve.coordination``), side by side, with the served models.
 
 "Which diseases present both arachnodactyly and ectopia lentis?" asks for the diseases that
 have *both*. The questions are generated from each domain's graph in held-out wording
-(``fusion.questions.generate_coordinated_questions``): one relation path of 1..3 hops, asked
+(``fusion.learn.questions.generate_coordinated_questions``): one relation path of 1..3 hops, asked
 from ``--topics`` entities, gold = the entities that every topic's path reaches. "first
 alone" answers from the first mention only, as kgr did before; "share" is the fraction of
 questions whose gold answers are fewer than the first topic's own answers (where reading one
@@ -36,11 +36,11 @@ import torch  # noqa: E402
 
 from bench.common import paired_by_hops, percentile, print_paired, served_qa  # noqa: E402
 from core.settings import get_settings  # noqa: E402
-from fusion.evaluate import evaluate_rows  # noqa: E402
-from fusion.graphdata import DomainGraph  # noqa: E402
-from fusion.linking import normalize  # noqa: E402
-from fusion.questions import generate_coordinated_questions  # noqa: E402
-from fusion.retrieval import Neo4jExpander  # noqa: E402
+from fusion.language.linking import normalize  # noqa: E402
+from fusion.learn.evaluate import evaluate_rows  # noqa: E402
+from fusion.learn.questions import generate_coordinated_questions  # noqa: E402
+from fusion.model.graphdata import DomainGraph  # noqa: E402
+from fusion.serve.retrieval import Neo4jExpander  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 
 

@@ -5,7 +5,8 @@ pykeen's bundled UMLS semantic network (135 concepts, 46 relationship types name
 shapes: ``TREATS``, ``CARRIES_OUT``, ``OCCURS_IN``, ``LOCATION_OF``, ``ADJACENT_TO``, ``ISA``,
 ...) into the configured Neo4j as a scratch domain, asks the hand-written questions of
 ``bench/data/custom_umls.jsonl`` (written before the name reader existed), and prints side by
-side the phrasings read from the names (``fusion.relwords``) against the fixed frames kgr used
+side the phrasings read from the names (``fusion.language.relwords``) against the fixed frames kgr
+used
 before ("that {x} treats", "treats by {x}", "with a treats link from {x}", ...):
 
 - zero-shot: no training;
@@ -35,19 +36,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-import fusion.verbalize as verbalize  # noqa: E402
+import fusion.language.verbalize as verbalize  # noqa: E402
 from bench.qa_natural import gold_answers  # noqa: E402
 from core.settings import get_settings  # noqa: E402
-from fusion.checkpoint import load_checkpoint, qa_artifacts  # noqa: E402
-from fusion.config import TrainConfig  # noqa: E402
-from fusion.graphdata import DomainGraph  # noqa: E402
-from fusion.linking import AliasIndex  # noqa: E402
-from fusion.pipeline import DomainQA, relation_label  # noqa: E402
-from fusion.questions import generate_questions  # noqa: E402
-from fusion.relwords import read_name  # noqa: E402
-from fusion.retrieval import Neo4jExpander  # noqa: E402
-from fusion.stats import paired_outcomes, sign_test  # noqa: E402
-from fusion.train import train_domain  # noqa: E402
+from fusion.language.linking import AliasIndex  # noqa: E402
+from fusion.language.relwords import read_name  # noqa: E402
+from fusion.learn.questions import generate_questions  # noqa: E402
+from fusion.learn.stats import paired_outcomes, sign_test  # noqa: E402
+from fusion.learn.train import train_domain  # noqa: E402
+from fusion.model.config import TrainConfig  # noqa: E402
+from fusion.model.graphdata import DomainGraph  # noqa: E402
+from fusion.serve.checkpoint import load_checkpoint, qa_artifacts  # noqa: E402
+from fusion.serve.pipeline import DomainQA, relation_label  # noqa: E402
+from fusion.serve.retrieval import Neo4jExpander  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
 from graph.writer import (  # noqa: E402

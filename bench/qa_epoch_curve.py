@@ -3,7 +3,7 @@
 What model selection sees (validation Hits@1 on the split ``TrainConfig.validation`` makes)
 printed beside what it is meant to predict (Hits@1 per hop on generated questions in the
 held-out phrasings and frames), after every training epoch of one run (no refit). The comments
-on ``fusion.config.MANY_EXAMPLES`` and ``TrainConfig.validation`` quote its output. Both are
+on ``fusion.model.config.MANY_EXAMPLES`` and ``TrainConfig.validation`` quote its output. Both are
 measured with the in-memory beam search from the gold topic entities (no linking), so the
 levels sit a little apart from ``bench/qa_quality.py``'s.
 
@@ -24,11 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.settings import get_settings  # noqa: E402
-from fusion.config import TrainConfig
-from fusion.graphdata import DomainGraph  # noqa: E402
-from fusion.questions import generate_splits  # noqa: E402
-from fusion.space import ActionSpace  # noqa: E402
-from fusion.train import (
+from fusion.learn.questions import generate_splits  # noqa: E402
+from fusion.learn.train import (
     Prepared,
     _new_model,
     _set_lr,
@@ -38,6 +35,9 @@ from fusion.train import (
     split_validation,
     validation_hits,
 )
+from fusion.model.config import TrainConfig
+from fusion.model.graphdata import DomainGraph  # noqa: E402
+from fusion.model.space import ActionSpace  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 
 

@@ -16,7 +16,7 @@ and sorts every evaluation question whose top answer is wrong:
 - ``wrong hop, not offered``: the chosen relation does not leave those nodes.
 
 For the ``both offered`` errors it then asks whether anything about the graph favours the asked
-relation over the chosen one. The question generator (``fusion.questions._walk``) picks each
+relation over the chosen one. The question generator (``fusion.learn.questions._walk``) picks each
 hop's relation uniformly among those leaving the current node, so among the training questions
 asked at nodes that offer both, the asked one should come up about half the time: the printed
 share is what a model that knew the graph perfectly (any entity or relation embedding) could
@@ -39,15 +39,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.settings import get_settings  # noqa: E402
-from fusion.checkpoint import load_checkpoint, qa_artifacts  # noqa: E402
-from fusion.config import TrainConfig  # noqa: E402
-from fusion.graphdata import DomainGraph  # noqa: E402
-from fusion.linking import AliasIndex  # noqa: E402
-from fusion.pipeline import DomainQA  # noqa: E402
-from fusion.questions import generate_splits  # noqa: E402
-from fusion.retrieval import Neo4jExpander  # noqa: E402
-from fusion.space import load_graph_features  # noqa: E402
-from fusion.train import train_domain  # noqa: E402
+from fusion.language.linking import AliasIndex  # noqa: E402
+from fusion.learn.questions import generate_splits  # noqa: E402
+from fusion.learn.train import train_domain  # noqa: E402
+from fusion.model.config import TrainConfig  # noqa: E402
+from fusion.model.graphdata import DomainGraph  # noqa: E402
+from fusion.model.space import load_graph_features  # noqa: E402
+from fusion.serve.checkpoint import load_checkpoint, qa_artifacts  # noqa: E402
+from fusion.serve.pipeline import DomainQA  # noqa: E402
+from fusion.serve.retrieval import Neo4jExpander  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
 

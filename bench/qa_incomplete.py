@@ -7,7 +7,7 @@ served configuration, ``EncoderConfig.for_graph``) and a text-only QA model on w
 from the *complete* graph, in held-out wording, against the reduced one. Side by side:
 
 - recorded links only: the fine-tuned model and zero-shot over the reduced graph;
-- with predicted links (``fusion.linkpred``): the same models, and retrieval also follows the
+- with predicted links (``fusion.serve.linkpred``): the same models, and retrieval also follows the
   encoder's ``--top-m`` most likely missing ends of each hop it reads.
 
 "broken" counts the questions whose gold path reaches no gold answer in the reduced graph
@@ -36,16 +36,16 @@ import torch  # noqa: E402
 
 from bench.common import paired_by_hops, print_paired  # noqa: E402
 from core.settings import get_settings  # noqa: E402
-from fusion.checkpoint import load_checkpoint, qa_artifacts  # noqa: E402
-from fusion.config import TrainConfig  # noqa: E402
-from fusion.evaluate import evaluate_rows  # noqa: E402
-from fusion.graphdata import DomainGraph  # noqa: E402
-from fusion.linking import AliasIndex  # noqa: E402
-from fusion.linkpred import LinkPredictor  # noqa: E402
-from fusion.pipeline import DomainQA  # noqa: E402
-from fusion.questions import generate_questions  # noqa: E402
-from fusion.retrieval import MemoryExpander  # noqa: E402
-from fusion.train import train_domain  # noqa: E402
+from fusion.language.linking import AliasIndex  # noqa: E402
+from fusion.learn.evaluate import evaluate_rows  # noqa: E402
+from fusion.learn.questions import generate_questions  # noqa: E402
+from fusion.learn.train import train_domain  # noqa: E402
+from fusion.model.config import TrainConfig  # noqa: E402
+from fusion.model.graphdata import DomainGraph  # noqa: E402
+from fusion.serve.checkpoint import load_checkpoint, qa_artifacts  # noqa: E402
+from fusion.serve.linkpred import LinkPredictor  # noqa: E402
+from fusion.serve.pipeline import DomainQA  # noqa: E402
+from fusion.serve.retrieval import MemoryExpander  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.encoder.config import EncoderConfig  # noqa: E402
 from graph.encoder.data import KGData  # noqa: E402

@@ -28,10 +28,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.pathquestion import data_dir, load_domain, read_rows  # noqa: E402
 from core.errors import NotFoundError
 from core.settings import Settings  # noqa: E402
-from fusion.evaluate import evaluate_rows  # noqa: E402
-from fusion.pipeline import QAService  # noqa: E402
+from fusion.learn.evaluate import evaluate_rows  # noqa: E402
 from fusion.reasoner.model import ReasonerConfig  # noqa: E402
 from fusion.reasoner.train import train_reasoner  # noqa: E402
+from fusion.serve.pipeline import QAService  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.encoder import train_domain as train_encoder  # noqa: E402
 from graph.encoder.checkpoint import encoder_artifacts  # noqa: E402

@@ -10,13 +10,14 @@ the "where" rule); ``natural_test``: written after that, measured once, then its
 to the subject rule (so it is no longer clean); ``natural_test2``: written on 2026-12-01 before
 any change of that round and not looked at question by question; ``natural_coord``: questions
 with two or three topics joined by "and" / "or" (rows with "topics" and "operator"), written
-after ``fusion.coordination`` and measured once before any change to it; ``natural_test3``:
+after ``fusion.serve.coordination`` and measured once before any change to it; ``natural_test3``:
 written on 2026-12-01 in styles the others lack (imperatives, keyword queries, lower case, short
 company names such as "Apple"), measured once, then its failures led to the short-name linking
 and the "who" / "kinds of" parse rules (so it is no longer clean either); ``natural_test4``:
 written after those changes, measured once; ``natural_test5``: written on 2026-12-02 before any
 change of that round (possessives, typos, "how many", polite wrappers), measured once, then its
-failures led to the wh-clause rule (``fusion.parse.wh_clause``); ``natural_test6``: written on
+failures led to the wh-clause rule (``fusion.language.parse.wh_clause``); ``natural_test6``:
+written on
 2026-12-04 before any change of that round was measured on it (past tense, "Inc." mid-sentence,
 "the price of X", "the gene X", colon and keyword styles), measured before and after them.
 
@@ -38,10 +39,10 @@ import torch  # noqa: E402
 
 from bench.common import served_qa  # noqa: E402
 from core.settings import get_settings  # noqa: E402
-from fusion.evaluate import evaluate_rows  # noqa: E402
-from fusion.graphdata import DomainGraph  # noqa: E402
-from fusion.linking import normalize  # noqa: E402
-from fusion.retrieval import Neo4jExpander  # noqa: E402
+from fusion.language.linking import normalize  # noqa: E402
+from fusion.learn.evaluate import evaluate_rows  # noqa: E402
+from fusion.model.graphdata import DomainGraph  # noqa: E402
+from fusion.serve.retrieval import Neo4jExpander  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -76,7 +77,7 @@ def main() -> None:
     parser.add_argument("--verbose", action="store_true", help="print every question's answer")
     parser.add_argument("--first-topic-only", action="store_true",
                         help="answer from the first mention alone (no coordinated topics), "
-                        "as kgr did before fusion.coordination")
+                        "as kgr did before fusion.serve.coordination")
     args = parser.parse_args()
     torch.set_num_threads(2)
     settings = get_settings()

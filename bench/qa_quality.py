@@ -36,16 +36,16 @@ import torch  # noqa: E402
 
 from bench.common import paired_by_hops, print_paired  # noqa: E402
 from core.settings import get_settings  # noqa: E402
-from fusion.checkpoint import load_checkpoint, qa_artifacts  # noqa: E402
-from fusion.config import TrainConfig  # noqa: E402
-from fusion.evaluate import evaluate_rows  # noqa: E402
-from fusion.graphdata import DomainGraph  # noqa: E402
-from fusion.linking import AliasIndex  # noqa: E402
-from fusion.pipeline import DomainQA  # noqa: E402
-from fusion.questions import generate_questions, generate_splits  # noqa: E402
-from fusion.retrieval import Neo4jExpander  # noqa: E402
-from fusion.space import load_graph_features  # noqa: E402
-from fusion.train import train_domain  # noqa: E402
+from fusion.language.linking import AliasIndex  # noqa: E402
+from fusion.learn.evaluate import evaluate_rows  # noqa: E402
+from fusion.learn.questions import generate_questions, generate_splits  # noqa: E402
+from fusion.learn.train import train_domain  # noqa: E402
+from fusion.model.config import TrainConfig  # noqa: E402
+from fusion.model.graphdata import DomainGraph  # noqa: E402
+from fusion.model.space import load_graph_features  # noqa: E402
+from fusion.serve.checkpoint import load_checkpoint, qa_artifacts  # noqa: E402
+from fusion.serve.pipeline import DomainQA  # noqa: E402
+from fusion.serve.retrieval import Neo4jExpander  # noqa: E402
 from graph.artifacts import ArtifactStore  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 from graph.store import GraphStore  # noqa: E402
@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--few-shot", type=int, default=50,
                         help="labelled questions in the evaluation wording (few-shot)")
     parser.add_argument("--epochs", type=int, default=None,
-                        help="most epochs (default: fusion.train.TrainConfig.resolved)")
+                        help="most epochs (default: fusion.learn.train.TrainConfig.resolved)")
     parser.add_argument("--encoder-epochs", type=int, default=10)
     parser.add_argument("--encoder-dim", type=int, default=64)
     parser.add_argument("--no-encoder-training", dest="train_encoder", action="store_false",

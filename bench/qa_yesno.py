@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 from core.settings import get_settings  # noqa: E402
-from fusion.check import asked_relations, check_pair  # noqa: E402
-from fusion.graphdata import DomainGraph  # noqa: E402
-from fusion.linking import normalize  # noqa: E402
-from fusion.pipeline import QAService  # noqa: E402
+from fusion.language.linking import normalize  # noqa: E402
+from fusion.model.graphdata import DomainGraph  # noqa: E402
+from fusion.serve.check import asked_relations, check_pair  # noqa: E402
+from fusion.serve.pipeline import QAService  # noqa: E402
 from graph.driver import make_driver  # noqa: E402
 
 DATA = Path(__file__).resolve().parent / "data" / "yesno_test.jsonl"

@@ -1,4 +1,4 @@
-"""``kgr models``: the stored versions of the encoder and QA models (``fusion.versions``)."""
+"""``kgr models``: the stored versions of the encoder and QA models (``fusion.serve.versions``)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from cli.common import (
 )
 
 if TYPE_CHECKING:
-    from fusion.versions import Kind, VersionInfo
+    from fusion.serve.versions import Kind, VersionInfo
 
 app = typer.Typer(help="Stored model versions: list, activate (roll back), delete, prune.",
                   no_args_is_help=True)
@@ -29,7 +29,7 @@ JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
 
 
 def _kind(value: str) -> Kind:
-    from fusion.versions import check_kind
+    from fusion.serve.versions import check_kind
 
     return check_kind(value)
 
@@ -107,7 +107,7 @@ def activate_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG,
 def delete_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG,
                version: str = typer.Argument(...)) -> None:
     """Remove a stored version (not the active one)."""
-    from fusion.versions import delete_version
+    from fusion.serve.versions import delete_version
 
     delete_version(settings(), _kind(kind), domain, version)
     console.print(f"{kind} version {version} of {domain} deleted")
@@ -119,7 +119,7 @@ def prune_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG,
               keep: int = typer.Option(3, "--keep", help="How many of the newest to keep"),
               json_out: bool = JSON_OPT) -> None:
     """Remove all but the newest versions; the active one always stays."""
-    from fusion.versions import prune_versions
+    from fusion.serve.versions import prune_versions
 
     deleted = prune_versions(settings(), _kind(kind), domain, keep)
     if json_out:
@@ -137,7 +137,7 @@ def show_cmd(kind: str = KIND_ARG, domain: str = DOMAIN_ARG,
                                        "this PNG file"),
              json_out: bool = JSON_OPT) -> None:
     """A version's training history, epoch by epoch (and its curves with --plot)."""
-    from fusion.curves import plot as draw
+    from fusion.learn.curves import plot as draw
     from usecases.models import show_model
 
     curves = show_model(settings(), _kind(kind), domain, version)

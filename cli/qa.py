@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from cli.common import console, handle_errors, open_driver, print_json, print_table, settings
 from cli.groups import eval_app, train_app
 from cli.progress import fraction_progress
-from fusion.schemas import MAX_BATCH_QUESTIONS, AskOptions, AskResponse
+from fusion.serve.schemas import MAX_BATCH_QUESTIONS, AskOptions, AskResponse
 
 DOMAIN_OPT = typer.Option(..., "--domain", "-d", help="Domain, e.g. medical or finance")
 JSON_OPT = typer.Option(False, "--json", help="Print JSON for scripts")
@@ -29,8 +29,8 @@ def generate(
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """Generate multi-hop questions with their answers from the domain graph."""
-    from fusion.graphdata import DomainGraph
-    from fusion.questions import generate_splits, write_jsonl
+    from fusion.learn.questions import generate_splits, write_jsonl
+    from fusion.model.graphdata import DomainGraph
 
     cfg = settings()
     with open_driver(cfg) as driver:
@@ -68,7 +68,7 @@ def train_qa(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Fine-tune a QA model; publishes a new active version (safetensors + config)."""
-    from fusion.questions import read_jsonl
+    from fusion.learn.questions import read_jsonl
     from usecases.train_qa import QATrainingRequest, train_qa
 
     cfg = settings()
@@ -91,7 +91,7 @@ def train_qa(
         terms = result[name].get("graph_terms")
         if terms is None or terms["kept"]:
             return name
-        # fusion.train.TrainConfig.graph_terms_p: the text head serves instead
+        # fusion.learn.train.TrainConfig.graph_terms_p: the text head serves instead
         return (f"{name} (not kept: +{terms['wins']} / -{terms['losses']} validation questions "
                 f"against the text head, p = {terms['p']:.2f})")
 
@@ -118,8 +118,8 @@ def eval_qa(
     json_out: bool = JSON_OPT,
 ) -> None:
     """Hits@1, Hits@5 and MRR per hop count."""
-    from fusion.pipeline import QAService
-    from fusion.questions import read_jsonl
+    from fusion.learn.questions import read_jsonl
+    from fusion.serve.pipeline import QAService
     from usecases.evaluate import QAEvaluationRequest, eval_mode, evaluate_qa
 
     chosen = eval_mode(mode, use_graph=not no_graph)
@@ -250,7 +250,7 @@ def _answer(questions: list[str], options: AskOptions, url: str | None,
             return [r for start in range(0, len(questions), MAX_BATCH_QUESTIONS)
                     for r in client.ask_batch(questions[start:start + MAX_BATCH_QUESTIONS],
                                               **asked).results]
-    from fusion.pipeline import QAService
+    from fusion.serve.pipeline import QAService
     from usecases.ask import ask_batch
 
     cfg = settings()
@@ -277,7 +277,7 @@ def _read_questions(path: Path) -> list[str]:
 @handle_errors
 def phrasings(domain: str = DOMAIN_OPT, json_out: bool = JSON_OPT) -> None:
     """How questions name each relationship type of a domain, and where the words come from."""
-    from fusion.pipeline import QAService
+    from fusion.serve.pipeline import QAService
 
     cfg = settings()
     with open_driver(cfg) as driver:

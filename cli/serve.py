@@ -160,8 +160,8 @@ def up(
                       offline=LocalNeo4j(cfg) if cfg.uses_local_server and offline_import
                       else None)
         if train:
-            from fusion.checkpoint import qa_artifacts
-            from fusion.train import train_from_generated
+            from fusion.learn.train import train_from_generated
+            from fusion.serve.checkpoint import qa_artifacts
 
             for domain in plan.domains:
                 if retrain or encoder_artifacts(cfg).active_version(domain) is None:

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     text_runtime: Literal["onnx", "torch"] = "onnx"
     # PyTorch's intra-op threads while the API serves (training jobs take every core while
     # they run): an ask's tensors are tiny, and more threads wake and spin for each op, taking
-    # the cores from Neo4j and MiniLM (``fusion.threads``).
+    # the cores from Neo4j and MiniLM (``fusion.serve.threads``).
     serve_torch_threads: int = Field(default=1, ge=1, le=256)
     # Background jobs (``api.jobs``, records in Neo4j): training jobs running at once over
     # every API process (beyond it: 429); a live job whose owner on another host has not

@@ -48,7 +48,7 @@ WITH n LIMIT $batch_size
 DETACH DELETE n
 RETURN count(*) AS deleted
 """
-# how the domain's questions name its relationship and entity types (``fusion.vocabulary``)
+# how the domain's questions name its relationship and entity types (``fusion.language.vocabulary``)
 DELETE_DOMAIN_PHRASINGS_QUERY = """
 MATCH (p) WHERE (p:_Phrasings OR p:_TypeWords OR p:_DomainPolicy) AND p.domain = $domain
 DELETE p
@@ -149,7 +149,7 @@ def _delete_domain(driver: Driver, database: str, domain: str, batch_size: int) 
             deleted += count
             if count == 0:
                 break
-        # and how its questions name its relationship types (``fusion.vocabulary``)
+        # and how its questions name its relationship types (``fusion.language.vocabulary``)
         driver.execute_query(DELETE_DOMAIN_PHRASINGS_QUERY, {"domain": domain},
                              database_=database)
     return deleted

@@ -9,7 +9,7 @@ from typing import Any
 from neo4j import Driver
 
 from core.settings import Settings
-from fusion.graphdata import DomainGraph
+from fusion.model.graphdata import DomainGraph
 from graph.writer import entity_row, relation_row, write_entities, write_relations
 
 # (words in the question, relation path): the questions name no entity type

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from fusion.pipeline import QAService
-from fusion.schemas import MAX_BATCH_QUESTIONS, AskOptions, AskResponse
+from fusion.serve.pipeline import QAService
+from fusion.serve.schemas import MAX_BATCH_QUESTIONS, AskOptions, AskResponse
 
 
 def ask_arguments(options: AskOptions) -> dict[str, Any]:

@@ -10,12 +10,12 @@ from typing import TYPE_CHECKING, Any, get_args
 from core.settings import Settings
 from fusion.exceptions import QuestionError
 from fusion.reasoner.learn import ProgressFn
-from fusion.schemas import EvalMode, EvalQARequest
+from fusion.serve.schemas import EvalMode, EvalQARequest
 
 if TYPE_CHECKING:  # the service's module loads torch and the models' code
     from neo4j import Driver
 
-    from fusion.pipeline import QAService
+    from fusion.serve.pipeline import QAService
     from graph.encoder import EncoderBundle
 
 # the held-out evaluation questions are generated beside this many training ones per hop
@@ -59,10 +59,10 @@ def evaluate_qa(settings: Settings, driver: Driver, service: QAService, domain: 
                 request: QAEvaluationRequest,
                 progress: ProgressFn | None = None) -> dict[str, Any]:
     """Hits@1, Hits@5 and MRR per hop count, for each mode: ``{"domain", "questions",
-    "results": {mode: fusion.evaluate.evaluate_rows's result}}``."""
-    from fusion.evaluate import evaluate_rows
-    from fusion.graphdata import DomainGraph
-    from fusion.questions import generate_splits
+    "results": {mode: fusion.learn.evaluate.evaluate_rows's result}}``."""
+    from fusion.learn.evaluate import evaluate_rows
+    from fusion.learn.questions import generate_splits
+    from fusion.model.graphdata import DomainGraph
 
     rows = [dict(r) for r in request.rows]
     if not rows:

@@ -1,6 +1,6 @@
 """Model versions (``kgr models ...`` and ``/v1/models``): list a domain's stored encoder or
 QA versions, show one's training history, activate (roll back to) one. Storing and loading
-versions is ``fusion.versions``'s; this is what a user asks of them."""
+versions is ``fusion.serve.versions``'s; this is what a user asks of them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from core.settings import Settings
-from fusion.versions import Kind, VersionInfo, activate_version, artifacts_of, list_versions
+from fusion.serve.versions import Kind, VersionInfo, activate_version, artifacts_of, list_versions
 from graph.exceptions import DatabaseUnavailableError
 
 if TYPE_CHECKING:
@@ -49,6 +49,6 @@ def activate_model(settings: Settings, driver: Driver, kind: Kind, domain: str, 
 def show_model(settings: Settings, kind: Kind, domain: str,
                version: str) -> dict[str, list[dict[str, Any]]]:
     """A version's training history, epoch by epoch, per trained head."""
-    from fusion.curves import read_histories, version_folder
+    from fusion.learn.curves import read_histories, version_folder
 
     return read_histories(version_folder(settings, kind, domain, version))

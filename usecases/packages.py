@@ -20,7 +20,7 @@ from graph.migrate.history import AppliedMigration
 from graph.migrate.runner import MigrationRunner
 
 if TYPE_CHECKING:
-    from fusion.pipeline import QAService
+    from fusion.serve.pipeline import QAService
 
 ARCHIVE_SUFFIXES = (".zip", ".tar.gz", ".tgz", ".tar")
 

@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from core.settings import Settings
 from fusion.exceptions import QuestionError, TrainingDataError
-from fusion.graphdata import DomainGraph
+from fusion.model.graphdata import DomainGraph
 from fusion.reasoner.learn import ProgressFn
-from fusion.schemas import TrainQARequest
+from fusion.serve.schemas import TrainQARequest
 
 if TYPE_CHECKING:  # the service's module loads torch and the models' code
-    from fusion.pipeline import QAService
+    from fusion.serve.pipeline import QAService
 
 ModelKind = Literal["auto", "reasoner", "fusion"]
 
@@ -65,12 +65,12 @@ def train_qa(settings: Settings, driver: Any, domain: str, request: QATrainingRe
     """Train and activate a QA model for ``domain``; returns the training summary. A
     ``service`` that serves questions (the API's) drops what it had loaded of the domain, so
     that the next question uses the new model."""
-    from fusion.config import TrainConfig
-    from fusion.questions import generate_questions
+    from fusion.language.verbalize import Wording
+    from fusion.learn.questions import generate_questions
+    from fusion.learn.train import train_domain
+    from fusion.model.config import TrainConfig
     from fusion.reasoner.model import ReasonerConfig
     from fusion.reasoner.train import train_reasoner
-    from fusion.train import train_domain
-    from fusion.verbalize import Wording
 
     graph = DomainGraph.load(driver, settings.neo4j_database, domain)
     rows = list(request.rows)

@@ -21,7 +21,7 @@ from api.deps import (
 from api.errors import errors
 from api.jobs import EVAL_QA, TRAIN_QA, Job
 from api.metrics import Metrics
-from fusion.schemas import (
+from fusion.serve.schemas import (
     AskBatchRequest,
     AskBatchResponse,
     AskRequest,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from api.deps import AdminDep, AdminStoreDep, DriverDep, JobsDep, ReaderStoreDep, SettingsDep
 from api.errors import errors
 from api.jobs import ACTIVATE_ENCODER, ACTIVATE_QA, Job, ProgressFn
-from fusion.versions import Kind, VersionInfo, delete_version, prune_versions
+from fusion.serve.versions import Kind, VersionInfo, delete_version, prune_versions
 from usecases.models import activate_model as activate
 from usecases.models import check_stored
 from usecases.models import list_models as listed

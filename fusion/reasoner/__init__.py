@@ -14,7 +14,7 @@ no word rules are given to it.
 - ``learn``: training by the marginal likelihood of the paths that reach the answers (the
   path is latent, as the entity transfer is in TransferNet), with early stopping on
   validation Hits@1 measured by executing the model's paths on the graph.
-- ``serve``: the trained model as a ``fusion.retrieval.Scorer``, so the bounded beam search
+- ``serve``: the trained model as a ``fusion.serve.retrieval.Scorer``, so the bounded beam search
   over Neo4j executes its paths and returns answers with their evidence.
 - ``checkpoint``: a version folder (safetensors + config) of the QA artifact store.
 """

@@ -192,7 +192,7 @@ def embedding_probs(model: AnswerScorer, questions: Tensor, topics: Tensor,
 
 def capped(scores: Mapping[str, float]) -> dict[str, float]:
     """Each answer's path probability, the sum over the paths that reach it capped at 1 (as
-    ``fusion.retrieval.rank_answers`` gives it). Not renormalised over the answers: when the
+    ``fusion.serve.retrieval.rank_answers`` gives it). Not renormalised over the answers: when the
     reading the reasoner believes in needs a link the graph lacks, its probability reaches no
     entity, and the little that other readings reach must not be inflated to a certainty."""
     return {k: min(1.0, v) for k, v in scores.items()}

@@ -13,12 +13,12 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from fusion.language.verbalize import Wording
+from fusion.model.space import ActionSpace
 from fusion.reasoner.answers import AnswerScorer
 from fusion.reasoner.model import PathReasoner, ReasonerConfig, load_tokenizer
 from fusion.reasoner.serve import ONNX_FILE, ReasonerRunner
 from fusion.reasoner.vocab import Vocab
-from fusion.space import ActionSpace
-from fusion.verbalize import Wording
 from graph.artifacts import ArtifactStore
 
 KIND = "reasoner"
@@ -55,7 +55,7 @@ class AnswerHead:
 
 @dataclass
 class ReasonerCheckpoint:
-    """A loaded reasoner version; shaped like ``fusion.checkpoint.Checkpoint`` where the ask
+    """A loaded reasoner version; shaped like ``fusion.serve.checkpoint.Checkpoint`` where the ask
     pipeline reads one (``space``, ``config``, ``version``, no fusion ``heads``)."""
 
     version: str

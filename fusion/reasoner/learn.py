@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from fusion.graphdata import DomainGraph
+from fusion.model.graphdata import DomainGraph
 from fusion.reasoner.model import PathReasoner, ReasonerConfig
 from fusion.reasoner.supervision import Example, Reached, walk
 from fusion.reasoner.vocab import Vocab
@@ -98,7 +98,7 @@ def marginal_nll(logp: torch.Tensor, question: torch.Tensor, n_questions: int) -
 def answer_scores(model_out: Any, row: int, paths: Sequence[Reached], vocab: Vocab,
                   max_hops: int) -> dict[str, float]:
     """Each entity's probability of being reached: the sum over ``paths`` (as the served beam
-    search ranks answers, ``fusion.retrieval.rank_answers``)."""
+    search ranks answers, ``fusion.serve.retrieval.rank_answers``)."""
     scores: dict[str, float] = {}
     for path in paths:
         ids = vocab.path_ids(path.steps, path.answer_type)

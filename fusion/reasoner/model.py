@@ -134,7 +134,8 @@ class PathReasoner(nn.Module):
     """The heads over the (fine-tuned) question states.
 
     ``hop_text: [H, d]`` and ``type_text: [Y, d]`` are the MiniLM sentence vectors of each hop's
-    and type's words (``fusion.space.ActionSpace``): a hop is scored by how well a step's reading
+    and type's words (``fusion.model.space.ActionSpace``): a hop is scored by how well a step's
+    reading
     of the question matches its words, plus a learned residual, so relation names read as words
     give the untrained heads a sensible start and few labelled rows go a long way."""
 

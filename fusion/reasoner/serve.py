@@ -1,4 +1,4 @@
-"""The trained reasoner as a ``fusion.retrieval.Scorer``: the beam search over the graph
+"""The trained reasoner as a ``fusion.serve.retrieval.Scorer``: the beam search over the graph
 executes its paths (bounded Neo4j reads, evidence paths) with its probabilities."""
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ from typing import Any
 
 import torch
 
+from fusion.language.text import ONNX_OPSET
+from fusion.language.verbalize import STOP, Action
 from fusion.reasoner.model import PathReasoner, StepOutput
 from fusion.reasoner.vocab import Vocab
-from fusion.retrieval import BeamItem, Scorer
-from fusion.text import ONNX_OPSET
-from fusion.threads import default_threads
-from fusion.verbalize import STOP, Action
+from fusion.serve.retrieval import BeamItem, Scorer
+from fusion.serve.threads import default_threads
 
 log = logging.getLogger("kgr.fusion")
 NEG_INF = float("-inf")

@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from fusion.graphdata import DomainGraph
-from fusion.verbalize import Action
+from fusion.language.verbalize import Action
+from fusion.model.graphdata import DomainGraph
 
 REASON_TOPIC = "topic not found"
 REASON_ANSWER = "answer not found"

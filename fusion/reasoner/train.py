@@ -9,12 +9,12 @@ from typing import Any
 import torch
 
 from core.settings import Settings
-from fusion.checkpoint import qa_artifacts
 from fusion.exceptions import TrainingDataError
-from fusion.graphdata import DomainGraph
-from fusion.inference import MASK, encode_questions
-from fusion.linking import EntityLinker, mask_question, names_index
-from fusion.questions import alias_index_of
+from fusion.language.linking import EntityLinker, mask_question, names_index
+from fusion.learn.questions import alias_index_of
+from fusion.learn.train import resolve
+from fusion.model.graphdata import DomainGraph
+from fusion.model.space import ActionSpace, load_graph_features
 from fusion.reasoner.answers import (
     AnswerScorerConfig,
     ScorerRow,
@@ -29,14 +29,14 @@ from fusion.reasoner.learn import ProgressFn, fit, path_answer_scores, split
 from fusion.reasoner.model import PathReasoner, ReasonerConfig, load_tokenizer
 from fusion.reasoner.supervision import Example, LinkedRow, RowReport, build_examples
 from fusion.reasoner.vocab import Vocab
-from fusion.space import ActionSpace, load_graph_features
-from fusion.train import resolve
+from fusion.serve.checkpoint import qa_artifacts
+from fusion.serve.inference import MASK, encode_questions
 from graph.lock import ModelLock
 
 
 class RowLinker:
     """A row's topic entities and its question with the topic masked, as the ask pipeline
-    masks it (``fusion.linking.mask_question``)."""
+    masks it (``fusion.language.linking.mask_question``)."""
 
     def __init__(self, graph: DomainGraph) -> None:
         self.graph = graph

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from fusion.verbalize import STOP, Action
+from fusion.language.verbalize import STOP, Action
 
 
 @dataclass

@@ -143,7 +143,7 @@ MATCH ()-[r]->() WHERE r._mig = $tag
 CALL (r) { DELETE r } IN TRANSACTIONS OF $batch_size ROWS
 """
 # How questions name a relationship type of a domain (a load's ``phrasings:``; read by
-# ``fusion.vocabulary``). One node per (domain, type) and migration: a later migration's
+# ``fusion.language.vocabulary``). One node per (domain, type) and migration: a later migration's
 # declaration wins, and a rolled-back one goes with its tag.
 CREATE_PHRASINGS_QUERY = """
 UNWIND $rows AS row
@@ -422,7 +422,8 @@ class MigrationContext:
 
     def declare_phrasings(self, domain: str, table: dict[str, tuple[list[str], list[str]]]
                           ) -> None:
-        """Record how questions name relationship types of ``domain`` (``fusion.vocabulary``):
+        """Record how questions name relationship types of ``domain``
+        (``fusion.language.vocabulary``):
         type -> (forward phrasings, backward phrasings), ``{x}`` for the entity asked about."""
         rows = [{"relation": rel, "forward": list(f), "backward": list(b)}
                 for rel, (f, b) in sorted(table.items())]
@@ -431,7 +432,7 @@ class MigrationContext:
 
     def declare_type_words(self, domain: str, table: dict[str, list[str]]) -> None:
         """Record other words questions use for entity types of ``domain`` ("medications" for
-        Drug; ``fusion.vocabulary``)."""
+        Drug; ``fusion.language.vocabulary``)."""
         rows = [{"type": t, "words": list(ws)} for t, ws in sorted(table.items())]
         if rows:
             self.run(CREATE_TYPE_WORDS_QUERY, {"domain": domain, "rows": rows})

@@ -8,8 +8,8 @@ from typing import Any
 from neo4j import Driver
 
 from core.settings import Settings
-from fusion.graphdata import DomainGraph
-from fusion.questions import generate_questions
+from fusion.learn.questions import generate_questions
+from fusion.model.graphdata import DomainGraph
 
 EDGE_EXISTS_QUERY = """
 MATCH (a:Entity {uid: $source})-[r]->(b:Entity {uid: $target})

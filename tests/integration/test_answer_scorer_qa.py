@@ -12,7 +12,7 @@ import pytest
 from neo4j import Driver
 
 from core.settings import Settings
-from fusion.pipeline import QAService
+from fusion.serve.pipeline import QAService
 from graph.encoder import train_domain as train_encoder
 from graph.encoder.config import EncoderConfig
 from graph.writer import entity_row, relation_row, write_entities, write_relations

@@ -1,6 +1,7 @@
 """A load declares how questions name its relationship types (``phrasings:`` in the manifest):
 kept in the graph by the migration, read by every process that serves the domain
-(``fusion.vocabulary``), and used by zero-shot answers, yes/no checks and question generation,
+(``fusion.language.vocabulary``), and used by zero-shot answers, yes/no checks and question
+generation,
 against the real Neo4j."""
 
 from __future__ import annotations
@@ -17,13 +18,13 @@ from neo4j import Driver
 
 from api.main import create_app
 from core.settings import Settings
-from fusion.config import TrainConfig
-from fusion.graphdata import DomainGraph
-from fusion.parse import parse_question
-from fusion.pipeline import QAService
-from fusion.questions import generate_questions
-from fusion.train import train_domain
-from fusion.verbalize import phrasings
+from fusion.language.parse import parse_question
+from fusion.language.verbalize import phrasings
+from fusion.learn.questions import generate_questions
+from fusion.learn.train import train_domain
+from fusion.model.config import TrainConfig
+from fusion.model.graphdata import DomainGraph
+from fusion.serve.pipeline import QAService
 from graph.migrate.exceptions import MigrationValidationError
 from graph.migrate.runner import MigrationRunner
 from graph.writer import delete_domain

@@ -1,4 +1,5 @@
-"""Entity linking (fusion.linking) against the real Neo4j: names, aliases, fuzzy matches and
+"""Entity linking (fusion.language.linking) against the real Neo4j: names, aliases, fuzzy matches
+and
 ambiguous mentions."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ import pytest
 from neo4j import Driver
 
 from core.settings import Settings
-from fusion.linking import EntityLinker
+from fusion.language.linking import EntityLinker
 from graph.store import GraphStore
 from graph.writer import entity_row, write_entities
 

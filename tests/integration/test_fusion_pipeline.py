@@ -1,4 +1,4 @@
-"""Answers of the QA service (fusion.pipeline) against the real Neo4j: evidence that exists,
+"""Answers of the QA service (fusion.serve.pipeline) against the real Neo4j: evidence that exists,
 ties, a changing graph, coordinated topics and predicted links."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ from neo4j import Driver
 
 from core.errors import ModelNotReadyError
 from core.settings import Settings
-from fusion.graphdata import DomainGraph
-from fusion.linkpred import LinkPredictor
-from fusion.pipeline import QAService
+from fusion.model.graphdata import DomainGraph
+from fusion.serve.linkpred import LinkPredictor
+from fusion.serve.pipeline import QAService
 from graph.encoder.checkpoint import load_active_encoder
 from graph.writer import entity_row, relation_row, write_entities, write_relations
 from tests.integration.fusion_support import edge_exists, toy_encoder_and_questions

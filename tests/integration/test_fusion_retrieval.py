@@ -1,4 +1,5 @@
-"""Neighbour retrieval (fusion.retrieval.Neo4jExpander) against the real Neo4j: its caps and cache,
+"""Neighbour retrieval (fusion.serve.retrieval.Neo4jExpander) against the real Neo4j: its caps and
+cache,
 and exact path reads that agree with the in-memory graph."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import pytest
 from neo4j import Driver
 
 from core.settings import Settings
-from fusion.retrieval import Caps, MemoryExpander, Neo4jExpander, beam_search
+from fusion.serve.retrieval import Caps, MemoryExpander, Neo4jExpander, beam_search
 from graph.writer import entity_row, relation_row, write_entities, write_relations
 from tests.unit.random_graphs import RELATIONS, random_typed_graph
 
@@ -120,7 +121,7 @@ def test_exact_path_reads_agree_with_the_in_memory_graph(
                              "Gene`) DETACH DELETE (x") == (0, True)
     assert neo.count_targets([uid[nodes[0]]], [("NOT_IN_SCHEMA", "out")], etype) == (0, True)
     # a hop frontier past the cap is cut: the count is then a lower bound, and says so
-    monkeypatch.setattr("fusion.retrieval.COUNT_FRONTIER", 2)
+    monkeypatch.setattr("fusion.serve.retrieval.COUNT_FRONTIER", 2)
     cut = 0
     for sources, steps, etype, exact_value in counts:
         value, exact = neo.count_targets([uid[n] for n in sources], steps, etype)

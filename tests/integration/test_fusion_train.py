@@ -1,4 +1,5 @@
-"""Training QA heads (fusion.train) against the real Neo4j: train then answer, the graph-head rule,
+"""Training QA heads (fusion.learn.train) against the real Neo4j: train then answer, the graph-head
+rule,
 model selection and the wording of the served models."""
 
 from __future__ import annotations
@@ -8,13 +9,13 @@ import torch
 from neo4j import Driver
 
 from core.settings import Settings
-from fusion.checkpoint import CONFIG_FILE, MODEL_FILE, TEXT_MODEL_FILE
-from fusion.config import TrainConfig
-from fusion.evaluate import evaluate_rows
-from fusion.graphdata import DomainGraph
-from fusion.pipeline import QAService
-from fusion.questions import generate_questions
-from fusion.train import train_domain
+from fusion.learn.evaluate import evaluate_rows
+from fusion.learn.questions import generate_questions
+from fusion.learn.train import train_domain
+from fusion.model.config import TrainConfig
+from fusion.model.graphdata import DomainGraph
+from fusion.serve.checkpoint import CONFIG_FILE, MODEL_FILE, TEXT_MODEL_FILE
+from fusion.serve.pipeline import QAService
 from tests.integration.fusion_support import toy_encoder_and_questions
 
 pytestmark = pytest.mark.integration
@@ -113,8 +114,8 @@ def test_model_selection_within_standard_errors_picks_the_earliest_close_epoch(
     driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
     clean_artifacts: None,
 ) -> None:
-    from fusion.space import ActionSpace
-    from fusion.train import fit, prepare
+    from fusion.learn.train import fit, prepare
+    from fusion.model.space import ActionSpace
 
     graph = DomainGraph.load(driver, settings.neo4j_database, domain)
     # questions that training improves on (validation loss falls each epoch): with seed 5's
@@ -136,9 +137,9 @@ def test_served_models_learn_every_phrasing_and_evaluation_says_when_wording_was
     driver: Driver, settings: Settings, toy_graph: dict[str, str], domain: str,
     clean_artifacts: None,
 ) -> None:
-    from fusion.checkpoint import load_checkpoint, qa_artifacts
-    from fusion.questions import generate_splits
-    from fusion.verbalize import phrasings
+    from fusion.language.verbalize import phrasings
+    from fusion.learn.questions import generate_splits
+    from fusion.serve.checkpoint import load_checkpoint, qa_artifacts
 
     graph = DomainGraph.load(driver, settings.neo4j_database, domain)
     every = generate_questions(graph, {1: 40}, "all", seed=2)

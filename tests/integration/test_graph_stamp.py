@@ -10,7 +10,7 @@ import pytest
 from neo4j import Driver
 
 from core.settings import Settings
-from fusion.pipeline import QAService
+from fusion.serve.pipeline import QAService
 from graph.migrate.exceptions import MigrationFailedError
 from graph.migrate.runner import MigrationRunner
 from graph.stamp import read_graph_stamp

@@ -19,8 +19,8 @@ from api.main import create_app
 from cli.main import app as cli_app
 from core.errors import ModelBusyError
 from core.settings import Settings
-from fusion.train import train_domain as train_qa
-from fusion.versions import activate_version, list_versions
+from fusion.learn.train import train_domain as train_qa
+from fusion.serve.versions import activate_version, list_versions
 from graph.encoder import train_domain as train_encoder
 from graph.encoder.serve import active_embedding, write_embeddings
 from graph.lock import ModelLock, force_release

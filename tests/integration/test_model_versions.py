@@ -1,4 +1,5 @@
-"""Stored model versions (fusion.versions) against the real Neo4j: /v1/models, `kgr models`, and a
+"""Stored model versions (fusion.serve.versions) against the real Neo4j: /v1/models, `kgr models`,
+and a
 QA graph head that is only used with the encoder it was trained with."""
 
 from __future__ import annotations
@@ -18,12 +19,12 @@ from typer.testing import CliRunner
 from api.main import create_app
 from cli.main import app as cli_app
 from core.settings import Settings
-from fusion.config import TrainConfig
-from fusion.graphdata import DomainGraph
-from fusion.pipeline import QAService
-from fusion.questions import generate_questions
-from fusion.train import train_domain as train_qa
-from fusion.versions import activate_version, list_versions
+from fusion.learn.questions import generate_questions
+from fusion.learn.train import train_domain as train_qa
+from fusion.model.config import TrainConfig
+from fusion.model.graphdata import DomainGraph
+from fusion.serve.pipeline import QAService
+from fusion.serve.versions import activate_version, list_versions
 from graph.encoder import train_domain as train_encoder
 from graph.encoder.checkpoint import encoder_artifacts
 from graph.encoder.serve import active_embedding

@@ -1,5 +1,5 @@
 """Questions over a user's own graph, whose relationship types kgr ships no words for: the
-phrasings are read from the types' names (``fusion.relwords``), against the real Neo4j."""
+phrasings are read from the types' names (``fusion.language.relwords``), against the real Neo4j."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 from neo4j import Driver
 
 from core.settings import Settings
-from fusion.pipeline import QAService
-from fusion.verbalize import phrasings
+from fusion.language.verbalize import phrasings
+from fusion.serve.pipeline import QAService
 from graph.writer import entity_row, relation_row, write_entities, write_relations
 
 pytestmark = pytest.mark.integration

@@ -8,10 +8,10 @@ import pytest
 from neo4j import Driver
 
 from core.settings import Settings
-from fusion.checkpoint import qa_artifacts
 from fusion.exceptions import TrainingDataError
-from fusion.pipeline import QAService
 from fusion.reasoner.model import ReasonerConfig
+from fusion.serve.checkpoint import qa_artifacts
+from fusion.serve.pipeline import QAService
 from tests.family import load_family, questions
 from usecases.train_qa import QATrainingRequest, train_qa
 
@@ -79,7 +79,7 @@ def test_a_short_training_keeps_its_config(driver: Driver, settings: Settings,
                             ReasonerConfig(epochs=1, tuned_layers=0), activate=False)
     assert qa_artifacts(settings).active_version(domain) is None  # stored, not served
     folder = qa_artifacts(settings).path(domain, result["version"])
-    from fusion.checkpoint import load_checkpoint
+    from fusion.serve.checkpoint import load_checkpoint
 
     loaded = load_checkpoint(folder)
     assert loaded.config["kind"] == "reasoner"

@@ -16,7 +16,7 @@ from neo4j import Driver
 from api.deps import get_runner
 from api.main import create_app
 from core.settings import Settings
-from fusion.retrieval import action_queries
+from fusion.serve.retrieval import action_queries
 from graph.migrate.runner import MigrationRunner
 from tests.conftest import CLEANUP_NAMESPACE_QUERY
 

@@ -7,7 +7,7 @@ import pytest
 from neo4j import Driver
 
 from core.settings import Settings
-from fusion.retrieval import Caps, Neo4jExpander, action_queries
+from fusion.serve.retrieval import Caps, Neo4jExpander, action_queries
 from tests.family import family_triples, graph_of, load_family
 
 pytestmark = pytest.mark.integration

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from fusion.graphdata import DomainGraph
+from fusion.model.graphdata import DomainGraph
 
 TYPES = ["P", "Q", "R"]
 RELATIONS = ["A", "B", "C", "D"]

@@ -1,4 +1,5 @@
-"""Questions about two entities and the paths that connect them (fusion.check). No database."""
+"""Questions about two entities and the paths that connect them (fusion.serve.check). No
+database."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import math
 
 import torch
 
-from fusion.check import (
+from fusion.language.linking import Candidate, Mention
+from fusion.language.verbalize import phrasings
+from fusion.serve.check import (
     PATH_TEMPERATURE,
     Pair,
     asked_direction,
@@ -18,9 +21,7 @@ from fusion.check import (
     shared_words,
     stem,
 )
-from fusion.linking import Candidate, Mention
-from fusion.pipeline import graph_evidence, path_steps
-from fusion.verbalize import phrasings
+from fusion.serve.pipeline import graph_evidence, path_steps
 from graph.models import Entity, GraphPath, Relation
 
 

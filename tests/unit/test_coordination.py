@@ -1,4 +1,4 @@
-"""Questions about several topics joined by and/or (fusion.coordination). No database."""
+"""Questions about several topics joined by and/or (fusion.serve.coordination). No database."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import math
 
 import pytest
 
-from fusion.coordination import SEPARATOR_RE, Coordination, combine, coordinate
-from fusion.graphdata import DomainGraph
-from fusion.linking import AliasIndex, EntityLinker, Mention
-from fusion.pipeline import likely_readings, masked, reading_answers, reading_of
-from fusion.questions import alias_index_of, generate_coordinated_questions
-from fusion.retrieval import PathResult
+from fusion.language.linking import AliasIndex, EntityLinker, Mention
+from fusion.learn.questions import alias_index_of, generate_coordinated_questions
+from fusion.model.graphdata import DomainGraph
+from fusion.serve.coordination import SEPARATOR_RE, Coordination, combine, coordinate
+from fusion.serve.pipeline import likely_readings, masked, reading_answers, reading_of
+from fusion.serve.retrieval import PathResult
 
 
 def _linked(question: str) -> tuple[list[Mention], Coordination | None]:

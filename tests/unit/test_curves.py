@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import NotFoundError
-from fusion.curves import histories, plot
+from fusion.learn.curves import histories, plot
 
 REASONER = {"kind": "reasoner", "history": [
     {"epoch": 1, "loss": 2.1, "val_hits@1": 0.8, "seconds": 10.0},

@@ -254,7 +254,7 @@ def test_early_stopping_never_keeps_a_diverged_model() -> None:
 
 def test_the_training_history_is_stored_with_the_version(tmp_path: Path) -> None:
     from core.settings import Settings
-    from fusion.versions import list_versions
+    from fusion.serve.versions import list_versions
     from graph.encoder.checkpoint import encoder_artifacts
 
     data = random_graph(num_edges=80)

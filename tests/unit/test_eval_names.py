@@ -1,14 +1,15 @@
 """Gold answers given by name resolve the same way in training and in ``kgr eval qa --data``:
-"Tesla Inc." (punctuation, case) is found by both through ``fusion.linking.names_index``."""
+"Tesla Inc." (punctuation, case) is found by both through
+``fusion.language.linking.names_index``."""
 
 from __future__ import annotations
 
 from types import SimpleNamespace
 from typing import Any
 
-from fusion.evaluate import evaluate_rows
-from fusion.linking import names_index
-from fusion.train import resolve
+from fusion.language.linking import names_index
+from fusion.learn.evaluate import evaluate_rows
+from fusion.learn.train import resolve
 
 NAMES = {"cars:tesla": "Tesla, Inc.", "cars:tesla2": "TESLA INC",
          "cars:ford": "Ford Motor Co."}

@@ -1,8 +1,8 @@
-"""Evaluation metrics (fusion.evaluate). No database."""
+"""Evaluation metrics (fusion.learn.evaluate). No database."""
 
 from __future__ import annotations
 
-from fusion.evaluate import reciprocal_rank, summarize
+from fusion.learn.evaluate import reciprocal_rank, summarize
 
 
 def test_metrics_on_a_hand_checked_example() -> None:

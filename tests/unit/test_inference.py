@@ -1,10 +1,10 @@
-"""The zero-shot scorer on small in-memory graphs (fusion.inference). No database."""
+"""The zero-shot scorer on small in-memory graphs (fusion.serve.inference). No database."""
 
 from __future__ import annotations
 
-from fusion.graphdata import DomainGraph
-from fusion.parse import PathHints, parse_question
-from fusion.retrieval import Caps, MemoryExpander, beam_search
+from fusion.language.parse import PathHints, parse_question
+from fusion.model.graphdata import DomainGraph
+from fusion.serve.retrieval import Caps, MemoryExpander, beam_search
 
 
 def test_zero_shot_follows_every_hop_the_question_names() -> None:
@@ -13,8 +13,8 @@ def test_zero_shot_follows_every_hop_the_question_names() -> None:
     # bonus, it would take the mass of hops 2 and 3, which "generalize" (MiniLM reads it close
     # to both IS_A directions) leaves uncertain, and the 1-hop path would win (medical zero-shot
     # 3-hop Hits@1 was .55 that way, .72 without)
-    from fusion.inference import ZeroShotScorer, encode_questions
-    from fusion.space import ActionSpace
+    from fusion.model.space import ActionSpace
+    from fusion.serve.inference import ZeroShotScorer, encode_questions
 
     nodes = {"x": "Phenotype", "p1": "Phenotype", "p2": "Phenotype", "p3": "Phenotype",
              "c1": "Phenotype", "c2": "Phenotype", "d1": "Disease", "d2": "Disease"}
@@ -46,9 +46,9 @@ def test_zero_shot_follows_every_hop_the_question_names() -> None:
 def test_zero_shot_reads_a_shared_stem_that_minilm_misses() -> None:
     # "specialize" is held out of the "train" wording; MiniLM puts it nearer IS_A read forwards
     # ("that subsume", "that are superclasses of") than backwards ("more specific than")
-    from fusion import inference
-    from fusion.inference import ZeroShotScorer, encode_questions
-    from fusion.space import ActionSpace
+    from fusion.model.space import ActionSpace
+    from fusion.serve import inference
+    from fusion.serve.inference import ZeroShotScorer, encode_questions
 
     nodes = {"x": "Phenotype", "parent": "Phenotype", "child": "Phenotype", "d": "Disease"}
     graph = DomainGraph("toy", names={u: u for u in nodes}, types=nodes)
@@ -81,7 +81,7 @@ def test_zero_shot_reads_a_shared_stem_that_minilm_misses() -> None:
 def family_space_and_graph():  # type: ignore[no-untyped-def]
     """x's father is f (male); f's spouse m (female); x's child c; c's child g. One entity
     type, as in a plain triples file: no type noun can name a hop."""
-    from fusion.space import ActionSpace
+    from fusion.model.space import ActionSpace
 
     nodes = {u: "Person" for u in ("x", "f", "m", "c", "g", "male", "female")}
     graph = DomainGraph("fam", names={u: u for u in nodes}, types=nodes)
@@ -97,7 +97,7 @@ def family_space_and_graph():  # type: ignore[no-untyped-def]
 
 
 def test_word_alignment_prefers_the_path_whose_hops_the_words_name() -> None:
-    from fusion.inference import WordAlignment
+    from fusion.serve.inference import WordAlignment
 
     space, _ = family_space_and_graph()
     out = "out"
@@ -115,8 +115,8 @@ def test_word_alignment_prefers_the_path_whose_hops_the_words_name() -> None:
 
 
 def test_zero_shot_reads_the_hop_count_from_the_words_without_type_nouns() -> None:
-    from fusion import inference
-    from fusion.inference import ZeroShotScorer, encode_questions, zero_shot_hints
+    from fusion.serve import inference
+    from fusion.serve.inference import ZeroShotScorer, encode_questions, zero_shot_hints
 
     space, graph = family_space_and_graph()
     cases = (("what is the gender of [MASK] 's dad ?", "male"),
@@ -147,8 +147,8 @@ def test_zero_shot_reads_the_hop_count_from_the_words_without_type_nouns() -> No
 
 
 def test_only_an_untyped_graph_leaves_the_hop_count_open() -> None:
-    from fusion.inference import zero_shot_hints
-    from fusion.space import ActionSpace
+    from fusion.model.space import ActionSpace
+    from fusion.serve.inference import zero_shot_hints
 
     text = "what is the gender of [MASK] 's dad ?"
     untyped, _ = family_space_and_graph()

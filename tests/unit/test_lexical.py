@@ -1,10 +1,11 @@
-"""Word stems shared by a question's segments and the phrasings (fusion.lexical). No database."""
+"""Word stems shared by a question's segments and the phrasings (fusion.language.lexical). No
+database."""
 
 from __future__ import annotations
 
 
 def test_word_stems_and_the_hops_whose_phrasings_share_them() -> None:
-    from fusion.lexical import action_stems, stems, step_overlap
+    from fusion.language.lexical import action_stems, stems, step_overlap
 
     assert stems("that specialize {x}") == {"speci"}
     assert stems("more specific than {x}") == {"speci"}

@@ -1,9 +1,10 @@
-"""Entity linking: names, aliases, prefixes and the words around a mention (fusion.linking). No
+"""Entity linking: names, aliases, prefixes and the words around a mention
+(fusion.language.linking). No
 database."""
 
 from __future__ import annotations
 
-from fusion.linking import AliasIndex, EntityLinker, index_keys, mask_question, short_name
+from fusion.language.linking import AliasIndex, EntityLinker, index_keys, mask_question, short_name
 
 
 def test_linker_prefers_the_longest_match_and_keeps_ambiguity() -> None:
@@ -95,7 +96,7 @@ def test_the_complement_of_an_of_phrase_is_the_topic() -> None:
 
 
 def test_a_domains_own_words_are_question_words_for_linking() -> None:
-    from fusion.verbalize import declare, declare_type_words
+    from fusion.language.verbalize import declare, declare_type_words
 
     keys: dict[str, list[tuple[str, bool]]] = {}
     names = {"u:1": "Bayer Healthcare", "u:2": "headache"}

@@ -8,10 +8,10 @@ import random
 import pytest
 import torch
 
-from fusion.graphdata import DomainGraph
-from fusion.linkpred import LinkPredictor, PredictingExpander
-from fusion.parse import PathHints
-from fusion.retrieval import (
+from fusion.language.parse import PathHints
+from fusion.model.graphdata import DomainGraph
+from fusion.serve.linkpred import LinkPredictor, PredictingExpander
+from fusion.serve.retrieval import (
     BeamItem,
     Caps,
     MemoryExpander,

@@ -1,11 +1,11 @@
-"""The fusion scorer's network (fusion.model). No database."""
+"""The fusion scorer's network (fusion.model.model). No database."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from fusion.model import FusionModel
+from fusion.model.model import FusionModel
 
 
 @pytest.mark.parametrize("use_graph", [True, False])

@@ -1,4 +1,5 @@
-"""The question parse: hops, types, directions and each hop's words (fusion.parse). No database."""
+"""The question parse: hops, types, directions and each hop's words (fusion.language.parse). No
+database."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import re
 import pytest
 import torch
 
-from fusion.parse import (
+from fusion.language.parse import (
     MAX_STEPS,
     Parse,
     PathHints,
@@ -19,8 +20,7 @@ from fusion.parse import (
     step_priors,
     step_token_masks,
 )
-from fusion.retrieval import DIRECTION_PENALTY, BeamItem, bound_penalty
-from fusion.verbalize import (
+from fusion.language.verbalize import (
     FRAMES,
     PHRASINGS,
     STOP,
@@ -29,6 +29,7 @@ from fusion.verbalize import (
     phrasing_choices,
     phrasings,
 )
+from fusion.serve.retrieval import DIRECTION_PENALTY, BeamItem, bound_penalty
 
 
 def test_parse_gives_each_hop_its_words_type_and_hints() -> None:
@@ -136,7 +137,8 @@ def test_a_clause_takes_its_direction_from_the_rule(monkeypatch: pytest.MonkeyPa
     space_text[4] = torch.tensor([0.0, 0.0, 0.0, 1.0])
     # the segment's vector points at R read forwards (as "runs" points at a forward text)
     segment = torch.tensor([[1.0, 0.4, 0.2, 0.0]])
-    monkeypatch.setattr("fusion.parse.cached_vectors", lambda texts: segment.repeat(len(texts), 1))
+    monkeypatch.setattr("fusion.language.parse.cached_vectors",
+                        lambda texts: segment.repeat(len(texts), 1))
     pooled = torch.zeros(1, 4)
     base = Parse(None, [(0, 3, "T")], ["x"], topic_object=True)
     clause = Parse(None, [(0, 3, "T")], ["x"], topic_object=True, clause=True)

@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from fusion.language.verbalize import STOP
 from fusion.reasoner.learn import marginal_nll
 from fusion.reasoner.model import StepOutput
 from fusion.reasoner.serve import StepScores
@@ -22,7 +23,6 @@ from fusion.reasoner.supervision import (
     keeps_topic,
 )
 from fusion.reasoner.vocab import Vocab
-from fusion.verbalize import STOP
 from tests.family import family_triples, graph_of
 
 

@@ -1,11 +1,12 @@
-"""Phrasings read from relationship-type names (``fusion.relwords``) for a user's own graph."""
+"""Phrasings read from relationship-type names (``fusion.language.relwords``) for a user's own
+graph."""
 
 from __future__ import annotations
 
 import pytest
 
-from fusion.relwords import base_form, gerund, name_words, participle, read_name
-from fusion.verbalize import (
+from fusion.language.relwords import base_form, gerund, name_words, participle, read_name
+from fusion.language.verbalize import (
     IN,
     OUT,
     PHRASINGS,
@@ -109,7 +110,7 @@ def test_nested_question_reads_as_english() -> None:
 
 
 def test_declared_phrasings_come_first_in_their_domain_only() -> None:
-    from fusion.verbalize import action_texts, declare, declared
+    from fusion.language.verbalize import action_texts, declare, declared
 
     derived = phrasings("TREATS", "out")
     declare("unit-pharma", {"TREATS": (["cured by {x}", "that {x} cures"], []),

@@ -1,5 +1,5 @@
 """The beam search over a graph, its caps and penalties, answer ranking and the count query
-(fusion.retrieval), on in-memory graphs. No database."""
+(fusion.serve.retrieval), on in-memory graphs. No database."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from core.errors import InvalidInputError
-from fusion.graphdata import DomainGraph
-from fusion.parse import PathHints, asks_count
-from fusion.retrieval import (
+from fusion.language.parse import PathHints, asks_count
+from fusion.model.graphdata import DomainGraph
+from fusion.serve.retrieval import (
     ANSWER_TYPE_WEIGHT,
     HINT_PENALTY,
     MAJORITY_PENALTY,

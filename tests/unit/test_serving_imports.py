@@ -9,8 +9,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-TRAINING_MODULES = {"fusion.train", "usecases.train_qa", "fusion.reasoner.learn",
-                    "fusion.reasoner.train", "fusion.reasoner.supervision", "fusion.questions"}
+TRAINING_MODULES = {"fusion.learn.train", "usecases.train_qa", "fusion.reasoner.learn",
+                    "fusion.reasoner.train", "fusion.reasoner.supervision",
+                    "fusion.learn.questions"}
 
 
 def _modules_after_import(module: str) -> set[str]:
@@ -22,9 +23,10 @@ def _modules_after_import(module: str) -> set[str]:
 
 
 def test_the_serving_pipeline_imports_no_training_module() -> None:
-    loaded = _modules_after_import("fusion.pipeline")
-    assert "fusion.checkpoint" in loaded and "fusion.reasoner.serve" in loaded
+    loaded = _modules_after_import("fusion.serve.pipeline")
+    assert "fusion.serve.checkpoint" in loaded and "fusion.reasoner.serve" in loaded
     assert loaded & TRAINING_MODULES == set()
+    assert not [m for m in loaded if m.startswith("fusion.learn")]
 
 
 def test_training_does_import_them() -> None:

@@ -1,10 +1,10 @@
-"""Graph features of the action space (fusion.space). No database."""
+"""Graph features of the action space (fusion.model.space). No database."""
 
 from __future__ import annotations
 
 import torch
 
-from fusion.space import GraphFeatures
+from fusion.model.space import GraphFeatures
 
 
 def test_mean_entity_averages_the_known_uids_of_each_group() -> None:

@@ -1,10 +1,10 @@
-"""Paired significance tests (fusion.stats). No database."""
+"""Paired significance tests (fusion.learn.stats). No database."""
 
 from __future__ import annotations
 
 import pytest
 
-from fusion.stats import paired_outcomes, sign_test
+from fusion.learn.stats import paired_outcomes, sign_test
 
 
 def test_sign_test_on_hand_checked_splits() -> None:

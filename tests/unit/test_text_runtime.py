@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import fusion.text as text
-from fusion.text import TextEncoder, pool
+import fusion.language.text as text
+from fusion.language.text import TextEncoder, pool
 
 TEXTS = ["Who controls Tesla Inc.?",
          "Which genes are associated with the diseases characterized by [MASK]?",

@@ -1,4 +1,4 @@
-"""``fusion.threads``: the serving level for asks, the process's default in training jobs."""
+"""``fusion.serve.threads``: the serving level for asks, the process's default in training jobs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import torch
 
-from fusion import threads
+from fusion.serve import threads
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Training: model selection splits, gold paths, schedules and hyperparameters (fusion.train). No
+"""Training: model selection splits, gold paths, schedules and hyperparameters
+(fusion.learn.train). No
 database."""
 
 from __future__ import annotations
@@ -9,12 +10,12 @@ import random
 import pytest
 import torch
 
-from fusion.config import FEW_EXAMPLES, MANY_EXAMPLES, TrainConfig
-from fusion.graphdata import DomainGraph
-from fusion.inference import QuestionContext
-from fusion.parse import MAX_STEPS, PathHints
-from fusion.train import Prepared, epoch_lr, split_validation, validation_phrasing
-from fusion.verbalize import phrasing_choices
+from fusion.language.parse import MAX_STEPS, PathHints
+from fusion.language.verbalize import phrasing_choices
+from fusion.learn.train import Prepared, epoch_lr, split_validation, validation_phrasing
+from fusion.model.config import FEW_EXAMPLES, MANY_EXAMPLES, TrainConfig
+from fusion.model.graphdata import DomainGraph
+from fusion.serve.inference import QuestionContext
 
 
 def _prepared(wording: tuple[tuple[tuple[str, str], int], ...] | None, hops: int) -> Prepared:
@@ -67,8 +68,8 @@ def test_model_selection_splits_at_random_or_by_wording() -> None:
 def test_a_path_inferred_from_answers_is_the_one_the_question_asks() -> None:
     # Jane Roe both controls and invests in Acme: the answers alone cannot tell the two paths
     # apart, the question can; where the answers do tell them apart, they decide
-    from fusion.space import ActionSpace
-    from fusion.train import prepare
+    from fusion.learn.train import prepare
+    from fusion.model.space import ActionSpace
 
     nodes = {"f:acme": ("Acme Corp", "Company"), "f:jane": ("Jane Roe", "Person"),
              "f:bob": ("Bob Poe", "Person"), "f:zed": ("Zed Bank", "Company")}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from fusion.exceptions import QuestionError, TrainingDataError
-from fusion.schemas import EvalQARequest, TrainQARequest
+from fusion.serve.schemas import EvalQARequest, TrainQARequest
 from usecases.evaluate import QAEvaluationRequest, eval_mode
 from usecases.train_encoder import EncoderOptions, EncoderTrainingRequest
 from usecases.train_qa import QATrainingRequest

@@ -1,4 +1,5 @@
-"""fusion.text.VectorCache under concurrency: 8 threads read, fill and clear one small cache
+"""fusion.language.text.VectorCache under concurrency: 8 threads read, fill and clear one small
+cache
 at once, and every vector each of them gets back is the vector of its own text."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import zlib
 
 import torch
 
-from fusion.text import VectorCache
+from fusion.language.text import VectorCache
 
 TEXTS = [f"text number {i}" for i in range(300)]
 

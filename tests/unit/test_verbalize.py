@@ -1,8 +1,9 @@
-"""Question wording: phrasings, held-out variants, noun phrases (fusion.verbalize). No database."""
+"""Question wording: phrasings, held-out variants, noun phrases (fusion.language.verbalize). No
+database."""
 
 from __future__ import annotations
 
-from fusion.verbalize import (
+from fusion.language.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
     HELD_OUT_PHRASINGS,

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import torch
 
-from fusion.relwords import base_form
-from fusion.text import cached_vectors
-from fusion.verbalize import IN, OUT, STOP, words
+from fusion.language.relwords import base_form
+from fusion.language.text import cached_vectors
+from fusion.language.verbalize import IN, OUT, STOP, words
 
 MAX_STEPS = 4
 AUXILIARIES = {"are", "is", "was", "were", "the", "a", "an", "all"}
@@ -69,7 +69,7 @@ WHAT_SUBJECT_RE = re.compile(
     r"^\W*what\s+(?:do|does|did|has|have|had)\s+(?:the\s+|a\s+|an\s+)?\[mask\]\s+"
     r"(?P<verb>[a-z][a-z -]*?)\s*[?.!]*\s*$")
 # "How many genes are associated with X?": the answers list is cut to top_k, so the service
-# also counts what the best reading reaches (``fusion.schemas.AnswerCount``)
+# also counts what the best reading reaches (``fusion.serve.schemas.AnswerCount``)
 HOW_MANY_RE = re.compile(r"^\W*how\s+many\b", re.IGNORECASE)
 # The topic first, then an auxiliary: "[MASK] is a kind of what?", "[MASK] has which
 # symptoms?" (no passive "by" after it, as above)
@@ -97,7 +97,7 @@ HOPS_BONUS = 3.0
 def type_words(types: list[str], domain: str | None = None) -> list[tuple[str, str]]:
     """(phrase, type) pairs: plural and singular nouns of every type, longest first (with the
     words ``domain`` declares for its types)."""
-    from fusion.verbalize import TYPE_SYNONYMS, extra_type_words, noun
+    from fusion.language.verbalize import TYPE_SYNONYMS, extra_type_words, noun
 
     pairs = []
     for t in types:
@@ -247,7 +247,8 @@ def name_period_as_space(masked: str, mask: str = "[MASK]") -> str:
 
 def parse_question(masked: str, types: list[str], mask: str = "[MASK]",
                    domain: str | None = None) -> Parse:
-    """``domain``: whose declared type words count as type nouns too (``fusion.vocabulary``)."""
+    """``domain``: whose declared type words count as type nouns too
+    (``fusion.language.vocabulary``)."""
     text = name_period_as_space(masked, mask).lower()
     limit = text.find(mask.lower())
     limit = len(text) if limit < 0 else limit

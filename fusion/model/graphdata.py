@@ -1,7 +1,7 @@
 """An in-memory copy of one domain's graph, for question generation and training only.
 
 The ask pipeline never loads a whole graph; it expands bounded neighbourhoods from Neo4j
-(``fusion.retrieval.Neo4jExpander``). Training reads the domain once with two queries.
+(``fusion.serve.retrieval.Neo4jExpander``). Training reads the domain once with two queries.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from neo4j import Driver, RoutingControl
 
 from core.errors import NotFoundError
-from fusion.vocabulary import load_declared_phrasings
+from fusion.language.vocabulary import load_declared_phrasings
 from graph.driver import translate_errors
 from graph.schema import ENTITY_LABEL, INTERNAL_LABEL_PREFIX
 
@@ -40,7 +40,7 @@ def entity_type(labels: list[str]) -> str:
 class DomainGraph:
     """Entities and adjacency of one domain: ``adj[uid][(rel, dir)] -> [neighbour uids]``,
     each list strongest relationship first (its ``count``, else 1), then by uid: the order of
-    ``fusion.retrieval.NEIGHBOURS_QUERY_TEMPLATE``, so capped expansions agree."""
+    ``fusion.serve.retrieval.NEIGHBOURS_QUERY_TEMPLATE``, so capped expansions agree."""
 
     domain: str
     names: dict[str, str] = field(default_factory=dict)

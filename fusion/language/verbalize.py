@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Literal
 
-from fusion.relwords import read_name
+from fusion.language.relwords import read_name
 
 OUT, IN, STOP = "out", "in", "stop"
 Action = tuple[str, str]  # (relation type, "out" | "in") or (entity type, "stop")
@@ -159,7 +159,7 @@ NOUNS: dict[str, str] = {
 }
 
 # Other words people use for a type in questions ("Which disorders ...", "Which firms ...").
-# Only the parse reads them (``fusion.parse.type_words``); the question generator keeps to
+# Only the parse reads them (``fusion.language.parse.type_words``); the question generator keeps to
 # ``NOUNS``, so generated questions parse as before. None of them occurs in a phrasing (a unit
 # test checks it): "features" or "signs" would turn "phenotypes that are signs of X" into two
 # hops.
@@ -204,7 +204,7 @@ def noun(entity_type: str) -> str:
 
 
 # Phrasings a domain declares for its relationship types (a load's ``phrasings:``, kept in the
-# graph and read by ``fusion.vocabulary``): domain -> relation -> (forwards, backwards), an
+# graph and read by ``fusion.language.vocabulary``): domain -> relation -> (forwards, backwards), an
 # empty list where a direction is not declared. They come first, in that domain only.
 _declared: dict[str, dict[str, tuple[list[str], list[str]]]] = {}
 _declared_versions: dict[str, int] = {}
@@ -256,7 +256,8 @@ PhrasingSource = Literal["declared", "built-in", "name", "frames"]
 
 def phrasing_source(rel: str, direction: str, domain: str | None = None) -> PhrasingSource:
     """Where ``phrasings(rel, direction, domain)`` come from: the domain's declaration, kgr's
-    own table, the type's name read as English (``fusion.relwords``), or fixed frames around
+    own table, the type's name read as English (``fusion.language.relwords``), or fixed frames
+    around
     its words (a name of no known shape: worth declaring phrasings for)."""
     if _declared_for(rel, direction, domain):
         return "declared"
@@ -290,13 +291,15 @@ def phrasings(rel: str, direction: str, domain: str | None = None) -> list[str]:
 
 @lru_cache(maxsize=4096)
 def _derived(rel: str) -> tuple[list[str], list[str]] | None:
-    """Phrasings read from the name of a relation kgr has none for (``fusion.relwords``)."""
+    """Phrasings read from the name of a relation kgr has none for
+    (``fusion.language.relwords``)."""
     shape, pair = read_name(rel)
     return PHRASINGS["IS_A"] if shape == "is-a" else pair
 
 
 def generic_phrasings(rel: str, direction: str) -> list[str]:
-    """Phrasings of a relation whose name has no known shape (``fusion.relwords``): its words
+    """Phrasings of a relation whose name has no known shape (``fusion.language.relwords``): its
+    words
     in fixed frames ("that {x} spouse", "with a spouse link to {x}")."""
     w = words(rel)
     if direction == OUT:

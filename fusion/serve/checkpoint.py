@@ -13,12 +13,12 @@ from typing import Any
 from safetensors.torch import load_file, save_file
 
 from core.settings import Settings
-from fusion.config import TrainConfig
 from fusion.exceptions import QAModelNotReadyError
-from fusion.model import FusionModel
+from fusion.language.verbalize import Wording, phrasing_table
+from fusion.model.config import TrainConfig
+from fusion.model.model import FusionModel
+from fusion.model.space import ActionSpace, GraphFeatures
 from fusion.reasoner.checkpoint import ReasonerCheckpoint, is_reasoner, load_reasoner
-from fusion.space import ActionSpace, GraphFeatures
-from fusion.verbalize import Wording, phrasing_table
 from graph.artifacts import ArtifactStore
 
 ARTIFACT_KIND = "qa"
@@ -78,7 +78,7 @@ class Checkpoint:
     def phrasings_current(self) -> bool | None:
         """Whether its domain's phrasings are still those it was trained with (None: a
         checkpoint from before they were recorded). A domain that declares new phrasings
-        (``fusion.vocabulary``) needs a new model to learn them."""
+        (``fusion.language.vocabulary``) needs a new model to learn them."""
         recorded = self.config.get("phrasings")
         if recorded is None:
             return None

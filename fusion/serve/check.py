@@ -16,9 +16,9 @@ from functools import lru_cache
 
 import torch
 
-from fusion.linking import Mention
-from fusion.text import cached_vectors, get_text_encoder
-from fusion.verbalize import IN, OUT, phrasing_choices, phrasings, words
+from fusion.language.linking import Mention
+from fusion.language.text import cached_vectors, get_text_encoder
+from fusion.language.verbalize import IN, OUT, phrasing_choices, phrasings, words
 from graph.models import GraphPath
 
 # A yes/no question: it starts with an auxiliary ("Is ...", "Does ...", "Can ..."), but not a
@@ -71,7 +71,7 @@ def placeholders(question: str, pair: Pair) -> str:
 
 def hypotheses(relation: str, domain: str | None = None) -> list[str]:
     """"Y that X presents", "Y with X", ...: every phrasing of the relation (both directions)
-    about X and Y, as the served models read them (``fusion.verbalize.Wording``)."""
+    about X and Y, as the served models read them (``fusion.language.verbalize.Wording``)."""
     return [f"Y {options[i].replace('{x}', 'X')}"
             for direction in (OUT, IN) for options in [phrasings(relation, direction, domain)]
             for i in phrasing_choices((relation, direction), "all", False, domain)]

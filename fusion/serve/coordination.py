@@ -24,7 +24,7 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Generic, Literal, NamedTuple, TypeVar
 
-from fusion.linking import Mention
+from fusion.language.linking import Mention
 
 Operator = Literal["all", "any"]
 T = TypeVar("T")

@@ -14,7 +14,8 @@ Inputs (one question):
 A GRU carries the path prefix; at every step the state attends over the question tokens
 (cross-attention) and scores the candidate actions by a dot product. With
 ``segment_attention`` the attention at hop step s is restricted to the tokens that describe that
-hop in the parse (``fusion.parse.step_token_masks``): the same words-to-relation mapping then
+hop in the parse (``fusion.language.parse.step_token_masks``): the same words-to-relation mapping
+then
 serves every hop position, which is what lets 1-hop phrasings carry over to 2- and 3-hop
 questions (without it, hop 2 of "phenotypes that generalize the phenotypes that generalize X"
 was read as the reverse relation). Trained with cross-entropy
@@ -28,7 +29,7 @@ import math
 import torch
 from torch import nn
 
-from fusion.text import TEXT_DIM
+from fusion.language.text import TEXT_DIM
 
 KIND_OUT, KIND_IN, KIND_STOP = 0, 1, 2
 PRIOR_TEMPERATURE = 0.05
@@ -70,7 +71,8 @@ class FusionModel(nn.Module):
             # the same at every position, unlike the contextual token states
             self.segment_proj = nn.Linear(text_dim, hidden)
         # the learned terms start at zero, so an untrained model scores exactly like the
-        # zero-shot prior (epoch 0 of model selection, ``fusion.train.fit``) and training moves
+        # zero-shot prior (epoch 0 of model selection, ``fusion.learn.train.fit``) and training
+        # moves
         # away from it only as far as validation on unseen wording supports
         nn.init.zeros_(last.weight)
         nn.init.zeros_(last.bias)

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from fusion.retrieval import Action, Caps, Expander, Grouped, NodeInfo, Request, stored_triple
-from fusion.verbalize import IN
+from fusion.language.verbalize import IN
+from fusion.serve.retrieval import Action, Caps, Expander, Grouped, NodeInfo, Request, stored_triple
 
 Triple = tuple[str, str, str]  # (head, relation, tail) in the stored direction
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from fusion.threads import default_threads
+from fusion.serve.threads import default_threads
 
 TEXT_DIM = 384
 MAX_QUESTION_TOKENS = 48

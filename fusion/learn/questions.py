@@ -5,7 +5,7 @@ answer type; the answers are *all* entities of that type that the path reaches f
 (from every entity that shares the topic's name, since the question cannot tell them apart).
 The question is a frame ("Which {np}?") around the path's noun phrase, with one phrasing per
 hop. Training questions use the training phrasings and frames only; evaluation questions use the
-held-out ones (``fusion.verbalize``), so no evaluation template is seen in training.
+held-out ones (``fusion.language.verbalize``), so no evaluation template is seen in training.
 """
 
 from __future__ import annotations
@@ -17,10 +17,8 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from fusion.coordination import coordinate
 from fusion.exceptions import TrainingDataError
-from fusion.graphdata import DomainGraph
-from fusion.linking import (
+from fusion.language.linking import (
     STOP_WORDS,
     AliasIndex,
     EntityLinker,
@@ -28,7 +26,7 @@ from fusion.linking import (
     names_index,
     normalize,
 )
-from fusion.verbalize import (
+from fusion.language.verbalize import (
     FRAMES,
     HELD_OUT_FRAMES,
     IN,
@@ -39,6 +37,8 @@ from fusion.verbalize import (
     phrasing_choices,
     split_variants,
 )
+from fusion.model.graphdata import DomainGraph
+from fusion.serve.coordination import coordinate
 
 MAX_ANSWERS = 20
 MAX_TOPIC_DEGREE = 400
@@ -111,7 +111,7 @@ def generate_questions(graph: DomainGraph, per_hop: dict[int, int], split: str,
         seen.add(key)
         return _row(graph, question, answers, steps, answer_type, hops, split,
                     topic_entities=sorted(same_name), topic_name=name,
-                    phrasings=choice)  # index into fusion.verbalize.phrasings per hop
+                    phrasings=choice)  # index into fusion.language.verbalize.phrasings per hop
 
     return _draw(graph, rng, topics, per_hop, attempt)
 
@@ -193,7 +193,7 @@ def generate_coordinated_questions(graph: DomainGraph, per_hop: dict[int, int], 
     diseases present arachnodactyly and tall stature?"): one path of k hops, asked from each.
     The gold answers are the entities that every topic's path reaches (at least one: the
     other topics are drawn among the entities from which the path reaches an answer of the
-    first), which is what ``fusion.coordination`` ranks first for "and"."""
+    first), which is what ``fusion.serve.coordination`` ranks first for "and"."""
     rng = random.Random(seed)
     linker, by_name, pool, frames = _setting(graph, split)
     usable = set(pool)

@@ -26,8 +26,7 @@ from functools import cached_property
 from neo4j import Driver, RoutingControl
 
 from core.errors import InvalidInputError
-from fusion.graphdata import DOMAIN_ENTITIES_QUERY, entity_type
-from fusion.verbalize import (
+from fusion.language.verbalize import (
     FRAMES,
     NOUNS,
     PHRASINGS,
@@ -37,6 +36,7 @@ from fusion.verbalize import (
     declared_version,
     noun,
 )
+from fusion.model.graphdata import DOMAIN_ENTITIES_QUERY, entity_type
 from graph.driver import translate_errors
 from graph.store import GraphStore
 
@@ -269,7 +269,7 @@ class EntityLinker:
 
     def use_relation_phrasings(self, texts: list[str]) -> None:
         """The phrasings of the domain's relationship types that kgr read from their names
-        (``fusion.relwords``): their words are question words here too."""
+        (``fusion.language.relwords``): their words are question words here too."""
         self._relation_phrasings = tuple(texts)
         self._own_words = (-1, frozenset())
 
@@ -282,7 +282,8 @@ class EntityLinker:
             w for t in types for w in normalize(t.replace("_", " ")).split())
 
     def _domain_words(self) -> frozenset[str]:
-        """Words of the phrasings and type words this domain declares (``fusion.vocabulary``)
+        """Words of the phrasings and type words this domain declares
+        (``fusion.language.vocabulary``)
         and of ``use_relation_phrasings``, read anew when they change: a migration may declare
         new ones while the linker lives."""
         version = declared_version(self.domain)
@@ -447,7 +448,7 @@ class EntityLinker:
         search recur across questions, and two MiniLM passes per question took 40-60 ms."""
         if not scored:
             return scored
-        from fusion.text import cached_vectors
+        from fusion.language.text import cached_vectors
 
         vectors = cached_vectors([s.candidate.name for s in scored]
                                  + [s.span.text for s in scored])
@@ -462,7 +463,7 @@ class EntityLinker:
         enough, Apple Inc. starts so; "the Fed": the full-text hit US Fed scores above the
         names that start with "Fed", Fed Officials first).
 
-        ``joined`` (``fusion.coordination.SEPARATOR_RE``): a span that starts a name is also a
+        ``joined`` (``fusion.serve.coordination.SEPARATOR_RE``): a span that starts a name is also a
         mention next to an exact one when only a separator stands between them ("Apple and
         Meta": Apple is a short name, Meta starts Meta Platforms Inc.)."""
         mentions = self.exact(question)

@@ -1,6 +1,6 @@
 """Question encoding and the two path scorers used by the beam search.
 
-- ``ModelScorer``: the fine-tuned fusion model (``fusion.model``).
+- ``ModelScorer``: the fine-tuned fusion model (``fusion.model.model``).
 - ``ZeroShotScorer``: no training at all; each action's text is compared with the question
   (cosine of MiniLM vectors), and the complete paths are re-ranked by the similarity of their
   verbalisation ("phenotypes of the diseases associated with ...") to the question.
@@ -15,9 +15,8 @@ from itertools import permutations
 
 import torch
 
-from fusion.lexical import step_overlap
-from fusion.model import FusionModel
-from fusion.parse import (
+from fusion.language.lexical import step_overlap
+from fusion.language.parse import (
     DIRECTION_BONUS,
     MAX_STEPS,
     PathHints,
@@ -26,15 +25,16 @@ from fusion.parse import (
     step_segment_vectors,
     step_token_masks,
 )
-from fusion.retrieval import BeamItem, Expander, PathResult, Scorer
-from fusion.space import ActionSpace, GraphFeatures
-from fusion.text import cached_vectors, get_text_encoder, pool
-from fusion.verbalize import OUT, STOP, Action, most_common, noun_phrase
+from fusion.language.text import cached_vectors, get_text_encoder, pool
+from fusion.language.verbalize import OUT, STOP, Action, most_common, noun_phrase
+from fusion.model.model import FusionModel
+from fusion.model.space import ActionSpace, GraphFeatures
+from fusion.serve.retrieval import BeamItem, Expander, PathResult, Scorer
 
 MASK = "[MASK]"
 ZERO_SHOT_TEMPERATURE = 0.05
 # the zero-shot prior's bonus (nats) for an action that shares a word stem with the hop: as much
-# as the parse's direction rule (``fusion.parse.DIRECTION_BONUS``)
+# as the parse's direction rule (``fusion.language.parse.DIRECTION_BONUS``)
 LEXICAL_BONUS = 2.0
 # nats per unit of ``path_alignment`` (0-2) in the zero-shot rerank of a question whose parse
 # names no hop; chosen on PathQuestion's train split and the built-in domains' generated
@@ -172,7 +172,7 @@ class ZeroShotScorer:
         priors = question_priors(ctx, self.space)
         parse = parse_question(ctx.text, self.space.types, domain=self.space.domain)
         # a stem the hop's words share with an action's phrasings is evidence MiniLM's cosine
-        # can miss ("specialize" / "more specific than"): fusion.lexical
+        # can miss ("specialize" / "more specific than"): fusion.language.lexical
         priors = priors + LEXICAL_BONUS * step_overlap(parse.segments, parse.hops,
                                                        self.space.stems, MAX_STEPS)
 
@@ -199,7 +199,8 @@ class ZeroShotScorer:
         preference for short paths.
 
         The softmax runs over the paths with recorded answers, as without predicted links; a
-        path whose answers are all predicted, or that takes a guessed hop (``fusion.linkpred``),
+        path whose answers are all predicted, or that takes a guessed hop
+        (``fusion.serve.linkpred``),
         is scored against the same normaliser, so it cannot change the others' scores."""
         plain = [f for f in finals if not f.guessed]
         guessed = [f for f in finals if f.guessed]
@@ -302,7 +303,7 @@ class WordAlignment:
 
 def verbalize_path(final: PathResult, expander: Expander, domain: str | None = None) -> str:
     mids = []
-    predicted = getattr(expander, "predicted", None)  # a fusion.linkpred.PredictingExpander's
+    predicted = getattr(expander, "predicted", None)  # a fusion.serve.linkpred.PredictingExpander's
     # the types of the nodes reached by recorded links, as without predicted ones
     recorded = final.recorded_nodes(predicted) if predicted else None
     for hop in range(len(final.steps)):

@@ -12,7 +12,7 @@ needed. Activation checks first that the version loads, so a broken folder is ne
 
 A QA version's graph head only works with the encoder version it was trained with
 (``encoder_version``); with another encoder active, the ask service answers with its text head
-(``fusion.pipeline.DomainQA``), and ``VersionInfo.graph_head_usable`` says so beforehand.
+(``fusion.serve.pipeline.DomainQA``), and ``VersionInfo.graph_head_usable`` says so beforehand.
 """
 
 from __future__ import annotations
@@ -84,7 +84,7 @@ def check_kind(value: str) -> Kind:
 def artifacts_of(settings: Settings, kind: str) -> ArtifactStore:
     if check_kind(kind) == "encoder":
         return encoder_artifacts(settings)
-    from fusion.checkpoint import qa_artifacts
+    from fusion.serve.checkpoint import qa_artifacts
 
     return qa_artifacts(settings)
 
@@ -171,7 +171,7 @@ def _activate_locked(settings: Settings, driver: Driver, kind: Kind, domain: str
     folder = store.path(domain, version)  # NotFoundError for an unknown version
     try:
         if kind == "qa":
-            from fusion.checkpoint import load_checkpoint as load_qa
+            from fusion.serve.checkpoint import load_checkpoint as load_qa
 
             load_qa(folder)
         else:

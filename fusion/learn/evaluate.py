@@ -7,10 +7,10 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from fusion.linking import names_index
-from fusion.pipeline import DomainQA
-from fusion.schemas import Mode
-from fusion.train import resolve
+from fusion.language.linking import names_index
+from fusion.learn.train import resolve
+from fusion.serve.pipeline import DomainQA
+from fusion.serve.schemas import Mode
 
 ProgressFn = Callable[[float, str], None]
 
@@ -56,7 +56,7 @@ def evaluate_rows(qa: DomainQA, rows: Sequence[dict[str, Any]], mode: Mode,
     Rows without "hops" are counted under the hop count of the predicted best path. With
     ``per_question`` the result also holds each row's Hits@1, in row order (for paired
     comparisons of two models on one set). ``predicted_links``: retrieval also follows the
-    links the graph encoder predicts (``fusion.linkpred``)."""
+    links the graph encoder predicts (``fusion.serve.linkpred``)."""
     # normalised as training normalises them: "Tesla Inc." is "tesla inc" in both
     by_name = names_index(qa.linker.index.names)
     graph_like = _NameView(qa)
@@ -98,7 +98,7 @@ def evaluate_rows(qa: DomainQA, rows: Sequence[dict[str, Any]], mode: Mode,
 
 
 class _NameView:
-    """What ``fusion.train.resolve`` needs of a graph, from the alias index."""
+    """What ``fusion.learn.train.resolve`` needs of a graph, from the alias index."""
 
     def __init__(self, qa: DomainQA) -> None:
         self.names = qa.linker.index.names

@@ -42,7 +42,8 @@ def action_stems(texts: Sequence[Sequence[str]]) -> list[frozenset[str]]:
 def step_overlap(segments: Sequence[str], hops: int, per_action: list[frozenset[str]],
                  max_steps: int) -> torch.Tensor:
     """``[max_steps, A]``: 1 where hop ``s + 1``'s words (``segments[hops - 1 - s]``, the
-    order of ``fusion.parse.Parse.segments``) share a stem with action ``a``'s phrasings."""
+    order of ``fusion.language.parse.Parse.segments``) share a stem with action ``a``'s
+    phrasings."""
     out = torch.zeros(max_steps, len(per_action))
     for step in range(min(hops, max_steps)):
         words = stems(segments[hops - 1 - step])

@@ -21,20 +21,9 @@ from typing import Any, NamedTuple, Protocol
 import torch
 
 from core.settings import Settings
-from fusion.checkpoint import Checkpoint, load_active, qa_artifacts, save_checkpoint
-from fusion.config import TrainConfig
 from fusion.exceptions import TrainingDataError
-from fusion.graphdata import DomainGraph
-from fusion.inference import (
-    MASK,
-    ModelScorer,
-    QuestionContext,
-    ZeroShotScorer,
-    encode_questions,
-)
-from fusion.linking import AliasIndex, EntityLinker, mask_question, names_index, normalize
-from fusion.model import FusionModel
-from fusion.parse import (
+from fusion.language.linking import AliasIndex, EntityLinker, mask_question, names_index, normalize
+from fusion.language.parse import (
     MAX_STEPS,
     PathHints,
     parse_question,
@@ -42,9 +31,30 @@ from fusion.parse import (
     step_segment_vectors,
     step_token_masks,
 )
-from fusion.questions import alias_index_of
+from fusion.language.text import cached_vectors
+from fusion.language.verbalize import (
+    STOP,
+    Action,
+    Wording,
+    action_texts,
+    phrasing_choices,
+)
+from fusion.learn.questions import alias_index_of
+from fusion.learn.stats import paired_outcomes, sign_test
+from fusion.model.config import TrainConfig
+from fusion.model.graphdata import DomainGraph
+from fusion.model.model import FusionModel
+from fusion.model.space import ActionSpace, GraphFeatures
 from fusion.reasoner.checkpoint import ReasonerCheckpoint
-from fusion.retrieval import (
+from fusion.serve.checkpoint import Checkpoint, load_active, qa_artifacts, save_checkpoint
+from fusion.serve.inference import (
+    MASK,
+    ModelScorer,
+    QuestionContext,
+    ZeroShotScorer,
+    encode_questions,
+)
+from fusion.serve.retrieval import (
     BeamItem,
     Caps,
     MemoryExpander,
@@ -54,16 +64,6 @@ from fusion.retrieval import (
     candidate_actions,
     keep_asked_type,
     rank_answers,
-)
-from fusion.space import ActionSpace, GraphFeatures
-from fusion.stats import paired_outcomes, sign_test
-from fusion.text import cached_vectors
-from fusion.verbalize import (
-    STOP,
-    Action,
-    Wording,
-    action_texts,
-    phrasing_choices,
 )
 from graph.lock import ModelLock
 
@@ -83,13 +83,13 @@ class Prepared:
     candidates: list[list[int]]
     answers: set[str]
     hops: int
-    prior: torch.Tensor  # [MAX_STEPS, A], see fusion.parse.step_priors
-    step_mask: torch.Tensor  # [MAX_STEPS, L], see fusion.parse.step_token_masks
-    segments: torch.Tensor  # [MAX_STEPS, 384], see fusion.parse.step_segment_vectors
+    prior: torch.Tensor  # [MAX_STEPS, A], see fusion.language.parse.step_priors
+    step_mask: torch.Tensor  # [MAX_STEPS, L], see fusion.language.parse.step_token_masks
+    segments: torch.Tensor  # [MAX_STEPS, 384], see fusion.language.parse.step_segment_vectors
     hints: PathHints
     # the frontier before each gold step (the topic first), as the capped retrieval reaches it
     frontiers: list[list[str]]
-    # (hop, phrasing index) per hop for generated questions (fusion.questions), else None
+    # (hop, phrasing index) per hop for generated questions (fusion.learn.questions), else None
     phrasings: tuple[tuple[Action, int], ...] | None = None
 
     def uses_validation_phrasing(self) -> bool:
@@ -132,7 +132,7 @@ class NamedGraph(Protocol):
 def resolve(graph: NamedGraph, values: Sequence[Any], by_name: dict[str, list[str]]
             ) -> list[str]:
     """Uids for a list of uids or names (a name may stand for several entities); ``by_name``
-    is ``fusion.linking.names_index`` of the graph's names, which normalises names the way
+    is ``fusion.language.linking.names_index`` of the graph's names, which normalises names the way
     the lookup here does."""
     out: list[str] = []
     for value in values:
@@ -776,7 +776,7 @@ def _train_domain(settings: Settings, driver: Any, domain: str, rows: Sequence[d
                   progress: ProgressFn | None, *,
                   lock: ModelLock | None) -> dict[str, Any]:
     """``train_domain``'s work; its version becomes active when it holds a ``lock``."""
-    from fusion.space import load_graph_features
+    from fusion.model.space import load_graph_features
 
     cfg = cfg or TrainConfig()
     torch.manual_seed(cfg.seed)
@@ -863,7 +863,7 @@ def train_from_generated(settings: Settings, driver: Any, domain: str, per_hop: 
     """What ``kgr up`` calls: generate ``per_hop`` training questions of 1, 2 and 3 hops from
     the domain graph in ``wording`` (every phrasing by default: the held-out split is for
     measuring, not for the model kgr serves) and train + activate a QA checkpoint on them."""
-    from fusion.questions import generate_questions
+    from fusion.learn.questions import generate_questions
 
     graph = DomainGraph.load(driver, settings.neo4j_database, domain)
     rows = generate_questions(graph, {1: per_hop, 2: per_hop, 3: per_hop}, wording, seed)

@@ -1,6 +1,7 @@
 """Phrasings for the relationship types of a user's own graph, read from their names.
 
-kgr ships hand-written phrasings for the built-in domains (``fusion.verbalize.PHRASINGS``). A
+kgr ships hand-written phrasings for the built-in domains
+(``fusion.language.verbalize.PHRASINGS``). A
 graph loaded by a user has its own types (``TREATS``, ``CAPITAL_OF``, ``LOCATED_IN``,
 ``COMPETES_WITH``, ``HAS_PART``, ``ISA``, ...), and the zero-shot scorer, the question generator
 and the yes/no check read every relation only through its phrasings. Most names say how to read

@@ -21,9 +21,9 @@ from typing import Any, Generic, NamedTuple, Protocol, TypeVar
 from neo4j import Driver, RoutingControl
 
 from core.errors import InvalidInputError
-from fusion.graphdata import DomainGraph, entity_type
-from fusion.parse import PathHints
-from fusion.verbalize import IN, OUT, STOP, Action
+from fusion.language.parse import PathHints
+from fusion.language.verbalize import IN, OUT, STOP, Action
+from fusion.model.graphdata import DomainGraph, entity_type
 from graph.driver import translate_errors
 from graph.schema import quote_identifier, quote_relation_type
 
@@ -674,7 +674,7 @@ class BeamItem:
     support: dict[str, int] = field(default_factory=dict)
     order: dict[str, int] = field(default_factory=dict)
     # product of the probabilities of the predicted links on the way to a node (absent: 1,
-    # only recorded links); see fusion.linkpred
+    # only recorded links); see fusion.serve.linkpred
     weight: dict[str, float] = field(default_factory=dict)
     guessed: int = 0  # hops taken where no frontier node had a recorded link of that hop
 
@@ -1010,7 +1010,7 @@ def beam_search(expander: Expander, scorer: Scorer, topics: Sequence[tuple[str, 
     frontier are scored first; neighbours are read only for those that can enter the beam.
 
     ``predicted``: the probabilities of the predicted links among the expander's neighbours
-    (``fusion.linkpred.PredictingExpander.predicted``, filled as it reads). They extend the
+    (``fusion.serve.linkpred.PredictingExpander.predicted``, filled as it reads). They extend the
     paths that recorded links make and change no path's score. ``guess_hops``: the hops a
     link predictor can add anywhere; given, the search also takes those that no frontier
     node has recorded (counted in ``PathResult.guessed``), and predicted links count like

@@ -16,7 +16,7 @@ SERIES = ("loss", "val_loss", "val_hits@1", "valid_mrr")
 
 
 def version_folder(settings: Settings, kind: str, domain: str, version: str) -> Path:
-    from fusion.versions import artifacts_of, check_kind
+    from fusion.serve.versions import artifacts_of, check_kind
 
     store = artifacts_of(settings, check_kind(kind))
     if version not in store.versions(domain):

@@ -22,8 +22,26 @@ from neo4j import Driver, RoutingControl
 
 from core.errors import NotFoundError
 from core.settings import Settings
-from fusion import threads
-from fusion.check import (
+from fusion.exceptions import QAModelNotReadyError, QuestionError
+from fusion.language.linking import AliasIndex, EntityLinker, Mention, mask_question
+from fusion.language.parse import PathHints, asks_count, parse_question
+from fusion.language.text import get_text_encoder
+from fusion.language.verbalize import (
+    IN,
+    OUT,
+    PHRASINGS,
+    Wording,
+    declared_type_words,
+    phrasing_source,
+    phrasings,
+    words,
+)
+from fusion.language.vocabulary import load_declared_phrasings
+from fusion.model.space import ActionSpace, GraphFeatures, load_graph_features
+from fusion.reasoner.answers import Fused, capped, embedding_probs, fuse
+from fusion.reasoner.checkpoint import AnswerHead, ReasonerCheckpoint
+from fusion.serve import threads
+from fusion.serve.check import (
     YES_NO_RE,
     Pair,
     asked_direction,
@@ -33,10 +51,9 @@ from fusion.check import (
     rank_paths,
     shared_words,
 )
-from fusion.checkpoint import Checkpoint, load_checkpoint, qa_artifacts
-from fusion.coordination import SEPARATOR_RE, Combined, Coordination, combine, coordinate
-from fusion.exceptions import QAModelNotReadyError, QuestionError
-from fusion.inference import (
+from fusion.serve.checkpoint import Checkpoint, load_checkpoint, qa_artifacts
+from fusion.serve.coordination import SEPARATOR_RE, Combined, Coordination, combine, coordinate
+from fusion.serve.inference import (
     MASK,
     ModelScorer,
     QuestionContext,
@@ -44,12 +61,8 @@ from fusion.inference import (
     encode_questions,
     zero_shot_hints,
 )
-from fusion.linking import AliasIndex, EntityLinker, Mention, mask_question
-from fusion.linkpred import LinkPredictor, PredictingExpander
-from fusion.parse import PathHints, asks_count, parse_question
-from fusion.reasoner.answers import Fused, capped, embedding_probs, fuse
-from fusion.reasoner.checkpoint import AnswerHead, ReasonerCheckpoint
-from fusion.retrieval import (
+from fusion.serve.linkpred import LinkPredictor, PredictingExpander
+from fusion.serve.retrieval import (
     Caps,
     Expander,
     Neo4jExpander,
@@ -61,7 +74,7 @@ from fusion.retrieval import (
     path_result,
     rank_answers,
 )
-from fusion.schemas import (
+from fusion.serve.schemas import (
     MAX_QUESTION_CHARS,
     Answer,
     AnswerCount,
@@ -75,19 +88,6 @@ from fusion.schemas import (
     PhrasingsResponse,
     RelationPhrasings,
 )
-from fusion.space import ActionSpace, GraphFeatures, load_graph_features
-from fusion.text import get_text_encoder
-from fusion.verbalize import (
-    IN,
-    OUT,
-    PHRASINGS,
-    Wording,
-    declared_type_words,
-    phrasing_source,
-    phrasings,
-    words,
-)
-from fusion.vocabulary import load_declared_phrasings
 from graph.driver import translate_errors
 from graph.models import GraphPath
 from graph.stamp import GraphStamp, read_graph_stamp
@@ -285,9 +285,10 @@ class DomainQA:
         self.features = features
         self.caps = caps or Caps()
         # the phrasings the action texts (and the model) learnt: with "all", generated
-        # questions in the held-out wording are no longer held out (``fusion.evaluate``)
+        # questions in the held-out wording are no longer held out (``fusion.learn.evaluate``)
         self.wording: Wording = checkpoint.wording if checkpoint is not None else wording
-        if store.driver is not None:  # the phrasings the domain declares (fusion.vocabulary)
+        # the phrasings the domain declares (fusion.language.vocabulary)
+        if store.driver is not None:
             load_declared_phrasings(store.driver, store.database, domain)
         if checkpoint is not None:
             self.space = checkpoint.space
@@ -538,7 +539,7 @@ class DomainQA:
     def _coordinated(self, prepared: Prepared, group: Coordination, top_k: int, max_hops: int,
                      mode: Mode, use_graph: bool, expander: Expander,
                      ) -> tuple[list[Answer], dict[str, Any]]:
-        """Answers of a question with several topics (``fusion.coordination``): one search
+        """Answers of a question with several topics (``fusion.serve.coordination``): one search
         per topic, the same masked question; answers combined by the operator."""
         searched = [self.search(prepared, max_hops, mode, use_graph, expander, mention=m)
                     for m in group.mentions]

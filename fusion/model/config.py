@@ -1,4 +1,4 @@
-"""Hyperparameters of a fusion-model training run (``fusion.train``), recorded in each
+"""Hyperparameters of a fusion-model training run (``fusion.learn.train``), recorded in each
 checkpoint. What each default was chosen on is in ``bench/RESULTS.md``."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from fusion.verbalize import Wording
+from fusion.language.verbalize import Wording
 
 
 class TrainConfig(BaseModel):

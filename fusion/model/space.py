@@ -11,9 +11,9 @@ import torch
 
 from core.errors import ModelNotReadyError
 from core.settings import Settings
-from fusion.lexical import action_stems
-from fusion.model import KIND_IN, KIND_OUT, KIND_STOP
-from fusion.verbalize import IN, OUT, STOP, Action, Wording, action_texts, noun
+from fusion.language.lexical import action_stems
+from fusion.language.verbalize import IN, OUT, STOP, Action, Wording, action_texts, noun
+from fusion.model.model import KIND_IN, KIND_OUT, KIND_STOP
 
 log = logging.getLogger("kgr.fusion")
 
@@ -79,21 +79,22 @@ def load_graph_features(settings: Settings, domain: str) -> GraphFeatures | None
 @dataclass
 class ActionSpace:
     """Every action of a domain; ``text: [A, 384]`` (the normalised mean of the action's
-    texts in one wording, ``fusion.verbalize.action_texts``), ``kind: [A]``, ``types`` for the
+    texts in one wording, ``fusion.language.verbalize.action_texts``), ``kind: [A]``, ``types`` for
+    the
     topic."""
 
     actions: list[Action]
     types: list[str]
     text: torch.Tensor
     type_text: torch.Tensor
-    # whose declared phrasings (``fusion.verbalize.declare``) the texts and the rerank read
+    # whose declared phrasings (``fusion.language.verbalize.declare``) the texts and the rerank read
     domain: str | None = None
     wording: Wording = "all"  # which phrasings the texts (and ``stems``) were built from
 
     @classmethod
     def build(cls, relation_types: list[str], entity_types: list[str],
               wording: Wording = "all", domain: str | None = None) -> ActionSpace:
-        from fusion.text import get_text_encoder
+        from fusion.language.text import get_text_encoder
 
         actions: list[Action] = [(r, d) for r in sorted(relation_types) for d in (OUT, IN)]
         actions += [(t, STOP) for t in sorted(entity_types)]
@@ -116,7 +117,8 @@ class ActionSpace:
 
     @cached_property
     def stems(self) -> list[frozenset[str]]:
-        """Per action, the word stems of its phrasings (``fusion.lexical``; none for stops)."""
+        """Per action, the word stems of its phrasings (``fusion.language.lexical``; none for
+        stops)."""
         return action_stems([action_texts(a, self.wording, self.domain) if a[1] != STOP else []
                              for a in self.actions])
 

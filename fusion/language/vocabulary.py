@@ -3,7 +3,7 @@
 A load's manifest may say how questions name its relationship types (``phrasings:``,
 ``graph.migrate.manifest``); the migration keeps them in the graph as ``_Phrasings`` nodes, so
 every process that serves the domain reads the same ones. They come before kgr's own and the
-ones read from a type's name (``fusion.verbalize.phrasings``), in that domain only. Yes/no
+ones read from a type's name (``fusion.language.verbalize.phrasings``), in that domain only. Yes/no
 checks and a domain without a trained QA model use them at once; a trained model keeps the
 action texts it was trained with (its checkpoint's) until it is trained again.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from neo4j import Driver, RoutingControl
 
-from fusion.verbalize import declare, declare_type_words
+from fusion.language.verbalize import declare, declare_type_words
 from graph.driver import translate_errors
 
 # later declarations of a type win (``created``: the migration that wrote them)
