@@ -13,21 +13,11 @@ from __future__ import annotations
 from neo4j import Driver, RoutingControl
 
 from fusion.language.verbalize import declare, declare_type_words
+from fusion.queries import (
+    DECLARED_PHRASINGS_QUERY,
+    DECLARED_TYPE_WORDS_QUERY,
+)
 from graph.driver import translate_errors
-
-# later declarations of a type win (``created``: the migration that wrote them)
-DECLARED_PHRASINGS_QUERY = """
-MATCH (p:_Phrasings {domain: $domain})
-RETURN p.relation AS relation, p.forward AS forward, p.backward AS backward
-ORDER BY p.created, p.relation
-"""
-
-
-DECLARED_TYPE_WORDS_QUERY = """
-MATCH (w:_TypeWords {domain: $domain})
-RETURN w.type AS type, w.words AS words
-ORDER BY w.created, w.type
-"""
 
 
 def load_declared_phrasings(driver: Driver, database: str, domain: str

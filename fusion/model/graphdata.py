@@ -13,20 +13,12 @@ from neo4j import Driver, RoutingControl
 
 from core.errors import NotFoundError
 from fusion.language.vocabulary import load_declared_phrasings
+from fusion.queries import (
+    DOMAIN_EDGES_QUERY,
+    DOMAIN_ENTITIES_QUERY,
+)
 from graph.driver import translate_errors
 from graph.schema import ENTITY_LABEL, INTERNAL_LABEL_PREFIX
-
-DOMAIN_ENTITIES_QUERY = """
-MATCH (n:Entity {domain: $domain})
-RETURN n.uid AS uid, n.name AS name, coalesce(n.aliases, []) AS aliases, labels(n) AS labels,
-       COUNT { (n)--() } AS degree
-"""
-
-DOMAIN_EDGES_QUERY = """
-MATCH (a:Entity {domain: $domain})-[r]->(b:Entity {domain: $domain})
-RETURN a.uid AS source, type(r) AS type, b.uid AS target,
-       coalesce(CASE WHEN r.count IS :: INTEGER | FLOAT THEN r.count END, 1) AS weight
-"""
 
 
 def entity_type(labels: list[str]) -> str:

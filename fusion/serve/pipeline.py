@@ -38,6 +38,10 @@ from fusion.language.verbalize import (
 )
 from fusion.language.vocabulary import load_declared_phrasings
 from fusion.model.space import ActionSpace, GraphFeatures, load_graph_features
+from fusion.queries import (
+    DOMAIN_RELATION_TYPES_QUERY,
+    WARM_UP_TOPIC_QUERY,
+)
 from fusion.reasoner.answers import Fused, capped, embedding_probs, fuse
 from fusion.reasoner.checkpoint import AnswerHead, ReasonerCheckpoint
 from fusion.serve import threads
@@ -95,11 +99,6 @@ from graph.store import GraphStore
 
 log = logging.getLogger("kgr.fusion")
 
-DOMAIN_RELATION_TYPES_QUERY = """
-MATCH (n:Entity {domain: $domain})-[r]->()
-WHERE NOT type(r) STARTS WITH '_'
-RETURN DISTINCT type(r) AS type
-"""
 TEXT_MODEL = "all-MiniLM-L6-v2"
 # how long a domain that was seen to exist is trusted without asking Neo4j again (one round
 # trip less per question; a deleted domain is noticed at the latest this much later)
@@ -111,13 +110,6 @@ DOMAIN_CHECK_TTL_S = 30.0
 # graph. Asked at most every GRAPH_CHECK_TTL_S (one unique-index lookup), so one look per 2 s
 # costs nothing measurable and bounds stale answers to 2 s.
 GRAPH_CHECK_TTL_S = 2.0
-# an entity of the domain with a relationship: the topic of the warm-up question
-WARM_UP_TOPIC_QUERY = """
-MATCH (n:Entity {domain: $domain})-[r]->()
-WHERE NOT type(r) STARTS WITH '_' AND n.name IS NOT NULL
-RETURN n.name AS name
-LIMIT 1
-"""
 
 
 def check_question(question: str) -> str:

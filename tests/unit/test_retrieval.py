@@ -13,6 +13,7 @@ import torch
 from core.errors import InvalidInputError
 from fusion.language.parse import PathHints, asks_count
 from fusion.model.graphdata import DomainGraph
+from fusion.queries import count_walk
 from fusion.serve.retrieval import (
     ANSWER_TYPE_WEIGHT,
     HINT_PENALTY,
@@ -27,7 +28,6 @@ from fusion.serve.retrieval import (
     advance,
     beam_search,
     candidate_actions,
-    count_walk,
     hint_penalty,
     keep_asked_type,
     rank_answers,
