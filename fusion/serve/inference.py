@@ -292,12 +292,16 @@ class WordAlignment:
             (rel, kind), (before, kind_before) = steps[hop], steps[hop - 1]
             if rel == before and kind != kind_before:
                 claimable[:, hop] = 0.0
-        words = list(range(fit.shape[0]))
-        best = 0.0
-        for chosen in permutations(words, min(len(words), len(ids))):
-            for hops in permutations(range(len(ids)), len(chosen)):
-                best = max(best, sum(float(claimable[w, h])
-                                     for w, h in zip(chosen, hops, strict=True)))
+        # the best one-to-one assignment: with at least as many words as hops, an ordered
+        # choice of words for the hops; with fewer, an ordered choice of hops for the words
+        words, hops = fit.shape[0], len(ids)
+        if words >= hops:
+            pairs = ([(w, h) for h, w in enumerate(chosen)]
+                     for chosen in permutations(range(words), hops))
+        else:
+            pairs = ([(w, h) for w, h in enumerate(chosen)]
+                     for chosen in permutations(range(hops), words))
+        best = max(sum(float(claimable[w, h]) for w, h in assignment) for assignment in pairs)
         return words_part + best / len(ids)
 
 
